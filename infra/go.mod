@@ -1,0 +1,3 @@
+module github.com/segflow/segflow/infra
+
+go 1.26.0

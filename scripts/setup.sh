@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# setup.sh installs everything segflow needs on a fresh Debian machine and is
+# cheap to run again: apt packages are skipped when present, and the MinIO
+# server and mc binaries are built from source once into a cache folder
+# outside the work tree so that every clone (CI included) reuses them.
+set -euo pipefail
+
+CACHE="${SEGFLOW_CACHE:-$HOME/.cache/segflow}"
+BIN="$CACHE/bin"
+mkdir -p "$BIN"
+
+need_apt=()
+for pkg in ffmpeg; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# MinIO is AGPL: we only ever run it as a separate process, never import it.
+build() { # build NAME MODULE
+  if [ ! -x "$BIN/$1" ]; then
+    echo "setup: building $1 from source (first run only, a few minutes)" >&2
+    GOBIN="$BIN" go install "$2@latest"
+  fi
+}
+build minio github.com/minio/minio
+build mc github.com/minio/mc
+
+echo "$BIN"

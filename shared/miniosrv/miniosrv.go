@@ -1,0 +1,151 @@
+// Package miniosrv runs a MinIO server as a child process. MinIO is AGPL, so
+// segflow never links it: it starts the binary that scripts/setup.sh built
+// from source and talks to it over S3 like any other client.
+package miniosrv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Options configure one server.
+type Options struct {
+	Binary       string // path to the minio binary; empty uses FindBinary
+	DataDir      string
+	Address      string // host:port for S3
+	Console      string // host:port for the console; empty picks none useful
+	RootUser     string
+	RootPassword string
+	Env          []string  // extra environment (notification targets, ...)
+	Log          io.Writer // server output; nil discards
+}
+
+// Server is a running MinIO process.
+type Server struct {
+	opts Options
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// FindBinary looks for minio in $SEGFLOW_MINIO, the setup cache and $PATH.
+func FindBinary(name string) (string, error) {
+	envName := map[string]string{"minio": "SEGFLOW_MINIO", "mc": "SEGFLOW_MC"}[name]
+	if p := os.Getenv(envName); envName != "" && p != "" {
+		return p, nil
+	}
+	cache := os.Getenv("SEGFLOW_CACHE")
+	if cache == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			cache = filepath.Join(home, ".cache", "segflow")
+		}
+	}
+	if p := filepath.Join(cache, "bin", name); fileExecutable(p) {
+		return p, nil
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s binary not found (looked in $%s, %s/bin, $PATH): run scripts/setup.sh", name, envName, cache)
+}
+
+func fileExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// Start launches the server and waits until it answers its liveness probe.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	if o.Binary == "" {
+		b, err := FindBinary("minio")
+		if err != nil {
+			return nil, err
+		}
+		o.Binary = b
+	}
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("minio data dir: %w", err)
+	}
+	args := []string{"server", "--quiet", "--address", o.Address}
+	if o.Console != "" {
+		args = append(args, "--console-address", o.Console)
+	}
+	args = append(args, o.DataDir)
+	cmd := exec.Command(o.Binary, args...)
+	cmd.Env = append(os.Environ(),
+		"MINIO_ROOT_USER="+o.RootUser,
+		"MINIO_ROOT_PASSWORD="+o.RootPassword,
+		"MINIO_BROWSER=off",
+		"MINIO_UPDATE=off",
+	)
+	cmd.Env = append(cmd.Env, o.Env...)
+	cmd.Stdout, cmd.Stderr = o.Log, o.Log
+	// Its own process group, so a signal to the test or CLI does not race it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start minio: %w", err)
+	}
+	s := &Server{opts: o, cmd: cmd, done: make(chan struct{})}
+	go func() { s.err = cmd.Wait(); close(s.done) }()
+	if err := s.waitReady(ctx, 60*time.Second); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) waitReady(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	url := "http://" + s.opts.Address + "/minio/health/live"
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			return fmt.Errorf("minio exited during start: %v", s.err)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("minio did not become ready in time")
+}
+
+// Endpoint is the S3 host:port.
+func (s *Server) Endpoint() string { return s.opts.Address }
+
+// Pid is the server's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
+// Done is closed when the process has exited.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Stop terminates the server and waits for it.
+func (s *Server) Stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}

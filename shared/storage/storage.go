@@ -1,0 +1,290 @@
+// Package storage is segflow's small S3 vocabulary on top of minio-go: the
+// few verbs the stages use, in minio-go's own shape (context first, required
+// arguments positional, options structs with useful zero values). It talks
+// to MinIO and to any S3-compatible service.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/segflow/segflow/shared/config"
+)
+
+// Options says where the object store is and how to sign in.
+type Options struct {
+	Endpoint  string // host:port, no scheme
+	AccessKey string
+	SecretKey string
+	Secure    bool   // https
+	Region    string // empty lets the client discover it
+}
+
+// OptionsFromEnv reads S3_ENDPOINT, S3_SECURE and S3_REGION from the
+// environment and the keys from the secrets s3-access-key / s3-secret-key
+// (files as OpenFaaS mounts them, or $S3_ACCESS_KEY / $S3_SECRET_KEY).
+func OptionsFromEnv() (Options, error) {
+	o := Options{
+		Endpoint: config.Env("S3_ENDPOINT", "127.0.0.1:9000"),
+		Secure:   config.Env("S3_SECURE", "false") == "true",
+		Region:   config.Env("S3_REGION", ""),
+	}
+	var err error
+	if o.AccessKey, err = config.Secret("s3-access-key"); err != nil {
+		return o, err
+	}
+	if o.SecretKey, err = config.Secret("s3-secret-key"); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// Client is a thin handle on one S3 endpoint.
+type Client struct {
+	mc *minio.Client
+}
+
+// New makes a client; it does not contact the server.
+func New(o Options) (*Client, error) {
+	if o.Endpoint == "" {
+		return nil, errors.New("storage: endpoint is empty")
+	}
+	endpoint := strings.TrimPrefix(strings.TrimPrefix(o.Endpoint, "http://"), "https://")
+	mc, err := minio.New(endpoint, &minio.Options{
+		Creds:  credentials.NewStaticV4(o.AccessKey, o.SecretKey, ""),
+		Secure: o.Secure || strings.HasPrefix(o.Endpoint, "https://"),
+		Region: o.Region,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: client for %s: %w", endpoint, err)
+	}
+	return &Client{mc: mc}, nil
+}
+
+// Minio exposes the underlying client for the rare call this package does
+// not wrap (bucket notification set-up, for one).
+func (c *Client) Minio() *minio.Client { return c.mc }
+
+// EnsureBucket creates bucket unless it exists.
+func (c *Client) EnsureBucket(ctx context.Context, bucket string) error {
+	ok, err := c.mc.BucketExists(ctx, bucket)
+	if err != nil {
+		return fmt.Errorf("storage: bucket %s exists: %w", bucket, err)
+	}
+	if ok {
+		return nil
+	}
+	if err := c.mc.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+		if code := minio.ToErrorResponse(err).Code; code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists" {
+			return nil
+		}
+		return fmt.Errorf("storage: make bucket %s: %w", bucket, err)
+	}
+	return nil
+}
+
+// PutOptions are the optional parts of a write.
+type PutOptions struct {
+	ContentType string
+	// Metadata is stored as x-amz-meta-* user metadata.
+	Metadata map[string]string
+}
+
+// Put writes size bytes from r to bucket/key (size -1 streams in parts).
+func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size int64, opts PutOptions) error {
+	if err := ValidKey(key); err != nil {
+		return err
+	}
+	_, err := c.mc.PutObject(ctx, bucket, key, r, size, minio.PutObjectOptions{
+		ContentType:  opts.ContentType,
+		UserMetadata: opts.Metadata,
+	})
+	if err != nil {
+		return fmt.Errorf("storage: put %s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// PutBytes writes a small object held in memory.
+func (c *Client) PutBytes(ctx context.Context, bucket, key string, b []byte, opts PutOptions) error {
+	return c.Put(ctx, bucket, key, strings.NewReader(string(b)), int64(len(b)), opts)
+}
+
+// PutFile uploads a local file.
+func (c *Client) PutFile(ctx context.Context, bucket, key, file string, opts PutOptions) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("storage: put %s/%s: %w", bucket, key, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("storage: put %s/%s: %w", bucket, key, err)
+	}
+	return c.Put(ctx, bucket, key, f, st.Size(), opts)
+}
+
+// Info describes a stored object.
+type Info struct {
+	Key          string
+	Size         int64
+	ETag         string
+	ContentType  string
+	LastModified time.Time
+	// Metadata holds the user metadata with the x-amz-meta- prefix removed
+	// and the first letter of each word upper-cased, as S3 returns it.
+	Metadata map[string]string
+}
+
+func infoOf(oi minio.ObjectInfo) Info {
+	return Info{Key: oi.Key, Size: oi.Size, ETag: oi.ETag, ContentType: oi.ContentType,
+		LastModified: oi.LastModified, Metadata: oi.UserMetadata}
+}
+
+// Stat returns an object's size and metadata; ErrNotFound when absent.
+func (c *Client) Stat(ctx context.Context, bucket, key string) (Info, error) {
+	oi, err := c.mc.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return Info{}, wrapNotFound(fmt.Sprintf("stat %s/%s", bucket, key), err)
+	}
+	return infoOf(oi), nil
+}
+
+// Get opens an object for reading; the caller closes it.
+func (c *Client) Get(ctx context.Context, bucket, key string) (io.ReadCloser, Info, error) {
+	obj, err := c.mc.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, Info{}, wrapNotFound(fmt.Sprintf("get %s/%s", bucket, key), err)
+	}
+	st, err := obj.Stat()
+	if err != nil {
+		obj.Close()
+		return nil, Info{}, wrapNotFound(fmt.Sprintf("get %s/%s", bucket, key), err)
+	}
+	return obj, infoOf(st), nil
+}
+
+// GetBytes reads a whole (small) object.
+func (c *Client) GetBytes(ctx context.Context, bucket, key string) ([]byte, error) {
+	rc, _, err := c.Get(ctx, bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("storage: read %s/%s: %w", bucket, key, err)
+	}
+	return b, nil
+}
+
+// GetFile downloads an object into a local file.
+func (c *Client) GetFile(ctx context.Context, bucket, key, file string) (Info, error) {
+	rc, info, err := c.Get(ctx, bucket, key)
+	if err != nil {
+		return Info{}, err
+	}
+	defer rc.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		return Info{}, fmt.Errorf("storage: get %s/%s: %w", bucket, key, err)
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		return Info{}, fmt.Errorf("storage: get %s/%s: %w", bucket, key, err)
+	}
+	if err := f.Close(); err != nil {
+		return Info{}, fmt.Errorf("storage: get %s/%s: %w", bucket, key, err)
+	}
+	return info, nil
+}
+
+// ListOptions narrow a listing.
+type ListOptions struct {
+	// Recursive lists every key under the prefix instead of one level.
+	Recursive bool
+	// WithMetadata fetches user metadata with each entry (MinIO extension).
+	WithMetadata bool
+}
+
+// List returns the objects under prefix in key order.
+func (c *Client) List(ctx context.Context, bucket, prefix string, opts ListOptions) ([]Info, error) {
+	var out []Info
+	for oi := range c.mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{
+		Prefix: prefix, Recursive: opts.Recursive, WithMetadata: opts.WithMetadata,
+	}) {
+		if oi.Err != nil {
+			return nil, fmt.Errorf("storage: list %s/%s: %w", bucket, prefix, oi.Err)
+		}
+		out = append(out, infoOf(oi))
+	}
+	return out, nil
+}
+
+// Remove deletes an object; removing a missing one is not an error.
+func (c *Client) Remove(ctx context.Context, bucket, key string) error {
+	if err := c.mc.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		return fmt.Errorf("storage: remove %s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// Presign returns a URL that allows method (GET or PUT) on bucket/key
+// without credentials until expiry.
+func (c *Client) Presign(ctx context.Context, method, bucket, key string, expiry time.Duration) (*url.URL, error) {
+	if err := ValidKey(key); err != nil {
+		return nil, err
+	}
+	u, err := c.mc.Presign(ctx, method, bucket, key, expiry, nil)
+	if err != nil {
+		return nil, fmt.Errorf("storage: presign %s %s/%s: %w", method, bucket, key, err)
+	}
+	return u, nil
+}
+
+// ErrNotFound is returned (wrapped) for a missing object or bucket.
+var ErrNotFound = errors.New("not found")
+
+func wrapNotFound(what string, err error) error {
+	switch minio.ToErrorResponse(err).Code {
+	case "NoSuchKey", "NoSuchBucket", "NotFound":
+		return fmt.Errorf("storage: %s: %w", what, ErrNotFound)
+	}
+	return fmt.Errorf("storage: %s: %w", what, err)
+}
+
+// ValidKey rejects keys that could escape a prefix or confuse a path join on
+// the way back to disk: empty, absolute, "." or ".." segments, backslashes,
+// control characters.
+func ValidKey(key string) error {
+	if key == "" || len(key) > 1024 {
+		return fmt.Errorf("storage: invalid key %q: empty or longer than 1024 bytes", key)
+	}
+	if strings.HasPrefix(key, "/") || strings.Contains(key, `\`) {
+		return fmt.Errorf("storage: invalid key %q: absolute or backslash", key)
+	}
+	for _, r := range key {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("storage: invalid key %q: control character", key)
+		}
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("storage: invalid key %q: dot segment", key)
+		}
+	}
+	if path.Clean(key) != strings.TrimSuffix(key, "/") {
+		return fmt.Errorf("storage: invalid key %q: not clean", key)
+	}
+	return nil
+}

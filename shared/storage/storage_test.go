@@ -1,0 +1,157 @@
+package storage_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"path/filepath"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/testenv"
+)
+
+func TestStorageAgainstMinIO(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	ctx := context.Background()
+	c := m.Client
+	bucket := m.Bucket(t, "media")
+	// A second EnsureBucket is a no-op, not an error.
+	if err := c.EnsureBucket(ctx, bucket); err != nil {
+		t.Fatalf("EnsureBucket twice: %v", err)
+	}
+
+	body := []byte("segment bytes")
+	if err := c.PutBytes(ctx, bucket, "assets/a1/source/0.ts", body, storage.PutOptions{
+		ContentType: "video/mp2t", Metadata: map[string]string{"segment-index": "0", "duration": "4.000"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutBytes(ctx, bucket, "assets/a1/source/1.ts", []byte("x"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutBytes(ctx, bucket, "uploads/other.mp4", []byte("y"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("stat has metadata", func(t *testing.T) {
+		info, err := c.Stat(ctx, bucket, "assets/a1/source/0.ts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size != int64(len(body)) || info.ContentType != "video/mp2t" {
+			t.Fatalf("info = %+v", info)
+		}
+		if info.Metadata["Segment-Index"] != "0" || info.Metadata["Duration"] != "4.000" {
+			t.Fatalf("metadata = %v", info.Metadata)
+		}
+	})
+	t.Run("get round trip", func(t *testing.T) {
+		got, err := c.GetBytes(ctx, bucket, "assets/a1/source/0.ts")
+		if err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("GetBytes = %q, %v", got, err)
+		}
+		f := filepath.Join(t.TempDir(), "seg.ts")
+		if _, err := c.GetFile(ctx, bucket, "assets/a1/source/0.ts", f); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(f); !bytes.Equal(b, body) {
+			t.Fatalf("GetFile wrote %q", b)
+		}
+	})
+	t.Run("missing is ErrNotFound", func(t *testing.T) {
+		_, err := c.Stat(ctx, bucket, "assets/none")
+		if !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("Stat missing = %v", err)
+		}
+		_, err = c.GetBytes(ctx, bucket, "assets/none")
+		if !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("Get missing = %v", err)
+		}
+	})
+	t.Run("list by prefix", func(t *testing.T) {
+		got, err := c.List(ctx, bucket, "assets/a1/", storage.ListOptions{Recursive: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0].Key != "assets/a1/source/0.ts" || got[1].Key != "assets/a1/source/1.ts" {
+			t.Fatalf("List = %+v", got)
+		}
+	})
+	t.Run("presigned get and put need no credentials", func(t *testing.T) {
+		u, err := c.Presign(ctx, http.MethodPut, bucket, "uploads/presigned.bin", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPut, u.String(), bytes.NewReader([]byte("hello")))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("presigned PUT: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		u, err = c.Presign(ctx, http.MethodGet, bucket, "uploads/presigned.bin", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err = http.Get(u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "hello" {
+			t.Fatalf("presigned GET = %q", b)
+		}
+	})
+	t.Run("remove", func(t *testing.T) {
+		if err := c.Remove(ctx, bucket, "uploads/other.mp4"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Stat(ctx, bucket, "uploads/other.mp4"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("after remove: %v", err)
+		}
+	})
+	t.Run("hostile keys are refused before any request", func(t *testing.T) {
+		for _, k := range []string{"../etc/passwd", "assets/../../x", "/abs", "a\\b", "", "a/./b", "bad\x00"} {
+			if err := c.PutBytes(ctx, bucket, k, []byte("x"), storage.PutOptions{}); err == nil {
+				t.Errorf("PutBytes(%q) accepted", k)
+			}
+		}
+	})
+	t.Run("wrong credentials fail clearly", func(t *testing.T) {
+		bad := m.Options
+		bad.SecretKey = "wrong-secret"
+		bc, err := storage.New(bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bc.Stat(ctx, bucket, "assets/a1/source/0.ts"); err == nil {
+			t.Fatal("stat with a wrong secret succeeded")
+		}
+	})
+}
+
+func TestValidKey(t *testing.T) {
+	tests := []struct {
+		key string
+		ok  bool
+	}{
+		{"uploads/film.mp4", true},
+		{"assets/id/source/00001.ts", true},
+		{"uploads/with space.mov", true},
+		{"../x", false},
+		{"a/../b", false},
+		{"a//b", false},
+		{"/a", false},
+		{"", false},
+	}
+	for _, tc := range tests {
+		if err := storage.ValidKey(tc.key); (err == nil) != tc.ok {
+			t.Errorf("ValidKey(%q) = %v, want ok=%v", tc.key, err, tc.ok)
+		}
+	}
+}
