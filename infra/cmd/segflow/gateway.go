@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/segflow/segflow/infra/local"
+	"github.com/segflow/segflow/infra/local/gateway"
+	"github.com/segflow/segflow/infra/natsq"
+	"github.com/segflow/segflow/shared/telemetry"
+)
+
+// gatewayCmd runs the runtime and gateway alone, with an embedded NATS
+// unless --nats points at one: what `segflow up` runs inside, exposed for
+// tests and for hosts that bring their own MinIO.
+func gatewayCmd() *cobra.Command {
+	var (
+		port        int
+		authDir     string
+		natsURL     string
+		functionEnv []string
+		concurrency int
+	)
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run the local runtime as an OpenFaaS gateway",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			home, err := homeDir(cmd)
+			if err != nil {
+				return err
+			}
+			repo, err := repoRoot(cmd)
+			if err != nil {
+				return err
+			}
+			log := telemetry.NewLogger(os.Stderr, "gateway")
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			var nc *nats.Conn
+			if natsURL != "" {
+				if nc, err = nats.Connect(natsURL, nats.MaxReconnects(-1)); err != nil {
+					return fmt.Errorf("nats %s: %w", natsURL, err)
+				}
+			} else {
+				ns, err := natsq.Start(natsq.Options{StoreDir: filepath.Join(home, "nats"), Port: -1})
+				if err != nil {
+					return err
+				}
+				defer ns.Shutdown()
+				if nc, err = ns.Connect("gateway"); err != nil {
+					return err
+				}
+			}
+			defer nc.Close()
+			return gateway.Run(ctx, gateway.Config{
+				Runtime: local.Config{Home: home, RepoRoot: repo, FunctionEnv: functionEnv, Logger: log},
+				Port:    port, AuthDir: authDir, NATS: nc,
+				Async: local.AsyncOptions{Concurrency: concurrency},
+			})
+		},
+	}
+	cmd.Flags().IntVar(&port, "port", 8080, "gateway port")
+	cmd.Flags().StringVar(&authDir, "auth-dir", "", "folder with basic-auth-user and basic-auth-password (empty: no auth)")
+	cmd.Flags().StringVar(&natsURL, "nats", "", "NATS URL (empty: embedded JetStream under the home folder)")
+	cmd.Flags().StringArrayVar(&functionEnv, "function-env", nil, "KEY=VALUE given to every function (repeatable)")
+	cmd.Flags().IntVar(&concurrency, "async-concurrency", 4, "async calls run at once")
+	return cmd
+}

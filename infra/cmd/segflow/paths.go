@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/segflow/segflow/infra/gwclient"
+)
+
+// repoRoot finds the repository: --repo, $SEGFLOW_REPO, or the nearest
+// folder upwards that holds go.work and stack.yml.
+func repoRoot(cmd *cobra.Command) (string, error) {
+	if r, _ := cmd.Flags().GetString("repo"); r != "" {
+		return filepath.Abs(r)
+	}
+	if r := os.Getenv("SEGFLOW_REPO"); r != "" {
+		return filepath.Abs(r)
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if fileExists(filepath.Join(dir, "go.work")) && fileExists(filepath.Join(dir, "stack.yml")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the segflow repository (no go.work + stack.yml above here); use --repo")
+		}
+		dir = parent
+	}
+}
+
+// homeDir is --home, $SEGFLOW_HOME, or <repo>/.segflow.
+func homeDir(cmd *cobra.Command) (string, error) {
+	if h, _ := cmd.Flags().GetString("home"); h != "" {
+		return filepath.Abs(h)
+	}
+	if h := os.Getenv("SEGFLOW_HOME"); h != "" {
+		return filepath.Abs(h)
+	}
+	repo, err := repoRoot(cmd)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(repo, ".segflow"), nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// credential returns the value in file p, creating a random one first.
+func credential(p, fixed string) (string, error) {
+	if b, err := os.ReadFile(p); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	v := fixed
+	if v == "" {
+		buf := make([]byte, 18)
+		if _, err := rand.Read(buf); err != nil {
+			return "", err
+		}
+		v = hex.EncodeToString(buf)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+// readEnvFile reads the KEY='value' lines `segflow up` writes.
+func readEnvFile(p string) (map[string]string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimPrefix(strings.TrimSpace(sc.Text()), "export ")
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		out[k] = strings.Trim(v, "'")
+	}
+	return out, sc.Err()
+}
+
+func writeEnvFile(p string, vals map[string]string) error {
+	keys := make([]string, 0, len(vals))
+	for k := range vals {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var sb strings.Builder
+	sb.WriteString("# written by segflow up; source it: . " + p + "\n")
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "export %s='%s'\n", k, strings.ReplaceAll(vals[k], "'", `'\''`))
+	}
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(sb.String()), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+// client builds a gateway client: --gateway or $OPENFAAS_URL, else the
+// local stack's env file; credentials from $SEGFLOW_GATEWAY_USER/PASSWORD
+// or that file.
+func client(cmd *cobra.Command) (*gwclient.Client, error) {
+	url, _ := cmd.Flags().GetString("gateway")
+	if url == "" {
+		url = os.Getenv("OPENFAAS_URL")
+	}
+	user, pass := os.Getenv("SEGFLOW_GATEWAY_USER"), os.Getenv("SEGFLOW_GATEWAY_PASSWORD")
+	if url == "" || user == "" {
+		if home, err := homeDir(cmd); err == nil {
+			if env, err := readEnvFile(filepath.Join(home, "env")); err == nil {
+				if url == "" {
+					url = env["SEGFLOW_GATEWAY"]
+				}
+				if user == "" {
+					user, pass = env["SEGFLOW_GATEWAY_USER"], env["SEGFLOW_GATEWAY_PASSWORD"]
+				}
+			}
+		}
+	}
+	if url == "" {
+		url = "http://127.0.0.1:8080"
+	}
+	return gwclient.New(url, user, pass), nil
+}

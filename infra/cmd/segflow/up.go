@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/segflow/segflow/infra/gwclient"
+	"github.com/segflow/segflow/infra/local"
+	"github.com/segflow/segflow/infra/local/gateway"
+	"github.com/segflow/segflow/infra/natsq"
+	"github.com/segflow/segflow/infra/stack"
+	"github.com/segflow/segflow/shared/miniosrv"
+	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/telemetry"
+)
+
+// upOptions are the ports and names of the local stack.
+type upOptions struct {
+	detach    bool
+	port      int
+	s3Port    int
+	natsPort  int
+	bucket    string
+	stackFile string
+}
+
+func upCmd() *cobra.Command {
+	var o upOptions
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start MinIO, NATS, the runtime as gateway, and deploy stack.yml",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			home, err := homeDir(cmd)
+			if err != nil {
+				return err
+			}
+			repo, err := repoRoot(cmd)
+			if err != nil {
+				return err
+			}
+			if o.detach {
+				return upDetached(cmd, home)
+			}
+			return runStack(cmd, home, repo, o)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "return once everything is healthy; `segflow down` stops it")
+	cmd.Flags().IntVar(&o.port, "port", 8080, "gateway port")
+	cmd.Flags().IntVar(&o.s3Port, "s3-port", 9000, "MinIO S3 port (the console gets the next one)")
+	cmd.Flags().IntVar(&o.natsPort, "nats-port", 4222, "NATS port")
+	cmd.Flags().StringVar(&o.bucket, "bucket", "media", "media bucket")
+	cmd.Flags().StringVarP(&o.stackFile, "file", "f", "stack.yml", "stack file, relative to the repository")
+	return cmd
+}
+
+// upDetached re-runs `segflow up` in its own session with output to
+// $SEGFLOW_HOME/segflow.log and waits until it has written the env file.
+func upDetached(cmd *cobra.Command, home string) error {
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return err
+	}
+	envFile := filepath.Join(home, "env")
+	if pid, ok := runningPid(home); ok {
+		return fmt.Errorf("segflow is already running (pid %d); `segflow down` first", pid)
+	}
+	_ = os.Remove(envFile)
+	logPath := filepath.Join(home, "segflow.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var args []string
+	for _, a := range os.Args[1:] {
+		if a != "--detach" && a != "-d" && a != "--detach=true" {
+			args = append(args, a)
+		}
+	}
+	child := exec.Command(self, args...)
+	child.Stdout, child.Stderr = logf, logf
+	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := child.Start(); err != nil {
+		return fmt.Errorf("start segflow up: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+	deadline := time.After(15 * time.Minute)
+	for {
+		if env, err := readEnvFile(envFile); err == nil && env["SEGFLOW_PID"] == strconv.Itoa(child.Process.Pid) {
+			printEndpoints(cmd, env, envFile)
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("segflow up exited before it was ready (%v); see %s", err, logPath)
+		case <-deadline:
+			return fmt.Errorf("segflow up not ready after 15 minutes; see %s", logPath)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func printEndpoints(cmd *cobra.Command, env map[string]string, envFile string) {
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "segflow is up (pid %s)\n", env["SEGFLOW_PID"])
+	fmt.Fprintf(out, "  gateway   %s  (user %s, password in %s)\n", env["SEGFLOW_GATEWAY"], env["SEGFLOW_GATEWAY_USER"], envFile)
+	fmt.Fprintf(out, "  s3        http://%s  bucket %s\n", env["S3_ENDPOINT"], env["S3_BUCKET"])
+	fmt.Fprintf(out, "  nats      %s\n", env["SEGFLOW_NATS"])
+	fmt.Fprintf(out, "  functions %s\n", env["SEGFLOW_FUNCTIONS"])
+	fmt.Fprintf(out, "load it in a shell with: . %s\n", envFile)
+}
+
+// runningPid reads the pid file and says whether that process lives.
+func runningPid(home string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(home, "segflow.pid"))
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, syscall.Kill(pid, 0) == nil
+}
+
+// runStack runs the whole local stack in this process until a signal.
+func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
+	log := telemetry.NewLogger(os.Stderr, "segflow")
+	if pid, ok := runningPid(home); ok && pid != os.Getpid() {
+		return fmt.Errorf("segflow is already running (pid %d)", pid)
+	}
+	st, err := stack.Parse(filepath.Join(repo, o.stackFile))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return err
+	}
+	pidFile, envFile := filepath.Join(home, "segflow.pid"), filepath.Join(home, "env")
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(pidFile)
+	defer os.Remove(envFile)
+
+	authDir := filepath.Join(home, "auth")
+	gwUser, err := credential(filepath.Join(authDir, "basic-auth-user"), "admin")
+	if err != nil {
+		return err
+	}
+	gwPass, err := credential(filepath.Join(authDir, "basic-auth-password"), "")
+	if err != nil {
+		return err
+	}
+	s3User, err := credential(filepath.Join(home, "minio-auth", "root-user"), "segflow")
+	if err != nil {
+		return err
+	}
+	s3Pass, err := credential(filepath.Join(home, "minio-auth", "root-password"), "")
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	minioLog, err := os.OpenFile(filepath.Join(home, "minio.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer minioLog.Close()
+	s3Addr := fmt.Sprintf("127.0.0.1:%d", o.s3Port)
+	log.Info("starting minio", "address", s3Addr)
+	ms, err := miniosrv.Start(ctx, miniosrv.Options{
+		DataDir: filepath.Join(home, "minio"), Address: s3Addr, Console: fmt.Sprintf("127.0.0.1:%d", o.s3Port+1),
+		RootUser: s3User, RootPassword: s3Pass, Log: minioLog,
+	})
+	if err != nil {
+		return err
+	}
+	defer ms.Stop()
+	sc, err := storage.New(storage.Options{Endpoint: s3Addr, AccessKey: s3User, SecretKey: s3Pass})
+	if err != nil {
+		return err
+	}
+	if err := sc.EnsureBucket(ctx, o.bucket); err != nil {
+		return err
+	}
+
+	ns, err := natsq.Start(natsq.Options{StoreDir: filepath.Join(home, "nats"), Port: o.natsPort})
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	nc, err := ns.Connect("segflow-up")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	gwURL := fmt.Sprintf("http://127.0.0.1:%d", o.port)
+	ready := make(chan error, 1)
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- gateway.Run(ctx, gateway.Config{
+			Runtime: local.Config{Home: filepath.Join(home, "runtime"), RepoRoot: repo, Logger: log,
+				FunctionEnv: []string{"S3_ENDPOINT=" + s3Addr, "S3_BUCKET=" + o.bucket, "SEGFLOW_GATEWAY=" + gwURL}},
+			Port: o.port, AuthDir: authDir, NATS: nc,
+			Ready: func(rt *local.Runtime) {
+				ready <- deployStack(ctx, rt, gwclient.New(gwURL, gwUser, gwPass), st, s3User, s3Pass, log)
+			},
+		})
+	}()
+	select {
+	case err := <-runErr:
+		if err == nil {
+			err = errors.New("gateway stopped before it was ready")
+		}
+		return err
+	case err := <-ready:
+		if err != nil {
+			stop()
+			<-runErr
+			return err
+		}
+	}
+	env := map[string]string{
+		"SEGFLOW_PID":              strconv.Itoa(os.Getpid()),
+		"SEGFLOW_HOME":             home,
+		"SEGFLOW_GATEWAY":          gwURL,
+		"OPENFAAS_URL":             gwURL,
+		"SEGFLOW_GATEWAY_USER":     gwUser,
+		"SEGFLOW_GATEWAY_PASSWORD": gwPass,
+		"S3_ENDPOINT":              s3Addr,
+		"S3_ACCESS_KEY":            s3User,
+		"S3_SECRET_KEY":            s3Pass,
+		"S3_BUCKET":                o.bucket,
+		"SEGFLOW_NATS":             ns.ClientURL(),
+		"SEGFLOW_FUNCTIONS":        strings.Join(st.Names(), ","),
+	}
+	if err := writeEnvFile(envFile, env); err != nil {
+		return err
+	}
+	printEndpoints(cmd, env, envFile)
+	log.Info("segflow up", "gateway", gwURL, "s3", s3Addr, "bucket", o.bucket)
+	select {
+	case err := <-runErr:
+		return err
+	case <-ms.Done():
+		stop()
+		<-runErr
+		return errors.New("minio exited; stack stopped")
+	}
+}
+
+// deployStack seeds the storage secrets and deploys every function through
+// the gateway API, as faas-cli would.
+func deployStack(ctx context.Context, rt *local.Runtime, c *gwclient.Client, st *stack.Stack, s3User, s3Pass string, log *slog.Logger) error {
+	for name, v := range map[string]string{"s3-access-key": s3User, "s3-secret-key": s3Pass} {
+		if err := c.PutSecret(ctx, name, v); err != nil {
+			return fmt.Errorf("secret %s: %w", name, err)
+		}
+	}
+	for _, n := range st.Names() {
+		start := time.Now()
+		if err := c.Deploy(ctx, st.LocalDeployment(n)); err != nil {
+			return err
+		}
+		log.Info("function deployed", "function", n, "took_ms", time.Since(start).Milliseconds())
+	}
+	return nil
+}

@@ -1,0 +1,234 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// Names of the JetStream objects that hold async calls.
+const (
+	asyncStream   = "SEGFLOW_ASYNC"
+	asyncSubject  = "segflow.async."
+	asyncConsumer = "segflow-async-worker"
+)
+
+// AsyncCall is one /async-function request, kept in JetStream until its
+// function has run and its callback has been made.
+type AsyncCall struct {
+	ID          string      `json:"id"`
+	Function    string      `json:"function"`
+	Method      string      `json:"method"`
+	Path        string      `json:"path"`
+	Query       string      `json:"query,omitempty"`
+	Header      http.Header `json:"header"`
+	Body        []byte      `json:"body"`
+	CallbackURL string      `json:"callbackUrl,omitempty"`
+	QueuedAt    time.Time   `json:"queuedAt"`
+}
+
+// AsyncOptions tune the worker.
+type AsyncOptions struct {
+	// Concurrency is how many calls run at once (default 4).
+	Concurrency int
+	// AckWait is how long a taken call may run before JetStream hands it to
+	// another worker; the worker extends it while the call runs (default 30s).
+	AckWait time.Duration
+	// MaxDeliver bounds redeliveries of one call (default 10).
+	MaxDeliver int
+	Logger     *slog.Logger
+}
+
+// AsyncQueue queues calls in JetStream and runs them through the runtime.
+type AsyncQueue struct {
+	js     jetstream.JetStream
+	cons   jetstream.Consumer
+	rt     *Runtime
+	opts   AsyncOptions
+	log    *slog.Logger
+	client *http.Client
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// OpenAsync makes sure the stream and consumer exist and starts the worker.
+func OpenAsync(ctx context.Context, nc *nats.Conn, rt *Runtime, opts AsyncOptions) (*AsyncQueue, error) {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 4
+	}
+	if opts.AckWait <= 0 {
+		opts.AckWait = 30 * time.Second
+	}
+	if opts.MaxDeliver <= 0 {
+		opts.MaxDeliver = 10
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("async queue: %w", err)
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:      asyncStream,
+		Subjects:  []string{asyncSubject + ">"},
+		Storage:   jetstream.FileStorage,
+		Retention: jetstream.WorkQueuePolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("async queue stream: %w", err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, asyncStream, jetstream.ConsumerConfig{
+		Durable:       asyncConsumer,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       opts.AckWait,
+		MaxDeliver:    opts.MaxDeliver,
+		MaxAckPending: opts.Concurrency * 4,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("async queue consumer: %w", err)
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	q := &AsyncQueue{js: js, cons: cons, rt: rt, opts: opts, log: opts.Logger, cancel: cancel,
+		client: &http.Client{Timeout: 30 * time.Second}}
+	for i := 0; i < opts.Concurrency; i++ {
+		q.wg.Add(1)
+		go q.work(wctx)
+	}
+	return q, nil
+}
+
+// Enqueue stores the call durably and returns its id.
+func (q *AsyncQueue) Enqueue(ctx context.Context, c AsyncCall) (string, error) {
+	if c.ID == "" {
+		c.ID = nuid.Next()
+	}
+	c.QueuedAt = time.Now().UTC()
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("enqueue %s: %w", c.Function, err)
+	}
+	// The message id makes a client's retry of the same call id a no-op.
+	if _, err := q.js.Publish(ctx, asyncSubject+c.Function, b, jetstream.WithMsgID(c.ID)); err != nil {
+		return "", fmt.Errorf("enqueue %s: %w", c.Function, err)
+	}
+	return c.ID, nil
+}
+
+// Close stops taking calls. Calls that are running are cancelled and handed
+// back to JetStream, so the next worker (after a restart) runs them.
+func (q *AsyncQueue) Close() {
+	q.cancel()
+	q.wg.Wait()
+}
+
+func (q *AsyncQueue) work(ctx context.Context) {
+	defer q.wg.Done()
+	for ctx.Err() == nil {
+		batch, err := q.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() == nil {
+				q.log.Warn("async fetch", "err", err)
+				time.Sleep(200 * time.Millisecond)
+			}
+			continue
+		}
+		for msg := range batch.Messages() {
+			q.handle(ctx, msg)
+		}
+	}
+}
+
+func (q *AsyncQueue) handle(ctx context.Context, msg jetstream.Msg) {
+	var c AsyncCall
+	if err := json.Unmarshal(msg.Data(), &c); err != nil {
+		q.log.Error("async call undecodable, dropped", "err", err)
+		_ = msg.Term()
+		return
+	}
+	log := q.log.With("call_id", c.ID, "function", c.Function)
+	// Keep JetStream from redelivering while a long call runs.
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(q.opts.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	res, err := q.rt.Call(ctx, c.Function, c.Method, c.Path, c.Query, c.Header, bytes.NewReader(c.Body))
+	close(done)
+	switch {
+	case ctx.Err() != nil:
+		// Shutting down: hand the call back untouched.
+		_ = msg.Nak()
+		log.Info("async call returned to queue on shutdown")
+		return
+	case errors.Is(err, ErrTooMany):
+		_ = msg.NakWithDelay(500 * time.Millisecond)
+		return
+	case errors.Is(err, ErrNotFound):
+		res = &Result{Status: http.StatusNotFound, Body: []byte(err.Error())}
+	case err != nil:
+		log.Error("async call", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	log.Info("async call done", "status", res.Status, "duration_ms", res.Duration.Milliseconds())
+	if c.CallbackURL != "" {
+		q.callback(ctx, c, res, log)
+	}
+	if err := msg.Ack(); err != nil {
+		log.Error("async ack", "err", err)
+	}
+}
+
+// callback posts the result to X-Callback-Url with the headers OpenFaaS's
+// queue-worker sends, retrying briefly; the call itself is not re-run.
+func (q *AsyncQueue) callback(ctx context.Context, c AsyncCall, res *Result, log *slog.Logger) {
+	for attempt := 1; attempt <= 3; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.CallbackURL, bytes.NewReader(res.Body))
+		if err != nil {
+			log.Error("callback url", "err", err)
+			return
+		}
+		if ct := res.Header.Get("Content-Type"); ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		req.Header.Set("X-Call-Id", c.ID)
+		req.Header.Set("X-Function-Name", c.Function)
+		req.Header.Set("X-Function-Status", strconv.Itoa(res.Status))
+		req.Header.Set("X-Duration-Seconds", strconv.FormatFloat(res.Duration.Seconds(), 'f', 6, 64))
+		resp, err := q.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return
+			}
+			err = fmt.Errorf("callback answered %d", resp.StatusCode)
+		}
+		log.Warn("callback failed", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
+}

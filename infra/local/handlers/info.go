@@ -1,0 +1,21 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/openfaas/faas-provider/types"
+)
+
+// Version is set at build time with -ldflags.
+var Version = "dev"
+
+// MakeInfoHandler serves GET /system/info.
+func MakeInfoHandler() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, types.ProviderInfo{
+			Name:          "segflow-local",
+			Orchestration: "process",
+			Version:       &types.VersionInfo{Release: Version, SHA: Version},
+		})
+	}
+}

@@ -1,0 +1,26 @@
+package handlers
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/segflow/segflow/infra/local"
+)
+
+// MakeUpdateHandler serves PUT /system/functions; 404 when the function
+// does not exist, which is faas-cli's cue to POST a deploy instead.
+func MakeUpdateHandler(rt *local.Runtime, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		dep, ok := decodeDeployment(w, r)
+		if !ok {
+			return
+		}
+		if err := rt.Update(r.Context(), dep); err != nil {
+			log.Error("update", "function", dep.Service, "err", err)
+			http.Error(w, err.Error(), local.StatusOf(err))
+			return
+		}
+		log.Info("updated", "function", dep.Service, "image", dep.Image)
+		w.WriteHeader(http.StatusAccepted)
+	}
+}

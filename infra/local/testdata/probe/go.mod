@@ -1,0 +1,3 @@
+module segflow.test/probe
+
+go 1.26.0
