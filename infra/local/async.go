@@ -43,7 +43,8 @@ type AsyncOptions struct {
 	// Concurrency is how many calls run at once (default 4).
 	Concurrency int
 	// AckWait is how long a taken call may run before JetStream hands it to
-	// another worker; the worker extends it while the call runs (default 30s).
+	// another worker; the worker extends it while the call runs, so it only
+	// bounds how late a call a crashed runtime held is run again (default 10s).
 	AckWait time.Duration
 	// MaxDeliver bounds redeliveries of one call (default 10).
 	MaxDeliver int
@@ -52,6 +53,7 @@ type AsyncOptions struct {
 
 // AsyncQueue queues calls in JetStream and runs them through the runtime.
 type AsyncQueue struct {
+	nc     *nats.Conn
 	js     jetstream.JetStream
 	cons   jetstream.Consumer
 	rt     *Runtime
@@ -69,7 +71,7 @@ func OpenAsync(ctx context.Context, nc *nats.Conn, rt *Runtime, opts AsyncOption
 		opts.Concurrency = 4
 	}
 	if opts.AckWait <= 0 {
-		opts.AckWait = 30 * time.Second
+		opts.AckWait = 10 * time.Second
 	}
 	if opts.MaxDeliver <= 0 {
 		opts.MaxDeliver = 10
@@ -101,7 +103,7 @@ func OpenAsync(ctx context.Context, nc *nats.Conn, rt *Runtime, opts AsyncOption
 		return nil, fmt.Errorf("async queue consumer: %w", err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	q := &AsyncQueue{js: js, cons: cons, rt: rt, opts: opts, log: opts.Logger, cancel: cancel,
+	q := &AsyncQueue{nc: nc, js: js, cons: cons, rt: rt, opts: opts, log: opts.Logger, cancel: cancel,
 		client: &http.Client{Timeout: 30 * time.Second}}
 	for i := 0; i < opts.Concurrency; i++ {
 		q.wg.Add(1)
@@ -132,6 +134,9 @@ func (q *AsyncQueue) Enqueue(ctx context.Context, c AsyncCall) (string, error) {
 func (q *AsyncQueue) Close() {
 	q.cancel()
 	q.wg.Wait()
+	// The naks of cancelled calls are buffered; without a flush the server
+	// would only hand those calls out again after AckWait.
+	_ = q.nc.FlushTimeout(2 * time.Second)
 }
 
 func (q *AsyncQueue) work(ctx context.Context) {
@@ -178,8 +183,7 @@ func (q *AsyncQueue) handle(ctx context.Context, msg jetstream.Msg) {
 	switch {
 	case ctx.Err() != nil:
 		// Shutting down: hand the call back untouched.
-		_ = msg.Nak()
-		log.Info("async call returned to queue on shutdown")
+		q.requeue(msg, c, log)
 		return
 	case errors.Is(err, ErrTooMany):
 		_ = msg.NakWithDelay(500 * time.Millisecond)
@@ -198,6 +202,31 @@ func (q *AsyncQueue) handle(ctx context.Context, msg jetstream.Msg) {
 	if err := msg.Ack(); err != nil {
 		log.Error("async ack", "err", err)
 	}
+}
+
+// requeue hands a call that shutdown interrupted back to the queue. A nak
+// would do in a running server, but JetStream's file store does not persist
+// it, so after a restart the call would wait out AckWait; a fresh copy and
+// a confirmed ack of the old one make it the next worker's at once.
+func (q *AsyncQueue) requeue(msg jetstream.Msg, c AsyncCall, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	md, _ := msg.Metadata()
+	var seq uint64
+	if md != nil {
+		seq = md.Sequence.Stream
+	}
+	_, err := q.js.Publish(ctx, msg.Subject(), msg.Data(), jetstream.WithMsgID(fmt.Sprintf("%s-requeued-%d", c.ID, seq)))
+	if err != nil {
+		_ = msg.Nak()
+		log.Warn("async call requeue failed; it runs again after AckWait", "err", err)
+		return
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		log.Warn("async call requeued but old copy not acked; it may run twice", "err", err)
+		return
+	}
+	log.Info("async call returned to the queue on shutdown")
 }
 
 // callback posts the result to X-Callback-Url with the headers OpenFaaS's

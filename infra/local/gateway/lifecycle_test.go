@@ -1,0 +1,172 @@
+package gateway_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openfaas/faas-provider/types"
+)
+
+func TestScaleToZeroThenCall(t *testing.T) {
+	g := startGateway(t)
+	g.mustDo(202, "POST", "/system/functions", probeDeployment("idler",
+		map[string]string{"com.openfaas.scale.zero": "true", "com.openfaas.scale.zero-duration": "1s"}, nil))
+
+	// Idle after deploy: the reaper takes it to zero.
+	g.waitReplicas("idler", 0, 10*time.Second)
+	if st := g.status("idler"); st.Replicas != 0 {
+		t.Fatalf("desired replicas after idle = %d", st.Replicas)
+	}
+	// The call waits for the start and succeeds.
+	code, body, _ := g.do("POST", "/function/idler", "wake", false)
+	if code != 200 || string(body) != "wake" {
+		t.Fatalf("call from zero = %d %q", code, body)
+	}
+	if st := g.status("idler"); st.AvailableReplicas != 1 || st.Replicas != 1 {
+		t.Fatalf("after the call: %d available / %d desired, want 1/1", st.AvailableReplicas, st.Replicas)
+	}
+	// Idle again: back to zero.
+	g.waitReplicas("idler", 0, 10*time.Second)
+
+	// Calls that keep coming keep it up past the idle time.
+	for i := 0; i < 15; i++ {
+		if code, _, _ := g.do("POST", "/function/idler", "x", false); code != 200 {
+			t.Fatalf("call %d = %d", i, code)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st := g.status("idler"); st.AvailableReplicas != 1 {
+		t.Fatalf("a busy function was scaled down: %+v", st.AvailableReplicas)
+	}
+	// A long call is never cut by the idle reaper.
+	if code, body, _ := g.do("GET", "/function/idler/sleep?ms=2500", nil, false); code != 200 || string(body) != "slept" {
+		t.Fatalf("long call = %d %q", code, body)
+	}
+}
+
+func TestCrashGives502AndNextCallRestarts(t *testing.T) {
+	g := startGateway(t)
+	g.mustDo(202, "POST", "/system/functions", probeDeployment("crasher", nil, nil))
+	code, _, _ := g.do("POST", "/function/crasher", "ok", false)
+	if code != 200 {
+		t.Fatalf("first call = %d", code)
+	}
+	code, body, _ := g.do("GET", "/function/crasher/crash", nil, false)
+	if code != http.StatusBadGateway {
+		t.Fatalf("crashing call = %d %s, want 502", code, body)
+	}
+	code, body, _ = g.do("POST", "/function/crasher", "again", false)
+	if code != 200 || string(body) != "again" {
+		t.Fatalf("call after crash = %d %q", code, body)
+	}
+	if !strings.Contains(g.log(), `"msg":"replica exited"`) {
+		t.Error("the crash was not logged")
+	}
+}
+
+func TestMaxInflightGives429(t *testing.T) {
+	g := startGateway(t)
+	g.mustDo(202, "POST", "/system/functions", probeDeployment("narrow", nil, map[string]string{"max_inflight": "1"}))
+	var wg sync.WaitGroup
+	codes := make(chan int, 2)
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 200 * time.Millisecond)
+			c, _, _ := g.do("GET", "/function/narrow/sleep?ms=1000", nil, false)
+			codes <- c
+		}(i)
+	}
+	wg.Wait()
+	close(codes)
+	got := map[int]int{}
+	for c := range codes {
+		got[c]++
+	}
+	if got[200] != 1 || got[429] != 1 {
+		t.Fatalf("codes = %v, want one 200 and one 429", got)
+	}
+}
+
+// TestAsyncCallsSurviveRestart queues calls, stops the gateway while they
+// are being worked off, starts it again on the same state and expects a
+// callback for every call.
+func TestAsyncCallsSurviveRestart(t *testing.T) {
+	g := startGateway(t, "--async-concurrency", "1")
+	g.mustDo(202, "POST", "/system/functions", probeDeployment("slow", nil, nil))
+
+	var mu sync.Mutex
+	done := map[string]string{}
+	first := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		done[r.Header.Get("X-Call-Id")] = r.Header.Get("X-Function-Status") + ":" + string(b)
+		mu.Unlock()
+		select {
+		case first <- struct{}{}:
+		default:
+		}
+	}))
+	defer srv.Close()
+
+	var ids []string
+	for i := 0; i < 5; i++ {
+		req, _ := http.NewRequest("POST", g.url+"/async-function/slow/sleep?ms=400", nil)
+		req.Header.Set("X-Callback-Url", srv.URL)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 202 {
+			t.Fatalf("queue call %d = %d", i, resp.StatusCode)
+		}
+		ids = append(ids, resp.Header.Get("X-Call-Id"))
+	}
+	select {
+	case <-first:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no first callback; log:\n%s", tail(g.log(), 3000))
+	}
+	g.stop()
+	mu.Lock()
+	before := len(done)
+	mu.Unlock()
+	if before >= len(ids) {
+		t.Fatalf("all %d calls finished before the restart; the test proves nothing", before)
+	}
+	g.start()
+
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(done)
+		mu.Unlock()
+		if n == len(ids) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		if done[id] != "200:slept" {
+			t.Errorf("call %s: callback %q; %d of %d done before restart", id, done[id], before, len(ids))
+		}
+	}
+	if t.Failed() || testing.Verbose() {
+		t.Logf("log:\n%s", tail(g.log(), 6000))
+	}
+	// The restored function keeps its deployment.
+	if st := g.status("slow"); st.Image != "segflow/probe:latest" {
+		t.Fatalf("after restart: %+v", st)
+	}
+	_ = types.FunctionStatus{}
+}
