@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -191,4 +190,3 @@ func tail(s string, n int) string {
 	return s
 }
 
-func atoi(s string) int { n, _ := strconv.Atoi(s); return n }

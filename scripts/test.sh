@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# test.sh installs what the tests need (scripts/setup.sh) and runs every Go
+# test of the workspace against real MinIO, ffmpeg and HTTP.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh >/dev/null
+# Every module of go.work; the test fixtures under testdata are built by the
+# tests themselves.
+mapfile -t pkgs < <(go list -m -f '{{.Dir}}/...' | sed "s|^$PWD/|./|")
+go vet "${pkgs[@]}"
+exec go test -count=1 -timeout 40m "$@" "${pkgs[@]}"
