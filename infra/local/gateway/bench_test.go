@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"github.com/segflow/segflow/infra/internal/testgw"
 	"io"
 	"net"
 	"net/http"
@@ -42,18 +43,18 @@ func timedPost(tb testing.TB, c *http.Client, url string) time.Duration {
 // BenchmarkColdStart times a call to a function that has no replica, from
 // the request to the full response, through the gateway.
 func BenchmarkColdStart(b *testing.B) {
-	g := startGateway(b)
-	g.mustDo(202, "POST", "/system/functions", probeDeployment("cold", nil, nil))
+	g := testgw.Start(b)
+	g.MustDo(202, "POST", "/system/functions", testgw.ProbeDeployment("cold", nil, nil))
 	c := &http.Client{}
 	var ds []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		g.mustDo(202, "POST", "/system/scale-function/cold", types.ScaleServiceRequest{ServiceName: "cold", Replicas: 0})
-		g.waitReplicas("cold", 0, 20*time.Second)
+		g.MustDo(202, "POST", "/system/scale-function/cold", types.ScaleServiceRequest{ServiceName: "cold", Replicas: 0})
+		g.WaitReplicas("cold", 0, 20*time.Second)
 		c.CloseIdleConnections()
 		b.StartTimer()
-		ds = append(ds, timedPost(b, c, g.url+"/function/cold"))
+		ds = append(ds, timedPost(b, c, g.URL+"/function/cold"))
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(percentile(ds, 50).Microseconds())/1000, "p50-ms")
@@ -64,10 +65,10 @@ func BenchmarkColdStart(b *testing.B) {
 // the gateway, interleaved in one run, and reports the gateway's added
 // latency at p50 and p99.
 func BenchmarkWarmOverhead(b *testing.B) {
-	g := startGateway(b)
-	g.mustDo(202, "POST", "/system/functions", probeDeployment("warm", nil, nil))
+	g := testgw.Start(b)
+	g.MustDo(202, "POST", "/system/functions", testgw.ProbeDeployment("warm", nil, nil))
 	// The runtime's own build of the function, run by hand on its own port.
-	bin := filepath.Join(g.home, "state", "functions", "warm", "handler")
+	bin := filepath.Join(g.Home, "state", "functions", "warm", "handler")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -90,13 +91,13 @@ func BenchmarkWarmOverhead(b *testing.B) {
 	}
 	for i := 0; i < 50; i++ {
 		timedPost(b, c, directURL)
-		timedPost(b, c, g.url+"/function/warm")
+		timedPost(b, c, g.URL+"/function/warm")
 	}
 	var dd, dg []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		dd = append(dd, timedPost(b, c, directURL))
-		dg = append(dg, timedPost(b, c, g.url+"/function/warm"))
+		dg = append(dg, timedPost(b, c, g.URL+"/function/warm"))
 	}
 	b.StopTimer()
 	p50d, p50g := percentile(dd, 50), percentile(dg, 50)

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"github.com/segflow/segflow/infra/internal/testgw"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,65 +14,65 @@ import (
 )
 
 func TestScaleToZeroThenCall(t *testing.T) {
-	g := startGateway(t)
-	g.mustDo(202, "POST", "/system/functions", probeDeployment("idler",
+	g := testgw.Start(t)
+	g.MustDo(202, "POST", "/system/functions", testgw.ProbeDeployment("idler",
 		map[string]string{"com.openfaas.scale.zero": "true", "com.openfaas.scale.zero-duration": "1s"}, nil))
 
 	// Idle after deploy: the reaper takes it to zero.
-	g.waitReplicas("idler", 0, 10*time.Second)
-	if st := g.status("idler"); st.Replicas != 0 {
+	g.WaitReplicas("idler", 0, 10*time.Second)
+	if st := g.Status("idler"); st.Replicas != 0 {
 		t.Fatalf("desired replicas after idle = %d", st.Replicas)
 	}
 	// The call waits for the start and succeeds.
-	code, body, _ := g.do("POST", "/function/idler", "wake", false)
+	code, body, _ := g.Do("POST", "/function/idler", "wake", false)
 	if code != 200 || string(body) != "wake" {
 		t.Fatalf("call from zero = %d %q", code, body)
 	}
-	if st := g.status("idler"); st.AvailableReplicas != 1 || st.Replicas != 1 {
+	if st := g.Status("idler"); st.AvailableReplicas != 1 || st.Replicas != 1 {
 		t.Fatalf("after the call: %d available / %d desired, want 1/1", st.AvailableReplicas, st.Replicas)
 	}
 	// Idle again: back to zero.
-	g.waitReplicas("idler", 0, 10*time.Second)
+	g.WaitReplicas("idler", 0, 10*time.Second)
 
 	// Calls that keep coming keep it up past the idle time.
 	for i := 0; i < 15; i++ {
-		if code, _, _ := g.do("POST", "/function/idler", "x", false); code != 200 {
+		if code, _, _ := g.Do("POST", "/function/idler", "x", false); code != 200 {
 			t.Fatalf("call %d = %d", i, code)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if st := g.status("idler"); st.AvailableReplicas != 1 {
+	if st := g.Status("idler"); st.AvailableReplicas != 1 {
 		t.Fatalf("a busy function was scaled down: %+v", st.AvailableReplicas)
 	}
 	// A long call is never cut by the idle reaper.
-	if code, body, _ := g.do("GET", "/function/idler/sleep?ms=2500", nil, false); code != 200 || string(body) != "slept" {
+	if code, body, _ := g.Do("GET", "/function/idler/sleep?ms=2500", nil, false); code != 200 || string(body) != "slept" {
 		t.Fatalf("long call = %d %q", code, body)
 	}
 }
 
 func TestCrashGives502AndNextCallRestarts(t *testing.T) {
-	g := startGateway(t)
-	g.mustDo(202, "POST", "/system/functions", probeDeployment("crasher", nil, nil))
-	code, _, _ := g.do("POST", "/function/crasher", "ok", false)
+	g := testgw.Start(t)
+	g.MustDo(202, "POST", "/system/functions", testgw.ProbeDeployment("crasher", nil, nil))
+	code, _, _ := g.Do("POST", "/function/crasher", "ok", false)
 	if code != 200 {
 		t.Fatalf("first call = %d", code)
 	}
-	code, body, _ := g.do("GET", "/function/crasher/crash", nil, false)
+	code, body, _ := g.Do("GET", "/function/crasher/crash", nil, false)
 	if code != http.StatusBadGateway {
 		t.Fatalf("crashing call = %d %s, want 502", code, body)
 	}
-	code, body, _ = g.do("POST", "/function/crasher", "again", false)
+	code, body, _ = g.Do("POST", "/function/crasher", "again", false)
 	if code != 200 || string(body) != "again" {
 		t.Fatalf("call after crash = %d %q", code, body)
 	}
-	if !strings.Contains(g.log(), `"msg":"replica exited"`) {
+	if !strings.Contains(g.Log(), `"msg":"replica exited"`) {
 		t.Error("the crash was not logged")
 	}
 }
 
 func TestMaxInflightGives429(t *testing.T) {
-	g := startGateway(t)
-	g.mustDo(202, "POST", "/system/functions", probeDeployment("narrow", nil, map[string]string{"max_inflight": "1"}))
+	g := testgw.Start(t)
+	g.MustDo(202, "POST", "/system/functions", testgw.ProbeDeployment("narrow", nil, map[string]string{"max_inflight": "1"}))
 	var wg sync.WaitGroup
 	codes := make(chan int, 2)
 	for i := 0; i < 2; i++ {
@@ -79,7 +80,7 @@ func TestMaxInflightGives429(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			time.Sleep(time.Duration(i) * 200 * time.Millisecond)
-			c, _, _ := g.do("GET", "/function/narrow/sleep?ms=1000", nil, false)
+			c, _, _ := g.Do("GET", "/function/narrow/sleep?ms=1000", nil, false)
 			codes <- c
 		}(i)
 	}
@@ -98,8 +99,8 @@ func TestMaxInflightGives429(t *testing.T) {
 // are being worked off, starts it again on the same state and expects a
 // callback for every call.
 func TestAsyncCallsSurviveRestart(t *testing.T) {
-	g := startGateway(t, "--async-concurrency", "1")
-	g.mustDo(202, "POST", "/system/functions", probeDeployment("slow", nil, nil))
+	g := testgw.Start(t, "--async-concurrency", "1")
+	g.MustDo(202, "POST", "/system/functions", testgw.ProbeDeployment("slow", nil, nil))
 
 	var mu sync.Mutex
 	done := map[string]string{}
@@ -118,7 +119,7 @@ func TestAsyncCallsSurviveRestart(t *testing.T) {
 
 	var ids []string
 	for i := 0; i < 5; i++ {
-		req, _ := http.NewRequest("POST", g.url+"/async-function/slow/sleep?ms=400", nil)
+		req, _ := http.NewRequest("POST", g.URL+"/async-function/slow/sleep?ms=400", nil)
 		req.Header.Set("X-Callback-Url", srv.URL)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -133,16 +134,16 @@ func TestAsyncCallsSurviveRestart(t *testing.T) {
 	select {
 	case <-first:
 	case <-time.After(20 * time.Second):
-		t.Fatalf("no first callback; log:\n%s", tail(g.log(), 3000))
+		t.Fatalf("no first callback; log:\n%s", testgw.Tail(g.Log(), 3000))
 	}
-	g.stop()
+	g.Stop()
 	mu.Lock()
 	before := len(done)
 	mu.Unlock()
 	if before >= len(ids) {
 		t.Fatalf("all %d calls finished before the restart; the test proves nothing", before)
 	}
-	g.start()
+	g.Start()
 
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -162,10 +163,10 @@ func TestAsyncCallsSurviveRestart(t *testing.T) {
 		}
 	}
 	if t.Failed() || testing.Verbose() {
-		t.Logf("log:\n%s", tail(g.log(), 6000))
+		t.Logf("log:\n%s", testgw.Tail(g.Log(), 6000))
 	}
 	// The restored function keeps its deployment.
-	if st := g.status("slow"); st.Image != "segflow/probe:latest" {
+	if st := g.Status("slow"); st.Image != "segflow/probe:latest" {
 		t.Fatalf("after restart: %+v", st)
 	}
 	_ = types.FunctionStatus{}

@@ -1,0 +1,199 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/segflow/segflow/shared/events"
+)
+
+// fnWorkers deliver one function's queue.
+type fnWorkers struct {
+	cfg    fnConfig
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// stop cancels the workers without waiting: an in-flight delivery is handed
+// back to the queue by its worker.
+func (w *fnWorkers) stop() {
+	w.cancel()
+}
+
+func (r *Router) startWorkers(ctx context.Context, fn string, c fnConfig) (*fnWorkers, error) {
+	cons, err := r.js.CreateOrUpdateConsumer(ctx, eventsStream, jetstream.ConsumerConfig{
+		Durable:       "deliver-" + fn,
+		FilterSubject: eventsSubject + fn,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: c.concurrency * 4,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("router: consumer for %s: %w", fn, err)
+	}
+	wctx, cancel := context.WithCancel(r.ctx)
+	w := &fnWorkers{cfg: c, cancel: cancel}
+	for i := 0; i < c.concurrency; i++ {
+		w.wg.Add(1)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			defer w.wg.Done()
+			r.work(wctx, cons, fn, c)
+		}()
+	}
+	r.log.Info("router: delivering", "function", fn, "concurrency", c.concurrency, "max_attempts", c.maxAttempts)
+	return w, nil
+}
+
+func (r *Router) work(ctx context.Context, cons jetstream.Consumer, fn string, c fnConfig) {
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Warn("router: fetch", "function", fn, "err", err)
+				time.Sleep(200 * time.Millisecond)
+			}
+			continue
+		}
+		for msg := range batch.Messages() {
+			r.handle(ctx, msg, c)
+		}
+	}
+}
+
+// outcome of one delivery attempt.
+type outcome int
+
+const (
+	delivered outcome = iota
+	retry
+	reject
+)
+
+func (r *Router) handle(ctx context.Context, msg jetstream.Msg, c fnConfig) {
+	var d delivery
+	if err := json.Unmarshal(msg.Data(), &d); err != nil {
+		r.log.Error("router: undecodable delivery dropped", "err", err)
+		_ = msg.Term()
+		return
+	}
+	md, err := msg.Metadata()
+	attempt := 1
+	if err == nil {
+		attempt = int(md.NumDelivered)
+	}
+	log := r.log.With("delivery_id", d.ID, "function", d.Function, "attempt", attempt)
+
+	stopBeat := heartbeat(msg, 10*time.Second)
+	out, status, err := r.deliver(ctx, d, attempt)
+	stopBeat()
+	if ctx.Err() != nil {
+		// Shutting down or unsubscribed: the next worker takes it.
+		_ = msg.Nak()
+		return
+	}
+	switch out {
+	case delivered:
+		r.metrics.delivered.WithLabelValues(d.Function).Inc()
+		log.Info("router: delivered", "status", status)
+		_ = msg.Ack()
+	case reject:
+		r.metrics.rejected.WithLabelValues(d.Function).Inc()
+		log.Error("router: function refused the event; not retried", "status", status, "err", err)
+		_ = msg.Ack()
+	case retry:
+		if attempt >= c.maxAttempts {
+			if dlErr := r.deadLetter(context.Background(), d, attempt, err); dlErr != nil {
+				log.Error("router: dead letter failed; will retry", "err", dlErr)
+				_ = msg.NakWithDelay(r.cfg.BackoffMax)
+				return
+			}
+			r.metrics.deadLettered.WithLabelValues(d.Function).Inc()
+			log.Error("router: dead-lettered", "err", err)
+			_ = msg.Ack()
+			return
+		}
+		delay := r.backoff(attempt)
+		r.metrics.retried.WithLabelValues(d.Function).Inc()
+		log.Warn("router: delivery failed, retrying", "status", status, "err", err, "delay_ms", delay.Milliseconds())
+		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// heartbeat keeps JetStream from handing a long delivery to another worker.
+func heartbeat(msg jetstream.Msg, every time.Duration) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// backoff is exponential with jitter: base*2^(attempt-1), capped, then a
+// random point in its upper half so retries of many events spread out.
+func (r *Router) backoff(attempt int) time.Duration {
+	d := r.cfg.BackoffBase << min(attempt-1, 20)
+	if d <= 0 || d > r.cfg.BackoffMax {
+		d = r.cfg.BackoffMax
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+var client = &http.Client{}
+
+// deliver posts the event in binary mode to the function through the
+// gateway. 2xx is delivered; 429, 5xx and transport errors are retried;
+// other 4xx are the function refusing the event.
+func (r *Router) deliver(ctx context.Context, d delivery, attempt int) (outcome, int, error) {
+	var e events.Event
+	if err := json.Unmarshal(d.Event, &e); err != nil {
+		return reject, 0, fmt.Errorf("stored event: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.DeliveryTimeout)
+	defer cancel()
+	req, err := events.NewRequest(ctx, r.cfg.Gateway.URL+"/function/"+d.Function, e)
+	if err != nil {
+		return reject, 0, err
+	}
+	req.Header.Set("X-Segflow-Attempt", strconv.Itoa(attempt))
+	resp, err := client.Do(req)
+	if err != nil {
+		return retry, 0, err
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if !e.Time().IsZero() {
+		r.metrics.latency.WithLabelValues(d.Function).Observe(time.Since(e.Time()).Seconds())
+	}
+	switch {
+	case resp.StatusCode/100 == 2:
+		return delivered, resp.StatusCode, nil
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return retry, resp.StatusCode, fmt.Errorf("%d: %s", resp.StatusCode, body)
+	default:
+		return reject, resp.StatusCode, fmt.Errorf("%d: %s", resp.StatusCode, body)
+	}
+}
+
+var errNoDeadLetter = errors.New("dead letter not found")
+

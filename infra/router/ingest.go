@@ -1,0 +1,80 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/segflow/segflow/shared/layout"
+)
+
+// delivery is one event on its way to one function.
+type delivery struct {
+	ID       string          `json:"id"` // event id + "|" + function
+	Function string          `json:"function"`
+	Event    json.RawMessage `json:"event"` // the CloudEvent, JSON format
+	Queued   time.Time       `json:"queued"`
+}
+
+// Ingest converts the records and queues one delivery per subscribed
+// function. It returns once JetStream holds them all, so the caller can
+// acknowledge the notification. The count is the deliveries queued.
+func (r *Router) Ingest(ctx context.Context, n Notification) (int, error) {
+	queued := 0
+	for _, rec := range n.Records {
+		r.metrics.received.Inc()
+		e, err := rec.CloudEvent()
+		if err != nil {
+			r.metrics.malformed.Inc()
+			r.log.Error("router: record not convertible, skipped", "event_id", rec.ID(), "err", err)
+			continue
+		}
+		key := e.Subject()
+		if !rec.Created() {
+			continue // nothing subscribes to removals yet
+		}
+		topic := layout.Topic(key)
+		if topic == "" {
+			continue
+		}
+		body, err := json.Marshal(e)
+		if err != nil {
+			return queued, fmt.Errorf("event %s: %w", e.ID(), err)
+		}
+		producer := rec.Producer()
+		for _, fn := range r.Subscribers(topic) {
+			if fn == producer {
+				// A function never gets back what it wrote itself.
+				r.log.Debug("router: skip own output", "function", fn, "key", key)
+				continue
+			}
+			d := delivery{ID: e.ID() + "|" + fn, Function: fn, Event: body, Queued: time.Now().UTC()}
+			if err := r.enqueue(ctx, d, d.ID); err != nil {
+				return queued, err
+			}
+			queued++
+			r.log.Info("router: queued", "event_id", e.ID(), "key", key, "topic", topic, "function", fn)
+		}
+	}
+	return queued, nil
+}
+
+// enqueue stores a delivery; msgID deduplicates within the window, so the
+// same notification sent twice (MinIO retrying) queues it once.
+func (r *Router) enqueue(ctx context.Context, d delivery, msgID string) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	ack, err := r.js.Publish(ctx, eventsSubject+d.Function, b, jetstream.WithMsgID(msgID))
+	if err != nil {
+		return fmt.Errorf("queue %s: %w", d.ID, err)
+	}
+	if ack.Duplicate {
+		r.metrics.duplicates.Inc()
+	}
+	return nil
+}

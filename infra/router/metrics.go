@@ -1,0 +1,38 @@
+package router
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	received, malformed, unauthorized, duplicates prometheus.Counter
+	delivered, retried, deadLettered, rejected    *prometheus.CounterVec
+	latency                                       *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "segflow_router", Name: name, Help: help})
+	}
+	cv := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "segflow_router", Name: name, Help: help}, []string{"function_name"})
+	}
+	m := &metrics{
+		received:     c("events_received_total", "Bucket event records received."),
+		malformed:    c("events_malformed_total", "Notifications or records that could not be read."),
+		unauthorized: c("webhook_unauthorized_total", "Webhook calls refused for a bad token."),
+		duplicates:   c("events_duplicate_total", "Deliveries dropped as duplicates of a queued one."),
+		delivered:    cv("deliveries_total", "Events delivered to a function with a 2xx answer."),
+		retried:      cv("retries_total", "Deliveries scheduled again after a failure."),
+		deadLettered: cv("dead_letters_total", "Events that exhausted their attempts."),
+		rejected:     cv("rejected_total", "Events a function refused with a 4xx (not retried)."),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "segflow_router", Name: "dispatch_latency_seconds",
+			Help:    "From the bucket event time to the function's answer, per delivery.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18),
+		}, []string{"function_name"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.received, m.malformed, m.unauthorized, m.duplicates,
+			m.delivered, m.retried, m.deadLettered, m.rejected, m.latency)
+	}
+	return m
+}

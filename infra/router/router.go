@@ -1,0 +1,202 @@
+// Package router is the wire between "an object landed" and "the right
+// functions ran": it takes S3 bucket notifications (MinIO's webhook, or SQS
+// on AWS), turns each record into a CloudEvent, maps the key to a topic by
+// the bucket layout, and queues one delivery per subscribed function in
+// JetStream before acknowledging. Workers deliver each event to its function
+// through the gateway, retry with backoff, and dead-letter what keeps
+// failing.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/segflow/segflow/infra/gwclient"
+	"github.com/segflow/segflow/shared/storage"
+)
+
+// Annotations a function sets in stack.yml to tune its deliveries.
+const (
+	// AnnotationTopic is the OpenFaaS connector convention: a comma-separated
+	// list of topics the function subscribes to.
+	AnnotationTopic = "topic"
+	// AnnotationMaxAttempts bounds deliveries of one event (default 5).
+	AnnotationMaxAttempts = "com.segflow.max-attempts"
+	// AnnotationConcurrency bounds deliveries in flight to the function
+	// (default 4).
+	AnnotationConcurrency = "com.segflow.concurrency"
+)
+
+// JetStream names.
+const (
+	eventsStream  = "SEGFLOW_EVENTS"
+	eventsSubject = "segflow.deliver."
+	dlqStream     = "SEGFLOW_DLQ"
+	dlqSubject    = "segflow.dlq."
+)
+
+// Config configures a Router.
+type Config struct {
+	NATS *nats.Conn
+	// Gateway lists the functions (with their topic annotations) and
+	// carries deliveries to them.
+	Gateway *gwclient.Client
+	// Token is the bearer token the webhook requires.
+	Token string
+	// Storage receives dead letters as objects under deadletter/ in the
+	// event's bucket; nil keeps them in JetStream only.
+	Storage *storage.Client
+	// Refresh is how often subscriptions are re-read (default 2s).
+	Refresh time.Duration
+	// DedupWindow is how long an event id is remembered (default 10m).
+	DedupWindow time.Duration
+	// BackoffBase and BackoffMax shape the retry delays (200ms, 30s).
+	BackoffBase, BackoffMax time.Duration
+	// MaxAttempts is the default bound per event (default 5).
+	MaxAttempts int
+	// Concurrency is the default deliveries in flight per function (4).
+	Concurrency int
+	// DeliveryTimeout bounds one delivery (default 15m: a transcode).
+	DeliveryTimeout time.Duration
+	Logger          *slog.Logger
+	Registerer      prometheus.Registerer
+}
+
+// Router routes bucket events to functions.
+type Router struct {
+	cfg     Config
+	js      jetstream.JetStream
+	log     *slog.Logger
+	metrics *metrics
+
+	mu      sync.RWMutex
+	subs    map[string][]string // topic -> functions
+	fnCfg   map[string]fnConfig
+	workers map[string]*fnWorkers
+	loaded  bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type fnConfig struct {
+	maxAttempts int
+	concurrency int
+}
+
+// Open creates the streams, loads the subscriptions and starts delivering.
+func Open(ctx context.Context, cfg Config) (*Router, error) {
+	if cfg.NATS == nil || cfg.Gateway == nil {
+		return nil, errors.New("router: NATS and Gateway are required")
+	}
+	setDefaults(&cfg)
+	js, err := jetstream.New(cfg.NATS)
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: eventsStream, Subjects: []string{eventsSubject + ">"},
+		Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy,
+		Duplicates: cfg.DedupWindow,
+	}); err != nil {
+		return nil, fmt.Errorf("router: events stream: %w", err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: dlqStream, Subjects: []string{dlqSubject + ">"},
+		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+		MaxAge: 14 * 24 * time.Hour,
+	}); err != nil {
+		return nil, fmt.Errorf("router: dead-letter stream: %w", err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	r := &Router{cfg: cfg, js: js, log: cfg.Logger, metrics: newMetrics(cfg.Registerer),
+		subs: map[string][]string{}, fnCfg: map[string]fnConfig{}, workers: map[string]*fnWorkers{},
+		ctx: rctx, cancel: cancel}
+	if err := r.refresh(ctx); err != nil {
+		// The gateway may come up after us; the webhook answers 503 (and
+		// MinIO keeps the events in its queue) until subscriptions load.
+		r.log.Warn("router: subscriptions not loaded yet", "err", err)
+	}
+	r.wg.Add(1)
+	go r.refreshLoop()
+	return r, nil
+}
+
+func setDefaults(c *Config) {
+	if c.Refresh <= 0 {
+		c.Refresh = 2 * time.Second
+	}
+	if c.DedupWindow <= 0 {
+		c.DedupWindow = 10 * time.Minute
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = 200 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 30 * time.Second
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4
+	}
+	if c.DeliveryTimeout <= 0 {
+		c.DeliveryTimeout = 15 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Close stops the workers; queued deliveries stay in JetStream.
+func (r *Router) Close() {
+	r.cancel()
+	r.wg.Wait()
+	r.mu.Lock()
+	for _, w := range r.workers {
+		w.stop()
+	}
+	r.workers = map[string]*fnWorkers{}
+	r.mu.Unlock()
+	_ = r.cfg.NATS.FlushTimeout(2 * time.Second)
+}
+
+// Ready says whether subscriptions have been loaded at least once.
+func (r *Router) Ready() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.loaded
+}
+
+// Subscribers returns the functions subscribed to topic.
+func (r *Router) Subscribers(topic string) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return append([]string(nil), r.subs[topic]...)
+}
+
+func (r *Router) refreshLoop() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.cfg.Refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+			if err := r.refresh(r.ctx); err != nil && r.ctx.Err() == nil {
+				r.log.Warn("router: refresh subscriptions", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,61 @@
+package router
+
+import (
+	"crypto/subtle"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// maxNotification bounds a webhook body; MinIO sends one record a request.
+const maxNotification = 1 << 20
+
+// WebhookHandler takes MinIO's webhook notifications. MinIO gets its 200
+// only once every delivery is in JetStream; a 5xx makes it keep the event
+// in its queue and send it again.
+func (r *Router) WebhookHandler() http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		if !r.authorized(req) {
+			r.metrics.unauthorized.Inc()
+			r.log.Warn("router: webhook refused: bad or missing token", "remote", req.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="segflow-router"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		if req.Method != http.MethodPost {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(req.Body, maxNotification+1))
+		if err != nil || len(body) > maxNotification {
+			http.Error(w, "body unreadable or over 1 MiB", http.StatusBadRequest)
+			return
+		}
+		n, err := ParseNotification(body)
+		if err != nil {
+			r.metrics.malformed.Inc()
+			r.log.Error("router: malformed notification", "err", err, "bytes", len(body))
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if !r.Ready() {
+			http.Error(w, "subscriptions not loaded yet", http.StatusServiceUnavailable)
+			return
+		}
+		if _, err := r.Ingest(req.Context(), n); err != nil {
+			r.log.Error("router: queue", "err", err)
+			http.Error(w, "queue unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+func (r *Router) authorized(req *http.Request) bool {
+	if r.cfg.Token == "" {
+		return false // a router without a token accepts nobody
+	}
+	h := req.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(tok), []byte(r.cfg.Token)) == 1
+}

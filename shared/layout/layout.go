@@ -1,0 +1,179 @@
+// Package layout is the bucket's key layout (DESIGN.md, "Data flow") in one
+// place: which key means what, the topic each key raises, and the builders
+// every stage uses so that outputs land under deterministic keys.
+package layout
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// Topics a function subscribes to with the `topic` annotation.
+const (
+	TopicUpload           = "upload"            // uploads/<file>
+	TopicSourceSegment    = "segment.source"    // assets/<id>/source/<n>.ts
+	TopicMarkedSegment    = "segment.marked"    // assets/<id>/marked/<n>.ts
+	TopicRenditionSegment = "segment.rendition" // assets/<id>/<rendition>/<n>.<ext>
+)
+
+// Prefixes of the layout.
+const (
+	UploadsPrefix    = "uploads/"
+	AssetsPrefix     = "assets/"
+	DeadLetterPrefix = "deadletter/"
+)
+
+// ProducerMeta is the user-metadata key a function sets on what it writes,
+// so the router never hands an object back to the function that made it.
+const ProducerMeta = "Segflow-Producer"
+
+// Folders under assets/<id>/ that hold no media segments.
+var nonRendition = map[string]bool{"source": true, "marked": true, "thumbs": true, "tags": true, "meta": true, "audio-src": true}
+
+// Kind says what a key is.
+type Kind int
+
+// Kinds of key.
+const (
+	KindOther Kind = iota
+	KindUpload
+	KindSourceSegment
+	KindMarkedSegment
+	KindRenditionSegment
+)
+
+// Key is a parsed bucket key.
+type Key struct {
+	Kind      Kind
+	AssetID   string
+	Rendition string // for KindRenditionSegment
+	Index     int    // segment number
+	Ext       string // ".ts", ".m4s", ...
+}
+
+// Parse reads a key by the layout.
+func Parse(key string) Key {
+	if strings.HasPrefix(key, UploadsPrefix) && len(key) > len(UploadsPrefix) && !strings.HasSuffix(key, "/") {
+		return Key{Kind: KindUpload}
+	}
+	parts := strings.Split(key, "/")
+	if len(parts) != 4 || parts[0] != "assets" || parts[1] == "" {
+		return Key{}
+	}
+	ext := path.Ext(parts[3])
+	n, err := strconv.Atoi(strings.TrimSuffix(parts[3], ext))
+	if err != nil || n < 0 || (ext != ".ts" && ext != ".m4s" && ext != ".mp4") {
+		return Key{}
+	}
+	k := Key{AssetID: parts[1], Index: n, Ext: ext}
+	switch parts[2] {
+	case "source":
+		k.Kind = KindSourceSegment
+	case "marked":
+		k.Kind = KindMarkedSegment
+	default:
+		if nonRendition[parts[2]] {
+			return Key{}
+		}
+		k.Kind, k.Rendition = KindRenditionSegment, parts[2]
+	}
+	return k
+}
+
+// Topic is the topic a newly written key raises, "" for none.
+func Topic(key string) string {
+	switch Parse(key).Kind {
+	case KindUpload:
+		return TopicUpload
+	case KindSourceSegment:
+		return TopicSourceSegment
+	case KindMarkedSegment:
+		return TopicMarkedSegment
+	case KindRenditionSegment:
+		return TopicRenditionSegment
+	}
+	return ""
+}
+
+// AssetID names the asset an upload becomes: a readable slug of the file
+// name and a hash of key and content tag, so the same file uploaded twice
+// is the same asset (and its stages rewrite the same keys) while a new file
+// under the same name is a new asset.
+func AssetID(uploadKey, etag string) string {
+	base := path.Base(uploadKey)
+	base = strings.TrimSuffix(base, path.Ext(base))
+	var sb strings.Builder
+	for _, r := range strings.ToLower(base) {
+		switch {
+		case r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)):
+			sb.WriteRune(r)
+		case sb.Len() > 0 && !strings.HasSuffix(sb.String(), "-"):
+			sb.WriteByte('-')
+		}
+		if sb.Len() >= 32 {
+			break
+		}
+	}
+	slug := strings.Trim(sb.String(), "-")
+	if slug == "" {
+		slug = "asset"
+	}
+	sum := sha256.Sum256([]byte(uploadKey + "\x00" + strings.Trim(etag, `"`)))
+	return slug + "-" + hex.EncodeToString(sum[:])[:10]
+}
+
+// SegmentName is the file name of segment n: zero-padded so listings sort.
+func SegmentName(n int, ext string) string { return fmt.Sprintf("%05d%s", n, ext) }
+
+// Asset builds the keys of one asset.
+type Asset string
+
+func (a Asset) key(parts ...string) string { return AssetsPrefix + string(a) + "/" + strings.Join(parts, "/") }
+
+// Prefix is assets/<id>/.
+func (a Asset) Prefix() string { return AssetsPrefix + string(a) + "/" }
+
+// Source is the n-th source segment.
+func (a Asset) Source(n int) string { return a.key("source", SegmentName(n, ".ts")) }
+
+// Marked is the n-th watermarked segment.
+func (a Asset) Marked(n int) string { return a.key("marked", SegmentName(n, ".ts")) }
+
+// Rendition is the n-th segment of a rendition.
+func (a Asset) Rendition(name string, n int, ext string) string {
+	return a.key(name, SegmentName(n, ext))
+}
+
+// InitSegment is an fMP4 rendition's initialisation segment.
+func (a Asset) InitSegment(name string) string { return a.key(name, "init.mp4") }
+
+// Playlist is a rendition's media playlist.
+func (a Asset) Playlist(name string) string { return a.key(name + ".m3u8") }
+
+// Master is the master playlist.
+func (a Asset) Master() string { return a.key("master.m3u8") }
+
+// Manifest is the asset manifest written by split.
+func (a Asset) Manifest() string { return a.key("manifest.json") }
+
+// Status is the per-asset status document.
+func (a Asset) Status() string { return a.key("status.json") }
+
+// Meta holds per-stage metadata documents, e.g. Meta("transcode", n).
+func (a Asset) Meta(stage string, n int) string { return a.key("meta", stage, SegmentName(n, ".json")) }
+
+// Thumb is a file under thumbs/.
+func (a Asset) Thumb(name string) string { return a.key("thumbs", name) }
+
+// Tags is the n-th segment's tags, or the asset merge with n < 0.
+func (a Asset) Tags(n int) string {
+	if n < 0 {
+		return a.key("tags", "asset.json")
+	}
+	return a.key("tags", SegmentName(n, ".json"))
+}

@@ -1,0 +1,55 @@
+package layout
+
+import "testing"
+
+func TestParseAndTopic(t *testing.T) {
+	tests := []struct {
+		key   string
+		topic string
+		want  Key
+	}{
+		{"uploads/film.mp4", TopicUpload, Key{Kind: KindUpload}},
+		{"uploads/dir/film.mov", TopicUpload, Key{Kind: KindUpload}},
+		{"uploads/", "", Key{}},
+		{"assets/a1/source/00003.ts", TopicSourceSegment, Key{Kind: KindSourceSegment, AssetID: "a1", Index: 3, Ext: ".ts"}},
+		{"assets/a1/marked/00000.ts", TopicMarkedSegment, Key{Kind: KindMarkedSegment, AssetID: "a1", Index: 0, Ext: ".ts"}},
+		{"assets/a1/720p/00012.ts", TopicRenditionSegment, Key{Kind: KindRenditionSegment, AssetID: "a1", Rendition: "720p", Index: 12, Ext: ".ts"}},
+		{"assets/a1/av1-720p/00001.m4s", TopicRenditionSegment, Key{Kind: KindRenditionSegment, AssetID: "a1", Rendition: "av1-720p", Index: 1, Ext: ".m4s"}},
+		{"assets/a1/720p/init.mp4", "", Key{}},
+		{"assets/a1/720p.m3u8", "", Key{}},
+		{"assets/a1/thumbs/00001.jpg", "", Key{}},
+		{"assets/a1/meta/transcode/00001.json", "", Key{}},
+		{"assets/a1/tags/00001.json", "", Key{}},
+		{"assets/a1/status.json", "", Key{}},
+		{"deadletter/x.json", "", Key{}},
+		{"assets//source/00001.ts", "", Key{}},
+		{"assets/a1/source/-1.ts", "", Key{}},
+	}
+	for _, tc := range tests {
+		if got := Parse(tc.key); got != tc.want {
+			t.Errorf("Parse(%q) = %+v, want %+v", tc.key, got, tc.want)
+		}
+		if got := Topic(tc.key); got != tc.topic {
+			t.Errorf("Topic(%q) = %q, want %q", tc.key, got, tc.topic)
+		}
+	}
+}
+
+func TestAssetID(t *testing.T) {
+	a := AssetID("uploads/My Film (2026).mp4", `"abc"`)
+	if a != AssetID("uploads/My Film (2026).mp4", "abc") {
+		t.Fatal("etag quoting changes the id")
+	}
+	if a == AssetID("uploads/My Film (2026).mp4", "def") {
+		t.Fatal("new content, same id")
+	}
+	if len(a) < 12 || a[:13] != "my-film-2026-" {
+		t.Fatalf("id = %q", a)
+	}
+	if got := AssetID("uploads/../..", "x"); got[:6] != "asset-" {
+		t.Fatalf("hostile name id = %q", got)
+	}
+	if k := Asset(a).Source(7); Parse(k).Kind != KindSourceSegment || Parse(k).AssetID != a || Parse(k).Index != 7 {
+		t.Fatalf("builder and parser disagree on %q", k)
+	}
+}
