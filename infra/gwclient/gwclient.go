@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -36,7 +37,9 @@ type Error struct {
 	Body   string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("gateway: %d %s", e.Status, strings.TrimSpace(e.Body)) }
+func (e *Error) Error() string {
+	return fmt.Sprintf("gateway: %d %s", e.Status, strings.TrimSpace(e.Body))
+}
 
 // IsStatus says whether err is a gateway answer with that status.
 func IsStatus(err error, status int) bool {
@@ -205,4 +208,31 @@ type LogMessage struct {
 	Instance  string    `json:"instance"`
 	Timestamp time.Time `json:"timestamp"`
 	Text      string    `json:"text"`
+}
+
+// DeadLetter is one entry of /system/deadletters (the router's).
+type DeadLetter struct {
+	Seq      uint64    `json:"seq"`
+	ID       string    `json:"id"`
+	Function string    `json:"function"`
+	Subject  string    `json:"subject"`
+	Error    string    `json:"error"`
+	Attempts int       `json:"attempts"`
+	At       time.Time `json:"at"`
+	Object   string    `json:"object,omitempty"`
+}
+
+// DeadLetters lists the router's dead letters.
+func (c *Client) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	var out []DeadLetter
+	return out, c.do(ctx, http.MethodGet, "/system/deadletters", nil, &out)
+}
+
+// Replay queues the dead letter with id again, or all of them when id is "".
+func (c *Client) Replay(ctx context.Context, id string) (int, error) {
+	var out struct {
+		Replayed int `json:"replayed"`
+	}
+	err := c.do(ctx, http.MethodPost, "/system/deadletters?id="+url.QueryEscape(id), nil, &out)
+	return out.Replayed, err
 }

@@ -42,13 +42,13 @@ const (
 )
 
 var (
-	ErrNotFound    = errors.New("function not found")
-	ErrTooMany     = errors.New("function at max_inflight")
-	ErrBadRequest  = errors.New("bad request")
-	functionName   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-	defaultIdle    = 15 * time.Minute
-	crashBackoff   = time.Second
-	stopGrace      = 10 * time.Second
+	ErrNotFound   = errors.New("function not found")
+	ErrTooMany    = errors.New("function at max_inflight")
+	ErrBadRequest = errors.New("bad request")
+	functionName  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	defaultIdle   = 15 * time.Minute
+	crashBackoff  = time.Second
+	stopGrace     = 10 * time.Second
 )
 
 // Config configures a Runtime.

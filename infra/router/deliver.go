@@ -196,4 +196,3 @@ func (r *Router) deliver(ctx context.Context, d delivery, attempt int) (outcome,
 }
 
 var errNoDeadLetter = errors.New("dead letter not found")
-

@@ -121,7 +121,7 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 	r := &Router{cfg: cfg, js: js, log: cfg.Logger, metrics: newMetrics(cfg.Registerer),
 		subs: map[string][]string{}, fnCfg: map[string]fnConfig{}, workers: map[string]*fnWorkers{},
 		ctx: rctx, cancel: cancel}
-	if err := r.refresh(ctx); err != nil {
+	if err := r.Refresh(ctx); err != nil {
 		// The gateway may come up after us; the webhook answers 503 (and
 		// MinIO keeps the events in its queue) until subscriptions load.
 		r.log.Warn("router: subscriptions not loaded yet", "err", err)
@@ -194,7 +194,7 @@ func (r *Router) refreshLoop() {
 		case <-r.ctx.Done():
 			return
 		case <-t.C:
-			if err := r.refresh(r.ctx); err != nil && r.ctx.Err() == nil {
+			if err := r.Refresh(r.ctx); err != nil && r.ctx.Err() == nil {
 				r.log.Warn("router: refresh subscriptions", "err", err)
 			}
 		}

@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// refresh reads the functions and their topic annotations from the gateway,
+// Refresh reads the functions and their topic annotations from the gateway,
 // as OpenFaaS connectors do, and starts or stops delivery workers to match.
-func (r *Router) refresh(ctx context.Context) error {
+func (r *Router) Refresh(ctx context.Context) error {
 	fns, err := r.cfg.Gateway.List(ctx)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -14,12 +15,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gorilla/mux"
+	"github.com/openfaas/faas-provider/auth"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/infra/local"
 	"github.com/segflow/segflow/infra/local/gateway"
 	"github.com/segflow/segflow/infra/natsq"
+	"github.com/segflow/segflow/infra/router"
 	"github.com/segflow/segflow/infra/stack"
 	"github.com/segflow/segflow/shared/miniosrv"
 	"github.com/segflow/segflow/shared/storage"
@@ -176,6 +181,15 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	if err != nil {
 		return err
 	}
+	webhookToken, err := credential(filepath.Join(home, "minio-auth", "webhook-token"), "")
+	if err != nil {
+		return err
+	}
+	gwURL := fmt.Sprintf("http://127.0.0.1:%d", o.port)
+	// MinIO keeps events in its queue folder while the router is not up yet
+	// (or restarting) and sends them once it answers.
+	target := router.MinIOTarget{ID: "segflow", Endpoint: gwURL + "/events/minio", Token: webhookToken,
+		QueueDir: filepath.Join(home, "minio-events")}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -189,7 +203,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	log.Info("starting minio", "address", s3Addr)
 	ms, err := miniosrv.Start(ctx, miniosrv.Options{
 		DataDir: filepath.Join(home, "minio"), Address: s3Addr, Console: fmt.Sprintf("127.0.0.1:%d", o.s3Port+1),
-		RootUser: s3User, RootPassword: s3Pass, Log: minioLog,
+		RootUser: s3User, RootPassword: s3Pass, Log: minioLog, Env: target.Env(),
 	})
 	if err != nil {
 		return err
@@ -200,6 +214,9 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 		return err
 	}
 	if err := sc.EnsureBucket(ctx, o.bucket); err != nil {
+		return err
+	}
+	if err := target.Subscribe(ctx, sc, o.bucket); err != nil {
 		return err
 	}
 
@@ -214,7 +231,14 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	}
 	defer nc.Close()
 
-	gwURL := fmt.Sprintf("http://127.0.0.1:%d", o.port)
+	gw := gwclient.New(gwURL, gwUser, gwPass)
+	rtr, err := router.Open(ctx, router.Config{NATS: nc, Gateway: gw, Token: webhookToken, Storage: sc,
+		Logger: log.With("component", "router"), Registerer: prometheus.DefaultRegisterer})
+	if err != nil {
+		return err
+	}
+	defer rtr.Close()
+	creds := &auth.BasicAuthCredentials{User: gwUser, Password: gwPass}
 	ready := make(chan error, 1)
 	runErr := make(chan error, 1)
 	go func() {
@@ -222,8 +246,16 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 			Runtime: local.Config{Home: filepath.Join(home, "runtime"), RepoRoot: repo, Logger: log,
 				FunctionEnv: []string{"S3_ENDPOINT=" + s3Addr, "S3_BUCKET=" + o.bucket, "SEGFLOW_GATEWAY=" + gwURL}},
 			Port: o.port, AuthDir: authDir, NATS: nc,
+			Routes: func(r *mux.Router) {
+				r.Handle("/events/minio", rtr.WebhookHandler()).Methods(http.MethodPost)
+				r.HandleFunc("/system/deadletters", auth.DecorateWithBasicAuth(rtr.DeadLettersHandler(), creds))
+			},
 			Ready: func(rt *local.Runtime) {
-				ready <- deployStack(ctx, rt, gwclient.New(gwURL, gwUser, gwPass), st, s3User, s3Pass, log)
+				err := deployStack(ctx, rt, gw, st, s3User, s3Pass, log)
+				if err == nil {
+					err = rtr.Refresh(ctx)
+				}
+				ready <- err
 			},
 		})
 	}()
