@@ -43,32 +43,52 @@ func (r *Router) startWorkers(ctx context.Context, fn string, c fnConfig) (*fnWo
 	}
 	wctx, cancel := context.WithCancel(r.ctx)
 	w := &fnWorkers{cfg: c, cancel: cancel}
-	for i := 0; i < c.concurrency; i++ {
-		w.wg.Add(1)
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			defer w.wg.Done()
-			r.work(wctx, cons, fn, c)
-		}()
-	}
+	w.wg.Add(1)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer w.wg.Done()
+		r.work(wctx, cons, fn, c)
+	}()
 	r.log.Info("router: delivering", "function", fn, "concurrency", c.concurrency, "max_attempts", c.maxAttempts)
 	return w, nil
 }
 
+// work pulls the function's deliveries in batches (one pull request per
+// message costs more than the delivery itself at hundreds a second) and
+// runs up to concurrency of them at once.
 func (r *Router) work(ctx context.Context, cons jetstream.Consumer, fn string, c fnConfig) {
-	for ctx.Err() == nil {
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.concurrency))
+	if err != nil {
+		r.log.Error("router: pull", "function", fn, "err", err)
+		return
+	}
+	go func() {
+		<-ctx.Done()
+		it.Drain() // hand out what is buffered, then end the loop below
+	}()
+	sem := make(chan struct{}, c.concurrency)
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	for {
+		msg, err := it.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return
+		}
 		if err != nil {
-			if ctx.Err() == nil {
-				r.log.Warn("router: fetch", "function", fn, "err", err)
-				time.Sleep(200 * time.Millisecond)
-			}
+			r.log.Warn("router: pull", "function", fn, "err", err)
 			continue
 		}
-		for msg := range batch.Messages() {
-			r.handle(ctx, msg, c)
+		if ctx.Err() != nil {
+			_ = msg.Nak() // buffered when we stopped: back to the queue
+			continue
 		}
+		sem <- struct{}{}
+		inflight.Add(1)
+		go func() {
+			defer func() { <-sem; inflight.Done() }()
+			r.handle(ctx, msg, c)
+		}()
 	}
 }
 

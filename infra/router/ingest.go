@@ -26,6 +26,10 @@ func (r *Router) Ingest(ctx context.Context, n Notification) (int, error) {
 	queued := 0
 	for _, rec := range n.Records {
 		r.metrics.received.Inc()
+		if r.recent.seen(rec.ID()) {
+			r.metrics.duplicates.Inc()
+			continue
+		}
 		e, err := rec.CloudEvent()
 		if err != nil {
 			r.metrics.malformed.Inc()
@@ -56,8 +60,9 @@ func (r *Router) Ingest(ctx context.Context, n Notification) (int, error) {
 				return queued, err
 			}
 			queued++
-			r.log.Info("router: queued", "event_id", e.ID(), "key", key, "topic", topic, "function", fn)
+			r.log.Debug("router: queued", "event_id", e.ID(), "key", key, "topic", topic, "function", fn)
 		}
+		r.recent.add(rec.ID())
 	}
 	return queued, nil
 }

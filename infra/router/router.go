@@ -76,6 +76,7 @@ type Router struct {
 	js      jetstream.JetStream
 	log     *slog.Logger
 	metrics *metrics
+	recent  *recentIDs
 
 	mu      sync.RWMutex
 	subs    map[string][]string // topic -> functions
@@ -118,7 +119,7 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 		return nil, fmt.Errorf("router: dead-letter stream: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	r := &Router{cfg: cfg, js: js, log: cfg.Logger, metrics: newMetrics(cfg.Registerer),
+	r := &Router{cfg: cfg, js: js, log: cfg.Logger, metrics: newMetrics(cfg.Registerer), recent: newRecentIDs(1 << 16),
 		subs: map[string][]string{}, fnCfg: map[string]fnConfig{}, workers: map[string]*fnWorkers{},
 		ctx: rctx, cancel: cancel}
 	if err := r.Refresh(ctx); err != nil {

@@ -104,7 +104,10 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 
 func (s *Server) waitReady(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
-	url := "http://" + s.opts.Address + "/minio/health/live"
+	// /live answers before the object layer is up; /cluster only once it
+	// has write quorum, which is when bucket calls stop failing with
+	// "Server not initialized yet".
+	url := "http://" + s.opts.Address + "/minio/health/cluster"
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.done:

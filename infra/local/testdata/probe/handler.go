@@ -73,7 +73,7 @@ func handleEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	file := filepath.Join(os.Getenv("PROBE_RECORD_DIR"), os.Getenv("SEGFLOW_FUNCTION")+".jsonl")
 	seen := 0
-	if b, err := os.ReadFile(file); err == nil {
+	if b, err := os.ReadFile(file); err == nil && os.Getenv("PROBE_MODE") == "fail-twice" {
 		seen = strings.Count(string(b), `"id":`+strconv.Quote(e.ID()))
 	}
 	line, _ := json.Marshal(map[string]any{
