@@ -3,6 +3,7 @@ module github.com/segflow/segflow/shared
 go 1.26.0
 
 require (
+	github.com/Eyevinn/mp4ff v0.47.0
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/minio/minio-go/v7 v7.4.1
 	github.com/prometheus/client_golang v1.25.0

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path"
@@ -98,6 +99,10 @@ type PutOptions struct {
 	ContentType string
 	// Metadata is stored as x-amz-meta-* user metadata.
 	Metadata map[string]string
+	// IfMatch makes the write conditional on the current ETag ("*": the
+	// object exists); IfNoneMatch "*" makes it create-only. A failed
+	// condition returns an error that IsPreconditionFailed recognises.
+	IfMatch, IfNoneMatch string
 }
 
 // Put writes size bytes from r to bucket/key (size -1 streams in parts).
@@ -105,10 +110,14 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 	if err := ValidKey(key); err != nil {
 		return err
 	}
-	_, err := c.mc.PutObject(ctx, bucket, key, r, size, minio.PutObjectOptions{
-		ContentType:  opts.ContentType,
-		UserMetadata: opts.Metadata,
-	})
+	po := minio.PutObjectOptions{ContentType: opts.ContentType, UserMetadata: opts.Metadata}
+	if opts.IfMatch != "" {
+		po.SetMatchETag(strings.Trim(opts.IfMatch, `"`))
+	}
+	if opts.IfNoneMatch != "" {
+		po.SetMatchETagExcept(strings.Trim(opts.IfNoneMatch, `"`))
+	}
+	_, err := c.mc.PutObject(ctx, bucket, key, r, size, po)
 	if err != nil {
 		return fmt.Errorf("storage: put %s/%s: %w", bucket, key, err)
 	}
@@ -250,6 +259,62 @@ func (c *Client) Presign(ctx context.Context, method, bucket, key string, expiry
 		return nil, fmt.Errorf("storage: presign %s %s/%s: %w", method, bucket, key, err)
 	}
 	return u, nil
+}
+
+// IsPreconditionFailed says whether a conditional write lost its race.
+func IsPreconditionFailed(err error) bool {
+	var er minio.ErrorResponse
+	if errors.As(err, &er) {
+		return er.StatusCode == 412 || er.Code == "PreconditionFailed"
+	}
+	return false
+}
+
+// Update replaces a small object by a function of its current content with
+// optimistic locking: read it and its ETag, compute, write only if nobody
+// wrote in between, else start over. change gets nil when the object does
+// not exist and returns nil to leave it as it is. Concurrent updaters
+// therefore never lose each other's changes.
+func (c *Client) Update(ctx context.Context, bucket, key string, opts PutOptions, change func(old []byte) ([]byte, error)) error {
+	for attempt := 0; ; attempt++ {
+		var old []byte
+		etag := ""
+		rc, info, err := c.Get(ctx, bucket, key)
+		switch {
+		case err == nil:
+			old, err = io.ReadAll(rc)
+			rc.Close()
+			if IsPreconditionFailed(err) {
+				continue // replaced while we read it
+			}
+			if err != nil {
+				return fmt.Errorf("storage: update %s/%s: %w", bucket, key, err)
+			}
+			etag = info.ETag
+		case errors.Is(err, ErrNotFound):
+		default:
+			return err
+		}
+		next, err := change(old)
+		if err != nil || next == nil {
+			return err
+		}
+		o := opts
+		if etag != "" {
+			o.IfMatch, o.IfNoneMatch = etag, ""
+		} else {
+			o.IfMatch, o.IfNoneMatch = "", "*"
+		}
+		err = c.PutBytes(ctx, bucket, key, next, o)
+		if err == nil || !IsPreconditionFailed(err) || attempt >= 50 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(rand.IntN(20*(attempt+1))) * time.Millisecond):
+		}
+	}
 }
 
 // ErrNotFound is returned (wrapped) for a missing object or bucket.

@@ -3,11 +3,13 @@ package storage_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"path/filepath"
 	"os"
+	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -153,5 +155,57 @@ func TestValidKey(t *testing.T) {
 		if err := storage.ValidKey(tc.key); (err == nil) != tc.ok {
 			t.Errorf("ValidKey(%q) = %v, want ok=%v", tc.key, err, tc.ok)
 		}
+	}
+}
+
+// TestUpdateConcurrent has many writers append to one JSON list through
+// Update at once; optimistic locking must keep every append.
+func TestUpdateConcurrent(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	ctx := context.Background()
+	bucket := m.Bucket(t, "media")
+	const writers = 12
+	errs := make(chan error, writers)
+	for i := 0; i < writers; i++ {
+		go func(i int) {
+			errs <- m.Client.Update(ctx, bucket, "assets/a/status.json", storage.PutOptions{ContentType: "application/json"},
+				func(old []byte) ([]byte, error) {
+					var list []int
+					if old != nil {
+						if err := json.Unmarshal(old, &list); err != nil {
+							return nil, err
+						}
+					}
+					return json.Marshal(append(list, i))
+				})
+		}(i)
+	}
+	for i := 0; i < writers; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := m.Client.GetBytes(ctx, bucket, "assets/a/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []int
+	json.Unmarshal(b, &list)
+	sort.Ints(list)
+	if len(list) != writers {
+		t.Fatalf("kept %d of %d updates: %v", len(list), writers, list)
+	}
+	// A change that returns nil writes nothing.
+	info, _ := m.Client.Stat(ctx, bucket, "assets/a/status.json")
+	if err := m.Client.Update(ctx, bucket, "assets/a/status.json", storage.PutOptions{}, func([]byte) ([]byte, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := m.Client.Stat(ctx, bucket, "assets/a/status.json"); after.ETag != info.ETag {
+		t.Fatal("a no-op update rewrote the object")
+	}
+	// A stale ETag loses.
+	err = m.Client.PutBytes(ctx, bucket, "assets/a/status.json", []byte("[]"), storage.PutOptions{IfMatch: "0123"})
+	if !storage.IsPreconditionFailed(err) {
+		t.Fatalf("stale If-Match: %v", err)
 	}
 }

@@ -1,0 +1,213 @@
+package media_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segflow/segflow/shared/media"
+	"github.com/segflow/segflow/shared/media/mediatest"
+)
+
+func TestProbeRejectsBadInput(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	good := filepath.Join(dir, "good.mp4")
+	mediatest.Make(t, good, mediatest.Clip{Seconds: 2, Width: 320, Height: 240, Audio: true})
+	data, _ := os.ReadFile(good)
+
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, b, 0o644)
+		return p
+	}
+	random := make([]byte, 64<<10)
+	for i := range random {
+		random[i] = byte(i*7919 + i/13)
+	}
+	audioOnly := filepath.Join(dir, "tone.m4a")
+	mustFF(t, "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", audioOnly)
+
+	tests := []struct {
+		name string
+		path string
+		want error
+	}{
+		{"random bytes", write("random.mp4", random), media.ErrNotMedia},
+		{"text", write("notes.txt", []byte("hello, this is not a video\n")), media.ErrNotMedia},
+		{"truncated", write("cut.mp4", data[:len(data)/2]), media.ErrTruncated},
+		{"audio only", audioOnly, media.ErrNoVideo},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			info, err := media.Probe(ctx, tc.path)
+			if err == nil {
+				err = media.CheckIntegrity(ctx, tc.path)
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v (info %+v), want %v", err, info, tc.want)
+			}
+		})
+	}
+	info, err := media.Probe(ctx, good)
+	if err != nil || media.CheckIntegrity(ctx, good) != nil {
+		t.Fatalf("good clip: %v", err)
+	}
+	if info.Video.Width != 320 || info.Video.FPS != 30 || info.Audio == nil || math.Abs(info.Duration-2) > 0.1 {
+		t.Fatalf("info = %+v video %+v", info, info.Video)
+	}
+}
+
+func mustFF(t *testing.T, args ...string) {
+	t.Helper()
+	if err := runFF(args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSplitTranscodeSeams splits a clip, transcodes every segment to the
+// whole ladder and checks what a player needs at the seams.
+func TestSplitTranscodeSeams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("encodes 1080p")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.mp4")
+	const seconds, fps = 10.0, 30
+	mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 1920, Height: 1080, FPS: fps, Audio: true, GOP: 45})
+	info, err := media.Probe(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs, err := media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{Target: 4 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keyframes every 1.5 s: cuts at 4.5 and 9.0.
+	if len(segs) != 3 || math.Abs(segs[0].Duration-4.5) > 0.001 || math.Abs(segs[1].Duration-4.5) > 0.001 {
+		t.Fatalf("segments = %+v", segs)
+	}
+	total := 0.0
+	for i, s := range segs {
+		total += s.Duration
+		if i > 0 && math.Abs(segs[i-1].Start+segs[i-1].Duration-s.Start) > 1e-6 {
+			t.Fatalf("segment %d does not start where %d ends: %+v", i, i-1, segs)
+		}
+	}
+	if math.Abs(total-seconds) > 1.0/fps {
+		t.Fatalf("segments last %.3fs, source %.3fs", total, seconds)
+	}
+
+	rungs, err := media.Ladder(info.Video, []media.Codec{media.H264})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rungs = append(rungs, media.Rung{Name: "av1-360p", Codec: media.AV1, Width: 640, Height: 360, Bitrate: 400_000})
+	files := map[string][]string{}
+	var initAV1 string
+	for _, s := range segs {
+		outs, err := media.Transcode(ctx, s.Path, filepath.Join(dir, "out", filepath.Base(s.Path)), rungs,
+			media.TranscodeOptions{FPS: info.Video.FPS, Audio: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(outs) != len(rungs)+1 {
+			t.Fatalf("outputs = %d", len(outs))
+		}
+		for _, o := range outs {
+			files[o.Rung.Name] = append(files[o.Rung.Name], o.Path)
+			if o.InitPath != "" {
+				initAV1 = o.InitPath
+			}
+			if o.Bytes == 0 || o.Codecs == "" {
+				t.Fatalf("output %+v", o)
+			}
+		}
+	}
+	var keyTimes []string
+	for _, r := range rungs {
+		whole := filepath.Join(dir, r.Name+"-all"+r.SegmentExt())
+		parts := files[r.Name]
+		if r.Container() == "fmp4" {
+			parts = append([]string{initAV1}, parts...)
+		}
+		concat(t, whole, parts)
+		// Every segment decodes on its own, as a player fetches it (MPEG-TS
+		// continuity counters restart per file, so the byte concatenation
+		// is only read for timestamps).
+		for _, p := range files[r.Name] {
+			if r.Container() == "fmp4" {
+				p = filepath.Join(dir, "one.mp4")
+				concat(t, p, []string{initAV1, files[r.Name][0]})
+			}
+			if err := mediatest.Decodes(p); err != nil {
+				t.Fatalf("%s: %v", r.Name, err)
+			}
+		}
+		ps := mediatest.Packets(t, whole, "v:0")
+		if len(ps) != int(seconds*fps) {
+			t.Errorf("%s: %d frames, want %d", r.Name, len(ps), int(seconds*fps))
+		}
+		var keys []string
+		for i, p := range ps {
+			if i > 0 {
+				if d := p.PTS - ps[i-1].PTS; math.Abs(d-1.0/fps) > 0.0015 {
+					t.Errorf("%s: timestamp jump of %.4fs at %.3f", r.Name, d, p.PTS)
+				}
+			}
+			if p.Key {
+				keys = append(keys, ftoa(p.PTS-ps[0].PTS))
+			}
+		}
+		// A keyframe at every segment start, then every 2 s in the segment.
+		want := "0.000,2.000,4.000,4.500,6.500,8.500,9.000"
+		if strings.Join(keys, ",") != want {
+			t.Errorf("%s: keyframes at %v, want %s", r.Name, keys, want)
+		}
+		keyTimes = append(keyTimes, strings.Join(keys, ","))
+		if math.Abs(ps[0].PTS-segs[0].Start) > 0.0015 {
+			t.Errorf("%s starts at %.4f, source at %.4f", r.Name, ps[0].PTS, segs[0].Start)
+		}
+	}
+	// Audio: encoded once and cut between packets, so the seams are gapless.
+	audio := filepath.Join(dir, "audio-all.ts")
+	concat(t, audio, files["audio"])
+	aps := mediatest.Packets(t, audio, "a:0")
+	for i := 1; i < len(aps); i++ {
+		gap := aps[i].PTS - (aps[i-1].PTS + aps[i-1].Duration)
+		if math.Abs(gap) > 0.005 {
+			t.Errorf("audio gap of %.4fs at %.3f", gap, aps[i].PTS)
+		}
+	}
+	top := filepath.Join(dir, "1080p-all.ts")
+	psnr, err := media.PSNR(ctx, src, top, 1920, 1080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("1080p PSNR %.2f dB", psnr)
+	if psnr < 38 {
+		t.Errorf("1080p PSNR %.2f dB < 38", psnr)
+	}
+}
+
+func concat(t *testing.T, out string, parts []string) {
+	t.Helper()
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range parts {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(b)
+	}
+}

@@ -1,0 +1,92 @@
+// Package mediatest makes test media with ffmpeg's lavfi sources
+// (testsrc2 and a sine tone) and reads back what tests check with ffprobe.
+package mediatest
+
+import (
+	"fmt"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Clip describes a generated clip.
+type Clip struct {
+	Seconds       float64
+	Width, Height int
+	FPS           int
+	Audio         bool // a 1 kHz sine, 48 kHz stereo
+	// GOP is the source keyframe interval in frames (default 2 s).
+	GOP int
+	// Extra video filters after testsrc2 (drawtext, ...).
+	VideoFilter string
+}
+
+// Make writes the clip as H.264/AAC MP4 at near-lossless quality, so that
+// quality checks measure segflow's encode and not the source's.
+func Make(t testing.TB, path string, c Clip) {
+	t.Helper()
+	if c.FPS == 0 {
+		c.FPS = 30
+	}
+	if c.GOP == 0 {
+		c.GOP = 2 * c.FPS
+	}
+	src := fmt.Sprintf("testsrc2=size=%dx%d:rate=%d:duration=%g", c.Width, c.Height, c.FPS, c.Seconds)
+	if c.VideoFilter != "" {
+		src += "," + c.VideoFilter
+	}
+	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", src}
+	if c.Audio {
+		args = append(args, "-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=48000:duration=%g", c.Seconds), "-ac", "2")
+	}
+	args = append(args, "-c:v", "libx264", "-preset", "ultrafast", "-crf", "10", "-g", strconv.Itoa(c.GOP), "-pix_fmt", "yuv420p")
+	if c.Audio {
+		args = append(args, "-c:a", "aac", "-b:a", "192k")
+	}
+	args = append(args, "-movflags", "+faststart", path)
+	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
+		t.Fatalf("make clip: %v\n%s", err, out)
+	}
+}
+
+// Packet is one packet as ffprobe reports it.
+type Packet struct {
+	PTS, Duration float64
+	Key           bool
+}
+
+// Packets lists a stream's packets ("v:0" or "a:0") in presentation order.
+func Packets(t testing.TB, path, stream string) []Packet {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", stream,
+		"-show_entries", "packet=pts_time,duration_time,flags", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var ps []Packet
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(strings.TrimSpace(line), ",")
+		if len(f) < 3 {
+			continue
+		}
+		pts, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		d, _ := strconv.ParseFloat(f[1], 64)
+		ps = append(ps, Packet{PTS: pts, Duration: d, Key: strings.HasPrefix(f[2], "K")})
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].PTS < ps[j].PTS })
+	return ps
+}
+
+// Decodes says whether ffmpeg decodes the whole file without an error.
+func Decodes(path string) error {
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", path, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		return fmt.Errorf("decode %s: %v %s", path, err, out)
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package media
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Errors that say why a file is not usable media; split reports them.
+var (
+	ErrEmpty       = errors.New("file is empty")
+	ErrNotMedia    = errors.New("not a media file")
+	ErrNoVideo     = errors.New("no video stream")
+	ErrUnsupported = errors.New("unsupported codec")
+	ErrTruncated   = errors.New("truncated or corrupt media")
+)
+
+// Info is what segflow needs to know about a media file.
+type Info struct {
+	Format   string  // ffprobe's format_name
+	Duration float64 // seconds
+	BitRate  int64
+	Video    *VideoStream
+	Audio    *AudioStream
+	// StartTime is the container's start time in seconds.
+	StartTime float64
+}
+
+// VideoStream describes the first video stream.
+type VideoStream struct {
+	Codec   string
+	Profile string
+	Width   int
+	Height  int
+	// DisplayWidth accounts for a non-square sample aspect ratio.
+	DisplayWidth int
+	FPS          float64
+	PixFmt       string
+	Duration     float64
+	StartTime    float64
+	BitRate      int64
+}
+
+// AudioStream describes the first audio stream.
+type AudioStream struct {
+	Codec      string
+	SampleRate int
+	Channels   int
+	StartTime  float64
+	Duration   float64
+}
+
+type ffprobeOut struct {
+	Streams []struct {
+		CodecType    string `json:"codec_type"`
+		CodecName    string `json:"codec_name"`
+		Profile      string `json:"profile"`
+		Width        int    `json:"width"`
+		Height       int    `json:"height"`
+		SampleAspect string `json:"sample_aspect_ratio"`
+		PixFmt       string `json:"pix_fmt"`
+		AvgFrameRate string `json:"avg_frame_rate"`
+		RFrameRate   string `json:"r_frame_rate"`
+		SampleRate   string `json:"sample_rate"`
+		Channels     int    `json:"channels"`
+		Duration     string `json:"duration"`
+		StartTime    string `json:"start_time"`
+		BitRate      string `json:"bit_rate"`
+		Disposition  struct {
+			AttachedPic int `json:"attached_pic"`
+		} `json:"disposition"`
+	} `json:"streams"`
+	Format struct {
+		FormatName string `json:"format_name"`
+		Duration   string `json:"duration"`
+		BitRate    string `json:"bit_rate"`
+		StartTime  string `json:"start_time"`
+	} `json:"format"`
+}
+
+// decodable lists the video codecs the ladder takes as input.
+var decodable = map[string]bool{"h264": true, "hevc": true, "vp8": true, "vp9": true, "av1": true,
+	"mpeg2video": true, "mpeg4": true, "prores": true, "mjpeg": true, "dnxhd": true, "theora": true}
+
+// Probe reads a file's streams with ffprobe. It fails with ErrEmpty,
+// ErrNotMedia, ErrNoVideo or ErrUnsupported (wrapped) for files the
+// pipeline cannot take.
+func Probe(ctx context.Context, path string) (*Info, error) {
+	out, err := run(ctx, "ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path)
+	if err != nil {
+		var me *Error
+		if errors.As(err, &me) && strings.Contains(me.Stderr, "Invalid data found") {
+			return nil, fmt.Errorf("probe %s: %w", path, ErrNotMedia)
+		}
+		if errors.As(err, &me) && strings.Contains(me.Stderr, "moov atom not found") {
+			return nil, fmt.Errorf("probe %s: %w (moov atom not found)", path, ErrTruncated)
+		}
+		return nil, fmt.Errorf("probe %s: %w: %v", path, ErrNotMedia, err)
+	}
+	var p ffprobeOut
+	if err := json.Unmarshal(out, &p); err != nil {
+		return nil, fmt.Errorf("probe %s: %w", path, err)
+	}
+	info := &Info{Format: p.Format.FormatName, Duration: num(p.Format.Duration), BitRate: int64(num(p.Format.BitRate)),
+		StartTime: num(p.Format.StartTime)}
+	for _, s := range p.Streams {
+		switch {
+		case s.CodecType == "video" && info.Video == nil && s.Disposition.AttachedPic == 0:
+			fps := rate(s.AvgFrameRate)
+			if fps == 0 || fps > 240 {
+				fps = rate(s.RFrameRate)
+			}
+			v := &VideoStream{Codec: s.CodecName, Profile: s.Profile, Width: s.Width, Height: s.Height,
+				DisplayWidth: s.Width, FPS: fps, PixFmt: s.PixFmt, Duration: num(s.Duration),
+				StartTime: num(s.StartTime), BitRate: int64(num(s.BitRate))}
+			if sar := rate(strings.Replace(s.SampleAspect, ":", "/", 1)); sar > 0 && sar != 1 {
+				v.DisplayWidth = int(math.Round(float64(s.Width) * sar))
+			}
+			info.Video = v
+		case s.CodecType == "audio" && info.Audio == nil:
+			sr, _ := strconv.Atoi(s.SampleRate)
+			info.Audio = &AudioStream{Codec: s.CodecName, SampleRate: sr, Channels: s.Channels,
+				StartTime: num(s.StartTime), Duration: num(s.Duration)}
+		}
+	}
+	// A text file ffprobe reads as some exotic format still has no streams.
+	if info.Video == nil && info.Audio == nil {
+		return nil, fmt.Errorf("probe %s: %w (format %q, no audio or video)", path, ErrNotMedia, info.Format)
+	}
+	if info.Video == nil {
+		return nil, fmt.Errorf("probe %s: %w", path, ErrNoVideo)
+	}
+	if !decodable[info.Video.Codec] || info.Video.Width <= 0 || info.Video.Height <= 0 {
+		return nil, fmt.Errorf("probe %s: %w: video codec %q %dx%d", path, ErrUnsupported, info.Video.Codec, info.Video.Width, info.Video.Height)
+	}
+	if info.Video.FPS <= 0 {
+		info.Video.FPS = 30
+	}
+	return info, nil
+}
+
+// CheckIntegrity reads every packet of the file (no decoding) and fails
+// with ErrTruncated when the container ends early or is damaged.
+func CheckIntegrity(ctx context.Context, path string) error {
+	_, err := run(ctx, "ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", path, "-map", "0", "-c", "copy", "-f", "null", "-")
+	if err != nil {
+		return fmt.Errorf("check %s: %w: %v", path, ErrTruncated, err)
+	}
+	return nil
+}
+
+func num(s string) float64 {
+	f, _ := strconv.ParseFloat(s, 64)
+	return f
+}
+
+// rate parses "30000/1001".
+func rate(s string) float64 {
+	n, d, ok := strings.Cut(s, "/")
+	if !ok {
+		return num(s)
+	}
+	den := num(d)
+	if den == 0 {
+		return 0
+	}
+	return num(n) / den
+}

@@ -1,0 +1,185 @@
+package media
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// TranscodeOptions shape a segment transcode.
+type TranscodeOptions struct {
+	// FPS is the source frame rate; the GOP is GOPSeconds of it.
+	FPS float64
+	// GOPSeconds is the fixed keyframe interval (default 2s), the same in
+	// every rung so that renditions switch cleanly.
+	GOPSeconds float64
+	// Preset is the x264/x265 speed preset (default veryfast).
+	Preset string
+	// Audio also writes the segment's audio, copied, as audio.ts.
+	Audio bool
+	// Filter is applied to the decoded video before the ladder's scaling
+	// (the watermark's overlay, for one).
+	Filter string
+}
+
+// Output is one rung's (or the audio's) encoded segment.
+type Output struct {
+	Rung     Rung
+	Path     string
+	InitPath string // fMP4 only
+	Bytes    int64
+	// Codecs is the RFC 6381 codec string for the master playlist.
+	Codecs string
+}
+
+// Transcode makes every rung of the ladder from one decode of the segment
+// (ffmpeg's split filter), keeping the segment's timestamps so that
+// consecutive segments play as one timeline, with a keyframe at the start
+// and then every GOP in every rung.
+func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o TranscodeOptions) ([]Output, error) {
+	if len(rungs) == 0 {
+		return nil, fmt.Errorf("transcode %s: empty ladder", in)
+	}
+	if o.GOPSeconds <= 0 {
+		o.GOPSeconds = 2
+	}
+	if o.FPS <= 0 {
+		o.FPS = 30
+	}
+	if o.Preset == "" {
+		o.Preset = "veryfast"
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, err
+	}
+	gop := strconv.Itoa(int(math.Max(1, math.Round(o.FPS*o.GOPSeconds))))
+
+	var graph strings.Builder
+	src := "[0:v]"
+	if o.Filter != "" {
+		fmt.Fprintf(&graph, "[0:v]%s[pre];", o.Filter)
+		src = "[pre]"
+	}
+	fmt.Fprintf(&graph, "%ssplit=%d", src, len(rungs))
+	for i := range rungs {
+		fmt.Fprintf(&graph, "[s%d]", i)
+	}
+	for i, r := range rungs {
+		fmt.Fprintf(&graph, ";[s%d]scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p[o%d]", i, r.Width, r.Height, i)
+	}
+	args := []string{"-copyts", "-i", in, "-filter_complex", graph.String()}
+	outs := make([]Output, 0, len(rungs)+1)
+	for i, r := range rungs {
+		out := Output{Rung: r, Path: filepath.Join(outDir, r.Name+r.SegmentExt())}
+		args = append(args, "-map", fmt.Sprintf("[o%d]", i))
+		args = append(args, encoderArgs(r, gop, o.Preset)...)
+		// Keep the input's 90 kHz time base and frame timing: no re-rounding
+		// to the frame rate, no duplicated or dropped frames, so seams meet.
+		args = append(args, "-enc_time_base", "-1", "-fps_mode", "passthrough")
+		if r.Container() == "ts" {
+			args = append(args, "-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", out.Path)
+		} else {
+			raw := out.Path + ".frag.mp4"
+			args = append(args, "-movflags", "frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets", "-f", "mp4", raw)
+		}
+		outs = append(outs, out)
+	}
+	if o.Audio {
+		a := Output{Rung: Rung{Name: "audio"}, Path: filepath.Join(outDir, "audio.ts"), Codecs: "mp4a.40.2"}
+		args = append(args, "-map", "0:a:0", "-c:a", "copy", "-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", a.Path)
+		outs = append(outs, a)
+	}
+	if err := ffmpeg(ctx, args...); err != nil {
+		return nil, fmt.Errorf("transcode %s: %w", in, err)
+	}
+	start, _, err := videoSpan(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("transcode %s: %w", in, err)
+	}
+	for i := range outs {
+		o := &outs[i]
+		if o.Rung.Container() == "fmp4" && o.Rung.Name != "audio" {
+			o.InitPath = filepath.Join(outDir, o.Rung.Name+"-init.mp4")
+			if err := splitFragmented(o.Path+".frag.mp4", o.InitPath, o.Path, start); err != nil {
+				return nil, fmt.Errorf("transcode %s: %s: %w", in, o.Rung.Name, err)
+			}
+		}
+		st, err := os.Stat(o.Path)
+		if err != nil {
+			return nil, fmt.Errorf("transcode %s: %w", in, err)
+		}
+		o.Bytes = st.Size()
+		if o.Codecs == "" {
+			o.Codecs = codecString(o.Rung)
+		}
+	}
+	return outs, nil
+}
+
+// encoderArgs are the per-rung encoder settings: capped VBR at the rung's
+// bitrate (maxrate 110%, 2 s buffer), fixed GOP without scene-cut
+// keyframes so every rung has its keyframes at the same times.
+func encoderArgs(r Rung, gop, preset string) []string {
+	br := strconv.Itoa(r.Bitrate)
+	maxrate := strconv.Itoa(r.Bitrate * 11 / 10)
+	bufsize := strconv.Itoa(r.Bitrate * 2)
+	switch r.Codec {
+	case H265:
+		return []string{"-c:v", "libx265", "-preset", preset, "-b:v", br, "-maxrate", maxrate, "-bufsize", bufsize,
+			"-tag:v", "hvc1", "-x265-params", "keyint=" + gop + ":min-keyint=" + gop + ":scenecut=0:open-gop=0:log-level=error"}
+	case VP9:
+		return []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1",
+			"-b:v", br, "-maxrate", maxrate, "-bufsize", bufsize, "-g", gop, "-keyint_min", gop}
+	case AV1:
+		return []string{"-c:v", "libsvtav1", "-preset", "10", "-b:v", br, "-g", gop,
+			"-svtav1-params", "keyint=" + gop + ":scd=0"}
+	default:
+		args := []string{"-c:v", "libx264", "-preset", preset, "-b:v", br, "-maxrate", maxrate, "-bufsize", bufsize,
+			"-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-x264-params", "open-gop=0"}
+		if r.Profile != "" {
+			args = append(args, "-profile:v", r.Profile)
+		}
+		if r.Level != "" {
+			args = append(args, "-level:v", r.Level)
+		}
+		return args
+	}
+}
+
+// codecString is the RFC 6381 string players use to pick renditions.
+func codecString(r Rung) string {
+	switch r.Codec {
+	case H265:
+		return "hvc1.1.6.L" + strconv.Itoa(hevcLevel(r.Height)) + ".B0"
+	case VP9:
+		return "vp09.00.40.08"
+	case AV1:
+		return "av01.0.08M.08"
+	}
+	profile := map[string]string{"high": "6400", "main": "4d40", "baseline": "42e0"}[r.Profile]
+	if profile == "" {
+		profile = "6400"
+	}
+	level := 40
+	if r.Level != "" {
+		if f, err := strconv.ParseFloat(r.Level, 64); err == nil {
+			level = int(math.Round(f * 10))
+		}
+	}
+	return fmt.Sprintf("avc1.%s%02x", profile, level)
+}
+
+func hevcLevel(height int) int {
+	switch {
+	case height > 1080:
+		return 150
+	case height > 720:
+		return 120
+	default:
+		return 93
+	}
+}
