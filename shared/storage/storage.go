@@ -6,10 +6,12 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"path"
@@ -156,9 +158,22 @@ type Info struct {
 }
 
 func infoOf(oi minio.ObjectInfo) Info {
-	return Info{Key: oi.Key, Size: oi.Size, ETag: oi.ETag, ContentType: oi.ContentType,
-		LastModified: oi.LastModified, Metadata: oi.UserMetadata}
+	// Stat gives metadata without the x-amz-meta- prefix; a listing with
+	// metadata gives it raw and stripped.
+	raw := map[string]string(oi.UserMetadataStripped)
+	if len(raw) == 0 {
+		raw = oi.UserMetadata
+	}
+	meta := make(map[string]string, len(raw))
+	for k, v := range raw {
+		meta[http.CanonicalHeaderKey(strings.TrimPrefix(http.CanonicalHeaderKey(k), "X-Amz-Meta-"))] = v
+	}
+	return Info{Key: oi.Key, Size: oi.Size, ETag: strings.Trim(oi.ETag, `"`), ContentType: oi.ContentType,
+		LastModified: oi.LastModified, Metadata: meta}
 }
+
+// Meta returns a user metadata value by name, in any letter case.
+func (i Info) Meta(name string) string { return i.Metadata[http.CanonicalHeaderKey(name)] }
 
 // Stat returns an object's size and metadata; ErrNotFound when absent.
 func (c *Client) Stat(ctx context.Context, bucket, key string) (Info, error) {
@@ -352,4 +367,16 @@ func ValidKey(key string) error {
 		return fmt.Errorf("storage: invalid key %q: not clean", key)
 	}
 	return nil
+}
+
+// PutJSON writes v as an indented JSON document.
+func (c *Client) PutJSON(ctx context.Context, bucket, key string, v any, opts PutOptions) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("storage: put %s/%s: %w", bucket, key, err)
+	}
+	if opts.ContentType == "" {
+		opts.ContentType = "application/json"
+	}
+	return c.PutBytes(ctx, bucket, key, b, opts)
 }

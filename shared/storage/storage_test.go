@@ -83,6 +83,13 @@ func TestStorageAgainstMinIO(t *testing.T) {
 		if len(got) != 2 || got[0].Key != "assets/a1/source/0.ts" || got[1].Key != "assets/a1/source/1.ts" {
 			t.Fatalf("List = %+v", got)
 		}
+		withMeta, err := c.List(ctx, bucket, "assets/a1/", storage.ListOptions{Recursive: true, WithMetadata: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if withMeta[0].Meta("segment-index") != "0" || withMeta[0].Meta("Duration") != "4.000" {
+			t.Fatalf("listed metadata = %v", withMeta[0].Metadata)
+		}
 	})
 	t.Run("presigned get and put need no credentials", func(t *testing.T) {
 		u, err := c.Presign(ctx, http.MethodPut, bucket, "uploads/presigned.bin", time.Minute)

@@ -150,10 +150,6 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	if pid, ok := runningPid(home); ok && pid != os.Getpid() {
 		return fmt.Errorf("segflow is already running (pid %d)", pid)
 	}
-	st, err := stack.Parse(filepath.Join(repo, o.stackFile))
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		return err
 	}
@@ -191,6 +187,16 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	target := router.MinIOTarget{ID: "segflow", Endpoint: gwURL + "/events/minio", Token: webhookToken,
 		QueueDir: filepath.Join(home, "minio-events")}
 
+	// stack.yml reads these through ${VAR} as faas-cli would.
+	s3Addr := fmt.Sprintf("127.0.0.1:%d", o.s3Port)
+	os.Setenv("S3_ENDPOINT", s3Addr)
+	os.Setenv("S3_BUCKET", o.bucket)
+	os.Setenv("OPENFAAS_URL", gwURL)
+	st, err := stack.Parse(filepath.Join(repo, o.stackFile))
+	if err != nil {
+		return err
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -199,7 +205,6 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 		return err
 	}
 	defer minioLog.Close()
-	s3Addr := fmt.Sprintf("127.0.0.1:%d", o.s3Port)
 	log.Info("starting minio", "address", s3Addr)
 	ms, err := miniosrv.Start(ctx, miniosrv.Options{
 		DataDir: filepath.Join(home, "minio"), Address: s3Addr, Console: fmt.Sprintf("127.0.0.1:%d", o.s3Port+1),

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 
@@ -16,7 +17,12 @@ func MakeUpdateHandler(rt *local.Runtime, log *slog.Logger) http.HandlerFunc {
 			return
 		}
 		if err := rt.Update(r.Context(), dep); err != nil {
-			log.Error("update", "function", dep.Service, "err", err)
+			if errors.Is(err, local.ErrNotFound) {
+				// faas-cli's deploy asks for an update first; 404 sends it to POST.
+				log.Info("update of a function not deployed yet", "function", dep.Service)
+			} else {
+				log.Error("update", "function", dep.Service, "err", err)
+			}
 			http.Error(w, err.Error(), local.StatusOf(err))
 			return
 		}

@@ -1,0 +1,182 @@
+// Package function is the packager stage: on every new rendition segment
+// it rebuilds the asset's HLS playlists from what the bucket holds (a
+// listing plus each segment's metadata), so concurrent and repeated calls
+// converge, and a playlist is only ever replaced by one that lists at least
+// as much. ENDLIST goes on once every segment of a rendition is there.
+package function
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"strconv"
+	"sync"
+
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/hls"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/stage"
+	"github.com/segflow/segflow/shared/storage"
+)
+
+const name = "packager"
+
+var env = sync.OnceValues(func() (*stage.Env, error) { return stage.NewEnv(name) })
+
+// Handle receives a rendition segment's CloudEvent.
+func Handle(w http.ResponseWriter, r *http.Request) {
+	e, err := env()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	t, err := e.ReadTrigger(r)
+	if err == nil && t.Layout.Kind != layout.KindRenditionSegment {
+		err = stage.Permanent(fmt.Errorf("packager takes rendition segments, not %s", t.Key))
+	}
+	if err != nil {
+		e.Respond(w, t, "", err)
+		return
+	}
+	msg, err := Package(r.Context(), e, t.Bucket, t.Layout.AssetID)
+	e.Respond(w, t, msg, err)
+}
+
+// Package writes the playlists of one asset from the bucket's contents.
+func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, error) {
+	m, err := asset.ReadManifest(ctx, e.Store, bucket, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", stage.Permanent(err)
+	}
+	if err != nil {
+		return "", err
+	}
+	a := layout.Asset(id)
+	objs, err := e.Store.List(ctx, bucket, a.Prefix(), storage.ListOptions{Recursive: true, WithMetadata: true})
+	if err != nil {
+		return "", err
+	}
+	renditions := collect(objs, m)
+	var video []hls.Rendition
+	for _, r := range m.Ladder {
+		video = append(video, renditions[r.Name])
+	}
+	var audio *hls.Rendition
+	if m.Audio {
+		ar := renditions["audio"]
+		audio = &ar
+	}
+
+	total := len(m.Segments)
+	complete, listed := 0, 0
+	write := func(r hls.Rendition) error {
+		body, n, done, err := hls.Media(r, hls.MediaOptions{Total: total})
+		if err != nil {
+			return err
+		}
+		if done {
+			complete++
+		}
+		listed += n
+		return e.Store.Update(ctx, bucket, a.Playlist(r.Name), playlistOpts(e), monotonic(body))
+	}
+	all := append([]hls.Rendition(nil), video...)
+	if audio != nil {
+		all = append(all, *audio)
+	}
+	for _, r := range all {
+		if err := write(r); err != nil {
+			return "", err
+		}
+	}
+	master := hls.Master(video, audio)
+	if err := e.Store.Update(ctx, bucket, a.Master(), playlistOpts(e), func(old []byte) ([]byte, error) {
+		if string(old) == string(master) || variants(old) > variants(master) {
+			return nil, nil
+		}
+		return master, nil
+	}); err != nil {
+		return "", err
+	}
+	if complete == len(all) {
+		if err := asset.UpdateStatus(ctx, e.Store, bucket, id, name, func(s *asset.Status) {
+			s.SetStage(name, asset.StateDone, nil)
+			if s.State != asset.StateFailed {
+				s.State = asset.StateComplete
+			}
+		}); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("packaged %s: %d renditions complete", id, len(all)), nil
+	}
+	return fmt.Sprintf("packaged %s: %d of %d renditions complete, %d segments listed", id, complete, len(all), listed), nil
+}
+
+func playlistOpts(e *stage.Env) storage.PutOptions {
+	return storage.PutOptions{ContentType: "application/vnd.apple.mpegurl", Metadata: e.Meta()}
+}
+
+// monotonic replaces a media playlist only by one that lists more, or as
+// many and ends where the old one did not: a slow call that listed the
+// bucket earlier can never take a segment away.
+func monotonic(next []byte) func(old []byte) ([]byte, error) {
+	return func(old []byte) ([]byte, error) {
+		if old == nil {
+			return next, nil
+		}
+		on, oend := hls.Count(old)
+		nn, nend := hls.Count(next)
+		if nn < on || (nn == on && (oend || !nend)) {
+			return nil, nil
+		}
+		return next, nil
+	}
+}
+
+func variants(b []byte) int {
+	n := 0
+	for i := 0; i+18 <= len(b); i++ {
+		if string(b[i:i+18]) == "#EXT-X-STREAM-INF:" {
+			n++
+		}
+	}
+	return n
+}
+
+// collect groups the listed rendition segments by rendition.
+func collect(objs []storage.Info, m *asset.Manifest) map[string]hls.Rendition {
+	out := map[string]hls.Rendition{}
+	for _, r := range m.Ladder {
+		h := hls.Rendition{Name: r.Name, Resolution: fmt.Sprintf("%dx%d", r.Width, r.Height), FrameRate: m.FPS}
+		if r.Container() == "fmp4" {
+			h.Init = r.Name + "/init.mp4"
+		}
+		out[r.Name] = h
+	}
+	if m.Audio {
+		out["audio"] = hls.Rendition{Name: "audio", Audio: true, Codecs: "mp4a.40.2"}
+	}
+	for _, o := range objs {
+		k := layout.Parse(o.Key)
+		if k.Kind != layout.KindRenditionSegment {
+			continue
+		}
+		r, ok := out[k.Rendition]
+		if !ok {
+			continue
+		}
+		dur, err := strconv.ParseFloat(o.Meta("Segment-Duration"), 64)
+		if err != nil || dur <= 0 {
+			continue // not finished writing its metadata: leave it for the next call
+		}
+		bw, _ := strconv.ParseInt(o.Meta("Bandwidth"), 10, 64)
+		if c := o.Meta("Codecs"); c != "" {
+			r.Codecs = c
+		}
+		r.Segments = append(r.Segments, hls.Segment{Index: k.Index, URI: k.Rendition + "/" + path.Base(o.Key), Duration: dur, Bandwidth: bw})
+		out[k.Rendition] = r
+	}
+	return out
+}

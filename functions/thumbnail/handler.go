@@ -1,0 +1,125 @@
+// Package function is the thumbnail stage: per source segment a thumbnail
+// and a strip of scrub-preview tiles (the first segment also gives the
+// poster); once every segment's strip is in the bucket, the sprite sheet
+// and its WebVTT storyboard (#xywh cues) that players use for scrubbing.
+package function
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media"
+	"github.com/segflow/segflow/shared/stage"
+	"github.com/segflow/segflow/shared/storage"
+)
+
+const name = "thumbnail"
+
+// Tile geometry and spacing of the storyboard.
+const (
+	tileW, tileH = 160, 90
+	tileEvery    = 2.0 // seconds
+	thumbWidth   = 320
+	posterWidth  = 1280
+)
+
+var env = sync.OnceValues(func() (*stage.Env, error) { return stage.NewEnv(name) })
+
+// Handle receives a source segment's CloudEvent.
+func Handle(w http.ResponseWriter, r *http.Request) {
+	e, err := env()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	t, err := e.ReadTrigger(r)
+	if err == nil && t.Layout.Kind != layout.KindSourceSegment {
+		err = stage.Permanent(fmt.Errorf("thumbnail takes source segments, not %s", t.Key))
+	}
+	if err != nil {
+		e.Respond(w, t, "", err)
+		return
+	}
+	msg, err := thumbs(r.Context(), e, t)
+	e.Respond(w, t, msg, err)
+}
+
+func thumbs(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
+	id, n := t.Layout.AssetID, t.Layout.Index
+	m, err := asset.ReadManifest(ctx, e.Store, t.Bucket, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", stage.Permanent(err)
+	}
+	if err != nil {
+		return "", err
+	}
+	if n >= len(m.Segments) {
+		return "", stage.Permanent(fmt.Errorf("segment %d is not in the manifest of %s", n, id))
+	}
+	seg := m.Segments[n]
+	a := layout.Asset(id)
+	fail := func(err error) (string, error) {
+		if uerr := asset.UpdateStatus(ctx, e.Store, t.Bucket, id, name, func(s *asset.Status) {
+			s.SetSegment(n, name, asset.StateFailed, err)
+		}); uerr != nil {
+			return "", uerr
+		}
+		return "", stage.Permanent(err)
+	}
+	dir, cleanup, err := e.WorkDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer cleanup()
+	in := filepath.Join(dir, "in.ts")
+	if _, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in); err != nil {
+		return "", err
+	}
+	jpeg := storage.PutOptions{ContentType: "image/jpeg", Metadata: e.Meta()}
+	thumb := filepath.Join(dir, "thumb.jpg")
+	if err := media.Thumbnail(ctx, in, thumb, 0, thumbWidth); err != nil {
+		return fail(err)
+	}
+	if err := e.Store.PutFile(ctx, t.Bucket, a.Thumb(layout.SegmentName(n, ".jpg")), thumb, jpeg); err != nil {
+		return "", err
+	}
+	if n == 0 {
+		poster := filepath.Join(dir, "poster.jpg")
+		if err := media.Thumbnail(ctx, in, poster, min(1.0, seg.Duration/2), posterWidth); err != nil {
+			return fail(err)
+		}
+		if err := e.Store.PutFile(ctx, t.Bucket, a.Thumb("poster.jpg"), poster, jpeg); err != nil {
+			return "", err
+		}
+	}
+	strip := filepath.Join(dir, "strip.jpg")
+	tiles, err := media.TileStrip(ctx, in, strip, seg.Duration, tileEvery, tileW, tileH)
+	if err != nil {
+		return fail(err)
+	}
+	stripOpts := jpeg
+	stripOpts.Metadata = e.Meta("Tiles", strconv.Itoa(tiles))
+	if err := e.Store.PutFile(ctx, t.Bucket, a.Thumb("strips/"+layout.SegmentName(n, ".jpg")), strip, stripOpts); err != nil {
+		return "", err
+	}
+	if err := asset.UpdateStatus(ctx, e.Store, t.Bucket, id, name, func(s *asset.Status) {
+		s.SetSegment(n, name, asset.StateDone, nil)
+	}); err != nil {
+		return "", err
+	}
+	done, err := storyboard(ctx, e, t.Bucket, m)
+	if err != nil {
+		return "", err
+	}
+	if done {
+		return fmt.Sprintf("thumbnails of segment %d of %s; storyboard complete", n, id), nil
+	}
+	return fmt.Sprintf("thumbnails of segment %d of %s", n, id), nil
+}

@@ -1,0 +1,153 @@
+// Package function is the transcode stage: one call per source (or
+// watermarked) segment makes every rendition of the asset's ladder from a
+// single decode, plus the segment's audio, and writes them under
+// assets/<id>/<rendition>/<n>, which triggers the packager.
+//
+// A single rendition can be made again on its own: call the function with
+// the segment's CloudEvent and ?rendition=<name> (repeatable).
+package function
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media"
+	"github.com/segflow/segflow/shared/stage"
+	"github.com/segflow/segflow/shared/storage"
+)
+
+const name = "transcode"
+
+var env = sync.OnceValues(func() (*stage.Env, error) { return stage.NewEnv(name) })
+
+// Handle receives a source or watermarked segment's CloudEvent.
+func Handle(w http.ResponseWriter, r *http.Request) {
+	e, err := env()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	t, err := e.ReadTrigger(r)
+	if err == nil && t.Layout.Kind != layout.KindSourceSegment && t.Layout.Kind != layout.KindMarkedSegment {
+		err = stage.Permanent(fmt.Errorf("transcode takes source or marked segments, not %s", t.Key))
+	}
+	if err != nil {
+		e.Respond(w, t, "", err)
+		return
+	}
+	msg, err := transcode(r.Context(), e, t, r.URL.Query()["rendition"])
+	e.Respond(w, t, msg, err)
+}
+
+func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []string) (string, error) {
+	id, n := t.Layout.AssetID, t.Layout.Index
+	m, err := asset.ReadManifest(ctx, e.Store, t.Bucket, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", stage.Permanent(err)
+	}
+	if err != nil {
+		return "", err
+	}
+	// With a watermark the marked copy is the input; the source event is
+	// not ours to act on.
+	if m.Watermark != nil && t.Layout.Kind == layout.KindSourceSegment {
+		return fmt.Sprintf("segment %d of %s waits for its watermark", n, id), nil
+	}
+	if n >= len(m.Segments) && !m.Live {
+		return "", stage.Permanent(fmt.Errorf("segment %d is not in the manifest of %s (%d segments)", n, id, len(m.Segments)))
+	}
+	rungs := m.Ladder
+	if len(only) > 0 {
+		rungs = nil
+		for _, o := range only {
+			r, ok := m.Rung(o)
+			if !ok {
+				return "", stage.Permanent(fmt.Errorf("asset %s has no rendition %q", id, o))
+			}
+			rungs = append(rungs, r)
+		}
+	}
+	fail := func(err error) (string, error) {
+		if uerr := asset.UpdateStatus(ctx, e.Store, t.Bucket, id, name, func(s *asset.Status) {
+			s.SetSegment(n, name, asset.StateFailed, err)
+		}); uerr != nil {
+			return "", uerr
+		}
+		return "", stage.Permanent(err)
+	}
+
+	dir, cleanup, err := e.WorkDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer cleanup()
+	in := filepath.Join(dir, "in.ts")
+	if _, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in); err != nil {
+		return "", err
+	}
+	outs, err := media.Transcode(ctx, in, filepath.Join(dir, "out"), rungs,
+		media.TranscodeOptions{FPS: m.FPS, Audio: m.Audio && len(only) == 0})
+	if err != nil {
+		return fail(err)
+	}
+	seg := segmentOf(m, n)
+	a := layout.Asset(id)
+	for _, o := range outs {
+		if o.InitPath != "" {
+			if err := e.Store.PutFile(ctx, t.Bucket, a.InitSegment(o.Rung.Name), o.InitPath,
+				storage.PutOptions{ContentType: "video/mp4", Metadata: e.Meta()}); err != nil {
+				return "", err
+			}
+		}
+	}
+	// Audio first, then video: the packager lists a segment once its
+	// video is there, and by then its audio is too.
+	for i := len(outs) - 1; i >= 0; i-- {
+		o := outs[i]
+		key, ctype := a.Rendition(o.Rung.Name, n, o.Rung.SegmentExt()), "video/mp2t"
+		if o.Rung.Name == "audio" {
+			key = a.Rendition("audio", n, ".ts")
+		} else if o.Rung.Container() == "fmp4" {
+			ctype = "video/iso.segment"
+		}
+		bw := int64(0)
+		if seg.Duration > 0 {
+			bw = int64(float64(o.Bytes*8) / seg.Duration)
+		}
+		meta := e.Meta(
+			"Segment-Index", strconv.Itoa(n),
+			"Segment-Start", strconv.FormatFloat(seg.Start, 'f', 6, 64),
+			"Segment-Duration", strconv.FormatFloat(seg.Duration, 'f', 6, 64),
+			"Bandwidth", strconv.FormatInt(bw, 10),
+			"Codecs", o.Codecs,
+		)
+		if o.Rung.Name != "audio" {
+			meta["Resolution"] = fmt.Sprintf("%dx%d", o.Rung.Width, o.Rung.Height)
+			meta["Frame-Rate"] = strconv.FormatFloat(m.FPS, 'f', 3, 64)
+		}
+		if err := e.Store.PutFile(ctx, t.Bucket, key, o.Path, storage.PutOptions{ContentType: ctype, Metadata: meta}); err != nil {
+			return "", err
+		}
+	}
+	if err := asset.UpdateStatus(ctx, e.Store, t.Bucket, id, name, func(s *asset.Status) {
+		s.SetSegment(n, name, asset.StateDone, nil)
+	}); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("transcoded segment %d of %s into %d renditions", n, id, len(rungs)), nil
+}
+
+// segmentOf returns segment n's timing from the manifest.
+func segmentOf(m *asset.Manifest, n int) asset.Segment {
+	if n < len(m.Segments) {
+		return m.Segments[n]
+	}
+	return asset.Segment{Index: n}
+}

@@ -1,0 +1,178 @@
+// Package asset holds the documents that describe one asset in the bucket:
+// the manifest split writes (segments, ladder, options) and the status every
+// stage updates, with the read and update calls the stages share.
+package asset
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media"
+	"github.com/segflow/segflow/shared/storage"
+)
+
+// Manifest is assets/<id>/manifest.json.
+type Manifest struct {
+	ID         string        `json:"id"`
+	Source     string        `json:"source"` // the upload key
+	SourceETag string        `json:"sourceETag"`
+	Duration   float64       `json:"duration"`
+	Width      int           `json:"width"`
+	Height     int           `json:"height"`
+	FPS        float64       `json:"fps"`
+	VideoCodec string        `json:"videoCodec"`
+	Audio      bool          `json:"audio"`
+	Segments   []Segment     `json:"segments"`
+	Ladder     []media.Rung  `json:"ladder"`
+	Watermark  *Watermark    `json:"watermark,omitempty"`
+	Live       bool          `json:"live,omitempty"`
+	Created    time.Time     `json:"created"`
+	Options    UploadOptions `json:"options"`
+}
+
+// Segment is one source segment.
+type Segment struct {
+	Index    int     `json:"index"`
+	Start    float64 `json:"start"`
+	Duration float64 `json:"duration"`
+}
+
+// Watermark is the overlay asked for at upload: text or a PNG in the
+// bucket, a corner, and an opacity.
+type Watermark struct {
+	Text     string  `json:"text,omitempty"`
+	Image    string  `json:"image,omitempty"` // bucket key of a PNG
+	Position string  `json:"position"`        // top-left, top-right, bottom-left, bottom-right, center
+	Opacity  float64 `json:"opacity"`
+}
+
+// UploadOptions are what the uploader asked for through object metadata.
+type UploadOptions struct {
+	Codecs []media.Codec `json:"codecs,omitempty"`
+}
+
+// Rung finds a ladder rung by name.
+func (m *Manifest) Rung(name string) (media.Rung, bool) {
+	for _, r := range m.Ladder {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return media.Rung{}, false
+}
+
+// ReadManifest loads an asset's manifest.
+func ReadManifest(ctx context.Context, c *storage.Client, bucket, id string) (*Manifest, error) {
+	b, err := c.GetBytes(ctx, bucket, layout.Asset(id).Manifest())
+	if err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", id, err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", id, err)
+	}
+	return &m, nil
+}
+
+// Stage states.
+const (
+	StatePending    = "pending"
+	StateProcessing = "processing"
+	StateDone       = "done"
+	StateFailed     = "failed"
+	StateSkipped    = "skipped"
+	StateComplete   = "complete"
+)
+
+// Status is assets/<id>/status.json: where the asset and each of its
+// segments stand, and why anything failed.
+type Status struct {
+	ID       string                 `json:"id"`
+	Source   string                 `json:"source,omitempty"`
+	State    string                 `json:"state"` // processing, complete, failed
+	Error    string                 `json:"error,omitempty"`
+	Stages   map[string]StageStatus `json:"stages"` // asset-level: split, packager
+	Segments []SegmentStatus        `json:"segments"`
+	Updated  time.Time              `json:"updated"`
+}
+
+// StageStatus is one stage's state with its error.
+type StageStatus struct {
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+}
+
+// SegmentStatus is one segment's progress through the stages.
+type SegmentStatus struct {
+	Index  int                    `json:"index"`
+	Stages map[string]StageStatus `json:"stages"`
+}
+
+// ReadStatus loads an asset's status.
+func ReadStatus(ctx context.Context, c *storage.Client, bucket, id string) (*Status, error) {
+	b, err := c.GetBytes(ctx, bucket, layout.Asset(id).Status())
+	if err != nil {
+		return nil, fmt.Errorf("status of %s: %w", id, err)
+	}
+	var s Status
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("status of %s: %w", id, err)
+	}
+	return &s, nil
+}
+
+// UpdateStatus changes an asset's status with optimistic locking, so
+// stages that finish at once never overwrite each other.
+func UpdateStatus(ctx context.Context, c *storage.Client, bucket, id, producer string, change func(s *Status)) error {
+	return c.Update(ctx, bucket, layout.Asset(id).Status(), storage.PutOptions{
+		ContentType: "application/json",
+		Metadata:    map[string]string{layout.ProducerMeta: producer},
+	}, func(old []byte) ([]byte, error) {
+		s := &Status{ID: id, State: StateProcessing, Stages: map[string]StageStatus{}}
+		if old != nil {
+			if err := json.Unmarshal(old, s); err != nil {
+				return nil, fmt.Errorf("status of %s: %w", id, err)
+			}
+			if s.Stages == nil {
+				s.Stages = map[string]StageStatus{}
+			}
+		}
+		change(s)
+		s.Updated = time.Now().UTC()
+		return json.MarshalIndent(s, "", "  ")
+	})
+}
+
+// SetStage records an asset-level stage.
+func (s *Status) SetStage(stage, state string, err error) {
+	st := StageStatus{State: state}
+	if err != nil {
+		st.Error = err.Error()
+	}
+	s.Stages[stage] = st
+	if state == StateFailed && s.State != StateComplete {
+		s.State, s.Error = StateFailed, stage+": "+st.Error
+	}
+}
+
+// SetSegment records a segment's stage.
+func (s *Status) SetSegment(index int, stage, state string, err error) {
+	i := sort.Search(len(s.Segments), func(i int) bool { return s.Segments[i].Index >= index })
+	if i == len(s.Segments) || s.Segments[i].Index != index {
+		s.Segments = append(s.Segments, SegmentStatus{})
+		copy(s.Segments[i+1:], s.Segments[i:])
+		s.Segments[i] = SegmentStatus{Index: index, Stages: map[string]StageStatus{}}
+	}
+	st := StageStatus{State: state}
+	if err != nil {
+		st.Error = err.Error()
+	}
+	s.Segments[i].Stages[stage] = st
+	if state == StateFailed && s.State != StateComplete {
+		s.State, s.Error = StateFailed, fmt.Sprintf("segment %d %s: %s", index, stage, st.Error)
+	}
+}

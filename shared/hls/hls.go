@@ -1,0 +1,207 @@
+// Package hls renders HLS playlists with grafov/m3u8 from what a rendition
+// has in the bucket, so that a playlist is a pure function of the listing.
+package hls
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/grafov/m3u8"
+)
+
+// Segment is one media segment of a rendition.
+type Segment struct {
+	Index     int
+	URI       string  // relative to the playlist
+	Duration  float64 // seconds
+	Bandwidth int64   // bits per second of this segment
+	// ProgramDateTime is the wall-clock time of the segment's start (live).
+	ProgramDateTime time.Time
+}
+
+// Rendition is a video or audio rendition with the segments it has.
+type Rendition struct {
+	Name       string // also the playlist's base name: <Name>.m3u8
+	Audio      bool
+	Init       string // fMP4 init segment URI, "" for MPEG-TS
+	Codecs     string
+	Resolution string
+	FrameRate  float64
+	Segments   []Segment
+}
+
+// Ready returns the segments a playlist may list: the run from Start
+// without holes, in order.
+func (r Rendition) Ready(start int) []Segment {
+	segs := append([]Segment(nil), r.Segments...)
+	sort.Slice(segs, func(i, j int) bool { return segs[i].Index < segs[j].Index })
+	var out []Segment
+	next := start
+	for _, s := range segs {
+		if s.Index < next {
+			continue
+		}
+		if s.Index != next {
+			break
+		}
+		out = append(out, s)
+		next++
+	}
+	return out
+}
+
+// Peak and Average are the rendition's bandwidths over the given segments.
+func Peak(segs []Segment) int64 {
+	var p int64
+	for _, s := range segs {
+		p = max(p, s.Bandwidth)
+	}
+	return p
+}
+
+// Average is the duration-weighted mean bandwidth.
+func Average(segs []Segment) int64 {
+	var bits, secs float64
+	for _, s := range segs {
+		bits += float64(s.Bandwidth) * s.Duration
+		secs += s.Duration
+	}
+	if secs == 0 {
+		return 0
+	}
+	return int64(bits / secs)
+}
+
+// MediaOptions shape a media playlist.
+type MediaOptions struct {
+	// Total is how many segments the rendition will have; once all are
+	// there the playlist is VOD with ENDLIST. 0 means not known yet.
+	Total int
+	// Window > 0 makes a live sliding window of that many segments.
+	Window int
+	// Ended adds ENDLIST to a live playlist (the publisher stopped).
+	Ended bool
+	// TargetDuration overrides the computed one (live playlists must not
+	// change it while they run).
+	TargetDuration float64
+}
+
+// Media renders a rendition's media playlist and says how many segments it
+// lists and whether it is complete (ENDLIST).
+func Media(r Rendition, o MediaOptions) ([]byte, int, bool, error) {
+	segs := r.Ready(0)
+	if o.Window > 0 {
+		all := r.Ready(firstIndex(r.Segments))
+		segs = all
+		if len(all) > o.Window {
+			segs = all[len(all)-o.Window:]
+		}
+	}
+	p, err := m3u8.NewMediaPlaylist(0, uint(len(segs)+1))
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("playlist %s: %w", r.Name, err)
+	}
+	if len(segs) > 0 {
+		p.SeqNo = uint64(segs[0].Index)
+	}
+	target := o.TargetDuration
+	for _, s := range segs {
+		if err := p.AppendSegment(&m3u8.MediaSegment{URI: s.URI, Duration: s.Duration, ProgramDateTime: s.ProgramDateTime}); err != nil {
+			return nil, 0, false, fmt.Errorf("playlist %s: %w", r.Name, err)
+		}
+		if o.TargetDuration == 0 {
+			target = math.Max(target, s.Duration)
+		}
+	}
+	if target == 0 {
+		target = 4
+	}
+	p.TargetDuration = math.Ceil(target - 1e-3)
+	p.SetVersion(3)
+	if r.Init != "" {
+		p.SetDefaultMap(r.Init, 0, 0)
+		p.SetVersion(7)
+	}
+	complete := false
+	switch {
+	case o.Window > 0:
+		complete = o.Ended
+	case o.Total > 0 && len(segs) == o.Total:
+		complete = true
+		p.MediaType = m3u8.VOD
+	default:
+		p.MediaType = m3u8.EVENT
+	}
+	if complete {
+		p.Close()
+	}
+	return p.Encode().Bytes(), len(segs), complete, nil
+}
+
+func firstIndex(segs []Segment) int {
+	if len(segs) == 0 {
+		return 0
+	}
+	m := segs[0].Index
+	for _, s := range segs {
+		m = min(m, s.Index)
+	}
+	return m
+}
+
+// AudioGroup is the GROUP-ID of the audio rendition.
+const AudioGroup = "aud"
+
+// Master renders the master playlist: one variant per video rendition,
+// with the audio rendition (when there is one) as an EXT-X-MEDIA group
+// whose bandwidth each variant includes.
+func Master(video []Rendition, audio *Rendition) []byte {
+	mp := m3u8.NewMasterPlaylist()
+	mp.SetIndependentSegments(true)
+	var alts []*m3u8.Alternative
+	var audioPeak, audioAvg int64
+	audioCodec := ""
+	if audio != nil {
+		ready := audio.Ready(0)
+		audioPeak, audioAvg, audioCodec = Peak(ready), Average(ready), audio.Codecs
+		alts = []*m3u8.Alternative{{GroupId: AudioGroup, URI: audio.Name + ".m3u8", Type: "AUDIO",
+			Name: "Main", Language: "und", Default: true, Autoselect: "YES"}}
+	}
+	version := uint8(3)
+	for _, v := range video {
+		ready := v.Ready(0)
+		if len(ready) == 0 {
+			continue
+		}
+		codecs := v.Codecs
+		if audioCodec != "" {
+			codecs += "," + audioCodec
+		}
+		params := m3u8.VariantParams{
+			Bandwidth:        uint32(Peak(ready) + audioPeak),
+			AverageBandwidth: uint32(Average(ready) + audioAvg),
+			Codecs:           codecs,
+			Resolution:       v.Resolution,
+			FrameRate:        math.Round(v.FrameRate*1000) / 1000,
+			Alternatives:     alts,
+		}
+		if audio != nil {
+			params.Audio = AudioGroup
+		}
+		if v.Init != "" {
+			version = 7
+		}
+		mp.Append(v.Name+".m3u8", nil, params)
+	}
+	mp.SetVersion(version)
+	return mp.Encode().Bytes()
+}
+
+// Count returns how many segments a rendered media playlist lists and
+// whether it has ENDLIST: what the packager compares before replacing one.
+func Count(playlist []byte) (int, bool) {
+	return bytes.Count(playlist, []byte("#EXTINF:")), bytes.Contains(playlist, []byte("#EXT-X-ENDLIST"))
+}
