@@ -6,6 +6,7 @@
 package function
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -91,9 +92,12 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 			return "", err
 		}
 	}
-	master := hls.Master(video, audio)
+	// The master's bandwidths are measured over the segments listed so far,
+	// so it records that count in a comment (players skip comments) and is
+	// only replaced by a master computed from at least as many.
+	master := append(hls.Master(video, audio), fmt.Sprintf("%s%d\n", listedComment, listed)...)
 	if err := e.Store.Update(ctx, bucket, a.Master(), playlistOpts(e), func(old []byte) ([]byte, error) {
-		if string(old) == string(master) || variants(old) > variants(master) {
+		if string(old) == string(master) || listedIn(old) > listed {
 			return nil, nil
 		}
 		return master, nil
@@ -135,12 +139,21 @@ func monotonic(next []byte) func(old []byte) ([]byte, error) {
 	}
 }
 
-func variants(b []byte) int {
-	n := 0
-	for i := 0; i+18 <= len(b); i++ {
-		if string(b[i:i+18]) == "#EXT-X-STREAM-INF:" {
-			n++
-		}
+const listedComment = "# segflow segments listed: "
+
+// listedIn reads the count a master was computed from (-1 for none).
+func listedIn(master []byte) int {
+	i := bytes.LastIndex(master, []byte(listedComment))
+	if i < 0 {
+		return -1
+	}
+	rest := master[i+len(listedComment):]
+	if j := bytes.IndexByte(rest, '\n'); j >= 0 {
+		rest = rest[:j]
+	}
+	n, err := strconv.Atoi(string(rest))
+	if err != nil {
+		return -1
 	}
 	return n
 }

@@ -105,6 +105,8 @@ type PutOptions struct {
 	// object exists); IfNoneMatch "*" makes it create-only. A failed
 	// condition returns an error that IsPreconditionFailed recognises.
 	IfMatch, IfNoneMatch string
+	// Progress, when set, is read as many bytes as are sent (a progress bar).
+	Progress io.Reader
 }
 
 // Put writes size bytes from r to bucket/key (size -1 streams in parts).
@@ -112,7 +114,7 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 	if err := ValidKey(key); err != nil {
 		return err
 	}
-	po := minio.PutObjectOptions{ContentType: opts.ContentType, UserMetadata: opts.Metadata}
+	po := minio.PutObjectOptions{ContentType: opts.ContentType, UserMetadata: opts.Metadata, Progress: opts.Progress}
 	if opts.IfMatch != "" {
 		po.SetMatchETag(strings.Trim(opts.IfMatch, `"`))
 	}
@@ -198,18 +200,29 @@ func (c *Client) Get(ctx context.Context, bucket, key string) (io.ReadCloser, In
 	return obj, infoOf(st), nil
 }
 
-// GetBytes reads a whole (small) object.
+// GetBytes reads a whole (small) object. An object replaced while it is
+// read (a status document, a playlist) is read again.
 func (c *Client) GetBytes(ctx context.Context, bucket, key string) ([]byte, error) {
-	rc, _, err := c.Get(ctx, bucket, key)
+	for attempt := 0; ; attempt++ {
+		b, _, err := c.getBytes(ctx, bucket, key)
+		if IsPreconditionFailed(err) && attempt < 10 {
+			continue
+		}
+		return b, err
+	}
+}
+
+func (c *Client) getBytes(ctx context.Context, bucket, key string) ([]byte, Info, error) {
+	rc, info, err := c.Get(ctx, bucket, key)
 	if err != nil {
-		return nil, err
+		return nil, info, err
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(rc)
 	if err != nil {
-		return nil, fmt.Errorf("storage: read %s/%s: %w", bucket, key, err)
+		return nil, info, fmt.Errorf("storage: read %s/%s: %w", bucket, key, err)
 	}
-	return b, nil
+	return b, info, nil
 }
 
 // GetFile downloads an object into a local file.
@@ -292,21 +305,15 @@ func IsPreconditionFailed(err error) bool {
 // therefore never lose each other's changes.
 func (c *Client) Update(ctx context.Context, bucket, key string, opts PutOptions, change func(old []byte) ([]byte, error)) error {
 	for attempt := 0; ; attempt++ {
-		var old []byte
 		etag := ""
-		rc, info, err := c.Get(ctx, bucket, key)
+		old, info, err := c.getBytes(ctx, bucket, key)
 		switch {
 		case err == nil:
-			old, err = io.ReadAll(rc)
-			rc.Close()
-			if IsPreconditionFailed(err) {
-				continue // replaced while we read it
-			}
-			if err != nil {
-				return fmt.Errorf("storage: update %s/%s: %w", bucket, key, err)
-			}
 			etag = info.ETag
+		case IsPreconditionFailed(err):
+			continue // replaced while we read it
 		case errors.Is(err, ErrNotFound):
+			old = nil
 		default:
 			return err
 		}

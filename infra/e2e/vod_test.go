@@ -1,0 +1,317 @@
+// Package e2e runs the whole stack as a user does (`segflow up`, uploads
+// into the bucket) and checks what comes out with ffprobe.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grafov/m3u8"
+
+	"github.com/segflow/segflow/infra/internal/testgw"
+	"github.com/segflow/segflow/infra/internal/teststack"
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/events"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media"
+	"github.com/segflow/segflow/shared/media/mediatest"
+	"github.com/segflow/segflow/shared/storage"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testgw.Cleanup()
+	os.Exit(code)
+}
+
+func assetOf(t *testing.T, s *teststack.Stack, key string) string {
+	t.Helper()
+	info, err := s.Store.Stat(context.Background(), s.Bucket, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return layout.AssetID(key, info.ETag)
+}
+
+func TestVODEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("transcodes 30 s of 1080p")
+	}
+	s := teststack.Up(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	const seconds, fps = 30.0, 30
+	src := filepath.Join(dir, "clip.mp4")
+	mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 1920, Height: 1080, FPS: fps, Audio: true})
+
+	// Bad uploads go in beside the good one.
+	data, _ := os.ReadFile(src)
+	random := make([]byte, 256<<10)
+	for i := range random {
+		random[i] = byte(i*2654435761>>13 + i)
+	}
+	bad := map[string][]byte{
+		"uploads/empty.mp4":  {},
+		"uploads/random.mov": random,
+		"uploads/cut.mp4":    data[:len(data)/3],
+	}
+	start := time.Now()
+	s.Upload("uploads/clip.mp4", src, nil)
+	for k, b := range bad {
+		if err := s.Store.PutBytes(ctx, s.Bucket, k, b, storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k := range bad {
+		id := assetOf(t, s, k)
+		st := s.WaitStatus(id, 10*time.Second-time.Since(start), asset.StateFailed)
+		if st.Error == "" || st.Stages["split"].Error == "" {
+			t.Errorf("%s failed without a reason: %+v", k, st)
+		}
+		t.Logf("%s: failed in %s: %s", k, time.Since(start).Round(time.Millisecond), st.Error)
+	}
+
+	id := assetOf(t, s, "uploads/clip.mp4")
+	s.WaitStatus(id, 5*time.Minute, asset.StateComplete)
+	t.Logf("asset %s complete %s after upload", id, time.Since(start).Round(time.Millisecond))
+
+	// No retry storm: split ran once per upload.
+	if st, err := s.GW.Status(ctx, "split"); err != nil || st.InvocationCount > 4 {
+		t.Errorf("split invoked %v times for 4 uploads (%v)", st.InvocationCount, err)
+	}
+
+	checkAsset(t, s, id, src, seconds, fps, dir)
+
+	t.Run("same event twice gives identical outputs", func(t *testing.T) {
+		s := s.With(t)
+		before := etags(t, s, id)
+		tr, _ := s.GW.Status(ctx, "transcode")
+		rec := map[string]any{"s3": map[string]any{"object": map[string]any{"key": "uploads/clip.mp4"}}}
+		e, err := events.New("replayed-by-test", events.TypeObjectCreated, s.Bucket, "uploads/clip.mp4", rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := events.NewRequest(ctx, s.Env["SEGFLOW_GATEWAY"]+"/function/split", e)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("split again: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		segs := len(manifest(t, s, id).Segments)
+		waitSettled(t, s, "transcode", tr.InvocationCount+float64(segs))
+		waitSettled(t, s, "packager", 0)
+		after := etags(t, s, id)
+		for k, v := range before {
+			if after[k] != v {
+				t.Errorf("%s changed when the event came again", k)
+			}
+		}
+		if len(after) != len(before) {
+			t.Errorf("objects %d -> %d", len(before), len(after))
+		}
+	})
+
+	t.Run("same file uploaded twice at once", func(t *testing.T) {
+		s := s.With(t)
+		var wg sync.WaitGroup
+		for i := 0; i < 2; i++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); s.Upload("uploads/twice.mp4", src, nil) }()
+		}
+		wg.Wait()
+		id2 := assetOf(t, s, "uploads/twice.mp4")
+		s.WaitStatus(id2, 5*time.Minute, asset.StateComplete)
+		waitSettled(t, s, "packager", 0)
+		checkAsset(t, s, id2, src, seconds, fps, t.TempDir())
+		// Same content, same outputs: the renditions are byte for byte those
+		// of the first asset.
+		a, b := etags(t, s, id), etags(t, s, id2)
+		for k, v := range a {
+			if (strings.HasSuffix(k, ".ts") || strings.HasSuffix(k, ".m3u8")) && b[k] != v {
+				t.Errorf("%s differs between two uploads of one file", k)
+			}
+		}
+	})
+}
+
+// checkAsset verifies what a player gets from the asset's playlists.
+func checkAsset(t *testing.T, s *teststack.Stack, id, src string, seconds float64, fps int, dir string) {
+	t.Helper()
+	ctx := context.Background()
+	a := layout.Asset(id)
+	get := func(key string) []byte {
+		b, err := s.Store.GetBytes(ctx, s.Bucket, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	pl, _, err := m3u8.DecodeFrom(bytes.NewReader(get(a.Master())), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	master := pl.(*m3u8.MasterPlaylist)
+	if len(master.Variants) != 4 {
+		t.Fatalf("master has %d variants, want 4", len(master.Variants))
+	}
+	var keyTimes []string
+	renditions := map[string]string{} // name -> concatenated file
+	for _, v := range master.Variants {
+		if v.Audio != "aud" || !strings.Contains(v.Codecs, "mp4a.40.2") || v.Resolution == "" || v.AverageBandwidth == 0 || v.Bandwidth < v.AverageBandwidth {
+			t.Errorf("variant %+v", v.VariantParams)
+		}
+		name := strings.TrimSuffix(v.URI, ".m3u8")
+		renditions[name] = fetchRendition(t, s, a.Prefix(), v.URI, filepath.Join(dir, name+".ts"), seconds, fps)
+	}
+	audio := fetchRendition(t, s, a.Prefix(), "audio.m3u8", filepath.Join(dir, "audio.ts"), seconds, fps)
+
+	for name, file := range renditions {
+		ps := mediatest.Packets(t, file, "v:0")
+		if len(ps) != int(seconds)*fps {
+			t.Errorf("%s: %d frames, want %d", name, len(ps), int(seconds)*fps)
+		}
+		var keys []string
+		for i, p := range ps {
+			if i > 0 && math.Abs(p.PTS-ps[i-1].PTS-1.0/float64(fps)) > 0.0015 {
+				t.Errorf("%s: timestamps jump %.4fs at %.3f", name, p.PTS-ps[i-1].PTS, p.PTS)
+			}
+			if p.Key {
+				keys = append(keys, ftoa(p.PTS))
+			}
+		}
+		span := ps[len(ps)-1].PTS + ps[len(ps)-1].Duration - ps[0].PTS
+		if math.Abs(span-seconds) > 1.0/float64(fps)+1e-3 {
+			t.Errorf("%s lasts %.4fs, source %.1fs", name, span, seconds)
+		}
+		keyTimes = append(keyTimes, strings.Join(keys, ","))
+	}
+	for i := 1; i < len(keyTimes); i++ {
+		if keyTimes[i] != keyTimes[0] {
+			t.Errorf("keyframes differ between renditions:\n%s\n%s", keyTimes[0], keyTimes[i])
+		}
+	}
+	aps := mediatest.Packets(t, audio, "a:0")
+	for i := 1; i < len(aps); i++ {
+		if gap := aps[i].PTS - aps[i-1].PTS - aps[i-1].Duration; math.Abs(gap) > 0.005 {
+			t.Errorf("audio gap of %.4fs at %.3f", gap, aps[i].PTS)
+		}
+	}
+	if span := aps[len(aps)-1].PTS + aps[len(aps)-1].Duration - aps[0].PTS; math.Abs(span-seconds) > 0.05 {
+		t.Errorf("audio lasts %.3fs", span)
+	}
+	psnr, err := media.PSNR(ctx, src, renditions["1080p"], 1920, 1080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: 1080p PSNR %.2f dB", id, psnr)
+	if psnr < 38 {
+		t.Errorf("1080p PSNR %.2f dB < 38", psnr)
+	}
+	for _, k := range []string{a.Thumb("poster.jpg"), a.Thumb("sprite.jpg"), a.Thumb("storyboard.vtt"), a.Thumb("00000.jpg")} {
+		if _, err := s.Store.Stat(ctx, s.Bucket, k); err != nil {
+			t.Errorf("%s: %v", k, err)
+		}
+	}
+	if vtt := string(get(a.Thumb("storyboard.vtt"))); !strings.Contains(vtt, "sprite.jpg#xywh=") || strings.Count(vtt, "-->") != int(seconds/2) {
+		t.Errorf("storyboard:\n%s", vtt)
+	}
+}
+
+// fetchRendition reads a media playlist, checks it, decodes each segment
+// on its own and returns the segments concatenated for timestamp checks.
+func fetchRendition(t *testing.T, s *teststack.Stack, prefix, uri, out string, seconds float64, fps int) string {
+	t.Helper()
+	ctx := context.Background()
+	b, err := s.Store.GetBytes(ctx, s.Bucket, prefix+uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, _, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := pl.(*m3u8.MediaPlaylist)
+	if !mp.Closed || mp.MediaType != m3u8.VOD {
+		t.Errorf("%s is not a closed VOD playlist:\n%s", uri, b)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	total := 0.0
+	for i, seg := range mp.GetAllSegments() {
+		total += seg.Duration
+		p := filepath.Join(filepath.Dir(out), strings.ReplaceAll(seg.URI, "/", "_"))
+		if _, err := s.Store.GetFile(ctx, s.Bucket, prefix+seg.URI, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := mediatest.Decodes(p); err != nil {
+			t.Errorf("%s segment %d: %v", uri, i, err)
+		}
+		seg, _ := os.ReadFile(p)
+		f.Write(seg)
+	}
+	if !strings.HasPrefix(uri, "audio") && math.Abs(total-seconds) > 1.0/float64(fps)+1e-3 {
+		t.Errorf("%s: EXTINF total %.4fs, source %.1fs", uri, total, seconds)
+	}
+	return out
+}
+
+func manifest(t *testing.T, s *teststack.Stack, id string) *asset.Manifest {
+	m, err := asset.ReadManifest(context.Background(), s.Store, s.Bucket, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// etags maps every media and playlist key of the asset to its ETag
+// (status.json aside: it records times).
+func etags(t *testing.T, s *teststack.Stack, id string) map[string]string {
+	t.Helper()
+	objs, err := s.Store.List(context.Background(), s.Bucket, layout.Asset(id).Prefix(), storage.ListOptions{Recursive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, o := range objs {
+		rel := strings.TrimPrefix(o.Key, layout.Asset(id).Prefix())
+		if rel != "status.json" {
+			out[rel] = o.ETag
+		}
+	}
+	return out
+}
+
+// waitSettled waits until fn has been invoked at least min times and its
+// count has stopped moving for two seconds.
+func waitSettled(t *testing.T, s *teststack.Stack, fn string, min float64) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	last, since := -1.0, time.Now()
+	for time.Now().Before(deadline) {
+		st, err := s.GW.Status(context.Background(), fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.InvocationCount != last {
+			last, since = st.InvocationCount, time.Now()
+		}
+		if last >= min && time.Since(since) > 2*time.Second {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s never settled (%v invocations, want %v)", fn, last, min)
+}
+
+func ftoa(f float64) string { return strings.TrimRight(strings.TrimRight(strconvF(f), "0"), ".") }

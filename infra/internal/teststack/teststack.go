@@ -1,0 +1,174 @@
+// Package teststack runs the whole local stack the way a user does, with
+// `segflow up` as a process on free ports, for end-to-end tests.
+package teststack
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segflow/segflow/infra/gwclient"
+	"github.com/segflow/segflow/infra/internal/testgw"
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/storage"
+)
+
+// Stack is a running `segflow up`.
+type Stack struct {
+	T      testing.TB
+	Home   string
+	Env    map[string]string
+	Store  *storage.Client
+	Bucket string
+	GW     *gwclient.Client
+	cmd    *exec.Cmd
+}
+
+func freePort(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// Up starts the stack and waits until it is ready.
+func Up(t testing.TB) *Stack {
+	t.Helper()
+	s := &Stack{T: t, Home: t.TempDir()}
+	s3 := freePort(t)
+	for { // MinIO's console takes the port after the S3 one
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(atoi(s3)+1)); err == nil {
+			l.Close()
+			break
+		}
+		s3 = freePort(t)
+	}
+	s.cmd = exec.Command(testgw.Binary(t), "up", "--home", s.Home, "--repo", testgw.RepoRoot(),
+		"--port", freePort(t), "--s3-port", s3, "--nats-port", freePort(t))
+	logf, err := os.Create(filepath.Join(s.Home, "up.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Down)
+	exited := make(chan error, 1)
+	go func() { exited <- s.cmd.Wait() }()
+	deadline := time.After(5 * time.Minute)
+	for s.Env == nil {
+		select {
+		case err := <-exited:
+			t.Fatalf("segflow up exited: %v\n%s", err, s.Log())
+		case <-deadline:
+			t.Fatalf("segflow up not ready\n%s", s.Log())
+		case <-time.After(100 * time.Millisecond):
+		}
+		s.Env = readEnv(filepath.Join(s.Home, "env"))
+	}
+	go func() { <-exited }()
+	s.Bucket = s.Env["S3_BUCKET"]
+	s.Store, err = storage.New(storage.Options{Endpoint: s.Env["S3_ENDPOINT"], AccessKey: s.Env["S3_ACCESS_KEY"], SecretKey: s.Env["S3_SECRET_KEY"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.GW = gwclient.New(s.Env["SEGFLOW_GATEWAY"], s.Env["SEGFLOW_GATEWAY_USER"], s.Env["SEGFLOW_GATEWAY_PASSWORD"])
+	return s
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+func readEnv(p string) map[string]string {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "=")
+		if ok {
+			out[k] = strings.Trim(v, "'")
+		}
+	}
+	if out["SEGFLOW_PID"] == "" {
+		return nil
+	}
+	return out
+}
+
+// Down stops the stack.
+func (s *Stack) Down() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	for i := 0; i < 300; i++ {
+		if s.cmd.Process.Signal(syscall.Signal(0)) != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.cmd = nil
+}
+
+// Log is what segflow up (and every function) logged.
+func (s *Stack) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.Home, "up.log"))
+	if len(b) > 6000 {
+		b = b[len(b)-6000:]
+	}
+	return string(b)
+}
+
+// Upload puts a local file under key the way mc does.
+func (s *Stack) Upload(key, file string, meta map[string]string) {
+	s.T.Helper()
+	if err := s.Store.PutFile(context.Background(), s.Bucket, key, file, storage.PutOptions{ContentType: "video/mp4", Metadata: meta}); err != nil {
+		s.T.Fatal(err)
+	}
+}
+
+// WaitStatus polls an asset's status until its state is one of states.
+func (s *Stack) WaitStatus(id string, within time.Duration, states ...string) *asset.Status {
+	s.T.Helper()
+	deadline := time.Now().Add(within)
+	var last *asset.Status
+	for time.Now().Before(deadline) {
+		st, err := asset.ReadStatus(context.Background(), s.Store, s.Bucket, id)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.T.Fatal(err)
+		}
+		if st != nil {
+			last = st
+			for _, want := range states {
+				if st.State == want {
+					return st
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.T.Fatalf("asset %s: status %+v after %s, want %v\n%s", id, last, within, states, s.Log())
+	return nil
+}
+
+// With returns the stack reporting to t (a subtest).
+func (s *Stack) With(t testing.TB) *Stack {
+	c := *s
+	c.T = t
+	return &c
+}
