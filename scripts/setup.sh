@@ -10,7 +10,8 @@ BIN="$CACHE/bin"
 mkdir -p "$BIN"
 
 need_apt=()
-for pkg in ffmpeg; do
+# ffmpeg for every media stage, DejaVu for the text watermark.
+for pkg in ffmpeg fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -387,3 +387,13 @@ func (c *Client) PutJSON(ctx context.Context, bucket, key string, v any, opts Pu
 	}
 	return c.PutBytes(ctx, bucket, key, b, opts)
 }
+
+// SetPublicRead lets anyone GET objects under prefix (playlists and
+// segments for players and CDNs) while everything else stays private.
+func (c *Client) SetPublicRead(ctx context.Context, bucket, prefix string) error {
+	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":["s3:GetObject"],"Resource":["arn:aws:s3:::%s/%s*"]}]}`, bucket, prefix)
+	if err := c.mc.SetBucketPolicy(ctx, bucket, policy); err != nil {
+		return fmt.Errorf("storage: public read on %s/%s: %w", bucket, prefix, err)
+	}
+	return nil
+}

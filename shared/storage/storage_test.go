@@ -116,6 +116,21 @@ func TestStorageAgainstMinIO(t *testing.T) {
 			t.Fatalf("presigned GET = %q", b)
 		}
 	})
+	t.Run("public read covers only the prefix", func(t *testing.T) {
+		if err := c.SetPublicRead(ctx, bucket, "assets/"); err != nil {
+			t.Fatal(err)
+		}
+		for key, want := range map[string]int{"assets/a1/source/0.ts": 200, "uploads/other.mp4": 403} {
+			resp, err := http.Get("http://" + m.Options.Endpoint + "/" + bucket + "/" + key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("anonymous GET %s = %d, want %d", key, resp.StatusCode, want)
+			}
+		}
+	})
 	t.Run("remove", func(t *testing.T) {
 		if err := c.Remove(ctx, bucket, "uploads/other.mp4"); err != nil {
 			t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"github.com/segflow/segflow/infra/natsq"
 	"github.com/segflow/segflow/infra/router"
 	"github.com/segflow/segflow/infra/stack"
+	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/miniosrv"
 	"github.com/segflow/segflow/shared/storage"
 	"github.com/segflow/segflow/shared/telemetry"
@@ -222,6 +223,10 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 		return err
 	}
 	if err := target.Subscribe(ctx, sc, o.bucket); err != nil {
+		return err
+	}
+	// Players fetch playlists and segments straight from the bucket.
+	if err := sc.SetPublicRead(ctx, o.bucket, layout.AssetsPrefix); err != nil {
 		return err
 	}
 

@@ -172,3 +172,6 @@ func (s *Stack) With(t testing.TB) *Stack {
 	c.T = t
 	return &c
 }
+
+// Pid is the `segflow up` process id.
+func (s *Stack) Pid() int { return s.cmd.Process.Pid }

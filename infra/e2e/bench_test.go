@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segflow/segflow/infra/internal/teststack"
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/media"
+	"github.com/segflow/segflow/shared/media/mediatest"
+)
+
+// BenchmarkVODPipeline makes the same H.264 ladder from a 60 s 1080p file
+// twice in one run: with one bare ffmpeg process (one decode, split filter,
+// the encoder settings transcode uses), and through the whole pipeline
+// (upload -> split -> transcode per segment -> packager). It reports the
+// wall-time ratio pipeline/ffmpeg and the peak RSS of each.
+func BenchmarkVODPipeline(b *testing.B) {
+	seconds := 60.0
+	if v := os.Getenv("SEGFLOW_BENCH_SECONDS"); v != "" {
+		seconds, _ = strconv.ParseFloat(v, 64)
+	}
+	dir := b.TempDir()
+	src := filepath.Join(dir, "src.mp4")
+	mediatest.Make(b, src, mediatest.Clip{Seconds: seconds, Width: 1920, Height: 1080, FPS: 30, Audio: true})
+	info, err := media.Probe(context.Background(), src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rungs, _ := media.Ladder(info.Video, nil)
+	s := teststack.Up(b)
+	b.ResetTimer()
+	var bare, pipe time.Duration
+	var bareRSS, pipeRSS int64
+	for i := 0; i < b.N; i++ {
+		d, rss := bareLadder(b, src, dir, rungs)
+		bare += d
+		bareRSS = max(bareRSS, rss)
+		d, rss = pipeline(b, s, src, i)
+		pipe += d
+		pipeRSS = max(pipeRSS, rss)
+	}
+	b.StopTimer()
+	b.ReportMetric(bare.Seconds()/float64(b.N), "ffmpeg-s")
+	b.ReportMetric(pipe.Seconds()/float64(b.N), "pipeline-s")
+	b.ReportMetric(pipe.Seconds()/bare.Seconds(), "ratio")
+	b.ReportMetric(float64(bareRSS)/(1<<20), "ffmpeg-peak-MiB")
+	b.ReportMetric(float64(pipeRSS)/(1<<20), "pipeline-peak-MiB")
+}
+
+// bareLadder runs one ffmpeg making every rung and the AAC audio.
+func bareLadder(b *testing.B, src, dir string, rungs []media.Rung) (time.Duration, int64) {
+	var graph strings.Builder
+	fmt.Fprintf(&graph, "[0:v]split=%d", len(rungs))
+	for i := range rungs {
+		fmt.Fprintf(&graph, "[s%d]", i)
+	}
+	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-y", "-i", src}
+	for i, r := range rungs {
+		fmt.Fprintf(&graph, ";[s%d]scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p[o%d]", i, r.Width, r.Height, i)
+	}
+	args = append(args, "-filter_complex", graph.String())
+	for i, r := range rungs {
+		args = append(args, "-map", fmt.Sprintf("[o%d]", i), "-c:v", "libx264", "-preset", "veryfast",
+			"-b:v", strconv.Itoa(r.Bitrate), "-maxrate", strconv.Itoa(r.Bitrate*11/10), "-bufsize", strconv.Itoa(r.Bitrate*2),
+			"-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-x264-params", "open-gop=0:sliced-threads=1",
+			"-f", "mpegts", filepath.Join(dir, "bare-"+r.Name+".ts"))
+	}
+	args = append(args, "-map", "0:a", "-c:a", "aac", "-b:a", "128k", "-f", "mpegts", filepath.Join(dir, "bare-audio.ts"))
+	cmd := exec.Command("ffmpeg", args...)
+	start := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("bare ffmpeg: %v %s", err, out)
+	}
+	return time.Since(start), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
+}
+
+// pipeline uploads the file and waits for the asset, sampling the RSS of
+// every process of the stack (MinIO, segflow, functions, their ffmpegs).
+func pipeline(b *testing.B, s *teststack.Stack, src string, i int) (time.Duration, int64) {
+	key := fmt.Sprintf("uploads/bench-%d.mp4", i)
+	stop := make(chan struct{})
+	var peak int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				peak = max(peak, treeRSS(s.Pid()))
+			}
+		}
+	}()
+	start := time.Now()
+	s.Upload(key, src, nil)
+	s.WaitStatus(assetOfB(b, s, key), 30*time.Minute, asset.StateComplete)
+	d := time.Since(start)
+	close(stop)
+	wg.Wait()
+	return d, peak
+}
+
+func assetOfB(b *testing.B, s *teststack.Stack, key string) string {
+	info, err := s.Store.Stat(context.Background(), s.Bucket, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return layoutID(key, info.ETag)
+}
+
+// treeRSS sums VmRSS over pid and its descendants.
+func treeRSS(pid int) int64 {
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at ')'.
+		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+		if len(f) > 1 {
+			pp, _ := strconv.Atoi(f[1])
+			children[pp] = append(children[pp], p)
+		}
+	}
+	var total int64
+	var walk func(int)
+	walk = func(p int) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/status")
+		if err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(line, "VmRSS:") {
+					kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+					total += kb * 1024
+				}
+			}
+		}
+		for _, c := range children[p] {
+			walk(c)
+		}
+	}
+	walk(pid)
+	return total
+}
