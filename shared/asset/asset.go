@@ -17,21 +17,28 @@ import (
 
 // Manifest is assets/<id>/manifest.json.
 type Manifest struct {
-	ID         string        `json:"id"`
-	Source     string        `json:"source"` // the upload key
-	SourceETag string        `json:"sourceETag"`
-	Duration   float64       `json:"duration"`
-	Width      int           `json:"width"`
-	Height     int           `json:"height"`
-	FPS        float64       `json:"fps"`
-	VideoCodec string        `json:"videoCodec"`
-	Audio      bool          `json:"audio"`
-	Segments   []Segment     `json:"segments"`
-	Ladder     []media.Rung  `json:"ladder"`
-	Watermark  *Watermark    `json:"watermark,omitempty"`
-	Live       bool          `json:"live,omitempty"`
-	Created    time.Time     `json:"created"`
-	Options    UploadOptions `json:"options"`
+	ID         string       `json:"id"`
+	Source     string       `json:"source"` // the upload key
+	SourceETag string       `json:"sourceETag"`
+	Duration   float64      `json:"duration"`
+	Width      int          `json:"width"`
+	Height     int          `json:"height"`
+	FPS        float64      `json:"fps"`
+	VideoCodec string       `json:"videoCodec"`
+	Audio      bool         `json:"audio"`
+	Segments   []Segment    `json:"segments"`
+	Ladder     []media.Rung `json:"ladder"`
+	Watermark  *Watermark   `json:"watermark,omitempty"`
+	Live       bool         `json:"live,omitempty"`
+	// Ended says a live stream's publisher has stopped; Segments is then
+	// complete.
+	Ended bool `json:"ended,omitempty"`
+	// LiveWindow is how many segments a live playlist lists (0: 6).
+	LiveWindow int `json:"liveWindow,omitempty"`
+	// SegmentTarget is the live segment duration aimed at, in seconds.
+	SegmentTarget float64       `json:"segmentTarget,omitempty"`
+	Created       time.Time     `json:"created"`
+	Options       UploadOptions `json:"options"`
 }
 
 // Segment is one source segment.

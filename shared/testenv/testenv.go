@@ -27,6 +27,7 @@ func FreeAddr(t testing.TB) string {
 
 // MinIO is a running server with a client signed in as root.
 type MinIO struct {
+	opts    miniosrv.Options
 	Server  *miniosrv.Server
 	Options storage.Options
 	Client  *storage.Client
@@ -54,13 +55,28 @@ func StartMinIO(t testing.TB, env ...string) *MinIO {
 	if err != nil {
 		t.Fatalf("start minio: %v", err)
 	}
-	t.Cleanup(srv.Stop)
 	so := storage.Options{Endpoint: srv.Endpoint(), AccessKey: opts.RootUser, SecretKey: opts.RootPassword}
 	c, err := storage.New(so)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &MinIO{Server: srv, Options: so, Client: c, DataDir: opts.DataDir}
+	m := &MinIO{opts: opts, Server: srv, Options: so, Client: c, DataDir: opts.DataDir}
+	t.Cleanup(func() { m.Server.Stop() })
+	return m
+}
+
+// Stop stops the server (an outage); Start brings it back on the same
+// address and data.
+func (m *MinIO) Stop() { m.Server.Stop() }
+
+// Start restarts a stopped server.
+func (m *MinIO) Start(t testing.TB) {
+	t.Helper()
+	srv, err := miniosrv.Start(context.Background(), m.opts)
+	if err != nil {
+		t.Fatalf("restart minio: %v", err)
+	}
+	m.Server = srv
 }
 
 // Env returns the variables a function process needs to reach this MinIO.

@@ -1,0 +1,32 @@
+package relay
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	publishers                      prometheus.Gauge
+	refused                         *prometheus.CounterVec
+	segments, dropped               *prometheus.CounterVec
+	bitrate, spoolItems, spoolBytes *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	perStream := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "segflow_relay", Name: name, Help: help}, []string{"stream"})
+	}
+	m := &metrics{
+		publishers: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "segflow_relay", Name: "publishers", Help: "Publishers connected now."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "segflow_relay", Name: "refused_total",
+			Help: "Connections refused, by protocol and reason."}, []string{"protocol", "reason"}),
+		segments: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "segflow_relay", Name: "segments_total",
+			Help: "Segments closed."}, []string{"stream"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "segflow_relay", Name: "segments_dropped_total",
+			Help: "Segments dropped because the spool was full."}, []string{"stream"}),
+		bitrate:    perStream("bitrate_bits_per_second", "Bitrate of the last closed segment."),
+		spoolItems: perStream("spool_depth", "Objects waiting in the spool for the bucket."),
+		spoolBytes: perStream("spool_bytes", "Bytes waiting in the spool."),
+	}
+	if reg != nil {
+		reg.MustRegister(m.publishers, m.refused, m.segments, m.dropped, m.bitrate, m.spoolItems, m.spoolBytes)
+	}
+	return m
+}

@@ -1,0 +1,246 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segflow/segflow/infra/relay"
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media/mediatest"
+	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/testenv"
+)
+
+const key = "k3y-for-cam1"
+
+type env struct {
+	t     *testing.T
+	minio *testenv.MinIO
+	relay *relay.Relay
+	rtmp  string
+	srt   string
+}
+
+func start(t *testing.T) *env {
+	e := &env{t: t, minio: testenv.StartMinIO(t)}
+	e.minio.Bucket(t, "media")
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "stream-keys")
+	os.WriteFile(keys, []byte("# name=key\ncam1="+key+"\ncam2=another-key-2\n"), 0o600)
+	k, err := relay.LoadKeys(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srt = testenv.FreeAddr(t)
+	e.relay = &relay.Relay{}
+	if err := e.relay.Initialize(relay.Config{RTMPAddr: "127.0.0.1:0", SRTAddr: e.srt, Keys: k,
+		Store: e.minio.Client, Bucket: "media", SpoolDir: filepath.Join(dir, "spool"),
+		DrainTimeout: 90 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.relay.Close)
+	e.rtmp = e.relay.RTMPAddr()
+	return e
+}
+
+// publish runs ffmpeg -re with testsrc2 + sine for seconds to url.
+func publish(t *testing.T, seconds int, format, url string) error {
+	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-re",
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=640x360:rate=30:duration=%d", seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=48000:duration=%d", seconds),
+		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "96k", "-f", format, url}
+	out, err := exec.Command("ffmpeg", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ffmpeg: %v: %s", err, out)
+	}
+	return nil
+}
+
+// liveAsset finds the asset of a stream's newest publish.
+func (e *env) liveAsset(stream string) *asset.Manifest {
+	objs, err := e.minio.Client.List(context.Background(), "media", "assets/live-"+stream+"-", storage.ListOptions{Recursive: true})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var ids []string
+	for _, o := range objs {
+		if strings.HasSuffix(o.Key, "/manifest.json") {
+			ids = append(ids, strings.Split(o.Key, "/")[1])
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	sort.Strings(ids)
+	m, err := asset.ReadManifest(context.Background(), e.minio.Client, "media", ids[len(ids)-1])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
+// waitEnded waits until the stream's manifest says ended and every
+// segment it lists is in the bucket.
+func (e *env) waitEnded(stream string, within time.Duration) *asset.Manifest {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if m := e.liveAsset(stream); m != nil && m.Ended {
+			objs, _ := e.minio.Client.List(context.Background(), "media", layout.Asset(m.ID).Prefix()+"source/", storage.ListOptions{})
+			if len(objs) == len(m.Segments) {
+				return m
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	e.t.Fatalf("stream %s did not end with all segments: %+v", stream, e.liveAsset(stream))
+	return nil
+}
+
+// checkSegments downloads every source segment and checks they decode and
+// join without holes in the video timeline.
+func (e *env) checkSegments(m *asset.Manifest, seconds int) {
+	e.t.Helper()
+	dir := e.t.TempDir()
+	all := filepath.Join(dir, "all.ts")
+	f, _ := os.Create(all)
+	defer f.Close()
+	for i, s := range m.Segments {
+		if s.Index != i {
+			e.t.Fatalf("segment list has a hole at %d: %+v", i, m.Segments)
+		}
+		p := filepath.Join(dir, strconv.Itoa(i)+".ts")
+		info, err := e.minio.Client.GetFile(context.Background(), "media", layout.Asset(m.ID).Source(i), p)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if info.Meta("Segment-Index") != strconv.Itoa(i) || info.Meta("Segment-Wallclock") == "" {
+			e.t.Errorf("segment %d metadata %v", i, info.Metadata)
+		}
+		if err := mediatest.Decodes(p); err != nil {
+			e.t.Errorf("segment %d: %v", i, err)
+		}
+		b, _ := os.ReadFile(p)
+		f.Write(b)
+		if i < len(m.Segments)-1 && math.Abs(s.Duration-2) > 0.05 {
+			e.t.Errorf("segment %d lasts %.3fs, want 2s (GOP 2s)", i, s.Duration)
+		}
+	}
+	ps := mediatest.Packets(e.t, all, "v:0")
+	for i := 1; i < len(ps); i++ {
+		if d := ps[i].PTS - ps[i-1].PTS; math.Abs(d-1.0/30) > 0.002 {
+			e.t.Errorf("video timestamps jump %.4fs at %.3f", d, ps[i].PTS)
+			break
+		}
+	}
+	if math.Abs(float64(len(ps))-float64(seconds*30)) > 30 {
+		e.t.Errorf("%d frames in the bucket for %ds published", len(ps), seconds)
+	}
+	if ps[0].Key != true {
+		e.t.Error("first segment does not start with a keyframe")
+	}
+}
+
+func TestRTMPPublishToBucket(t *testing.T) {
+	e := start(t)
+	if err := publish(t, 8, "flv", "rtmp://"+e.rtmp+"/live/"+key); err != nil {
+		t.Fatal(err)
+	}
+	m := e.waitEnded("cam1", 30*time.Second)
+	if !m.Live || len(m.Ladder) == 0 || m.Width != 640 || !m.Audio || len(m.Segments) < 3 {
+		t.Fatalf("manifest %+v", m)
+	}
+	e.checkSegments(m, 8)
+}
+
+func TestSRTPublishToBucket(t *testing.T) {
+	e := start(t)
+	if err := publish(t, 6, "mpegts", "srt://"+e.srt+"?streamid="+key+"&pkt_size=1316"); err != nil {
+		t.Fatal(err)
+	}
+	m := e.waitEnded("cam1", 30*time.Second)
+	if !m.Audio || len(m.Segments) < 2 {
+		t.Fatalf("manifest %+v", m)
+	}
+	e.checkSegments(m, 6)
+}
+
+func TestRefusesBadPublishersAndKeepsServing(t *testing.T) {
+	e := start(t)
+	// Garbage on both ports while a good publisher runs.
+	done := make(chan error, 1)
+	go func() { done <- publish(t, 6, "flv", "rtmp://"+e.rtmp+"/live/"+key) }()
+	time.Sleep(500 * time.Millisecond)
+	for _, payload := range [][]byte{
+		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+		append([]byte{0x03}, make([]byte, 700)...), // C0+part of C1, then silence
+		randomBytes(4096),
+	} {
+		c, err := net.Dial("tcp", e.rtmp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(payload)
+		c.Close()
+	}
+	if c, err := net.Dial("udp", e.srt); err == nil {
+		c.Write(randomBytes(1500))
+		c.Write([]byte{0x80, 0, 0, 0})
+		c.Close()
+	}
+	// Wrong keys are refused on both protocols.
+	if err := publish(t, 2, "flv", "rtmp://"+e.rtmp+"/live/wrong-key"); err == nil {
+		t.Error("rtmp publish with a wrong key succeeded")
+	}
+	if err := publish(t, 2, "mpegts", "srt://"+e.srt+"?streamid=wrong-key"); err == nil {
+		t.Error("srt publish with a wrong key succeeded")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("good publisher: %v", err)
+	}
+	m := e.waitEnded("cam1", 30*time.Second)
+	e.checkSegments(m, 6)
+	// Still serving afterwards.
+	if err := publish(t, 3, "flv", "rtmp://"+e.rtmp+"/live/another-key-2"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitEnded("cam2", 30*time.Second)
+}
+
+func TestStorageOutageLosesNoSegment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30 s publish")
+	}
+	e := start(t)
+	done := make(chan error, 1)
+	go func() { done <- publish(t, 30, "flv", "rtmp://"+e.rtmp+"/live/"+key) }()
+	time.Sleep(5 * time.Second)
+	e.minio.Stop()
+	time.Sleep(20 * time.Second)
+	e.minio.Start(t)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	m := e.waitEnded("cam1", 90*time.Second)
+	e.checkSegments(m, 30)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i*i*13)
+	}
+	return b
+}

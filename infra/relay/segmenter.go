@@ -1,0 +1,142 @@
+package relay
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
+	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
+)
+
+// Segment is a closed MPEG-TS segment of a live stream.
+type Segment struct {
+	Index    int
+	Start    time.Duration // first video PTS on the stream's timeline
+	Duration time.Duration
+	// Wallclock is when its first frame arrived.
+	Wallclock time.Time
+	Data      []byte
+}
+
+// ptsOffset moves the stream's timeline so that DTS, which runs before PTS
+// with B-frames, never goes below zero.
+const ptsOffset = time.Second
+
+// segmenter cuts an H.264 (+AAC) stream into MPEG-TS segments at the first
+// IDR frame once Target has passed, without decoding anything. Each
+// segment starts with PAT/PMT and an IDR, and timestamps run on across
+// segments, so the pieces play as one timeline.
+type segmenter struct {
+	Target    time.Duration
+	Audio     *mpeg4audio.Config // nil: video only
+	OnSegment func(Segment)
+	// SPS and PPS go in front of IDR frames that lack them (RTMP sends
+	// them once, out of band), so every segment decodes on its own.
+	SPS, PPS []byte
+
+	video, audio *mpegts.Track
+	buf          bytes.Buffer
+	w            *mpegts.Writer
+	index        int
+	start        time.Duration
+	started      bool
+	wallclock    time.Time
+	last         time.Duration // last video PTS
+}
+
+func (s *segmenter) open(start time.Duration) error {
+	s.buf = bytes.Buffer{}
+	s.video = &mpegts.Track{Codec: &tscodecs.H264{}}
+	tracks := []*mpegts.Track{s.video}
+	if s.Audio != nil {
+		s.audio = &mpegts.Track{Codec: &tscodecs.MPEG4Audio{Config: *s.Audio}}
+		tracks = append(tracks, s.audio)
+	}
+	s.w = &mpegts.Writer{W: &s.buf, Tracks: tracks}
+	if err := s.w.Initialize(); err != nil {
+		return fmt.Errorf("segment writer: %w", err)
+	}
+	s.start, s.started, s.wallclock = start, true, time.Now()
+	return nil
+}
+
+// close hands the current segment over; end is where it stops.
+func (s *segmenter) close(end time.Duration) {
+	if !s.started || s.buf.Len() == 0 {
+		return
+	}
+	data := append([]byte(nil), s.buf.Bytes()...)
+	s.OnSegment(Segment{Index: s.index, Start: s.start + ptsOffset, Duration: end - s.start, Wallclock: s.wallclock, Data: data})
+	s.index++
+	s.started = false
+}
+
+func ticks(d time.Duration) int64 { return int64(d+ptsOffset) * 90000 / int64(time.Second) }
+
+// WriteH264 takes one access unit.
+func (s *segmenter) WriteH264(pts, dts time.Duration, au [][]byte) error {
+	idr := h264.IsRandomAccess(au)
+	if idr {
+		au = s.withParams(au)
+	}
+	if !s.started {
+		if !idr {
+			return nil // wait for the first IDR: a segment must start with one
+		}
+		if err := s.open(pts); err != nil {
+			return err
+		}
+	} else if idr && pts-s.start >= s.Target {
+		s.close(pts)
+		if err := s.open(pts); err != nil {
+			return err
+		}
+	}
+	s.last = pts
+	return s.w.WriteH264(s.video, ticks(pts), ticks(dts), au)
+}
+
+// withParams prepends the parameter sets an IDR access unit lacks, and
+// remembers in-band ones for later.
+func (s *segmenter) withParams(au [][]byte) [][]byte {
+	hasSPS, hasPPS := false, false
+	for _, n := range au {
+		if len(n) == 0 {
+			continue
+		}
+		switch h264.NALUType(n[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			hasSPS, s.SPS = true, n
+		case h264.NALUTypePPS:
+			hasPPS, s.PPS = true, n
+		}
+	}
+	var pre [][]byte
+	if !hasSPS && s.SPS != nil {
+		pre = append(pre, s.SPS)
+	}
+	if !hasPPS && s.PPS != nil {
+		pre = append(pre, s.PPS)
+	}
+	if len(pre) == 0 {
+		return au
+	}
+	return append(pre, au...)
+}
+
+// WriteAAC takes AAC access units starting at pts.
+func (s *segmenter) WriteAAC(pts time.Duration, aus [][]byte) error {
+	if !s.started || s.audio == nil {
+		return nil
+	}
+	return s.w.WriteMPEG4Audio(s.audio, ticks(pts), aus)
+}
+
+// Flush closes the last segment when the publisher stops; frameDur is the
+// video frame duration, to end it after its last frame.
+func (s *segmenter) Flush(frameDur time.Duration) {
+	s.close(s.last + frameDur)
+}

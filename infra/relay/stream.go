@@ -1,0 +1,144 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media"
+)
+
+// stream is one publish: it becomes asset live-<name>-<start>, whose
+// manifest and source segments go to the bucket through the spool.
+type stream struct {
+	r        *Relay
+	name     string
+	id       string
+	log      *slog.Logger
+	seg      *segmenter
+	spool    *spool
+	manifest asset.Manifest
+	fps      float64
+	started  time.Time
+
+	mu       sync.Mutex
+	segments []asset.Segment
+	bytes    int64
+}
+
+// newStream starts an asset for a publisher whose video is H.264 with the
+// given SPS, and audio AAC when audio is non-nil.
+func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.Config) (*stream, error) {
+	var p h264.SPS
+	if err := p.Unmarshal(sps); err != nil {
+		return nil, fmt.Errorf("stream %s: H.264 SPS: %w", name, err)
+	}
+	now := time.Now().UTC()
+	st := &stream{r: r, name: name, started: now, fps: p.FPS()}
+	if st.fps <= 0 || st.fps > 120 {
+		st.fps = 30
+	}
+	st.id = fmt.Sprintf("live-%s-%d", name, now.Unix())
+	st.log = r.log.With("stream", name, "asset", st.id)
+	ladder, err := media.Ladder(&media.VideoStream{Width: p.Width(), Height: p.Height(), DisplayWidth: p.Width()}, nil)
+	if err != nil {
+		return nil, err
+	}
+	st.manifest = asset.Manifest{ID: st.id, Source: "live/" + name, Width: p.Width(), Height: p.Height(),
+		FPS: st.fps, VideoCodec: "h264", Audio: audio != nil, Ladder: ladder, Live: true,
+		LiveWindow: r.cfg.Window, SegmentTarget: r.cfg.SegmentTarget.Seconds(), Created: now}
+	st.spool, err = openSpool(filepath.Join(r.cfg.SpoolDir, st.id), r.cfg.Bucket, r.cfg.Store, r.cfg.SpoolMaxBytes, st.log,
+		func(items int, bytes int64) {
+			r.metrics.spoolItems.WithLabelValues(name).Set(float64(items))
+			r.metrics.spoolBytes.WithLabelValues(name).Set(float64(bytes))
+		})
+	if err != nil {
+		return nil, err
+	}
+	// The manifest goes out first: transcode and packager read it.
+	if err := st.putManifest(); err != nil {
+		return nil, err
+	}
+	st.seg = &segmenter{Target: r.cfg.SegmentTarget, Audio: audio, OnSegment: st.onSegment}
+	st.log.Info("publish started", "width", p.Width(), "height", p.Height(), "fps", st.fps, "audio", audio != nil)
+	r.metrics.publishers.Inc()
+	return st, nil
+}
+
+func (st *stream) putManifest(extra ...asset.Segment) error {
+	st.mu.Lock()
+	m := st.manifest
+	m.Segments = append(append([]asset.Segment(nil), st.segments...), extra...)
+	st.mu.Unlock()
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return st.spool.Add(item{Key: layout.Asset(st.id).Manifest(), ContentType: "application/json",
+		Metadata: map[string]string{layout.ProducerMeta: "relay"}}, b)
+}
+
+func (st *stream) onSegment(s Segment) {
+	seg := asset.Segment{Index: s.Index, Start: s.Start.Seconds(), Duration: s.Duration.Seconds()}
+	st.mu.Lock()
+	st.segments = append(st.segments, seg)
+	st.bytes += int64(len(s.Data))
+	st.mu.Unlock()
+	it := item{Key: layout.Asset(st.id).Source(s.Index), ContentType: "video/mp2t", Metadata: map[string]string{
+		layout.ProducerMeta: "relay",
+		"Segment-Index":     strconv.Itoa(s.Index),
+		"Segment-Start":     strconv.FormatFloat(seg.Start, 'f', 6, 64),
+		"Segment-Duration":  strconv.FormatFloat(seg.Duration, 'f', 6, 64),
+		"Segment-Wallclock": s.Wallclock.UTC().Format(time.RFC3339Nano),
+	}}
+	st.r.metrics.segments.WithLabelValues(st.name).Inc()
+	st.r.metrics.bitrate.WithLabelValues(st.name).Set(float64(len(s.Data)*8) / max(s.Duration.Seconds(), 0.001))
+	if err := st.spool.Add(it, s.Data); err != nil {
+		st.r.metrics.dropped.WithLabelValues(st.name).Inc()
+		st.log.Error("segment dropped", "index", s.Index, "err", err)
+		return
+	}
+	st.log.Info("segment closed", "index", s.Index, "duration", seg.Duration, "bytes", len(s.Data))
+}
+
+// end closes the last segment and marks the asset ended. The ended
+// manifest (listing that last segment) is queued before the segment, so
+// the packager knows the stream is over by the time its renditions land.
+func (st *stream) end() {
+	var last *Segment
+	st.seg.OnSegment = func(s Segment) { last = &s }
+	st.seg.Flush(time.Duration(float64(time.Second) / st.fps))
+	st.mu.Lock()
+	st.manifest.Ended = true
+	st.mu.Unlock()
+	var extra []asset.Segment
+	if last != nil {
+		extra = append(extra, asset.Segment{Index: last.Index, Start: last.Start.Seconds(), Duration: last.Duration.Seconds()})
+	}
+	if err := st.putManifest(extra...); err != nil {
+		st.log.Error("ended manifest", "err", err)
+	}
+	if last != nil {
+		st.onSegment(*last)
+	}
+	st.r.metrics.publishers.Dec()
+	ctx, cancel := context.WithTimeout(context.Background(), st.r.cfg.DrainTimeout)
+	defer cancel()
+	if err := st.spool.Close(ctx); err != nil {
+		st.log.Error("publish ended with segments still spooled", "err", err)
+	}
+	st.mu.Lock()
+	n, bytes := len(st.segments), st.bytes
+	st.mu.Unlock()
+	st.log.Info("publish ended", "segments", n, "bytes", bytes)
+}
