@@ -10,10 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"path"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/hls"
@@ -70,10 +72,27 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 		audio = &ar
 	}
 
-	total := len(m.Segments)
+	all := append([]hls.Rendition(nil), video...)
+	if audio != nil {
+		all = append(all, *audio)
+	}
+	opts := hls.MediaOptions{Total: len(m.Segments)}
+	replace := monotonic
+	if m.Live {
+		opts, replace = liveOptions(m, all), monotonicLive
+		// A live segment is listed only once every rendition of it exists.
+		keep := everywhere(all)
+		for i := range all {
+			all[i] = onlyIndices(all[i], keep)
+		}
+		video = all[:len(video)]
+		if audio != nil {
+			audio = &all[len(all)-1]
+		}
+	}
 	complete, listed := 0, 0
 	write := func(r hls.Rendition) error {
-		body, n, done, err := hls.Media(r, hls.MediaOptions{Total: total})
+		body, n, done, err := hls.Media(r, opts)
 		if err != nil {
 			return err
 		}
@@ -81,11 +100,7 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 			complete++
 		}
 		listed += n
-		return e.Store.Update(ctx, bucket, a.Playlist(r.Name), playlistOpts(e), monotonic(body))
-	}
-	all := append([]hls.Rendition(nil), video...)
-	if audio != nil {
-		all = append(all, *audio)
+		return e.Store.Update(ctx, bucket, a.Playlist(r.Name), playlistOpts(e), replace(body))
 	}
 	for _, r := range all {
 		if err := write(r); err != nil {
@@ -97,7 +112,7 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 	// only replaced by a master computed from at least as many.
 	master := append(hls.Master(video, audio), fmt.Sprintf("%s%d\n", listedComment, listed)...)
 	if err := e.Store.Update(ctx, bucket, a.Master(), playlistOpts(e), func(old []byte) ([]byte, error) {
-		if string(old) == string(master) || listedIn(old) > listed {
+		if string(old) == string(master) || (!m.Live && listedIn(old) > listed) {
 			return nil, nil
 		}
 		return master, nil
@@ -137,6 +152,72 @@ func monotonic(next []byte) func(old []byte) ([]byte, error) {
 		}
 		return next, nil
 	}
+}
+
+// monotonicLive replaces a live playlist only by one that reaches a later
+// segment, or the same one and now ends.
+func monotonicLive(next []byte) func(old []byte) ([]byte, error) {
+	return func(old []byte) ([]byte, error) {
+		if old == nil {
+			return next, nil
+		}
+		ol, oend := hls.Last(old)
+		nl, nend := hls.Last(next)
+		if nl < ol || (nl == ol && (oend || !nend)) {
+			return nil, nil
+		}
+		return next, nil
+	}
+}
+
+// liveOptions: a sliding window, a target duration that does not move
+// while the stream runs, ENDLIST once the publisher has stopped and every
+// segment it made is in every rendition.
+func liveOptions(m *asset.Manifest, all []hls.Rendition) hls.MediaOptions {
+	window := m.LiveWindow
+	if window <= 0 {
+		window = 6
+	}
+	target := math.Ceil(m.SegmentTarget) + 1
+	for _, s := range m.Segments {
+		target = math.Max(target, math.Ceil(s.Duration))
+	}
+	ended := m.Ended
+	if ended {
+		have := everywhere(all)
+		for _, s := range m.Segments {
+			ended = ended && have[s.Index]
+		}
+	}
+	return hls.MediaOptions{Window: window, Ended: ended, TargetDuration: target}
+}
+
+// everywhere is the set of segment indices every rendition has.
+func everywhere(all []hls.Rendition) map[int]bool {
+	count := map[int]int{}
+	for _, r := range all {
+		for _, s := range r.Segments {
+			count[s.Index]++
+		}
+	}
+	out := map[int]bool{}
+	for i, n := range count {
+		if n == len(all) {
+			out[i] = true
+		}
+	}
+	return out
+}
+
+func onlyIndices(r hls.Rendition, keep map[int]bool) hls.Rendition {
+	var segs []hls.Segment
+	for _, s := range r.Segments {
+		if keep[s.Index] {
+			segs = append(segs, s)
+		}
+	}
+	r.Segments = segs
+	return r
 }
 
 const listedComment = "# segflow segments listed: "
@@ -188,7 +269,11 @@ func collect(objs []storage.Info, m *asset.Manifest) map[string]hls.Rendition {
 		if c := o.Meta("Codecs"); c != "" {
 			r.Codecs = c
 		}
-		r.Segments = append(r.Segments, hls.Segment{Index: k.Index, URI: k.Rendition + "/" + path.Base(o.Key), Duration: dur, Bandwidth: bw})
+		seg := hls.Segment{Index: k.Index, URI: k.Rendition + "/" + path.Base(o.Key), Duration: dur, Bandwidth: bw}
+		if wc, err := time.Parse(time.RFC3339Nano, o.Meta("Segment-Wallclock")); err == nil {
+			seg.ProgramDateTime = wc
+		}
+		r.Segments = append(r.Segments, seg)
 		out[k.Rendition] = r
 	}
 	return out

@@ -89,7 +89,8 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 	}
 	defer cleanup()
 	in := filepath.Join(dir, "in.ts")
-	if _, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in); err != nil {
+	srcInfo, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in)
+	if err != nil {
 		return "", err
 	}
 	outs, err := media.Transcode(ctx, in, filepath.Join(dir, "out"), rungs,
@@ -97,7 +98,7 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 	if err != nil {
 		return fail(err)
 	}
-	seg := segmentOf(m, n)
+	seg := segmentOf(m, n, srcInfo)
 	a := layout.Asset(id)
 	for _, o := range outs {
 		if o.InitPath != "" {
@@ -128,6 +129,9 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 			"Bandwidth", strconv.FormatInt(bw, 10),
 			"Codecs", o.Codecs,
 		)
+		if wc := srcInfo.Meta("Segment-Wallclock"); wc != "" {
+			meta["Segment-Wallclock"] = wc
+		}
 		if o.Rung.Name != "audio" {
 			meta["Resolution"] = fmt.Sprintf("%dx%d", o.Rung.Width, o.Rung.Height)
 			meta["Frame-Rate"] = strconv.FormatFloat(m.FPS, 'f', 3, 64)
@@ -144,10 +148,18 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 	return fmt.Sprintf("transcoded segment %d of %s into %d renditions", n, id, len(rungs)), nil
 }
 
-// segmentOf returns segment n's timing from the manifest.
-func segmentOf(m *asset.Manifest, n int) asset.Segment {
+// segmentOf returns segment n's timing: from the segment's own metadata
+// (a live segment is not in the manifest yet), else from the manifest.
+func segmentOf(m *asset.Manifest, n int, src storage.Info) asset.Segment {
+	seg := asset.Segment{Index: n}
 	if n < len(m.Segments) {
-		return m.Segments[n]
+		seg = m.Segments[n]
 	}
-	return asset.Segment{Index: n}
+	if v, err := strconv.ParseFloat(src.Meta("Segment-Start"), 64); err == nil {
+		seg.Start = v
+	}
+	if v, err := strconv.ParseFloat(src.Meta("Segment-Duration"), 64); err == nil && v > 0 {
+		seg.Duration = v
+	}
+	return seg
 }

@@ -68,7 +68,8 @@ func mark(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 	}
 	defer cleanup()
 	in, out := filepath.Join(dir, "in.ts"), filepath.Join(dir, "marked.ts")
-	if _, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in); err != nil {
+	srcInfo, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in)
+	if err != nil {
 		return "", err
 	}
 	o := media.WatermarkOptions{Text: m.Watermark.Text, Position: m.Watermark.Position,
@@ -85,8 +86,15 @@ func mark(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 	if err := media.Watermark(ctx, in, out, o); err != nil {
 		return fail(err)
 	}
+	// The marked copy carries the source segment's timing on to transcode.
+	meta := e.Meta()
+	for _, k := range []string{"Segment-Index", "Segment-Start", "Segment-Duration", "Segment-Wallclock"} {
+		if v := srcInfo.Meta(k); v != "" {
+			meta[k] = v
+		}
+	}
 	if err := e.Store.PutFile(ctx, t.Bucket, layout.Asset(id).Marked(n), out,
-		storage.PutOptions{ContentType: "video/mp2t", Metadata: e.Meta()}); err != nil {
+		storage.PutOptions{ContentType: "video/mp2t", Metadata: meta}); err != nil {
 		return "", err
 	}
 	if err := asset.UpdateStatus(ctx, e.Store, t.Bucket, id, name, func(s *asset.Status) {

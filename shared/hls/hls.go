@@ -200,6 +200,22 @@ func Master(video []Rendition, audio *Rendition) []byte {
 	return mp.Encode().Bytes()
 }
 
+// Last returns the index of the last segment a rendered media playlist
+// lists (-1 for none) and whether it has ENDLIST: for a live sliding
+// window, where the count stays the same while the window moves on.
+func Last(playlist []byte) (int, bool) {
+	n, ended := Count(playlist)
+	seq := 0
+	if i := bytes.Index(playlist, []byte("#EXT-X-MEDIA-SEQUENCE:")); i >= 0 {
+		rest := playlist[i+len("#EXT-X-MEDIA-SEQUENCE:"):]
+		if j := bytes.IndexByte(rest, '\n'); j >= 0 {
+			rest = rest[:j]
+		}
+		fmt.Sscanf(string(bytes.TrimSpace(rest)), "%d", &seq)
+	}
+	return seq + n - 1, ended
+}
+
 // Count returns how many segments a rendered media playlist lists and
 // whether it has ENDLIST: what the packager compares before replacing one.
 func Count(playlist []byte) (int, bool) {

@@ -91,6 +91,9 @@ func TestLiveWindow(t *testing.T) {
 	if n != 3 || complete || !strings.Contains(s, "#EXT-X-MEDIA-SEQUENCE:5") || strings.Contains(s, "ENDLIST") {
 		t.Fatalf("live window:\n%s", s)
 	}
+	if last, ended := Last(b); last != 7 || ended {
+		t.Fatalf("Last = %d %v", last, ended)
+	}
 	b, _, complete, _ = Media(r, MediaOptions{Window: 3, Ended: true})
 	if !complete || !strings.Contains(string(b), "#EXT-X-ENDLIST") {
 		t.Fatalf("ended live:\n%s", b)

@@ -133,7 +133,9 @@ func SegmentName(n int, ext string) string { return fmt.Sprintf("%05d%s", n, ext
 // Asset builds the keys of one asset.
 type Asset string
 
-func (a Asset) key(parts ...string) string { return AssetsPrefix + string(a) + "/" + strings.Join(parts, "/") }
+func (a Asset) key(parts ...string) string {
+	return AssetsPrefix + string(a) + "/" + strings.Join(parts, "/")
+}
 
 // Prefix is assets/<id>/.
 func (a Asset) Prefix() string { return AssetsPrefix + string(a) + "/" }

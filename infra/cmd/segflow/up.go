@@ -24,6 +24,7 @@ import (
 	"github.com/segflow/segflow/infra/local"
 	"github.com/segflow/segflow/infra/local/gateway"
 	"github.com/segflow/segflow/infra/natsq"
+	"github.com/segflow/segflow/infra/relay"
 	"github.com/segflow/segflow/infra/router"
 	"github.com/segflow/segflow/infra/stack"
 	"github.com/segflow/segflow/shared/layout"
@@ -40,6 +41,8 @@ type upOptions struct {
 	natsPort  int
 	bucket    string
 	stackFile string
+	rtmpPort  int
+	srtPort   int
 }
 
 func upCmd() *cobra.Command {
@@ -67,6 +70,8 @@ func upCmd() *cobra.Command {
 	cmd.Flags().IntVar(&o.s3Port, "s3-port", 9000, "MinIO S3 port (the console gets the next one)")
 	cmd.Flags().IntVar(&o.natsPort, "nats-port", 4222, "NATS port")
 	cmd.Flags().StringVar(&o.bucket, "bucket", "media", "media bucket")
+	cmd.Flags().IntVar(&o.rtmpPort, "rtmp-port", 1935, "relay RTMP port (0: no RTMP)")
+	cmd.Flags().IntVar(&o.srtPort, "srt-port", 8890, "relay SRT port, UDP (0: no SRT)")
 	cmd.Flags().StringVarP(&o.stackFile, "file", "f", "stack.yml", "stack file, relative to the repository")
 	return cmd
 }
@@ -128,6 +133,12 @@ func printEndpoints(cmd *cobra.Command, env map[string]string, envFile string) {
 	fmt.Fprintf(out, "  gateway   %s  (user %s, password in %s)\n", env["SEGFLOW_GATEWAY"], env["SEGFLOW_GATEWAY_USER"], envFile)
 	fmt.Fprintf(out, "  s3        http://%s  bucket %s\n", env["S3_ENDPOINT"], env["S3_BUCKET"])
 	fmt.Fprintf(out, "  nats      %s\n", env["SEGFLOW_NATS"])
+	if env["SEGFLOW_RTMP_URL"] != "" {
+		fmt.Fprintf(out, "  rtmp      %s\n", env["SEGFLOW_RTMP_URL"])
+	}
+	if env["SEGFLOW_SRT_URL"] != "" {
+		fmt.Fprintf(out, "  srt       %s\n", env["SEGFLOW_SRT_URL"])
+	}
 	fmt.Fprintf(out, "  functions %s\n", env["SEGFLOW_FUNCTIONS"])
 	fmt.Fprintf(out, "load it in a shell with: . %s\n", envFile)
 }
@@ -241,6 +252,38 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	}
 	defer nc.Close()
 
+	// The relay: stream keys from a secrets file (name=key lines); a "demo"
+	// key is made on the first run.
+	keysFile := filepath.Join(authDir, "stream-keys")
+	demoKey, err := credential(filepath.Join(authDir, "demo-stream-key"), "")
+	if err != nil {
+		return err
+	}
+	if !fileExists(keysFile) {
+		if err := os.WriteFile(keysFile, []byte("# stream=key, one per line\ndemo="+demoKey+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	keys, err := relay.LoadKeys(keysFile)
+	if err != nil {
+		return err
+	}
+	rl := &relay.Relay{}
+	rcfg := relay.Config{Keys: keys, Store: sc, Bucket: o.bucket, SpoolDir: filepath.Join(home, "spool"),
+		Logger: log.With("component", "relay"), Registerer: prometheus.DefaultRegisterer}
+	if o.rtmpPort > 0 {
+		rcfg.RTMPAddr = fmt.Sprintf(":%d", o.rtmpPort)
+	}
+	if o.srtPort > 0 {
+		rcfg.SRTAddr = fmt.Sprintf(":%d", o.srtPort)
+	}
+	if rcfg.RTMPAddr != "" || rcfg.SRTAddr != "" {
+		if err := rl.Initialize(rcfg); err != nil {
+			return err
+		}
+		defer rl.Close()
+	}
+
 	gw := gwclient.New(gwURL, gwUser, gwPass)
 	rtr, err := router.Open(ctx, router.Config{NATS: nc, Gateway: gw, Token: webhookToken, Storage: sc,
 		Logger: log.With("component", "router"), Registerer: prometheus.DefaultRegisterer})
@@ -295,6 +338,12 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 		"S3_BUCKET":                o.bucket,
 		"SEGFLOW_NATS":             ns.ClientURL(),
 		"SEGFLOW_FUNCTIONS":        strings.Join(st.Names(), ","),
+	}
+	if o.rtmpPort > 0 {
+		env["SEGFLOW_RTMP_URL"] = fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", o.rtmpPort, demoKey)
+	}
+	if o.srtPort > 0 {
+		env["SEGFLOW_SRT_URL"] = fmt.Sprintf("srt://127.0.0.1:%d?streamid=%s", o.srtPort, demoKey)
 	}
 	if err := writeEnvFile(envFile, env); err != nil {
 		return err

@@ -55,7 +55,8 @@ func Up(t testing.TB) *Stack {
 		s3 = freePort(t)
 	}
 	s.cmd = exec.Command(testgw.Binary(t), "up", "--home", s.Home, "--repo", testgw.RepoRoot(),
-		"--port", freePort(t), "--s3-port", s3, "--nats-port", freePort(t))
+		"--port", freePort(t), "--s3-port", s3, "--nats-port", freePort(t),
+		"--rtmp-port", freePort(t), "--srt-port", freeUDPPort(t))
 	logf, err := os.Create(filepath.Join(s.Home, "up.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +87,15 @@ func Up(t testing.TB) *Stack {
 	}
 	s.GW = gwclient.New(s.Env["SEGFLOW_GATEWAY"], s.Env["SEGFLOW_GATEWAY_USER"], s.Env["SEGFLOW_GATEWAY_PASSWORD"])
 	return s
+}
+
+func freeUDPPort(t testing.TB) string {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return strconv.Itoa(c.LocalAddr().(*net.UDPAddr).Port)
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
