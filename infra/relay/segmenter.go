@@ -1,8 +1,9 @@
 package relay
 
 import (
-	"bytes"
+	"bufio"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -18,7 +19,9 @@ type Segment struct {
 	Duration time.Duration
 	// Wallclock is when its first frame arrived.
 	Wallclock time.Time
-	Data      []byte
+	// Path is the file holding it; Size its length.
+	Path string
+	Size int64
 }
 
 // ptsOffset moves the stream's timeline so that DTS, which runs before PTS
@@ -33,12 +36,16 @@ type segmenter struct {
 	Target    time.Duration
 	Audio     *mpeg4audio.Config // nil: video only
 	OnSegment func(Segment)
+	// Create makes the file a new segment is written to: segments go
+	// straight to disk, so a stream holds no segment in memory.
+	Create func() (*os.File, error)
 	// SPS and PPS go in front of IDR frames that lack them (RTMP sends
 	// them once, out of band), so every segment decodes on its own.
 	SPS, PPS []byte
 
 	video, audio *mpegts.Track
-	buf          bytes.Buffer
+	file         *os.File
+	buf          *bufio.Writer
 	w            *mpegts.Writer
 	index        int
 	start        time.Duration
@@ -48,14 +55,18 @@ type segmenter struct {
 }
 
 func (s *segmenter) open(start time.Duration) error {
-	s.buf = bytes.Buffer{}
+	f, err := s.Create()
+	if err != nil {
+		return fmt.Errorf("segment file: %w", err)
+	}
+	s.file, s.buf = f, bufio.NewWriterSize(f, 64<<10)
 	s.video = &mpegts.Track{Codec: &tscodecs.H264{}}
 	tracks := []*mpegts.Track{s.video}
 	if s.Audio != nil {
 		s.audio = &mpegts.Track{Codec: &tscodecs.MPEG4Audio{Config: *s.Audio}}
 		tracks = append(tracks, s.audio)
 	}
-	s.w = &mpegts.Writer{W: &s.buf, Tracks: tracks}
+	s.w = &mpegts.Writer{W: s.buf, Tracks: tracks}
 	if err := s.w.Initialize(); err != nil {
 		return fmt.Errorf("segment writer: %w", err)
 	}
@@ -64,14 +75,24 @@ func (s *segmenter) open(start time.Duration) error {
 }
 
 // close hands the current segment over; end is where it stops.
-func (s *segmenter) close(end time.Duration) {
-	if !s.started || s.buf.Len() == 0 {
-		return
+func (s *segmenter) close(end time.Duration) error {
+	if !s.started {
+		return nil
 	}
-	data := append([]byte(nil), s.buf.Bytes()...)
-	s.OnSegment(Segment{Index: s.index, Start: s.start + ptsOffset, Duration: end - s.start, Wallclock: s.wallclock, Data: data})
-	s.index++
 	s.started = false
+	err := s.buf.Flush()
+	size, _ := s.file.Seek(0, 1)
+	if cerr := s.file.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(s.file.Name())
+		return fmt.Errorf("segment %d: %w", s.index, err)
+	}
+	s.OnSegment(Segment{Index: s.index, Start: s.start + ptsOffset, Duration: end - s.start, Wallclock: s.wallclock,
+		Path: s.file.Name(), Size: size})
+	s.index++
+	return nil
 }
 
 func ticks(d time.Duration) int64 { return int64(d+ptsOffset) * 90000 / int64(time.Second) }
@@ -90,7 +111,9 @@ func (s *segmenter) WriteH264(pts, dts time.Duration, au [][]byte) error {
 			return err
 		}
 	} else if idr && pts-s.start >= s.Target {
-		s.close(pts)
+		if err := s.close(pts); err != nil {
+			return err
+		}
 		if err := s.open(pts); err != nil {
 			return err
 		}
@@ -137,6 +160,6 @@ func (s *segmenter) WriteAAC(pts time.Duration, aus [][]byte) error {
 
 // Flush closes the last segment when the publisher stops; frameDur is the
 // video frame duration, to end it after its last frame.
-func (s *segmenter) Flush(frameDur time.Duration) {
-	s.close(s.last + frameDur)
+func (s *segmenter) Flush(frameDur time.Duration) error {
+	return s.close(s.last + frameDur)
 }

@@ -54,6 +54,12 @@ func openSpool(dir, bucket string, store *storage.Client, maxBytes int64, log *s
 	s := &spool{dir: dir, bucket: bucket, store: store, maxBytes: maxBytes, log: log, onDepth: onDepth,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	// Pick up after a restart.
+	// Scratch files of segments cut short by a crash are of no use.
+	if parts, _ := filepath.Glob(filepath.Join(dir, "part-*.tmp")); parts != nil {
+		for _, p := range parts {
+			os.Remove(p)
+		}
+	}
 	for _, p := range s.pending() {
 		var n int
 		fmt.Sscanf(filepath.Base(p), "%d.json", &n)
@@ -66,24 +72,49 @@ func openSpool(dir, bucket string, store *storage.Client, maxBytes int64, log *s
 	return s, nil
 }
 
-// Add queues an object. The data is on disk when Add returns.
+// Add queues an object held in memory (a manifest).
 func (s *spool) Add(it item, data []byte) error {
+	f, err := s.Create()
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("spool %s: %w", it.Key, err)
+	}
+	return s.AddFile(it, f.Name(), int64(len(data)))
+}
+
+// Create opens a scratch file in the spool's folder for AddFile.
+func (s *spool) Create() (*os.File, error) {
+	return os.CreateTemp(s.dir, "part-*.tmp")
+}
+
+// AddFile queues the object written to path (made by Create), taking the
+// file over. It is on disk, in order, when AddFile returns.
+func (s *spool) AddFile(it item, path string, size int64) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		os.Remove(path)
 		return errors.New("spool closed")
 	}
-	if s.bytes+int64(len(data)) > s.maxBytes {
+	if s.bytes+size > s.maxBytes {
 		s.mu.Unlock()
+		os.Remove(path)
 		return fmt.Errorf("%s: %w (%d bytes queued)", it.Key, errSpoolFull, s.bytes)
 	}
 	s.seq++
 	n := s.seq
-	s.bytes += int64(len(data))
+	s.bytes += size
 	s.mu.Unlock()
 	base := filepath.Join(s.dir, fmt.Sprintf("%09d", n))
 	// Data first, header last: a header marks a complete item.
-	if err := os.WriteFile(base+".bin", data, 0o644); err != nil {
+	if err := os.Rename(path, base+".bin"); err != nil {
 		return fmt.Errorf("spool %s: %w", it.Key, err)
 	}
 	hdr, _ := json.Marshal(it)

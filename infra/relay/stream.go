@@ -69,7 +69,7 @@ func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.Config) (*s
 	if err := st.putManifest(); err != nil {
 		return nil, err
 	}
-	st.seg = &segmenter{Target: r.cfg.SegmentTarget, Audio: audio, OnSegment: st.onSegment}
+	st.seg = &segmenter{Target: r.cfg.SegmentTarget, Audio: audio, OnSegment: st.onSegment, Create: st.spool.Create}
 	st.log.Info("publish started", "width", p.Width(), "height", p.Height(), "fps", st.fps, "audio", audio != nil)
 	r.metrics.publishers.Inc()
 	return st, nil
@@ -92,7 +92,7 @@ func (st *stream) onSegment(s Segment) {
 	seg := asset.Segment{Index: s.Index, Start: s.Start.Seconds(), Duration: s.Duration.Seconds()}
 	st.mu.Lock()
 	st.segments = append(st.segments, seg)
-	st.bytes += int64(len(s.Data))
+	st.bytes += s.Size
 	st.mu.Unlock()
 	it := item{Key: layout.Asset(st.id).Source(s.Index), ContentType: "video/mp2t", Metadata: map[string]string{
 		layout.ProducerMeta: "relay",
@@ -102,13 +102,13 @@ func (st *stream) onSegment(s Segment) {
 		"Segment-Wallclock": s.Wallclock.UTC().Format(time.RFC3339Nano),
 	}}
 	st.r.metrics.segments.WithLabelValues(st.name).Inc()
-	st.r.metrics.bitrate.WithLabelValues(st.name).Set(float64(len(s.Data)*8) / max(s.Duration.Seconds(), 0.001))
-	if err := st.spool.Add(it, s.Data); err != nil {
+	st.r.metrics.bitrate.WithLabelValues(st.name).Set(float64(s.Size*8) / max(s.Duration.Seconds(), 0.001))
+	if err := st.spool.AddFile(it, s.Path, s.Size); err != nil {
 		st.r.metrics.dropped.WithLabelValues(st.name).Inc()
 		st.log.Error("segment dropped", "index", s.Index, "err", err)
 		return
 	}
-	st.log.Info("segment closed", "index", s.Index, "duration", seg.Duration, "bytes", len(s.Data))
+	st.log.Debug("segment closed", "index", s.Index, "duration", seg.Duration, "bytes", s.Size)
 }
 
 // end closes the last segment and marks the asset ended. The ended
@@ -117,7 +117,9 @@ func (st *stream) onSegment(s Segment) {
 func (st *stream) end() {
 	var last *Segment
 	st.seg.OnSegment = func(s Segment) { last = &s }
-	st.seg.Flush(time.Duration(float64(time.Second) / st.fps))
+	if err := st.seg.Flush(time.Duration(float64(time.Second) / st.fps)); err != nil {
+		st.log.Error("last segment", "err", err)
+	}
 	st.mu.Lock()
 	st.manifest.Ended = true
 	st.mu.Unlock()

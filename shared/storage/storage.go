@@ -114,7 +114,11 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 	if err := ValidKey(key); err != nil {
 		return err
 	}
-	po := minio.PutObjectOptions{ContentType: opts.ContentType, UserMetadata: opts.Metadata, Progress: opts.Progress}
+	// No SHA-256 of every payload for the signature: on plain HTTP minio-go
+	// would hash each segment a second time for nothing the server needs
+	// (it still checks the MD5/ETag), and media stages write a lot.
+	po := minio.PutObjectOptions{ContentType: opts.ContentType, UserMetadata: opts.Metadata, Progress: opts.Progress,
+		DisableContentSha256: true}
 	if opts.IfMatch != "" {
 		po.SetMatchETag(strings.Trim(opts.IfMatch, `"`))
 	}

@@ -1,0 +1,173 @@
+package relay_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segflow/segflow/infra/internal/testgw"
+	"github.com/segflow/segflow/shared/testenv"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testgw.Cleanup()
+	os.Exit(code)
+}
+
+// BenchmarkRelayVsNginxRTMP runs 20 publishers (ffmpeg -re, stream copy of
+// a 720p30 H.264/AAC file) against the relay, then the same against nginx
+// with the rtmp module writing HLS, and reports each server's CPU seconds
+// and RSS per stream, and the ratio. nginx comes from Debian
+// (libnginx-mod-rtmp; scripts/bench installs it).
+func BenchmarkRelayVsNginxRTMP(b *testing.B) {
+	const streams, seconds = 20, 30
+	if _, err := os.Stat("/usr/lib/nginx/modules/ngx_rtmp_module.so"); err != nil {
+		b.Skip("nginx rtmp module not installed (apt-get install nginx-light libnginx-mod-rtmp)")
+	}
+	dir := b.TempDir()
+	src := filepath.Join(dir, "src.flv")
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-v", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=10",
+		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=10",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-b:v", "3M", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "128k", src).CombinedOutput(); err != nil {
+		b.Fatalf("%v %s", err, out)
+	}
+	var keys strings.Builder
+	for i := 0; i < streams; i++ {
+		fmt.Fprintf(&keys, "s%d=stream-key-%02d\n", i, i)
+	}
+	keysFile := filepath.Join(dir, "keys")
+	os.WriteFile(keysFile, []byte(keys.String()), 0o600)
+
+	m := testenv.StartMinIO(b)
+	m.Bucket(b, "media")
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		rtmp := testenv.FreeAddr(b)
+		relay := exec.Command(testgw.Binary(b), "relay", "--rtmp", rtmp, "--srt", "", "--keys", keysFile,
+			"--spool", filepath.Join(dir, "spool"), "--http", testenv.FreeAddr(b))
+		relay.Env = append(os.Environ(), m.Env()...)
+		rCPU, rRSS := measure(b, relay, func(i int) string { return fmt.Sprintf("rtmp://%s/live/stream-key-%02d", rtmp, i) }, src, streams, seconds)
+
+		port := testenv.FreeAddr(b)
+		hlsDir := filepath.Join(dir, "nginx-hls")
+		os.MkdirAll(hlsDir, 0o777)
+		conf := filepath.Join(dir, "nginx.conf")
+		os.WriteFile(conf, []byte(fmt.Sprintf(`load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+user root;
+worker_processes 1;
+pid %s/nginx.pid;
+error_log %s/nginx-error.log;
+events { worker_connections 1024; }
+rtmp { server { listen %s; chunk_size 4096;
+  application live { live on; record off; hls on; hls_path %s; hls_fragment 2s; hls_nested on; } } }
+`, dir, dir, port, hlsDir)), 0o644)
+		nginx := exec.Command("nginx", "-c", conf, "-g", "daemon off;")
+		nCPU, nRSS := measure(b, nginx, func(i int) string { return fmt.Sprintf("rtmp://%s/live/stream-key-%02d", port, i) }, src, streams, seconds)
+
+		b.ReportMetric(rCPU, "relay-cpu-s")
+		b.ReportMetric(nCPU, "nginx-cpu-s")
+		b.ReportMetric(rCPU/nCPU, "cpu-ratio")
+		b.ReportMetric(float64(rRSS)/streams/(1<<20), "relay-MiB/stream")
+		b.ReportMetric(float64(nRSS)/streams/(1<<20), "nginx-MiB/stream")
+	}
+}
+
+// measure starts server, runs the publishers for seconds and returns the
+// CPU seconds the server (and its children) used meanwhile and its peak RSS.
+func measure(b *testing.B, server *exec.Cmd, url func(int) string, src string, streams, seconds int) (float64, int64) {
+	if err := server.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { server.Process.Kill(); server.Wait() }()
+	time.Sleep(time.Second)
+	cpu0 := treeCPU(server.Process.Pid)
+	var wg sync.WaitGroup
+	for i := 0; i < streams; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1",
+				"-i", src, "-t", strconv.Itoa(seconds), "-c", "copy", "-f", "flv", url(i)).CombinedOutput()
+			if err != nil {
+				b.Errorf("publisher %d: %v %s", i, err, out)
+			}
+		}(i)
+	}
+	var peak int64
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+				peak = max(peak, treeRSS(server.Process.Pid))
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	return treeCPU(server.Process.Pid) - cpu0, peak
+}
+
+func children(pid int) []int {
+	out := []int{pid}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// treeCPU is utime+stime in seconds over pid and its children.
+func treeCPU(pid int) float64 {
+	var ticks int64
+	for _, p := range children(pid) {
+		st, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return float64(ticks) / 100 // USER_HZ
+}
+
+func treeRSS(pid int) int64 {
+	var total int64
+	for _, p := range children(pid) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "VmRSS:") {
+				kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+				total += kb * 1024
+			}
+		}
+	}
+	return total
+}
