@@ -71,6 +71,12 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 		ar := renditions["audio"]
 		audio = &ar
 	}
+	// Captions come from aitag when it runs; they are listed, but the asset
+	// plays without them, so they do not hold back "complete".
+	var subs *hls.Rendition
+	if sr, ok := renditions[layout.SubtitlesRendition]; ok && len(sr.Segments) > 0 {
+		subs = &sr
+	}
 
 	all := append([]hls.Rendition(nil), video...)
 	if audio != nil {
@@ -107,10 +113,25 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 			return "", err
 		}
 	}
+	required := complete
+	if subs != nil {
+		so := opts
+		if m.Live {
+			*subs = onlyIndices(*subs, everywhere(all))
+		}
+		body, n, _, err := hls.Media(*subs, so)
+		if err != nil {
+			return "", err
+		}
+		listed += n
+		if err := e.Store.Update(ctx, bucket, a.Playlist(subs.Name), playlistOpts(e), replace(body)); err != nil {
+			return "", err
+		}
+	}
 	// The master's bandwidths are measured over the segments listed so far,
 	// so it records that count in a comment (players skip comments) and is
 	// only replaced by a master computed from at least as many.
-	master := append(hls.Master(video, audio), fmt.Sprintf("%s%d\n", listedComment, listed)...)
+	master := append(hls.Master(video, audio, subs), fmt.Sprintf("%s%d\n", listedComment, listed)...)
 	if err := e.Store.Update(ctx, bucket, a.Master(), playlistOpts(e), func(old []byte) ([]byte, error) {
 		if string(old) == string(master) || (!m.Live && listedIn(old) > listed) {
 			return nil, nil
@@ -119,7 +140,7 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 	}); err != nil {
 		return "", err
 	}
-	if complete == len(all) {
+	if required == len(all) {
 		if err := asset.UpdateStatus(ctx, e.Store, bucket, id, name, func(s *asset.Status) {
 			s.SetStage(name, asset.StateDone, nil)
 			if s.State != asset.StateFailed {
@@ -252,6 +273,7 @@ func collect(objs []storage.Info, m *asset.Manifest) map[string]hls.Rendition {
 	if m.Audio {
 		out["audio"] = hls.Rendition{Name: "audio", Audio: true, Codecs: "mp4a.40.2"}
 	}
+	out[layout.SubtitlesRendition] = hls.Rendition{Name: layout.SubtitlesRendition, Subtitles: true, Codecs: "wvtt"}
 	for _, o := range objs {
 		k := layout.Parse(o.Key)
 		if k.Kind != layout.KindRenditionSegment {

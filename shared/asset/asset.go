@@ -166,6 +166,10 @@ func (s *Status) SetStage(stage, state string, err error) {
 	}
 }
 
+// optional stages describe an asset without being needed to play it: their
+// failures are recorded but do not fail the asset.
+var optional = map[string]bool{"aitag": true, "thumbnail": true}
+
 // SetSegment records a segment's stage.
 func (s *Status) SetSegment(index int, stage, state string, err error) {
 	i := sort.Search(len(s.Segments), func(i int) bool { return s.Segments[i].Index >= index })
@@ -179,7 +183,7 @@ func (s *Status) SetSegment(index int, stage, state string, err error) {
 		st.Error = err.Error()
 	}
 	s.Segments[i].Stages[stage] = st
-	if state == StateFailed && s.State != StateComplete {
+	if state == StateFailed && s.State != StateComplete && !optional[stage] {
 		s.State, s.Error = StateFailed, fmt.Sprintf("segment %d %s: %s", index, stage, st.Error)
 	}
 }

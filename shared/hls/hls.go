@@ -26,6 +26,7 @@ type Segment struct {
 type Rendition struct {
 	Name       string // also the playlist's base name: <Name>.m3u8
 	Audio      bool
+	Subtitles  bool   // WebVTT captions
 	Init       string // fMP4 init segment URI, "" for MPEG-TS
 	Codecs     string
 	Resolution string
@@ -152,13 +153,18 @@ func firstIndex(segs []Segment) int {
 	return m
 }
 
-// AudioGroup is the GROUP-ID of the audio rendition.
-const AudioGroup = "aud"
+// AudioGroup and SubtitlesGroup are the GROUP-IDs of the audio and
+// caption renditions.
+const (
+	AudioGroup     = "aud"
+	SubtitlesGroup = "subs"
+)
 
 // Master renders the master playlist: one variant per video rendition,
 // with the audio rendition (when there is one) as an EXT-X-MEDIA group
-// whose bandwidth each variant includes.
-func Master(video []Rendition, audio *Rendition) []byte {
+// whose bandwidth each variant includes, and the captions (when there are
+// some) as a SUBTITLES group.
+func Master(video []Rendition, audio, subs *Rendition) []byte {
 	mp := m3u8.NewMasterPlaylist()
 	mp.SetIndependentSegments(true)
 	var alts []*m3u8.Alternative
@@ -169,6 +175,12 @@ func Master(video []Rendition, audio *Rendition) []byte {
 		audioPeak, audioAvg, audioCodec = Peak(ready), Average(ready), audio.Codecs
 		alts = []*m3u8.Alternative{{GroupId: AudioGroup, URI: audio.Name + ".m3u8", Type: "AUDIO",
 			Name: "Main", Language: "und", Default: true, Autoselect: "YES"}}
+	}
+	if subs != nil && len(subs.Ready(0)) > 0 {
+		alts = append(alts, &m3u8.Alternative{GroupId: SubtitlesGroup, URI: subs.Name + ".m3u8", Type: "SUBTITLES",
+			Name: "English (speech to text)", Language: "en", Autoselect: "YES"})
+	} else {
+		subs = nil
 	}
 	version := uint8(3)
 	for _, v := range video {
@@ -190,6 +202,9 @@ func Master(video []Rendition, audio *Rendition) []byte {
 		}
 		if audio != nil {
 			params.Audio = AudioGroup
+		}
+		if subs != nil {
+			params.Subtitles = SubtitlesGroup
 		}
 		if v.Init != "" {
 			version = 7

@@ -60,7 +60,9 @@ func TestMasterHasAudioGroupAndBandwidths(t *testing.T) {
 	for i := range audio.Segments {
 		audio.Segments[i].Bandwidth = 130_000
 	}
-	b := string(Master([]Rendition{rend("720p", 0, 1), rend("1080p")}, &audio))
+	subs := rend("subs", 0)
+	subs.Subtitles = true
+	b := string(Master([]Rendition{rend("720p", 0, 1), rend("1080p")}, &audio, &subs))
 	for _, want := range []string{
 		`#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud"`,
 		`URI="audio.m3u8"`,
@@ -71,6 +73,8 @@ func TestMasterHasAudioGroupAndBandwidths(t *testing.T) {
 		`FRAME-RATE=29.970`,
 		`AUDIO="aud"`,
 		"720p.m3u8",
+		`TYPE=SUBTITLES,GROUP-ID="subs"`,
+		`SUBTITLES="subs"`,
 	} {
 		if !strings.Contains(b, want) {
 			t.Errorf("master lacks %s:\n%s", want, b)

@@ -28,6 +28,9 @@ const (
 	DeadLetterPrefix = "deadletter/"
 )
 
+// SubtitlesRendition is the folder of the WebVTT caption segments.
+const SubtitlesRendition = "subs"
+
 // ProducerMeta is the user-metadata key a function sets on what it writes,
 // so the router never hands an object back to the function that made it.
 const ProducerMeta = "Segflow-Producer"
@@ -67,7 +70,9 @@ func Parse(key string) Key {
 	}
 	ext := path.Ext(parts[3])
 	n, err := strconv.Atoi(strings.TrimSuffix(parts[3], ext))
-	if err != nil || n < 0 || (ext != ".ts" && ext != ".m4s" && ext != ".mp4") {
+	// Captions are a rendition too: WebVTT segments under subs/.
+	media := ext == ".ts" || ext == ".m4s" || ext == ".mp4" || (ext == ".vtt" && parts[2] == SubtitlesRendition)
+	if err != nil || n < 0 || !media {
 		return Key{}
 	}
 	k := Key{AssetID: parts[1], Index: n, Ext: ext}

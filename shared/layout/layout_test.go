@@ -16,6 +16,8 @@ func TestParseAndTopic(t *testing.T) {
 		{"assets/a1/720p/00012.ts", TopicRenditionSegment, Key{Kind: KindRenditionSegment, AssetID: "a1", Rendition: "720p", Index: 12, Ext: ".ts"}},
 		{"assets/a1/av1-720p/00001.m4s", TopicRenditionSegment, Key{Kind: KindRenditionSegment, AssetID: "a1", Rendition: "av1-720p", Index: 1, Ext: ".m4s"}},
 		{"assets/a1/720p/init.mp4", "", Key{}},
+		{"assets/a1/subs/00002.vtt", TopicRenditionSegment, Key{Kind: KindRenditionSegment, AssetID: "a1", Rendition: "subs", Index: 2, Ext: ".vtt"}},
+		{"assets/a1/720p/00002.vtt", "", Key{}},
 		{"assets/a1/720p.m3u8", "", Key{}},
 		{"assets/a1/thumbs/00001.jpg", "", Key{}},
 		{"assets/a1/meta/transcode/00001.json", "", Key{}},

@@ -98,3 +98,32 @@ func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
 func errorf(name, format string, a ...any) error {
 	return fmt.Errorf(name+": "+format, a...)
 }
+
+// stretches are the kinds that describe a time range which a segment seam
+// may cut in two.
+var stretches = map[string]bool{"black": true, "silence": true, "freeze": true, "text": true}
+
+// Merge joins stretches of the same kind and label that meet across a
+// segment seam (within gap seconds), so an asset's tags say "black from 3
+// to 6" and not "3 to 3.97, 4 to 6". Other tags pass through.
+func Merge(tags []Tag, gap float64) []Tag {
+	sorted := append([]Tag(nil), tags...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Start < sorted[j].Start })
+	var out []Tag
+	open := map[string]int{} // kind+label -> index in out of the latest stretch
+	for _, t := range sorted {
+		if !stretches[t.Kind] {
+			out = append(out, t)
+			continue
+		}
+		k := t.Kind + "\x00" + t.Label
+		if i, ok := open[k]; ok && t.Start-out[i].End <= gap {
+			out[i].End = max(out[i].End, t.End)
+			out[i].Confidence = min(out[i].Confidence, t.Confidence)
+			continue
+		}
+		open[k] = len(out)
+		out = append(out, t)
+	}
+	return out
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/segflow/segflow/infra/catalog"
 	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/infra/local"
 	"github.com/segflow/segflow/infra/local/gateway"
@@ -292,6 +293,13 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	}
 	defer rtr.Close()
 	creds := &auth.BasicAuthCredentials{User: gwUser, Password: gwPass}
+	cat, err := catalog.Open(filepath.Join(home, "catalog.db"), sc, o.bucket)
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	go cat.Run(ctx, 2*time.Second, log.With("component", "catalog"))
+	api := &catalog.API{Catalog: cat, MediaBase: "http://" + s3Addr + "/" + o.bucket}
 	ready := make(chan error, 1)
 	runErr := make(chan error, 1)
 	go func() {
@@ -302,6 +310,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 			Routes: func(r *mux.Router) {
 				r.Handle("/events/minio", rtr.WebhookHandler()).Methods(http.MethodPost)
 				r.HandleFunc("/system/deadletters", auth.DecorateWithBasicAuth(rtr.DeadLettersHandler(), creds))
+				r.PathPrefix("/api/").Handler(api.Handler())
 			},
 			Ready: func(rt *local.Runtime) {
 				err := deployStack(ctx, rt, gw, st, s3User, s3Pass, log)

@@ -90,3 +90,32 @@ func Decodes(path string) error {
 	}
 	return nil
 }
+
+// TaggedClip writes 12 s made for the taggers: the text "SEGFLOW 2026" on
+// grey (0-3 s), black (3-6 s), then testsrc2 (6-12 s); silent for 6 s,
+// then espeak-ng reading the digits one to nine. The container follows
+// the file name (.ts, .mp4).
+func TaggedClip(t testing.TB, path string) {
+	t.Helper()
+	speech := path + ".speech.wav"
+	// These espeak-ng settings are ones pocketsphinx's generic model
+	// recognises some digits of; synthetic speech is hard for it.
+	if out, err := exec.Command("espeak-ng", "-v", "en-us", "-s", "140", "-g", "15", "-p", "40", "-w", speech,
+		"one two three four five six seven eight nine").CombinedOutput(); err != nil {
+		t.Fatalf("espeak-ng: %v %s", err, out)
+	}
+	font := "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+	graph := "color=c=0x404040:s=1280x720:r=30:d=3,drawtext=fontfile=" + font +
+		":text='SEGFLOW 2026':fontsize=110:fontcolor=white:x=(w-tw)/2:y=(h-th)/2[v0];" +
+		"color=c=black:s=1280x720:r=30:d=3[v1];testsrc2=s=1280x720:r=30:d=6[v2];" +
+		"[v0][v1][v2]concat=n=3:v=1:a=0,format=yuv420p[v];" +
+		"anullsrc=r=48000:cl=mono,atrim=duration=6[a1];" +
+		"[1:a]aresample=48000,apad,atrim=duration=6[a2];[a1][a2]concat=n=2:v=0:a=1,aformat=channel_layouts=stereo[a]"
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y",
+		"-f", "lavfi", "-i", "nullsrc", "-i", speech,
+		"-filter_complex", graph, "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-preset", "ultrafast", "-g", "60",
+		"-c:a", "aac", "-t", "12", path)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make tagged clip: %v %s", err, b)
+	}
+}

@@ -1,0 +1,198 @@
+// Package function is the aitag stage: per source segment it runs the
+// taggers (scene cuts, black and frozen video, silence and loudness,
+// on-screen text, speech), writes the segment's tags in asset time, its
+// captions as a WebVTT segment of the subtitle rendition, and, once every
+// segment is tagged, the asset-level merge the catalog indexes.
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/config"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/stage"
+	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/tagging"
+)
+
+const name = "aitag"
+
+var env = sync.OnceValues(func() (*stage.Env, error) { return stage.NewEnv(name) })
+
+// SegmentTags is tags/<n>.json.
+type SegmentTags struct {
+	Asset    string            `json:"asset"`
+	Segment  int               `json:"segment"`
+	Start    float64           `json:"start"` // asset time
+	Duration float64           `json:"duration"`
+	Tags     []tagging.Tag     `json:"tags"`
+	Errors   map[string]string `json:"errors,omitempty"`
+}
+
+// Handle receives a source segment's CloudEvent.
+func Handle(w http.ResponseWriter, r *http.Request) {
+	e, err := env()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	t, err := e.ReadTrigger(r)
+	if err == nil && t.Layout.Kind != layout.KindSourceSegment {
+		err = stage.Permanent(fmt.Errorf("aitag takes source segments, not %s", t.Key))
+	}
+	if err != nil {
+		e.Respond(w, t, "", err)
+		return
+	}
+	msg, err := tag(r.Context(), e, t)
+	e.Respond(w, t, msg, err)
+}
+
+func tag(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
+	id, n := t.Layout.AssetID, t.Layout.Index
+	m, err := asset.ReadManifest(ctx, e.Store, t.Bucket, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", stage.Permanent(err)
+	}
+	if err != nil {
+		return "", err
+	}
+	dir, cleanup, err := e.WorkDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer cleanup()
+	in := filepath.Join(dir, "in.ts")
+	info, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in)
+	if err != nil {
+		return "", err
+	}
+	start, dur := segmentTiming(m, n, info)
+	origin, err := originOf(ctx, e, t.Bucket, m)
+	if err != nil {
+		return "", err
+	}
+	res := tagging.Run(ctx, tagging.Default(config.Env("AITAG_HTTP_URL", "")),
+		tagging.Input{Path: in, Duration: dur, HasAudio: m.Audio, WorkDir: dir})
+	st := SegmentTags{Asset: id, Segment: n, Start: start - origin, Duration: dur,
+		Tags: tagging.Offset(res.Tags, start-origin), Errors: res.Errors}
+	a := layout.Asset(id)
+	if err := e.Store.PutJSON(ctx, t.Bucket, a.Tags(n), st, storage.PutOptions{Metadata: e.Meta()}); err != nil {
+		return "", err
+	}
+	// Captions: one WebVTT segment per media segment, even when nothing
+	// was said, so the subtitle rendition has no holes.
+	vtt := captions(st.Tags, origin)
+	if err := e.Store.PutBytes(ctx, t.Bucket, a.Rendition(layout.SubtitlesRendition, n, ".vtt"), []byte(vtt),
+		storage.PutOptions{ContentType: "text/vtt", Metadata: e.Meta(
+			"Segment-Index", strconv.Itoa(n),
+			"Segment-Start", strconv.FormatFloat(start, 'f', 6, 64),
+			"Segment-Duration", strconv.FormatFloat(dur, 'f', 6, 64),
+			"Bandwidth", strconv.Itoa(len(vtt)*8),
+			"Codecs", "wvtt")}); err != nil {
+		return "", err
+	}
+	var tagErr error
+	if len(res.Errors) > 0 {
+		var parts []string
+		for k, v := range res.Errors {
+			parts = append(parts, k+": "+v)
+		}
+		sort.Strings(parts)
+		tagErr = errors.New(strings.Join(parts, "; "))
+	}
+	state := asset.StateDone
+	if tagErr != nil {
+		state = asset.StateFailed
+	}
+	if err := asset.UpdateStatus(ctx, e.Store, t.Bucket, id, name, func(s *asset.Status) {
+		s.SetSegment(n, name, state, tagErr)
+	}); err != nil {
+		return "", err
+	}
+	merged, err := merge(ctx, e, t.Bucket, m)
+	if err != nil {
+		return "", err
+	}
+	msg := fmt.Sprintf("tagged segment %d of %s: %d tags", n, id, len(st.Tags))
+	if tagErr != nil {
+		msg += " (" + tagErr.Error() + ")"
+	}
+	if merged {
+		msg += "; asset tags merged"
+	}
+	return msg, nil
+}
+
+// segmentTiming is the segment's start (timeline seconds) and duration,
+// from its metadata or the manifest.
+func segmentTiming(m *asset.Manifest, n int, info storage.Info) (float64, float64) {
+	var start, dur float64
+	if n < len(m.Segments) {
+		start, dur = m.Segments[n].Start, m.Segments[n].Duration
+	}
+	if v, err := strconv.ParseFloat(info.Meta("Segment-Start"), 64); err == nil {
+		start = v
+	}
+	if v, err := strconv.ParseFloat(info.Meta("Segment-Duration"), 64); err == nil && v > 0 {
+		dur = v
+	}
+	return start, dur
+}
+
+// originOf is the timeline time of the asset's first frame: tags and
+// captions count from there, as players do.
+func originOf(ctx context.Context, e *stage.Env, bucket string, m *asset.Manifest) (float64, error) {
+	if len(m.Segments) > 0 {
+		return m.Segments[0].Start, nil
+	}
+	info, err := e.Store.Stat(ctx, bucket, layout.Asset(m.ID).Source(0))
+	if err != nil {
+		return 0, err
+	}
+	start, _ := strconv.ParseFloat(info.Meta("Segment-Start"), 64)
+	return start, nil
+}
+
+// merge writes tags/asset.json once every segment's tags are there.
+func merge(ctx context.Context, e *stage.Env, bucket string, m *asset.Manifest) (bool, error) {
+	if m.Live && !m.Ended {
+		return false, nil
+	}
+	a := layout.Asset(m.ID)
+	all := SegmentTags{Asset: m.ID, Segment: -1, Errors: map[string]string{}}
+	for i := range m.Segments {
+		b, err := e.Store.GetBytes(ctx, bucket, a.Tags(i))
+		if errors.Is(err, storage.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		var st SegmentTags
+		if err := json.Unmarshal(b, &st); err != nil {
+			return false, err
+		}
+		all.Tags = append(all.Tags, st.Tags...)
+		all.Duration += st.Duration
+		for k, v := range st.Errors {
+			all.Errors[fmt.Sprintf("segment %d %s", i, k)] = v
+		}
+	}
+	if len(all.Errors) == 0 {
+		all.Errors = nil
+	}
+	// Stretches cut by a seam become one again (a frame's gap at most).
+	all.Tags = tagging.Merge(all.Tags, 0.1)
+	return true, e.Store.PutJSON(ctx, bucket, a.Tags(-1), all, storage.PutOptions{Metadata: e.Meta()})
+}

@@ -1,0 +1,115 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segflow/segflow/shared/layout"
+)
+
+// Run keeps the index in step with the bucket until ctx ends.
+func (c *Catalog) Run(ctx context.Context, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := c.Sync(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("catalog sync", "err", err)
+		} else if n > 0 {
+			log.Info("catalog indexed", "assets", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// API serves the catalog on the gateway:
+//
+//	GET /api/assets            every asset
+//	GET /api/assets/<id>       one asset with its tags and playback URL
+//	GET /api/search?q=...      hits: asset, time range, snippet, playback URL at that time
+type API struct {
+	Catalog *Catalog
+	// MediaBase is where players fetch the bucket's objects from
+	// (http://host:9000/media).
+	MediaBase string
+}
+
+// Playback is the master playlist URL of an asset.
+func (a *API) Playback(id string) string {
+	return strings.TrimRight(a.MediaBase, "/") + "/" + layout.Asset(id).Master()
+}
+
+// Handler routes /api/.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/assets", func(w http.ResponseWriter, r *http.Request) {
+		list, err := a.Catalog.Assets(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		type item struct {
+			Asset
+			Playback string `json:"playback"`
+		}
+		out := make([]item, 0, len(list))
+		for _, as := range list {
+			out = append(out, item{as, a.Playback(as.ID)})
+		}
+		writeJSON(w, out)
+	})
+	mux.HandleFunc("GET /api/assets/{id}", func(w http.ResponseWriter, r *http.Request) {
+		d, err := a.Catalog.Get(r.Context(), r.PathValue("id"))
+		if errors.Is(err, ErrNotFound) {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, struct {
+			*Detail
+			Playback string `json:"playback"`
+		}{d, a.Playback(d.ID)})
+	})
+	mux.HandleFunc("GET /api/search", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query().Get("q")
+		if strings.TrimSpace(q) == "" {
+			http.Error(w, "q is required", http.StatusBadRequest)
+			return
+		}
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		hits, err := a.Catalog.Search(r.Context(), q, limit)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		type result struct {
+			Hit
+			Playback string `json:"playback"`
+		}
+		out := make([]result, 0, len(hits))
+		for _, h := range hits {
+			// A media fragment: players that honour #t start there.
+			out = append(out, result{h, fmt.Sprintf("%s#t=%.3f", a.Playback(h.Asset), h.Start)})
+		}
+		writeJSON(w, out)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}

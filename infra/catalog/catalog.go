@@ -1,0 +1,343 @@
+// Package catalog indexes every asset (state, renditions, segments, tags,
+// transcript) in an embedded SQLite database with FTS5, so "where in which
+// video does X happen or get said" is one query. SQLite (modernc.org/sqlite,
+// pure Go) over bleve: one file, transactions, and FTS5's ranking and
+// snippets, with no cgo and nothing to run beside the gateway.
+//
+// The index is a cache of the bucket: Sync reads what changed there and
+// rewrites those assets' rows, so losing the database loses nothing.
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/tagging"
+)
+
+const schema = `
+PRAGMA journal_mode=WAL;
+CREATE TABLE IF NOT EXISTS assets (
+  id TEXT PRIMARY KEY, source TEXT, state TEXT, error TEXT, duration REAL,
+  width INTEGER, height INTEGER, live INTEGER, renditions TEXT, segments INTEGER,
+  created TEXT, updated TEXT, fingerprint TEXT);
+CREATE TABLE IF NOT EXISTS tags (
+  asset TEXT, kind TEXT, label TEXT, start REAL, end REAL, confidence REAL, source TEXT);
+CREATE INDEX IF NOT EXISTS tags_asset ON tags(asset);
+CREATE VIRTUAL TABLE IF NOT EXISTS tags_fts USING fts5(label, kind UNINDEXED, asset UNINDEXED, start UNINDEXED, end UNINDEXED);
+`
+
+// Catalog is the index.
+type Catalog struct {
+	db     *sql.DB
+	store  *storage.Client
+	bucket string
+	mu     sync.Mutex // one writer
+}
+
+// Open opens (creating) the database at path.
+func Open(path string, store *storage.Client, bucket string) (*Catalog, error) {
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalog %s: schema: %w", path, err)
+	}
+	return &Catalog{db: db, store: store, bucket: bucket}, nil
+}
+
+// Close closes the database.
+func (c *Catalog) Close() error { return c.db.Close() }
+
+// Sync indexes the assets whose status or tags changed since last time.
+func (c *Catalog) Sync(ctx context.Context) (int, error) {
+	objs, err := c.store.List(ctx, c.bucket, layout.AssetsPrefix, storage.ListOptions{})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range objs {
+		id := strings.TrimSuffix(strings.TrimPrefix(o.Key, layout.AssetsPrefix), "/")
+		if id == "" || strings.Contains(id, "/") {
+			continue
+		}
+		changed, err := c.syncAsset(ctx, id)
+		if err != nil {
+			return n, fmt.Errorf("catalog: %s: %w", id, err)
+		}
+		if changed {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// fingerprint is what tells an asset changed: the ETags of its status
+// and its tags.
+func (c *Catalog) fingerprint(ctx context.Context, id string) (string, error) {
+	a := layout.Asset(id)
+	var parts []string
+	for _, k := range []string{a.Status(), a.Tags(-1)} {
+		info, err := c.store.Stat(ctx, c.bucket, k)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			parts = append(parts, "-")
+		case err != nil:
+			return "", err
+		default:
+			parts = append(parts, info.ETag)
+		}
+	}
+	tags, err := c.store.List(ctx, c.bucket, a.Prefix()+"tags/", storage.ListOptions{})
+	if err != nil {
+		return "", err
+	}
+	parts = append(parts, fmt.Sprint(len(tags)))
+	return strings.Join(parts, ","), nil
+}
+
+func (c *Catalog) syncAsset(ctx context.Context, id string) (bool, error) {
+	fp, err := c.fingerprint(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	var old string
+	_ = c.db.QueryRowContext(ctx, `SELECT fingerprint FROM assets WHERE id = ?`, id).Scan(&old)
+	if old == fp {
+		return false, nil
+	}
+	st, err := asset.ReadStatus(ctx, c.store, c.bucket, id)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return false, err
+	}
+	m, err := asset.ReadManifest(ctx, c.store, c.bucket, id)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return false, err
+	}
+	tags, err := c.segmentTags(ctx, id, m)
+	if err != nil {
+		return false, err
+	}
+	return true, c.write(ctx, id, fp, st, m, tags)
+}
+
+// segmentTags reads the asset's merged tags (tags/asset.json) once aitag
+// has written them, and every tags/<n>.json there is until then.
+func (c *Catalog) segmentTags(ctx context.Context, id string, m *asset.Manifest) ([]tagging.Tag, error) {
+	objs, err := c.store.List(ctx, c.bucket, layout.Asset(id).Prefix()+"tags/", storage.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		if strings.HasSuffix(o.Key, "/asset.json") {
+			objs = []storage.Info{o}
+			break
+		}
+	}
+	var out []tagging.Tag
+	for _, o := range objs {
+		b, err := c.store.GetBytes(ctx, c.bucket, o.Key)
+		if err != nil {
+			return nil, err
+		}
+		var st struct {
+			Tags []tagging.Tag `json:"tags"`
+		}
+		if json.Unmarshal(b, &st) == nil {
+			out = append(out, st.Tags...)
+		}
+	}
+	return out, nil
+}
+
+func (c *Catalog) write(ctx context.Context, id, fp string, st *asset.Status, m *asset.Manifest, tags []tagging.Tag) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	row := Asset{ID: id}
+	if st != nil {
+		row.Source, row.State, row.Error, row.Updated = st.Source, st.State, st.Error, st.Updated
+	}
+	if m != nil {
+		row.Source, row.Duration, row.Width, row.Height, row.Live, row.Created = m.Source, m.Duration, m.Width, m.Height, m.Live, m.Created
+		row.Segments = len(m.Segments)
+		for _, r := range m.Ladder {
+			row.Renditions = append(row.Renditions, r.Name)
+		}
+	}
+	rend, _ := json.Marshal(row.Renditions)
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO assets
+		(id, source, state, error, duration, width, height, live, renditions, segments, created, updated, fingerprint)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, id, row.Source, row.State, row.Error, row.Duration, row.Width, row.Height,
+		row.Live, string(rend), row.Segments, row.Created.Format(time.RFC3339), row.Updated.Format(time.RFC3339), fp); err != nil {
+		return err
+	}
+	for _, q := range []string{`DELETE FROM tags WHERE asset = ?`, `DELETE FROM tags_fts WHERE asset = ?`} {
+		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			return err
+		}
+	}
+	for _, t := range tags {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tags (asset, kind, label, start, end, confidence, source) VALUES (?,?,?,?,?,?,?)`,
+			id, t.Kind, t.Label, t.Start, t.End, t.Confidence, t.Source); err != nil {
+			return err
+		}
+		if t.Kind == "word" { // the utterances carry the words for search
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tags_fts (label, kind, asset, start, end) VALUES (?,?,?,?,?)`,
+			t.Label, t.Kind, id, t.Start, t.End); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// Asset is an asset's catalog row.
+type Asset struct {
+	ID         string    `json:"id"`
+	Source     string    `json:"source"`
+	State      string    `json:"state"`
+	Error      string    `json:"error,omitempty"`
+	Duration   float64   `json:"duration"`
+	Width      int       `json:"width"`
+	Height     int       `json:"height"`
+	Live       bool      `json:"live"`
+	Renditions []string  `json:"renditions"`
+	Segments   int       `json:"segments"`
+	Created    time.Time `json:"created"`
+	Updated    time.Time `json:"updated"`
+}
+
+func scanAsset(s interface{ Scan(...any) error }) (Asset, error) {
+	var a Asset
+	var rend, created, updated string
+	var errText sql.NullString
+	if err := s.Scan(&a.ID, &a.Source, &a.State, &errText, &a.Duration, &a.Width, &a.Height, &a.Live, &rend, &a.Segments, &created, &updated); err != nil {
+		return a, err
+	}
+	a.Error = errText.String
+	_ = json.Unmarshal([]byte(rend), &a.Renditions)
+	a.Created, _ = time.Parse(time.RFC3339, created)
+	a.Updated, _ = time.Parse(time.RFC3339, updated)
+	return a, nil
+}
+
+const assetCols = `id, source, state, error, duration, width, height, live, renditions, segments, created, updated`
+
+// Assets lists every asset, newest first.
+func (c *Catalog) Assets(ctx context.Context) ([]Asset, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT `+assetCols+` FROM assets ORDER BY created DESC, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Asset{}
+	for rows.Next() {
+		a, err := scanAsset(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// ErrNotFound is returned for an unknown asset.
+var ErrNotFound = errors.New("asset not found")
+
+// Detail is an asset with its tags.
+type Detail struct {
+	Asset
+	Tags []tagging.Tag `json:"tags"`
+}
+
+// Get returns one asset with its tags.
+func (c *Catalog) Get(ctx context.Context, id string) (*Detail, error) {
+	a, err := scanAsset(c.db.QueryRowContext(ctx, `SELECT `+assetCols+` FROM assets WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d := &Detail{Asset: a, Tags: []tagging.Tag{}}
+	rows, err := c.db.QueryContext(ctx, `SELECT kind, label, start, end, confidence, source FROM tags WHERE asset = ? ORDER BY start`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t tagging.Tag
+		if err := rows.Scan(&t.Kind, &t.Label, &t.Start, &t.End, &t.Confidence, &t.Source); err != nil {
+			return nil, err
+		}
+		d.Tags = append(d.Tags, t)
+	}
+	return d, rows.Err()
+}
+
+// Hit is one search result: where in which asset.
+type Hit struct {
+	Asset   string  `json:"asset"`
+	Kind    string  `json:"kind"`
+	Start   float64 `json:"start"`
+	End     float64 `json:"end"`
+	Snippet string  `json:"snippet"`
+}
+
+// Search finds tags and speech matching q (FTS5 query syntax on words;
+// plain words are matched as prefixes), best first.
+func (c *Catalog) Search(ctx context.Context, q string, limit int) ([]Hit, error) {
+	query := ftsQuery(q)
+	if query == "" {
+		return []Hit{}, nil
+	}
+	if limit <= 0 || limit > 200 {
+		limit = 50
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT asset, kind, start, end, snippet(tags_fts, 0, '[', ']', '…', 12)
+		FROM tags_fts WHERE tags_fts MATCH ? ORDER BY rank LIMIT ?`, query, limit)
+	if err != nil {
+		return nil, fmt.Errorf("search %q: %w", q, err)
+	}
+	defer rows.Close()
+	out := []Hit{}
+	for rows.Next() {
+		var h Hit
+		if err := rows.Scan(&h.Asset, &h.Kind, &h.Start, &h.End, &h.Snippet); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// ftsQuery turns free text into a safe FTS5 query: each word quoted and
+// matched as a prefix, all required.
+func ftsQuery(q string) string {
+	var terms []string
+	for _, w := range strings.FieldsFunc(q, func(r rune) bool {
+		return !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r > 127)
+	}) {
+		terms = append(terms, `"`+strings.ReplaceAll(w, `"`, "")+`"*`)
+	}
+	return strings.Join(terms, " ")
+}

@@ -1,0 +1,109 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/tagging"
+	"github.com/segflow/segflow/shared/testenv"
+)
+
+func TestIndexAndSearch(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	bucket := m.Bucket(t, "media")
+	ctx := context.Background()
+	put := func(key string, v any) {
+		if err := m.Client.PutJSON(ctx, bucket, key, v, storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"film-a", "film-b"} {
+		a := layout.Asset(id)
+		put(a.Manifest(), asset.Manifest{ID: id, Source: "uploads/" + id + ".mp4", Duration: 8, Width: 1280, Height: 720,
+			Segments: []asset.Segment{{Index: 0, Duration: 4}, {Index: 1, Start: 4, Duration: 4}}, Created: time.Now().UTC()})
+		put(a.Status(), asset.Status{ID: id, State: asset.StateComplete})
+	}
+	put(layout.Asset("film-a").Tags(1), map[string]any{"tags": []tagging.Tag{
+		{Kind: "text", Label: "SEGFLOW 2026", Start: 4.5, End: 7.5, Confidence: 0.93, Source: "ocr"},
+		{Kind: "black", Label: "black", Start: 7.5, End: 8, Confidence: 1, Source: "video"},
+	}})
+	put(layout.Asset("film-b").Tags(0), map[string]any{"tags": []tagging.Tag{
+		{Kind: "speech", Label: "two three four", Start: 1, End: 2.5, Confidence: 1, Source: "speech"},
+		{Kind: "word", Label: "three", Start: 1.5, End: 1.9, Confidence: 0.8, Source: "speech"},
+	}})
+
+	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"), m.Client, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n, err := c.Sync(ctx); err != nil || n != 2 {
+		t.Fatalf("Sync = %d, %v", n, err)
+	}
+	if n, _ := c.Sync(ctx); n != 0 {
+		t.Fatalf("second Sync re-indexed %d unchanged assets", n)
+	}
+
+	srv := httptest.NewServer((&API{Catalog: c, MediaBase: "http://media.example/media"}).Handler())
+	defer srv.Close()
+	get := func(path string, v any) int {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if v != nil {
+			json.NewDecoder(resp.Body).Decode(v)
+		}
+		return resp.StatusCode
+	}
+	var hits []struct {
+		Asset, Kind, Snippet, Playback string
+		Start, End                     float64
+	}
+	if code := get("/api/search?q=segflow", &hits); code != 200 || len(hits) != 1 {
+		t.Fatalf("search segflow = %d %+v", code, hits)
+	}
+	h := hits[0]
+	if h.Asset != "film-a" || h.Kind != "text" || math.Abs(h.Start-4.5) > 0.5 || math.Abs(h.End-7.5) > 0.5 ||
+		h.Playback != "http://media.example/media/assets/film-a/master.m3u8#t=4.500" || h.Snippet != "[SEGFLOW] 2026" {
+		t.Fatalf("hit = %+v", h)
+	}
+	if get("/api/search?q=three", &hits); len(hits) != 1 || hits[0].Asset != "film-b" || hits[0].Start != 1 {
+		t.Fatalf("search three = %+v", hits)
+	}
+	if get(`/api/search?q="unbalanced(`, &hits); len(hits) != 0 {
+		t.Fatalf("odd query = %+v", hits)
+	}
+	if code := get("/api/search?q=", nil); code != 400 {
+		t.Fatalf("empty q = %d", code)
+	}
+	var list []Asset
+	if get("/api/assets", &list); len(list) != 2 {
+		t.Fatalf("assets = %+v", list)
+	}
+	var d Detail
+	if code := get("/api/assets/film-a", &d); code != 200 || len(d.Tags) != 2 || d.State != "complete" || d.Segments != 2 {
+		t.Fatalf("detail = %d %+v", code, d)
+	}
+	if code := get("/api/assets/nope", nil); code != 404 {
+		t.Fatalf("missing asset = %d", code)
+	}
+	// A change in the bucket reaches the index on the next sync.
+	put(layout.Asset("film-b").Status(), asset.Status{ID: "film-b", State: asset.StateFailed, Error: "split: boom"})
+	if n, _ := c.Sync(ctx); n != 1 {
+		t.Fatalf("changed asset not re-indexed (%d)", n)
+	}
+	if d, _ := c.Get(ctx, "film-b"); d.State != "failed" || d.Error != "split: boom" {
+		t.Fatalf("after change: %+v", d)
+	}
+}
