@@ -1,0 +1,63 @@
+package tagging
+
+import (
+	"context"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segflow/segflow/shared/media"
+	"github.com/segflow/segflow/shared/media/mediatest"
+)
+
+// childCPU is the CPU time of every finished child process so far (the
+// taggers and the encoder are ffmpeg, tesseract and pocketsphinx runs).
+func childCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkAITagVsTranscode tags one minute of 1080p video segment by
+// segment and transcodes the same segments to the default ladder, and
+// reports the CPU seconds each takes per minute of video.
+func BenchmarkAITagVsTranscode(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	src := filepath.Join(dir, "src.mp4")
+	mediatest.Make(b, src, mediatest.Clip{Seconds: 60, Width: 1920, Height: 1080, Audio: true})
+	info, err := media.Probe(ctx, src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	segs, err := media.Split(ctx, src, filepath.Join(dir, "segs"), info, media.SplitOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rungs, _ := media.Ladder(info.Video, nil)
+	b.ResetTimer()
+	var tagCPU, encCPU time.Duration
+	for n := 0; n < b.N; n++ {
+		c0 := childCPU()
+		for _, s := range segs {
+			res := Run(ctx, Default(""), Input{Path: s.Path, Duration: s.Duration, HasAudio: true, WorkDir: b.TempDir()})
+			if res.Errors != nil {
+				b.Fatal(res.Errors)
+			}
+		}
+		c1 := childCPU()
+		for _, s := range segs {
+			if _, err := media.Transcode(ctx, s.Path, b.TempDir(), rungs, media.TranscodeOptions{FPS: info.Video.FPS, Audio: true}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c2 := childCPU()
+		tagCPU += c1 - c0
+		encCPU += c2 - c1
+	}
+	minutes := info.Duration / 60 * float64(b.N)
+	b.ReportMetric(tagCPU.Seconds()/minutes, "aitag-cpu-s/min")
+	b.ReportMetric(encCPU.Seconds()/minutes, "transcode-cpu-s/min")
+	b.ReportMetric(tagCPU.Seconds()/encCPU.Seconds(), "aitag/transcode")
+}
