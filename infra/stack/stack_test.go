@@ -1,0 +1,110 @@
+package stack_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/segflow/segflow/infra/local"
+	"github.com/segflow/segflow/infra/stack"
+	"github.com/segflow/segflow/shared/layout"
+)
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// TestRepoStackIsWhatFaasCliReads parses the repository's stack.yml into
+// the fields faas-cli reads and checks every function can be built and
+// deployed from it.
+func TestRepoStackIsWhatFaasCliReads(t *testing.T) {
+	root := repoRoot()
+	st, err := stack.Parse(filepath.Join(root, "stack.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Provider.Gateway == "" || len(st.Configuration.Copy) == 0 || st.Configuration.Copy[0] != "./shared" {
+		t.Fatalf("provider/configuration: %+v %+v", st.Provider, st.Configuration)
+	}
+	topics := map[string]bool{layout.TopicUpload: true, layout.TopicSourceSegment: true,
+		layout.TopicMarkedSegment: true, layout.TopicRenditionSegment: true}
+	want := []string{"aitag", "packager", "split", "thumbnail", "transcode", "watermark"}
+	if got := strings.Join(st.Names(), ","); got != strings.Join(want, ",") {
+		t.Fatalf("functions %s, want %s", got, strings.Join(want, ","))
+	}
+	b := &local.Builder{RepoRoot: root, Dir: t.TempDir()}
+	for _, name := range st.Names() {
+		t.Run(name, func(t *testing.T) {
+			f := st.Functions[name]
+			if _, err := os.Stat(filepath.Join(root, "template", f.Lang, "Dockerfile")); err != nil {
+				t.Errorf("template %s: %v", f.Lang, err)
+			}
+			src, err := os.ReadFile(filepath.Join(st.HandlerDir(name), "handler.go"))
+			if err != nil || !strings.Contains(string(src), "func Handle(w http.ResponseWriter, r *http.Request)") {
+				t.Errorf("handler %s: no Handle(w, r): %v", f.Handler, err)
+			}
+			if !strings.HasSuffix(f.Image, "/"+name+":latest") {
+				t.Errorf("image %q", f.Image)
+			}
+			dep := st.Deployment(name)
+			for _, topic := range strings.Split((*dep.Annotations)["topic"], ",") {
+				if !topics[strings.TrimSpace(topic)] {
+					t.Errorf("topic %q is not one the router raises", topic)
+				}
+			}
+			labels := *dep.Labels
+			if labels["com.openfaas.scale.zero"] != "true" || labels["com.openfaas.scale.zero-duration"] == "" ||
+				labels["com.openfaas.scale.min"] == "" || labels["com.openfaas.scale.max"] == "" {
+				t.Errorf("scale labels %v", labels)
+			}
+			if strings.Join(dep.Secrets, ",") != "s3-access-key,s3-secret-key" {
+				t.Errorf("secrets %v", dep.Secrets)
+			}
+			if dep.Limits == nil || dep.Limits.Memory == "" || dep.Requests == nil || dep.Requests.CPU == "" {
+				t.Errorf("limits %+v requests %+v", dep.Limits, dep.Requests)
+			}
+			if dep.EnvVars["S3_ENDPOINT"] == "" || dep.EnvVars["max_inflight"] == "" || dep.EnvVars["write_timeout"] == "" {
+				t.Errorf("environment %v", dep.EnvVars)
+			}
+			if err := local.ValidateDeployment(dep); err != nil {
+				t.Error(err)
+			}
+			// Built the way the template's Dockerfile builds it.
+			if _, err := b.Build(context.Background(), name, st.HandlerDir(name)); err != nil {
+				t.Errorf("build: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseIsStrict(t *testing.T) {
+	tests := []struct {
+		name, yaml, err string
+	}{
+		{"typo in a field", "version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f, image: f, lables: {}}\n", "lables"},
+		{"wrong provider", "version: 1.0\nprovider: {name: lambda}\nfunctions:\n  f: {lang: go, handler: ./f, image: f}\n", "provider"},
+		{"old version", "version: 0.9\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f, image: f}\n", "version"},
+		{"no image", "version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f}\n", "image"},
+		{"bad name", "version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  F_1: {lang: go, handler: ./f, image: f}\n", "invalid function name"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "stack.yml")
+			os.WriteFile(p, []byte(tc.yaml), 0o644)
+			if _, err := stack.Parse(p); err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.err)
+			}
+		})
+	}
+	t.Setenv("REG", "registry.example")
+	p := filepath.Join(t.TempDir(), "stack.yml")
+	os.WriteFile(p, []byte("version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f, image: \"${REG:-x}/f:${TAG:-dev}\"}\n"), 0o644)
+	st, err := stack.Parse(p)
+	if err != nil || st.Functions["f"].Image != "registry.example/f:dev" {
+		t.Fatalf("substitution: %v %+v", err, st)
+	}
+}
