@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/config"
@@ -27,8 +26,6 @@ import (
 
 const name = "aitag"
 
-var env = sync.OnceValues(func() (*stage.Env, error) { return stage.NewEnv(name) })
-
 // SegmentTags is tags/<n>.json.
 type SegmentTags struct {
 	Asset    string            `json:"asset"`
@@ -39,31 +36,14 @@ type SegmentTags struct {
 	Errors   map[string]string `json:"errors,omitempty"`
 }
 
-// Handle receives a source segment's CloudEvent.
-func Handle(w http.ResponseWriter, r *http.Request) {
-	e, err := env()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	t, err := e.ReadTrigger(r)
-	if err == nil && t.Layout.Kind != layout.KindSourceSegment {
-		err = stage.Permanent(fmt.Errorf("aitag takes source segments, not %s", t.Key))
-	}
-	if err != nil {
-		e.Respond(w, t, "", err)
-		return
-	}
-	msg, err := tag(r.Context(), e, t)
-	e.Respond(w, t, msg, err)
-}
+// Handle receives the triggering object's CloudEvent.
+var Handle = stage.Handler(name, []layout.Kind{layout.KindSourceSegment}, func(ctx context.Context, e *stage.Env, t *stage.Trigger, _ *http.Request) (string, error) {
+	return tag(ctx, e, t)
+})
 
 func tag(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 	id, n := t.Layout.AssetID, t.Layout.Index
-	m, err := asset.ReadManifest(ctx, e.Store, t.Bucket, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return "", stage.Permanent(err)
-	}
+	m, err := e.Manifest(ctx, t)
 	if err != nil {
 		return "", err
 	}
@@ -102,22 +82,12 @@ func tag(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 			"Codecs", "wvtt")}); err != nil {
 		return "", err
 	}
-	var tagErr error
-	if len(res.Errors) > 0 {
-		var parts []string
-		for k, v := range res.Errors {
-			parts = append(parts, k+": "+v)
-		}
-		sort.Strings(parts)
-		tagErr = errors.New(strings.Join(parts, "; "))
+	var tagErrs []string
+	for k, v := range res.Errors {
+		tagErrs = append(tagErrs, k+": "+v)
 	}
-	state := asset.StateDone
-	if tagErr != nil {
-		state = asset.StateFailed
-	}
-	if err := asset.UpdateStatus(ctx, e.Store, t.Bucket, id, name, func(s *asset.Status) {
-		s.SetSegment(n, name, state, tagErr)
-	}); err != nil {
+	sort.Strings(tagErrs)
+	if err := e.SegmentDone(ctx, t, tagErrs...); err != nil {
 		return "", err
 	}
 	merged, err := merge(ctx, e, t.Bucket, m)
@@ -125,8 +95,8 @@ func tag(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 		return "", err
 	}
 	msg := fmt.Sprintf("tagged segment %d of %s: %d tags", n, id, len(st.Tags))
-	if tagErr != nil {
-		msg += " (" + tagErr.Error() + ")"
+	if len(tagErrs) > 0 {
+		msg += " (" + strings.Join(tagErrs, "; ") + ")"
 	}
 	if merged {
 		msg += "; asset tags merged"

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"path"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/segflow/segflow/shared/asset"
@@ -26,26 +25,10 @@ import (
 
 const name = "packager"
 
-var env = sync.OnceValues(func() (*stage.Env, error) { return stage.NewEnv(name) })
-
-// Handle receives a rendition segment's CloudEvent.
-func Handle(w http.ResponseWriter, r *http.Request) {
-	e, err := env()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	t, err := e.ReadTrigger(r)
-	if err == nil && t.Layout.Kind != layout.KindRenditionSegment {
-		err = stage.Permanent(fmt.Errorf("packager takes rendition segments, not %s", t.Key))
-	}
-	if err != nil {
-		e.Respond(w, t, "", err)
-		return
-	}
-	msg, err := Package(r.Context(), e, t.Bucket, t.Layout.AssetID)
-	e.Respond(w, t, msg, err)
-}
+// Handle receives the triggering object's CloudEvent.
+var Handle = stage.Handler(name, []layout.Kind{layout.KindRenditionSegment}, func(ctx context.Context, e *stage.Env, t *stage.Trigger, _ *http.Request) (string, error) {
+	return Package(ctx, e, t.Bucket, t.Layout.AssetID)
+})
 
 // Package writes the playlists of one asset from the bucket's contents.
 func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, error) {

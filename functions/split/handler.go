@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/config"
@@ -26,26 +25,10 @@ import (
 const name = "split"
 
 // env is created on the first call and lives as long as the process.
-var env = sync.OnceValues(func() (*stage.Env, error) { return stage.NewEnv(name) })
-
-// Handle receives the upload's object-created CloudEvent.
-func Handle(w http.ResponseWriter, r *http.Request) {
-	e, err := env()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	t, err := e.ReadTrigger(r)
-	if err == nil && t.Layout.Kind != layout.KindUpload {
-		err = stage.Permanent(fmt.Errorf("split takes uploads/..., not %s", t.Key))
-	}
-	if err != nil {
-		e.Respond(w, t, "", err)
-		return
-	}
-	msg, err := split(r.Context(), e, t)
-	e.Respond(w, t, msg, err)
-}
+// Handle receives the triggering object's CloudEvent.
+var Handle = stage.Handler(name, []layout.Kind{layout.KindUpload}, func(ctx context.Context, e *stage.Env, t *stage.Trigger, _ *http.Request) (string, error) {
+	return split(ctx, e, t)
+})
 
 func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 	info, err := e.Store.Stat(ctx, t.Bucket, t.Key)

@@ -6,14 +6,11 @@ package function
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"strconv"
-	"sync"
 
-	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/stage"
@@ -30,33 +27,14 @@ const (
 	posterWidth  = 1280
 )
 
-var env = sync.OnceValues(func() (*stage.Env, error) { return stage.NewEnv(name) })
-
-// Handle receives a source segment's CloudEvent.
-func Handle(w http.ResponseWriter, r *http.Request) {
-	e, err := env()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	t, err := e.ReadTrigger(r)
-	if err == nil && t.Layout.Kind != layout.KindSourceSegment {
-		err = stage.Permanent(fmt.Errorf("thumbnail takes source segments, not %s", t.Key))
-	}
-	if err != nil {
-		e.Respond(w, t, "", err)
-		return
-	}
-	msg, err := thumbs(r.Context(), e, t)
-	e.Respond(w, t, msg, err)
-}
+// Handle receives the triggering object's CloudEvent.
+var Handle = stage.Handler(name, []layout.Kind{layout.KindSourceSegment}, func(ctx context.Context, e *stage.Env, t *stage.Trigger, _ *http.Request) (string, error) {
+	return thumbs(ctx, e, t)
+})
 
 func thumbs(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 	id, n := t.Layout.AssetID, t.Layout.Index
-	m, err := asset.ReadManifest(ctx, e.Store, t.Bucket, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return "", stage.Permanent(err)
-	}
+	m, err := e.Manifest(ctx, t)
 	if err != nil {
 		return "", err
 	}
@@ -65,14 +43,6 @@ func thumbs(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error)
 	}
 	seg := m.Segments[n]
 	a := layout.Asset(id)
-	fail := func(err error) (string, error) {
-		if uerr := asset.UpdateStatus(ctx, e.Store, t.Bucket, id, name, func(s *asset.Status) {
-			s.SetSegment(n, name, asset.StateFailed, err)
-		}); uerr != nil {
-			return "", uerr
-		}
-		return "", stage.Permanent(err)
-	}
 	dir, cleanup, err := e.WorkDir(ctx)
 	if err != nil {
 		return "", err
@@ -85,7 +55,7 @@ func thumbs(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error)
 	jpeg := storage.PutOptions{ContentType: "image/jpeg", Metadata: e.Meta()}
 	thumb := filepath.Join(dir, "thumb.jpg")
 	if err := media.Thumbnail(ctx, in, thumb, 0, thumbWidth); err != nil {
-		return fail(err)
+		return "", e.FailSegment(ctx, t, err)
 	}
 	if err := e.Store.PutFile(ctx, t.Bucket, a.Thumb(layout.SegmentName(n, ".jpg")), thumb, jpeg); err != nil {
 		return "", err
@@ -93,7 +63,7 @@ func thumbs(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error)
 	if n == 0 {
 		poster := filepath.Join(dir, "poster.jpg")
 		if err := media.Thumbnail(ctx, in, poster, min(1.0, seg.Duration/2), posterWidth); err != nil {
-			return fail(err)
+			return "", e.FailSegment(ctx, t, err)
 		}
 		if err := e.Store.PutFile(ctx, t.Bucket, a.Thumb("poster.jpg"), poster, jpeg); err != nil {
 			return "", err
@@ -102,16 +72,14 @@ func thumbs(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error)
 	strip := filepath.Join(dir, "strip.jpg")
 	tiles, err := media.TileStrip(ctx, in, strip, seg.Duration, tileEvery, tileW, tileH)
 	if err != nil {
-		return fail(err)
+		return "", e.FailSegment(ctx, t, err)
 	}
 	stripOpts := jpeg
 	stripOpts.Metadata = e.Meta("Tiles", strconv.Itoa(tiles))
 	if err := e.Store.PutFile(ctx, t.Bucket, a.Thumb("strips/"+layout.SegmentName(n, ".jpg")), strip, stripOpts); err != nil {
 		return "", err
 	}
-	if err := asset.UpdateStatus(ctx, e.Store, t.Bucket, id, name, func(s *asset.Status) {
-		s.SetSegment(n, name, asset.StateDone, nil)
-	}); err != nil {
+	if err := e.SegmentDone(ctx, t); err != nil {
 		return "", err
 	}
 	done, err := storyboard(ctx, e, t.Bucket, m)

@@ -9,12 +9,10 @@ package function
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"strconv"
-	"sync"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
@@ -25,33 +23,14 @@ import (
 
 const name = "transcode"
 
-var env = sync.OnceValues(func() (*stage.Env, error) { return stage.NewEnv(name) })
-
-// Handle receives a source or watermarked segment's CloudEvent.
-func Handle(w http.ResponseWriter, r *http.Request) {
-	e, err := env()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	t, err := e.ReadTrigger(r)
-	if err == nil && t.Layout.Kind != layout.KindSourceSegment && t.Layout.Kind != layout.KindMarkedSegment {
-		err = stage.Permanent(fmt.Errorf("transcode takes source or marked segments, not %s", t.Key))
-	}
-	if err != nil {
-		e.Respond(w, t, "", err)
-		return
-	}
-	msg, err := transcode(r.Context(), e, t, r.URL.Query()["rendition"])
-	e.Respond(w, t, msg, err)
-}
+// Handle receives the triggering object's CloudEvent.
+var Handle = stage.Handler(name, []layout.Kind{layout.KindSourceSegment, layout.KindMarkedSegment}, func(ctx context.Context, e *stage.Env, t *stage.Trigger, r *http.Request) (string, error) {
+	return transcode(ctx, e, t, r.URL.Query()["rendition"])
+})
 
 func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []string) (string, error) {
 	id, n := t.Layout.AssetID, t.Layout.Index
-	m, err := asset.ReadManifest(ctx, e.Store, t.Bucket, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return "", stage.Permanent(err)
-	}
+	m, err := e.Manifest(ctx, t)
 	if err != nil {
 		return "", err
 	}
@@ -74,15 +53,6 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 			rungs = append(rungs, r)
 		}
 	}
-	fail := func(err error) (string, error) {
-		if uerr := asset.UpdateStatus(ctx, e.Store, t.Bucket, id, name, func(s *asset.Status) {
-			s.SetSegment(n, name, asset.StateFailed, err)
-		}); uerr != nil {
-			return "", uerr
-		}
-		return "", stage.Permanent(err)
-	}
-
 	dir, cleanup, err := e.WorkDir(ctx)
 	if err != nil {
 		return "", err
@@ -96,7 +66,7 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 	outs, err := media.Transcode(ctx, in, filepath.Join(dir, "out"), rungs,
 		media.TranscodeOptions{FPS: m.FPS, Audio: m.Audio && len(only) == 0})
 	if err != nil {
-		return fail(err)
+		return "", e.FailSegment(ctx, t, err)
 	}
 	seg := segmentOf(m, n, srcInfo)
 	a := layout.Asset(id)
@@ -140,9 +110,7 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 			return "", err
 		}
 	}
-	if err := asset.UpdateStatus(ctx, e.Store, t.Bucket, id, name, func(s *asset.Status) {
-		s.SetSegment(n, name, asset.StateDone, nil)
-	}); err != nil {
+	if err := e.SegmentDone(ctx, t); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("transcoded segment %d of %s into %d renditions", n, id, len(rungs)), nil

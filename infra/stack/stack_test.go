@@ -44,7 +44,8 @@ func TestRepoStackIsWhatFaasCliReads(t *testing.T) {
 				t.Errorf("template %s: %v", f.Lang, err)
 			}
 			src, err := os.ReadFile(filepath.Join(st.HandlerDir(name), "handler.go"))
-			if err != nil || !strings.Contains(string(src), "func Handle(w http.ResponseWriter, r *http.Request)") {
+			if err != nil || !(strings.Contains(string(src), "func Handle(w http.ResponseWriter, r *http.Request)") ||
+				strings.Contains(string(src), "var Handle = stage.Handler(")) {
 				t.Errorf("handler %s: no Handle(w, r): %v", f.Handler, err)
 			}
 			if !strings.HasSuffix(f.Image, "/"+name+":latest") {

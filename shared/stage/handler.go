@@ -1,0 +1,83 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/storage"
+)
+
+// Work is one stage's job for one trigger; it returns what it did.
+type Work func(ctx context.Context, e *Env, t *Trigger, r *http.Request) (string, error)
+
+// Handler is a stage's Handle: it makes the Env on the first call, reads
+// the trigger, refuses keys of other kinds than accepts, runs work and
+// answers the router (200, 422 for bad input, 500 to be retried).
+func Handler(name string, accepts []layout.Kind, work Work) http.HandlerFunc {
+	env := sync.OnceValues(func() (*Env, error) { return NewEnv(name) })
+	return func(w http.ResponseWriter, r *http.Request) {
+		e, err := env()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		t, err := e.ReadTrigger(r)
+		if err == nil && !kindIn(t.Layout.Kind, accepts) {
+			err = Permanent(fmt.Errorf("%s does not take %s", name, t.Key))
+		}
+		if err != nil {
+			e.Respond(w, t, "", err)
+			return
+		}
+		msg, err := work(r.Context(), e, t, r)
+		e.Respond(w, t, msg, err)
+	}
+}
+
+func kindIn(k layout.Kind, ks []layout.Kind) bool {
+	for _, x := range ks {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Manifest reads the manifest of the trigger's asset; a missing one is a
+// permanent failure (the asset was never split).
+func (e *Env) Manifest(ctx context.Context, t *Trigger) (*asset.Manifest, error) {
+	m, err := asset.ReadManifest(ctx, e.Store, t.Bucket, t.Layout.AssetID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, Permanent(err)
+	}
+	return m, err
+}
+
+// FailSegment records that this stage failed on the trigger's segment
+// and returns err as permanent: bad media is not retried.
+func (e *Env) FailSegment(ctx context.Context, t *Trigger, err error) error {
+	if uerr := asset.UpdateStatus(ctx, e.Store, t.Bucket, t.Layout.AssetID, e.Name, func(s *asset.Status) {
+		s.SetSegment(t.Layout.Index, e.Name, asset.StateFailed, err)
+	}); uerr != nil {
+		return uerr
+	}
+	return Permanent(err)
+}
+
+// SegmentDone records that this stage finished the trigger's segment,
+// failed (optional stages) when errs has any.
+func (e *Env) SegmentDone(ctx context.Context, t *Trigger, errs ...string) error {
+	state, cause := asset.StateDone, error(nil)
+	if len(errs) > 0 {
+		state, cause = asset.StateFailed, errors.New(strings.Join(errs, "; "))
+	}
+	return asset.UpdateStatus(ctx, e.Store, t.Bucket, t.Layout.AssetID, e.Name, func(s *asset.Status) {
+		s.SetSegment(t.Layout.Index, e.Name, state, cause)
+	})
+}
