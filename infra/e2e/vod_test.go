@@ -94,6 +94,7 @@ func TestVODEndToEnd(t *testing.T) {
 		s := s.With(t)
 		before := etags(t, s, id)
 		tr, _ := s.GW.Status(ctx, "transcode")
+		tg, _ := s.GW.Status(ctx, "aitag")
 		rec := map[string]any{"s3": map[string]any{"object": map[string]any{"key": "uploads/clip.mp4"}}}
 		e, err := events.New("replayed-by-test", events.TypeObjectCreated, s.Bucket, "uploads/clip.mp4", rec)
 		if err != nil {
@@ -107,6 +108,7 @@ func TestVODEndToEnd(t *testing.T) {
 		resp.Body.Close()
 		segs := len(manifest(t, s, id).Segments)
 		waitSettled(t, s, "transcode", tr.InvocationCount+float64(segs))
+		waitSettled(t, s, "aitag", tg.InvocationCount+float64(segs))
 		waitSettled(t, s, "packager", 0)
 		after := etags(t, s, id)
 		for k, v := range before {
@@ -129,6 +131,9 @@ func TestVODEndToEnd(t *testing.T) {
 		wg.Wait()
 		id2 := assetOf(t, s, "uploads/twice.mp4")
 		s.WaitStatus(id2, 5*time.Minute, asset.StateComplete)
+		// Captions come last (aitag): wait for its merge before comparing.
+		waitObject(t, s, layout.Asset(id2).Tags(-1))
+		waitSettled(t, s, "aitag", 0)
 		waitSettled(t, s, "packager", 0)
 		checkAsset(t, s, id2, src, seconds, fps, t.TempDir())
 		// Same content, same outputs: the renditions are byte for byte those
@@ -312,6 +317,18 @@ func waitSettled(t *testing.T, s *teststack.Stack, fn string, min float64) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("%s never settled (%v invocations, want %v)", fn, last, min)
+}
+
+func waitObject(t *testing.T, s *teststack.Stack, key string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		if _, err := s.Store.Stat(context.Background(), s.Bucket, key); err == nil {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("%s never written\n%s", key, s.Log())
 }
 
 func ftoa(f float64) string { return strings.TrimRight(strings.TrimRight(strconvF(f), "0"), ".") }
