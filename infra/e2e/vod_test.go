@@ -89,6 +89,9 @@ func TestVODEndToEnd(t *testing.T) {
 	}
 
 	checkAsset(t, s, id, src, seconds, fps, dir)
+	// Let the captions (aitag, last to finish) land before comparing runs.
+	waitObject(t, s, layout.Asset(id).Tags(-1))
+	waitSettled(t, s, "packager", 0)
 
 	t.Run("same event twice gives identical outputs", func(t *testing.T) {
 		s := s.With(t)
