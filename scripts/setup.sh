@@ -12,8 +12,9 @@ mkdir -p "$BIN"
 need_apt=()
 # ffmpeg for every media stage, DejaVu for the text watermark, tesseract
 # and pocketsphinx (with the English models Debian ships) for aitag,
-# espeak-ng to make speech in the tests.
-for pkg in ffmpeg fonts-dejavu-core tesseract-ocr tesseract-ocr-eng pocketsphinx pocketsphinx-en-us espeak-ng; do
+# espeak-ng to make speech in the tests, PostgreSQL for the shared catalog
+# (its tests start a throwaway server).
+for pkg in ffmpeg fonts-dejavu-core tesseract-ocr tesseract-ocr-eng pocketsphinx pocketsphinx-en-us espeak-ng postgresql; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

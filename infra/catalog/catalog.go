@@ -2,7 +2,9 @@
 // transcript) in an embedded SQLite database with FTS5, so "where in which
 // video does X happen or get said" is one query. SQLite (modernc.org/sqlite,
 // pure Go) over bleve: one file, transactions, and FTS5's ranking and
-// snippets, with no cgo and nothing to run beside the gateway.
+// snippets, with no cgo and nothing to run beside the gateway. Given a
+// postgres:// URL it uses PostgreSQL (pgx) instead, with tsvector search,
+// so several gateways share one catalog.
 //
 // The index is a cache of the bucket: Sync reads what changed there and
 // rewrites those assets' rows, so losing the database loses nothing.
@@ -18,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
 	"github.com/segflow/segflow/shared/asset"
@@ -26,38 +29,34 @@ import (
 	"github.com/segflow/segflow/shared/tagging"
 )
 
-const schema = `
-PRAGMA journal_mode=WAL;
-CREATE TABLE IF NOT EXISTS assets (
-  id TEXT PRIMARY KEY, source TEXT, state TEXT, error TEXT, duration REAL,
-  width INTEGER, height INTEGER, live INTEGER, renditions TEXT, segments INTEGER,
-  created TEXT, updated TEXT, fingerprint TEXT);
-CREATE TABLE IF NOT EXISTS tags (
-  asset TEXT, kind TEXT, label TEXT, start REAL, end REAL, confidence REAL, source TEXT);
-CREATE INDEX IF NOT EXISTS tags_asset ON tags(asset);
-CREATE VIRTUAL TABLE IF NOT EXISTS tags_fts USING fts5(label, kind UNINDEXED, asset UNINDEXED, start UNINDEXED, end UNINDEXED);
-`
-
 // Catalog is the index.
 type Catalog struct {
 	db     *sql.DB
+	d      dialect
 	store  *storage.Client
 	bucket string
 	mu     sync.Mutex // one writer
 }
 
-// Open opens (creating) the database at path.
+// Open opens (creating) the catalog: a SQLite file at path, or the
+// PostgreSQL database of a postgres:// URL.
 func Open(path string, store *storage.Client, bucket string) (*Catalog, error) {
-	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
+	d, dsn := sqliteDialect, path+"?_pragma=busy_timeout(5000)"
+	if strings.HasPrefix(path, "postgres://") || strings.HasPrefix(path, "postgresql://") {
+		d, dsn = postgresDialect, path
+	}
+	db, err := sql.Open(d.driver, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("catalog %s: %w", path, err)
+		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	if _, err := db.Exec(schema); err != nil {
+	if _, err := db.Exec(d.schema); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("catalog %s: schema: %w", path, err)
+		return nil, fmt.Errorf("catalog: schema: %w", err)
 	}
-	return &Catalog{db: db, store: store, bucket: bucket}, nil
+	return &Catalog{db: db, d: d, store: store, bucket: bucket}, nil
 }
+
+func (c *Catalog) q(query string) string { return c.d.rebind(query) }
 
 // Close closes the database.
 func (c *Catalog) Close() error { return c.db.Close() }
@@ -115,7 +114,7 @@ func (c *Catalog) syncAsset(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	var old string
-	_ = c.db.QueryRowContext(ctx, `SELECT fingerprint FROM assets WHERE id = ?`, id).Scan(&old)
+	_ = c.db.QueryRowContext(ctx, c.q(`SELECT fingerprint FROM assets WHERE id = ?`), id).Scan(&old)
 	if old == fp {
 		return false, nil
 	}
@@ -183,27 +182,28 @@ func (c *Catalog) write(ctx context.Context, id, fp string, st *asset.Status, m 
 		}
 	}
 	rend, _ := json.Marshal(row.Renditions)
-	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO assets
-		(id, source, state, error, duration, width, height, live, renditions, segments, created, updated, fingerprint)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, id, row.Source, row.State, row.Error, row.Duration, row.Width, row.Height,
+	if _, err := tx.ExecContext(ctx, c.q(c.d.upsert), id, row.Source, row.State, row.Error, row.Duration, row.Width, row.Height,
 		row.Live, string(rend), row.Segments, row.Created.Format(time.RFC3339), row.Updated.Format(time.RFC3339), fp); err != nil {
 		return err
 	}
-	for _, q := range []string{`DELETE FROM tags WHERE asset = ?`, `DELETE FROM tags_fts WHERE asset = ?`} {
-		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+	for _, q := range []string{`DELETE FROM tags WHERE asset = ?`, c.d.clearFTS} {
+		if q == "" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, c.q(q), id); err != nil {
 			return err
 		}
 	}
 	for _, t := range tags {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tags (asset, kind, label, start, end, confidence, source) VALUES (?,?,?,?,?,?,?)`,
+		if _, err := tx.ExecContext(ctx, c.q(`INSERT INTO tags (asset, kind, label, start_s, end_s, confidence, source) VALUES (?,?,?,?,?,?,?)`),
 			id, t.Kind, t.Label, t.Start, t.End, t.Confidence, t.Source); err != nil {
 			return err
 		}
-		if t.Kind == "word" { // the utterances carry the words for search
+		// The utterances carry the words for search.
+		if t.Kind == "word" || c.d.insertFTS == "" {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tags_fts (label, kind, asset, start, end) VALUES (?,?,?,?,?)`,
-			t.Label, t.Kind, id, t.Start, t.End); err != nil {
+		if _, err := tx.ExecContext(ctx, c.q(c.d.insertFTS), t.Label, t.Kind, id, t.Start, t.End); err != nil {
 			return err
 		}
 	}
@@ -271,7 +271,7 @@ type Detail struct {
 
 // Get returns one asset with its tags.
 func (c *Catalog) Get(ctx context.Context, id string) (*Detail, error) {
-	a, err := scanAsset(c.db.QueryRowContext(ctx, `SELECT `+assetCols+` FROM assets WHERE id = ?`, id))
+	a, err := scanAsset(c.db.QueryRowContext(ctx, c.q(`SELECT `+assetCols+` FROM assets WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", id, ErrNotFound)
 	}
@@ -279,7 +279,7 @@ func (c *Catalog) Get(ctx context.Context, id string) (*Detail, error) {
 		return nil, err
 	}
 	d := &Detail{Asset: a, Tags: []tagging.Tag{}}
-	rows, err := c.db.QueryContext(ctx, `SELECT kind, label, start, end, confidence, source FROM tags WHERE asset = ? ORDER BY start`, id)
+	rows, err := c.db.QueryContext(ctx, c.q(`SELECT kind, label, start_s, end_s, confidence, source FROM tags WHERE asset = ? ORDER BY start_s`), id)
 	if err != nil {
 		return nil, err
 	}
@@ -303,18 +303,17 @@ type Hit struct {
 	Snippet string  `json:"snippet"`
 }
 
-// Search finds tags and speech matching q (FTS5 query syntax on words;
-// plain words are matched as prefixes), best first.
+// Search finds tags and speech matching every word of q (as prefixes),
+// best first.
 func (c *Catalog) Search(ctx context.Context, q string, limit int) ([]Hit, error) {
-	query := ftsQuery(q)
+	query := c.d.query(q)
 	if query == "" {
 		return []Hit{}, nil
 	}
 	if limit <= 0 || limit > 200 {
 		limit = 50
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT asset, kind, start, end, snippet(tags_fts, 0, '[', ']', '…', 12)
-		FROM tags_fts WHERE tags_fts MATCH ? ORDER BY rank LIMIT ?`, query, limit)
+	rows, err := c.db.QueryContext(ctx, c.q(c.d.search), query, limit)
 	if err != nil {
 		return nil, fmt.Errorf("search %q: %w", q, err)
 	}
@@ -328,16 +327,4 @@ func (c *Catalog) Search(ctx context.Context, q string, limit int) ([]Hit, error
 		out = append(out, h)
 	}
 	return out, rows.Err()
-}
-
-// ftsQuery turns free text into a safe FTS5 query: each word quoted and
-// matched as a prefix, all required.
-func ftsQuery(q string) string {
-	var terms []string
-	for _, w := range strings.FieldsFunc(q, func(r rune) bool {
-		return !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r > 127)
-	}) {
-		terms = append(terms, `"`+strings.ReplaceAll(w, `"`, "")+`"*`)
-	}
-	return strings.Join(terms, " ")
 }

@@ -6,7 +6,10 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +20,22 @@ import (
 	"github.com/segflow/segflow/shared/testenv"
 )
 
+// TestIndexAndSearch runs against the embedded SQLite catalog and against
+// a PostgreSQL server the test starts.
 func TestIndexAndSearch(t *testing.T) {
+	tests := []struct {
+		name string
+		dsn  func(t *testing.T) string
+	}{
+		{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "catalog.db") }},
+		{"postgres", startPostgres},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { indexAndSearch(t, tc.dsn(t)) })
+	}
+}
+
+func indexAndSearch(t *testing.T, dsn string) {
 	m := testenv.StartMinIO(t)
 	bucket := m.Bucket(t, "media")
 	ctx := context.Background()
@@ -41,7 +59,7 @@ func TestIndexAndSearch(t *testing.T) {
 		{Kind: "word", Label: "three", Start: 1.5, End: 1.9, Confidence: 0.8, Source: "speech"},
 	}})
 
-	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"), m.Client, bucket)
+	c, err := Open(dsn, m.Client, bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,4 +124,52 @@ func TestIndexAndSearch(t *testing.T) {
 	if d, _ := c.Get(ctx, "film-b"); d.State != "failed" || d.Error != "split: boom" {
 		t.Fatalf("after change: %+v", d)
 	}
+}
+
+// startPostgres runs a throwaway PostgreSQL server (Debian's packages) on a
+// free port and returns its URL. As root it runs the server as the
+// postgres user, which PostgreSQL insists on.
+func startPostgres(t *testing.T) string {
+	t.Helper()
+	bin := ""
+	if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb"); len(m) > 0 {
+		bin = filepath.Dir(m[len(m)-1])
+	} else if p, err := exec.LookPath("initdb"); err == nil {
+		bin = filepath.Dir(p)
+	} else {
+		t.Fatal("PostgreSQL server not installed: run scripts/setup.sh")
+	}
+	dir, err := os.MkdirTemp("", "segflow-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	run := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(args[0], args[1:]...)
+		if os.Geteuid() == 0 {
+			cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...)
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chown", "postgres", dir).CombinedOutput(); err != nil {
+			t.Fatalf("chown: %v %s", err, out)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	run(filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "segflow", "--no-sync")
+	port := strings.TrimPrefix(testenv.FreeAddr(t), "127.0.0.1:")
+	run(filepath.Join(bin, "pg_ctl"), "-D", data, "-l", filepath.Join(dir, "log"), "-w", "-o",
+		"-p "+port+" -k "+dir+" -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+	t.Cleanup(func() {
+		cmd := exec.Command(filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "stop")
+		if os.Geteuid() == 0 {
+			cmd = exec.Command("runuser", "-u", "postgres", "--", filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "stop")
+		}
+		cmd.Run()
+	})
+	return "postgres://segflow@127.0.0.1:" + port + "/postgres?sslmode=disable"
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segflow/segflow/infra/internal/proctree"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/media"
@@ -108,7 +109,7 @@ func pipeline(b *testing.B, s *teststack.Stack, src string, i int) (time.Duratio
 			case <-stop:
 				return
 			case <-time.After(100 * time.Millisecond):
-				peak = max(peak, treeRSS(s.Pid()))
+				peak = max(peak, proctree.RSS(s.Pid()))
 			}
 		}
 	}()
@@ -127,44 +128,4 @@ func assetOfB(b *testing.B, s *teststack.Stack, key string) string {
 		b.Fatal(err)
 	}
 	return layoutID(key, info.ETag)
-}
-
-// treeRSS sums VmRSS over pid and its descendants.
-func treeRSS(pid int) int64 {
-	children := map[int][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut at ')'.
-		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
-		if len(f) > 1 {
-			pp, _ := strconv.Atoi(f[1])
-			children[pp] = append(children[pp], p)
-		}
-	}
-	var total int64
-	var walk func(int)
-	walk = func(p int) {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/status")
-		if err == nil {
-			for _, line := range strings.Split(string(b), "\n") {
-				if strings.HasPrefix(line, "VmRSS:") {
-					kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-					total += kb * 1024
-				}
-			}
-		}
-		for _, c := range children[p] {
-			walk(c)
-		}
-	}
-	walk(pid)
-	return total
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segflow/segflow/infra/internal/proctree"
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"github.com/segflow/segflow/shared/testenv"
 )
@@ -89,7 +90,7 @@ func measure(b *testing.B, server *exec.Cmd, url func(int) string, src string, s
 	}
 	defer func() { server.Process.Kill(); server.Wait() }()
 	time.Sleep(time.Second)
-	cpu0 := treeCPU(server.Process.Pid)
+	cpu0 := proctree.CPU(server.Process.Pid)
 	var wg sync.WaitGroup
 	for i := 0; i < streams; i++ {
 		wg.Add(1)
@@ -110,64 +111,11 @@ func measure(b *testing.B, server *exec.Cmd, url func(int) string, src string, s
 			case <-stop:
 				return
 			case <-time.After(200 * time.Millisecond):
-				peak = max(peak, treeRSS(server.Process.Pid))
+				peak = max(peak, proctree.RSS(server.Process.Pid))
 			}
 		}
 	}()
 	wg.Wait()
 	close(stop)
-	return treeCPU(server.Process.Pid) - cpu0, peak
-}
-
-func children(pid int) []int {
-	out := []int{pid}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// treeCPU is utime+stime in seconds over pid and its children.
-func treeCPU(pid int) float64 {
-	var ticks int64
-	for _, p := range children(pid) {
-		st, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		s, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += u + s
-	}
-	return float64(ticks) / 100 // USER_HZ
-}
-
-func treeRSS(pid int) int64 {
-	var total int64
-	for _, p := range children(pid) {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/status")
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "VmRSS:") {
-				kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-				total += kb * 1024
-			}
-		}
-	}
-	return total
+	return proctree.CPU(server.Process.Pid) - cpu0, peak
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openfaas/faas-provider/types"
+
 	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"github.com/segflow/segflow/infra/natsq"
@@ -99,9 +101,13 @@ func (s *stack) stopRouter() {
 	s.srv = nil
 }
 
-// deploy deploys a probe subscribed to topic.
+// deploy updates a probe subscribed to topic (PUT, as faas-cli does).
 func (s *stack) deploy(name, topic string, env map[string]string, ann map[string]string) {
 	s.t.Helper()
+	s.gw.MustDo(202, "PUT", "/system/functions", s.probe(name, topic, env, ann))
+}
+
+func (s *stack) probe(name, topic string, env map[string]string, ann map[string]string) types.FunctionDeployment {
 	if env == nil {
 		env = map[string]string{}
 	}
@@ -111,21 +117,12 @@ func (s *stack) deploy(name, topic string, env map[string]string, ann map[string
 	for k, v := range ann {
 		(*dep.Annotations)[k] = v
 	}
-	s.gw.MustDo(202, "PUT", "/system/functions", dep)
+	return dep
 }
 
 func (s *stack) deployNew(name, topic string, env map[string]string, ann map[string]string) {
 	s.t.Helper()
-	if env == nil {
-		env = map[string]string{}
-	}
-	env["PROBE_RECORD_DIR"] = s.records
-	dep := testgw.ProbeDeployment(name, nil, env)
-	(*dep.Annotations)["topic"] = topic
-	for k, v := range ann {
-		(*dep.Annotations)[k] = v
-	}
-	s.gw.MustDo(202, "POST", "/system/functions", dep)
+	s.gw.MustDo(202, "POST", "/system/functions", s.probe(name, topic, env, ann))
 	// The router picks subscriptions up on its next refresh.
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

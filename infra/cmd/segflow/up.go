@@ -28,6 +28,7 @@ import (
 	"github.com/segflow/segflow/infra/relay"
 	"github.com/segflow/segflow/infra/router"
 	"github.com/segflow/segflow/infra/stack"
+	"github.com/segflow/segflow/shared/config"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/miniosrv"
 	"github.com/segflow/segflow/shared/storage"
@@ -293,7 +294,9 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	}
 	defer rtr.Close()
 	creds := &auth.BasicAuthCredentials{User: gwUser, Password: gwPass}
-	cat, err := catalog.Open(filepath.Join(home, "catalog.db"), sc, o.bucket)
+	// SQLite in the home folder, or PostgreSQL when SEGFLOW_CATALOG_URL
+	// names one (postgres://...), for several gateways sharing a catalog.
+	cat, err := catalog.Open(config.Env("SEGFLOW_CATALOG_URL", filepath.Join(home, "catalog.db")), sc, o.bucket)
 	if err != nil {
 		return err
 	}
