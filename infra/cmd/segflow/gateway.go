@@ -32,11 +32,7 @@ func gatewayCmd() *cobra.Command {
 		Use:   "gateway",
 		Short: "Run the local runtime as an OpenFaaS gateway",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			home, err := homeDir(cmd)
-			if err != nil {
-				return err
-			}
-			repo, err := repoRoot(cmd)
+			home, repo, err := dirs(cmd)
 			if err != nil {
 				return err
 			}

@@ -56,6 +56,15 @@ func homeDir(cmd *cobra.Command) (string, error) {
 	return filepath.Join(repo, ".segflow"), nil
 }
 
+// dirs returns the state folder and the repository root.
+func dirs(cmd *cobra.Command) (home, repo string, err error) {
+	if home, err = homeDir(cmd); err != nil {
+		return "", "", err
+	}
+	repo, err = repoRoot(cmd)
+	return home, repo, err
+}
+
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil

@@ -53,11 +53,7 @@ func upCmd() *cobra.Command {
 		Use:   "up",
 		Short: "Start MinIO, NATS, the runtime as gateway, and deploy stack.yml",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			home, err := homeDir(cmd)
-			if err != nil {
-				return err
-			}
-			repo, err := repoRoot(cmd)
+			home, repo, err := dirs(cmd)
 			if err != nil {
 				return err
 			}
