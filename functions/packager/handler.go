@@ -98,11 +98,10 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 	}
 	required := complete
 	if subs != nil {
-		so := opts
 		if m.Live {
 			*subs = onlyIndices(*subs, everywhere(all))
 		}
-		body, n, _, err := hls.Media(*subs, so)
+		body, n, _, err := hls.Media(*subs, opts)
 		if err != nil {
 			return "", err
 		}

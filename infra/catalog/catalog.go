@@ -126,7 +126,7 @@ func (c *Catalog) syncAsset(ctx context.Context, id string) (bool, error) {
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return false, err
 	}
-	tags, err := c.segmentTags(ctx, id, m)
+	tags, err := c.segmentTags(ctx, id)
 	if err != nil {
 		return false, err
 	}
@@ -135,7 +135,7 @@ func (c *Catalog) syncAsset(ctx context.Context, id string) (bool, error) {
 
 // segmentTags reads the asset's merged tags (tags/asset.json) once aitag
 // has written them, and every tags/<n>.json there is until then.
-func (c *Catalog) segmentTags(ctx context.Context, id string, m *asset.Manifest) ([]tagging.Tag, error) {
+func (c *Catalog) segmentTags(ctx context.Context, id string) ([]tagging.Tag, error) {
 	objs, err := c.store.List(ctx, c.bucket, layout.Asset(id).Prefix()+"tags/", storage.ListOptions{})
 	if err != nil {
 		return nil, err

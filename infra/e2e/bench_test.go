@@ -115,17 +115,9 @@ func pipeline(b *testing.B, s *teststack.Stack, src string, i int) (time.Duratio
 	}()
 	start := time.Now()
 	s.Upload(key, src, nil)
-	s.WaitStatus(assetOfB(b, s, key), 30*time.Minute, asset.StateComplete)
+	s.WaitStatus(assetOf(b, s, key), 30*time.Minute, asset.StateComplete)
 	d := time.Since(start)
 	close(stop)
 	wg.Wait()
 	return d, peak
-}
-
-func assetOfB(b *testing.B, s *teststack.Stack, key string) string {
-	info, err := s.Store.Stat(context.Background(), s.Bucket, key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return layoutID(key, info.ETag)
 }

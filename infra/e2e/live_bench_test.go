@@ -36,7 +36,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 				"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
 				"-c:a", "aac", "-f", "flv", s.Env["SEGFLOW_RTMP_URL"]).Run()
 		}()
-		id := waitLiveAssetB(b, s, since)
+		id := waitLiveAsset(b, s, since)
 		a := layout.Asset(id)
 		listed := map[string]time.Time{} // segment URI -> first seen listed
 		var closed = map[string]time.Time{}
@@ -76,23 +76,6 @@ func BenchmarkLiveLatency(b *testing.B) {
 		b.ReportMetric(2, "segment-s")
 		b.ReportMetric(meanCallSeconds(b, s, "transcode"), "transcode-call-s")
 	}
-}
-
-func waitLiveAssetB(b *testing.B, s *teststack.Stack, since time.Time) string {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		objs, _ := s.Store.List(context.Background(), s.Bucket, "assets/live-demo-", storageListTop())
-		for _, o := range objs {
-			id := strings.TrimSuffix(strings.TrimPrefix(o.Key, "assets/"), "/")
-			ts, _ := strconv.ParseInt(id[strings.LastIndex(id, "-")+1:], 10, 64)
-			if ts >= since.Unix()-1 {
-				return id
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	b.Fatal("no live asset")
-	return ""
 }
 
 // meanCallSeconds reads the gateway's call-duration histogram.

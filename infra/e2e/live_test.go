@@ -91,7 +91,7 @@ func TestLive(t *testing.T) {
 }
 
 // waitLiveAsset finds the live asset of the demo stream started after since.
-func waitLiveAsset(t *testing.T, s *teststack.Stack, since time.Time) string {
+func waitLiveAsset(t testing.TB, s *teststack.Stack, since time.Time) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func assetOf(t *testing.T, s *teststack.Stack, key string) string {
+func assetOf(t testing.TB, s *teststack.Stack, key string) string {
 	t.Helper()
 	info, err := s.Store.Stat(context.Background(), s.Bucket, key)
 	if err != nil {
@@ -334,4 +335,6 @@ func waitObject(t *testing.T, s *teststack.Stack, key string) {
 	t.Fatalf("%s never written\n%s", key, s.Log())
 }
 
-func ftoa(f float64) string { return strings.TrimRight(strings.TrimRight(strconvF(f), "0"), ".") }
+func ftoa(f float64) string {
+	return strings.TrimRight(strings.TrimRight(strconv.FormatFloat(f, 'f', 4, 64), "0"), ".")
+}

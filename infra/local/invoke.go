@@ -43,7 +43,7 @@ func (rt *Runtime) Invoke(w http.ResponseWriter, r *http.Request, name, subPath 
 	start := time.Now()
 	lease, err := rt.Acquire(name)
 	if err != nil {
-		code := statusOf(err)
+		code := StatusOf(err)
 		rt.metrics.invocations.WithLabelValues(name, strconv.Itoa(code)).Inc()
 		http.Error(w, err.Error(), code)
 		return
@@ -127,8 +127,8 @@ func (rt *Runtime) Call(ctx context.Context, name, method, subPath, rawQuery str
 	return res, nil
 }
 
-// statusOf maps runtime errors to HTTP codes.
-func statusOf(err error) int {
+// StatusOf maps runtime errors to HTTP codes.
+func StatusOf(err error) int {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
@@ -140,6 +140,3 @@ func statusOf(err error) int {
 		return http.StatusInternalServerError
 	}
 }
-
-// StatusOf is statusOf for the handlers package.
-func StatusOf(err error) int { return statusOf(err) }

@@ -5,6 +5,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -134,7 +135,7 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 
 // PutBytes writes a small object held in memory.
 func (c *Client) PutBytes(ctx context.Context, bucket, key string, b []byte, opts PutOptions) error {
-	return c.Put(ctx, bucket, key, strings.NewReader(string(b)), int64(len(b)), opts)
+	return c.Put(ctx, bucket, key, bytes.NewReader(b), int64(len(b)), opts)
 }
 
 // PutFile uploads a local file.
