@@ -25,6 +25,7 @@ import (
 	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/media/mediatest"
 	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/tracing/otlptest"
 )
 
 func TestMain(m *testing.M) {
@@ -46,7 +47,9 @@ func TestVODEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("transcodes 30 s of 1080p")
 	}
-	s := teststack.Up(t)
+	// Tracing on, as an operator turns it on: one OTLP endpoint for the stack.
+	col := otlptest.Start(t)
+	s := teststack.Up(t, "OTEL_EXPORTER_OTLP_ENDPOINT="+col.URL, "OTEL_BSP_SCHEDULE_DELAY=200")
 	ctx := context.Background()
 	dir := t.TempDir()
 	const seconds, fps = 30.0, 30
@@ -90,6 +93,7 @@ func TestVODEndToEnd(t *testing.T) {
 	}
 
 	checkAsset(t, s, id, src, seconds, fps, dir)
+	t.Run("one trace from upload to renditions", func(t *testing.T) { checkTrace(t, col, id) })
 	// Let the captions (aitag, last to finish) land before comparing runs.
 	waitObject(t, s, layout.Asset(id).Tags(-1))
 	waitSettled(t, s, "packager", 0)
@@ -337,4 +341,65 @@ func waitObject(t *testing.T, s *teststack.Stack, key string) {
 
 func ftoa(f float64) string {
 	return strings.TrimRight(strings.TrimRight(strconv.FormatFloat(f, 'f', 4, 64), "0"), ".")
+}
+
+// checkTrace follows the trace of a transcode call on the asset back to
+// the upload's event: router -> split -> storage -> router -> transcode
+// (watermark is off, so transcode takes source segments), one trace, with
+// transcode's S3 writes under its own span.
+func checkTrace(t *testing.T, col *otlptest.Collector, id string) {
+	prefix := layout.Asset(id).Prefix()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var transcode *otlptest.Span
+		for _, sp := range col.Spans() {
+			if sp.Service == "transcode" && sp.Name == "transcode" && strings.HasPrefix(sp.Attrs["cloudevents.event_subject"], prefix) {
+				transcode = &sp
+				break
+			}
+		}
+		var chain []string
+		var root otlptest.Span
+		writes := 0
+		if transcode != nil {
+			root = *transcode
+			chain = append(chain, root.Service+":"+root.Name)
+			for {
+				p, ok := col.Parent(root)
+				if !ok {
+					break
+				}
+				root = p
+				chain = append(chain, p.Service+":"+p.Name)
+			}
+			for _, sp := range col.Spans() {
+				if sp.ParentID == transcode.SpanID && strings.HasPrefix(sp.Name, "s3 PUT /media/"+prefix) {
+					writes++
+				}
+			}
+		}
+		joined := strings.Join(chain, " <- ")
+		ok := root.ParentID == "" && writes > 0 && subsequence(chain, "transcode:transcode", "segflow-up:deliver transcode",
+			"segflow-up:route "+layout.TopicSourceSegment, "split:split", "segflow-up:deliver split",
+			"segflow-up:route "+layout.TopicUpload)
+		if ok {
+			t.Logf("trace %s: %s; transcode wrote %d objects under its span", root.TraceID, joined, writes)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no complete trace after 20 s (%d spans); best chain: %s (root parent %q), transcode writes %d",
+				len(col.Spans()), joined, root.ParentID, writes)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// subsequence says whether want appears in have in order, gaps allowed.
+func subsequence(have []string, want ...string) bool {
+	for _, h := range have {
+		if len(want) > 0 && h == want[0] {
+			want = want[1:]
+		}
+	}
+	return len(want) == 0
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/openfaas/faas-provider/types"
 
 	"github.com/segflow/segflow/shared/config"
+	"github.com/segflow/segflow/shared/tracing"
 )
 
 // function is one deployed function: its listener, shared by all of its
@@ -83,7 +84,8 @@ func (f *function) maxInflight() int {
 
 // env builds a replica's environment: a minimal base (never the runtime's
 // own environment, which may hold credentials), the runtime-wide function
-// settings, then the function's envVars.
+// settings, the runtime's OpenTelemetry exporter settings (so a function's
+// spans reach the same collector), then the function's envVars.
 func (f *function) env() []string {
 	env := []string{
 		"PATH=" + config.Env("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -92,6 +94,11 @@ func (f *function) env() []string {
 		"LANG=C.UTF-8",
 		"SEGFLOW_FUNCTION=" + f.name,
 		"SEGFLOW_SECRETS_DIR=" + filepath.Join(f.dir, "secrets"),
+	}
+	for _, k := range tracing.EnvVars {
+		if v := os.Getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
 	}
 	env = append(env, f.rt.cfg.FunctionEnv...)
 	for k, v := range f.dep.EnvVars {

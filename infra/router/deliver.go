@@ -14,7 +14,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/segflow/segflow/shared/events"
+	"github.com/segflow/segflow/shared/tracing"
 )
 
 // fnWorkers deliver one function's queue.
@@ -179,7 +184,7 @@ func (r *Router) backoff(attempt int) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-var client = &http.Client{}
+var client = &http.Client{Transport: tracing.Transport(nil, nil)}
 
 // deliver posts the event in binary mode to the function through the
 // gateway. 2xx is delivered; 429, 5xx and transport errors are retried;
@@ -191,6 +196,20 @@ func (r *Router) deliver(ctx context.Context, d delivery, attempt int) (outcome,
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.DeliveryTimeout)
 	defer cancel()
+	ctx, span := tracing.Tracer().Start(events.TraceContext(ctx, e), "deliver "+d.Function,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("cloudevents.event_id", e.ID()), attribute.String("cloudevents.event_subject", e.Subject()),
+			attribute.String("faas.invoked_name", d.Function), attribute.Int("segflow.attempt", attempt)))
+	defer span.End()
+	out, status, err := r.post(ctx, d, e, attempt)
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return out, status, err
+}
+
+func (r *Router) post(ctx context.Context, d delivery, e events.Event, attempt int) (outcome, int, error) {
 	req, err := events.NewRequest(ctx, r.cfg.Gateway.URL+"/function/"+d.Function, e)
 	if err != nil {
 		return reject, 0, err

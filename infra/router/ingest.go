@@ -8,7 +8,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/segflow/segflow/shared/events"
 	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/tracing"
 )
 
 // delivery is one event on its way to one function.
@@ -44,6 +50,14 @@ func (r *Router) Ingest(ctx context.Context, n Notification) (int, error) {
 		if topic == "" {
 			continue
 		}
+		// The event continues the trace of whoever wrote the object (its
+		// traceparent metadata), else starts one here, and carries it
+		// through the queue to every function.
+		parent := tracing.Extract(ctx, map[string]string{"traceparent": rec.Meta(storage.TraceMeta)})
+		_, span := tracing.Tracer().Start(parent, "route "+topic, trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attribute.String("cloudevents.event_id", e.ID()), attribute.String("cloudevents.event_subject", key)))
+		events.SetTrace(trace.ContextWithSpan(parent, span), &e)
+		span.End()
 		body, err := json.Marshal(e)
 		if err != nil {
 			return queued, fmt.Errorf("event %s: %w", e.ID(), err)

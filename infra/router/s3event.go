@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/segflow/segflow/shared/events"
+	"github.com/segflow/segflow/shared/layout"
 )
 
 // Notification is the body S3 (through SQS) and MinIO (through its webhook
@@ -88,11 +89,14 @@ func (r Record) ID() string {
 func (r Record) Created() bool { return strings.Contains(r.EventName, "ObjectCreated:") }
 
 // Producer is the function that wrote the object, from its user metadata.
-func (r Record) Producer() string {
+func (r Record) Producer() string { return r.Meta(layout.ProducerMeta) }
+
+// Meta is one user-metadata value of the object (name case-insensitive,
+// with or without x-amz-meta-).
+func (r Record) Meta(name string) string {
+	name = strings.ToLower(name)
 	for k, v := range r.S3.Object.UserMetadata {
-		k = strings.ToLower(k)
-		k = strings.TrimPrefix(k, "x-amz-meta-")
-		if k == "segflow-producer" {
+		if strings.TrimPrefix(strings.ToLower(k), "x-amz-meta-") == name {
 			return v
 		}
 	}

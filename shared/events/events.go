@@ -12,6 +12,8 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/segflow/segflow/shared/tracing"
 )
 
 // Event types. They mirror S3's event names so that a reader who knows S3
@@ -69,4 +71,28 @@ func NewRequest(ctx context.Context, url string, e Event) (*http.Request, error)
 		return nil, fmt.Errorf("event %s request: %w", e.ID(), err)
 	}
 	return req, nil
+}
+
+// SetTrace records ctx's trace context in e as the CloudEvents
+// distributed-tracing extension (traceparent, tracestate), so whoever
+// handles e later joins the trace of whoever raised it.
+func SetTrace(ctx context.Context, e *Event) {
+	m := map[string]string{}
+	tracing.Inject(ctx, m)
+	for _, k := range []string{"traceparent", "tracestate"} {
+		if m[k] != "" {
+			e.SetExtension(k, m[k])
+		}
+	}
+}
+
+// TraceContext returns ctx carrying the trace context recorded in e, if any.
+func TraceContext(ctx context.Context, e Event) context.Context {
+	m := map[string]string{}
+	for _, k := range []string{"traceparent", "tracestate"} {
+		if v, ok := e.Extensions()[k].(string); ok {
+			m[k] = v
+		}
+	}
+	return tracing.Extract(ctx, m)
 }

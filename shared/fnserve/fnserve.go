@@ -23,6 +23,7 @@ import (
 
 	"github.com/segflow/segflow/shared/config"
 	"github.com/segflow/segflow/shared/telemetry"
+	"github.com/segflow/segflow/shared/tracing"
 )
 
 // Main runs the function until SIGTERM or SIGINT and exits non-zero when the
@@ -30,17 +31,30 @@ import (
 func Main(handle http.HandlerFunc) {
 	name := config.Env("SEGFLOW_FUNCTION", config.Env("HOSTNAME", "function"))
 	log := telemetry.NewLogger(os.Stderr, name)
+	if err := run(name, handle, log); err != nil {
+		log.Error("function stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(name string, handle http.HandlerFunc, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	shutdown, err := tracing.Setup(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush the spans of the last calls before the process goes.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdown(sctx)
+	}()
 	l, err := Listener()
 	if err != nil {
-		log.Error("listen", "err", err)
-		os.Exit(1)
+		return err
 	}
-	if err := Serve(ctx, l, handle, log); err != nil {
-		log.Error("serve", "err", err)
-		os.Exit(1)
-	}
+	return Serve(ctx, l, handle, log)
 }
 
 // Listener returns the socket-activated listener or a new one on $port.
@@ -78,7 +92,8 @@ func Serve(ctx context.Context, l net.Listener, handle http.HandlerFunc, log *sl
 	mux.Handle("/healthz", telemetry.HealthHandler(nil))
 	mux.Handle("/_/health", telemetry.HealthHandler(nil))
 	mux.Handle("/metrics", telemetry.MetricsHandler(reg))
-	mux.Handle("/", metrics.Wrap(recoverPanics(handle, log)))
+	name := config.Env("SEGFLOW_FUNCTION", config.Env("HOSTNAME", "function"))
+	mux.Handle("/", metrics.Wrap(tracing.Handler(name, recoverPanics(handle, log))))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: writeTimeout}
 
 	errc := make(chan error, 1)

@@ -23,6 +23,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/segflow/segflow/shared/config"
+	"github.com/segflow/segflow/shared/tracing"
 )
 
 // Options says where the object store is and how to sign in.
@@ -64,16 +65,28 @@ func New(o Options) (*Client, error) {
 		return nil, errors.New("storage: endpoint is empty")
 	}
 	endpoint := strings.TrimPrefix(strings.TrimPrefix(o.Endpoint, "http://"), "https://")
+	secure := o.Secure || strings.HasPrefix(o.Endpoint, "https://")
+	transport, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("storage: transport: %w", err)
+	}
 	mc, err := minio.New(endpoint, &minio.Options{
 		Creds:  credentials.NewStaticV4(o.AccessKey, o.SecretKey, ""),
-		Secure: o.Secure || strings.HasPrefix(o.Endpoint, "https://"),
+		Secure: secure,
 		Region: o.Region,
+		// Each S3 request is a span under the caller's (a no-op until a
+		// process turns tracing on).
+		Transport: tracing.Transport(transport, spanName),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: client for %s: %w", endpoint, err)
 	}
 	return &Client{mc: mc}, nil
 }
+
+// spanName is "s3 VERB /bucket/key" without the query, which for S3 holds
+// signatures and upload ids.
+func spanName(r *http.Request) string { return "s3 " + r.Method + " " + r.URL.Path }
 
 // Minio exposes the underlying client for the rare call this package does
 // not wrap (bucket notification set-up, for one).
@@ -118,7 +131,7 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 	// No SHA-256 of every payload for the signature: on plain HTTP minio-go
 	// would hash each segment a second time for nothing the server needs
 	// (it still checks the MD5/ETag), and media stages write a lot.
-	po := minio.PutObjectOptions{ContentType: opts.ContentType, UserMetadata: opts.Metadata, Progress: opts.Progress,
+	po := minio.PutObjectOptions{ContentType: opts.ContentType, UserMetadata: withTrace(ctx, opts.Metadata), Progress: opts.Progress,
 		DisableContentSha256: true}
 	if opts.IfMatch != "" {
 		po.SetMatchETag(strings.Trim(opts.IfMatch, `"`))
@@ -132,6 +145,26 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 	}
 	return nil
 }
+
+// withTrace adds the writer's trace context to an object's metadata: the
+// bucket notification carries it to the router, so the events an object
+// raises continue the trace of whatever wrote it (an upload, a stage).
+func withTrace(ctx context.Context, meta map[string]string) map[string]string {
+	tc := map[string]string{}
+	tracing.Inject(ctx, tc)
+	if tc["traceparent"] == "" {
+		return meta
+	}
+	out := make(map[string]string, len(meta)+1)
+	for k, v := range meta {
+		out[k] = v
+	}
+	out[TraceMeta] = tc["traceparent"]
+	return out
+}
+
+// TraceMeta is the user-metadata key holding the writer's W3C traceparent.
+const TraceMeta = "Traceparent"
 
 // PutBytes writes a small object held in memory.
 func (c *Client) PutBytes(ctx context.Context, bucket, key string, b []byte, opts PutOptions) error {

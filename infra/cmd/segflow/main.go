@@ -4,10 +4,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/segflow/segflow/shared/tracing"
 )
 
 func main() {
@@ -16,6 +20,19 @@ func main() {
 		Short:         "segflow: a serverless media pipeline",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+	}
+	// Every command traces as segflow-<command> when an OTLP endpoint is
+	// set: the router's spans start each event's trace.
+	var flush func(context.Context) error
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		var err error
+		flush, err = tracing.Setup(cmd.Context(), "segflow-"+cmd.Name())
+		return err
+	}
+	root.PersistentPostRun = func(*cobra.Command, []string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = flush(ctx)
 	}
 	root.PersistentFlags().String("home", "", "state folder (default $SEGFLOW_HOME, else .segflow in the repository)")
 	root.PersistentFlags().String("repo", "", "repository root (default: found from the working folder)")

@@ -42,8 +42,9 @@ func freePort(t testing.TB) string {
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
-// Up starts the stack and waits until it is ready.
-func Up(t testing.TB) *Stack {
+// Up starts the stack and waits until it is ready; env (KEY=VALUE) is
+// added to segflow up's environment.
+func Up(t testing.TB, env ...string) *Stack {
 	t.Helper()
 	s := &Stack{T: t, Home: t.TempDir()}
 	s3 := freePort(t)
@@ -57,6 +58,7 @@ func Up(t testing.TB) *Stack {
 	s.cmd = exec.Command(testgw.Binary(t), "up", "--home", s.Home, "--repo", testgw.RepoRoot(),
 		"--port", freePort(t), "--s3-port", s3, "--nats-port", freePort(t),
 		"--rtmp-port", freePort(t), "--srt-port", freeUDPPort(t))
+	s.cmd.Env = append(os.Environ(), env...)
 	logf, err := os.Create(filepath.Join(s.Home, "up.log"))
 	if err != nil {
 		t.Fatal(err)
