@@ -110,7 +110,11 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 			return "", err
 		}
 	}
-	if err := e.SegmentDone(ctx, t); err != nil {
+	made := make([]string, 0, len(outs))
+	for _, o := range outs {
+		made = append(made, o.Rung.Name)
+	}
+	if err := e.RenditionsDone(ctx, t, made); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("transcoded segment %d of %s into %d renditions", n, id, len(rungs)), nil

@@ -81,3 +81,15 @@ func (e *Env) SegmentDone(ctx context.Context, t *Trigger, errs ...string) error
 		s.SetSegment(t.Layout.Index, e.Name, state, cause)
 	})
 }
+
+// RenditionsDone records that this stage finished the trigger's segment
+// and made each of renditions, as "<stage>/<rendition>", so that a status
+// reader (the console's stage grid) sees every rung of every segment.
+func (e *Env) RenditionsDone(ctx context.Context, t *Trigger, renditions []string) error {
+	return asset.UpdateStatus(ctx, e.Store, t.Bucket, t.Layout.AssetID, e.Name, func(s *asset.Status) {
+		s.SetSegment(t.Layout.Index, e.Name, asset.StateDone, nil)
+		for _, r := range renditions {
+			s.SetSegment(t.Layout.Index, e.Name+"/"+r, asset.StateDone, nil)
+		}
+	})
+}
