@@ -1,0 +1,68 @@
+// Package console is segflow's web console, served by the gateway at /ui:
+// drag-and-drop upload straight to the bucket (presigned multipart,
+// resumable), the asset list with a live per-segment stage grid, the dead
+// letters with replay, an hls.js player with scrub previews, captions and
+// tags on the timeline, and tag search that seeks the player.
+//
+// The pages are embedded in the segflow binary; hls.js comes from npm
+// (web/package.json) and is copied into web/static/vendor by
+// scripts/setup.sh, so nobody builds the console by hand.
+package console
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/segflow/segflow/shared/storage"
+)
+
+//go:embed web/static
+var static embed.FS
+
+// Console serves the UI and the small API its pages call.
+type Console struct {
+	Store  *storage.Client
+	Bucket string
+	// MediaBase is where the browser reads the bucket's public assets/
+	// objects (playlists, segments, sprites, tags): http://host:9000/media.
+	MediaBase string
+	// PartSize is the multipart part size (default 8 MiB; S3's minimum is
+	// 5 MiB for every part but the last).
+	PartSize int64
+	// URLExpiry is how long a presigned part URL stays valid (default 1 h).
+	URLExpiry time.Duration
+}
+
+// Handler serves everything under /ui/. The caller puts it behind the
+// gateway's basic auth: the console can upload and replay dead letters.
+func (c *Console) Handler() http.Handler {
+	mux := http.NewServeMux()
+	files, _ := fs.Sub(static, "web/static")
+	mux.Handle("GET /ui/", http.StripPrefix("/ui/", noCache(http.FileServerFS(files))))
+	mux.HandleFunc("GET /ui/api/config", c.config)
+	mux.HandleFunc("POST /ui/api/uploads", c.createUpload)
+	mux.HandleFunc("GET /ui/api/uploads/parts", c.listParts)
+	mux.HandleFunc("POST /ui/api/uploads/sign", c.signPart)
+	mux.HandleFunc("POST /ui/api/uploads/complete", c.completeUpload)
+	mux.HandleFunc("GET /ui/api/status/{id}", c.status)
+	return mux
+}
+
+// noCache makes browsers revalidate the pages, so a new segflow binary's
+// console is what they run.
+func noCache(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "vendor/") {
+			w.Header().Set("Cache-Control", "no-cache")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// config tells the pages where media is.
+func (c *Console) config(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"mediaBase": strings.TrimRight(c.MediaBase, "/"), "bucket": c.Bucket})
+}
