@@ -13,8 +13,9 @@ need_apt=()
 # ffmpeg for every media stage, DejaVu for the text watermark, tesseract
 # and pocketsphinx (with the English models Debian ships) for aitag,
 # espeak-ng to make speech in the tests, PostgreSQL for the shared catalog
-# (its tests start a throwaway server).
-for pkg in ffmpeg fonts-dejavu-core tesseract-ocr tesseract-ocr-eng pocketsphinx pocketsphinx-en-us espeak-ng postgresql; do
+# (its tests start a throwaway server), chromium for the console's browser
+# test.
+for pkg in ffmpeg fonts-dejavu-core tesseract-ocr tesseract-ocr-eng pocketsphinx pocketsphinx-en-us espeak-ng postgresql chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -32,5 +33,23 @@ build() { # build NAME MODULE
 }
 build minio github.com/minio/minio
 build mc github.com/minio/mc
+
+# The console's hls.js, from npm at the version its package-lock pins,
+# installed once per lock into the cache and copied where the segflow
+# binary embeds it.
+WEB="$(cd "$(dirname "$0")/.." && pwd)/infra/console/web"
+NPMDIR="$CACHE/console"
+if ! command -v npm >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if ! cmp -s "$WEB/package-lock.json" "$NPMDIR/package-lock.json" || [ ! -f "$NPMDIR/node_modules/hls.js/dist/hls.min.js" ]; then
+  mkdir -p "$NPMDIR"
+  cp "$WEB/package.json" "$WEB/package-lock.json" "$NPMDIR/"
+  (cd "$NPMDIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+cmp -s "$NPMDIR/node_modules/hls.js/dist/hls.min.js" "$WEB/static/vendor/hls.min.js" ||
+  cp "$NPMDIR/node_modules/hls.js/dist/hls.min.js" "$WEB/static/vendor/hls.min.js"
 
 echo "$BIN"

@@ -48,6 +48,7 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("POST /ui/api/uploads/sign", c.signPart)
 	mux.HandleFunc("POST /ui/api/uploads/complete", c.completeUpload)
 	mux.HandleFunc("GET /ui/api/status/{id}", c.status)
+	mux.HandleFunc("GET /ui/api/media/{id}", c.media)
 	return mux
 }
 
@@ -65,4 +66,11 @@ func noCache(next http.Handler) http.Handler {
 // config tells the pages where media is.
 func (c *Console) config(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"mediaBase": strings.TrimRight(c.MediaBase, "/"), "bucket": c.Bucket})
+}
+
+func putOptions(contentType string) storage.PutOptions {
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	return storage.PutOptions{ContentType: contentType}
 }

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"net/http"
 
+	"strings"
+
 	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
 )
 
@@ -20,4 +23,17 @@ func (c *Console) status(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, s)
 	}
+}
+
+// media gives the browser the URLs of an asset's playable objects, so the
+// pages never spell out the bucket layout themselves.
+func (c *Console) media(w http.ResponseWriter, r *http.Request) {
+	a := layout.Asset(r.PathValue("id"))
+	base := strings.TrimRight(c.MediaBase, "/") + "/"
+	writeJSON(w, http.StatusOK, map[string]string{
+		"master":     base + a.Master(),
+		"storyboard": base + a.Thumb("storyboard.vtt"),
+		"poster":     base + a.Thumb("poster.jpg"),
+		"tags":       base + a.Tags(-1),
+	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/segflow/segflow/infra/catalog"
+	"github.com/segflow/segflow/infra/console"
 	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/infra/local"
 	"github.com/segflow/segflow/infra/local/gateway"
@@ -129,6 +130,7 @@ func printEndpoints(cmd *cobra.Command, env map[string]string, envFile string) {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "segflow is up (pid %s)\n", env["SEGFLOW_PID"])
 	fmt.Fprintf(out, "  gateway   %s  (user %s, password in %s)\n", env["SEGFLOW_GATEWAY"], env["SEGFLOW_GATEWAY_USER"], envFile)
+	fmt.Fprintf(out, "  console   %s  (same user and password)\n", env["SEGFLOW_CONSOLE"])
 	fmt.Fprintf(out, "  s3        http://%s  bucket %s\n", env["S3_ENDPOINT"], env["S3_BUCKET"])
 	fmt.Fprintf(out, "  nats      %s\n", env["SEGFLOW_NATS"])
 	if env["SEGFLOW_RTMP_URL"] != "" {
@@ -299,6 +301,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	defer cat.Close()
 	go cat.Run(ctx, 2*time.Second, log.With("component", "catalog"))
 	api := &catalog.API{Catalog: cat, MediaBase: "http://" + s3Addr + "/" + o.bucket}
+	ui := &console.Console{Store: sc, Bucket: o.bucket, MediaBase: api.MediaBase}
 	ready := make(chan error, 1)
 	runErr := make(chan error, 1)
 	go func() {
@@ -310,6 +313,10 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 				r.Handle("/events/minio", rtr.WebhookHandler()).Methods(http.MethodPost)
 				r.HandleFunc("/system/deadletters", auth.DecorateWithBasicAuth(rtr.DeadLettersHandler(), creds))
 				r.PathPrefix("/api/").Handler(api.Handler())
+				// The web console: it can upload and replay dead letters, so it
+				// sits behind the gateway's basic auth.
+				r.Handle("/ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+				r.PathPrefix("/ui/").Handler(auth.DecorateWithBasicAuth(ui.Handler().ServeHTTP, creds))
 			},
 			Ready: func(rt *local.Runtime) {
 				err := deployStack(ctx, rt, gw, st, s3User, s3Pass, log)
@@ -337,6 +344,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 		"SEGFLOW_PID":              strconv.Itoa(os.Getpid()),
 		"SEGFLOW_HOME":             home,
 		"SEGFLOW_GATEWAY":          gwURL,
+		"SEGFLOW_CONSOLE":          gwURL + "/ui/",
 		"OPENFAAS_URL":             gwURL,
 		"SEGFLOW_GATEWAY_USER":     gwUser,
 		"SEGFLOW_GATEWAY_PASSWORD": gwPass,

@@ -1,0 +1,164 @@
+package console
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/segflow/segflow/shared/layout"
+)
+
+// The browser uploads straight to the bucket: the console starts a
+// multipart upload, presigns each part, lists the parts that arrived (so a
+// reloaded page resumes where it stopped) and completes it. The bytes never
+// pass through the gateway.
+
+const maxUpload = 5 << 40 // S3's object size limit
+
+// uploadRef names an upload in progress.
+type uploadRef struct {
+	Key      string `json:"key"`
+	UploadID string `json:"uploadId"`
+}
+
+func (u uploadRef) check() error {
+	if !strings.HasPrefix(u.Key, layout.UploadsPrefix) || u.UploadID == "" {
+		return errors.New("key under " + layout.UploadsPrefix + " and uploadId are required")
+	}
+	return nil
+}
+
+type newUpload struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	Type string `json:"type"`
+}
+
+type uploadPlan struct {
+	uploadRef
+	PartSize int64 `json:"partSize"`
+	Parts    int   `json:"parts"`
+}
+
+func (c *Console) partSize() int64 {
+	if c.PartSize >= 5<<20 {
+		return c.PartSize
+	}
+	return 8 << 20
+}
+
+func (c *Console) expiry() time.Duration {
+	if c.URLExpiry > 0 {
+		return c.URLExpiry
+	}
+	return time.Hour
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._ -]+`)
+
+// uploadKey keeps a file name readable but safe as a key: no folders, no
+// control characters, no leading dots.
+func uploadKey(name string) (string, error) {
+	base := strings.TrimLeft(unsafeName.ReplaceAllString(path.Base(strings.ReplaceAll(name, `\`, "/")), "_"), ". ")
+	if base == "" || base == "_" {
+		return "", fmt.Errorf("file name %q has nothing usable", name)
+	}
+	return layout.UploadsPrefix + base, nil
+}
+
+func (c *Console) createUpload(w http.ResponseWriter, r *http.Request) {
+	var in newUpload
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("upload: %w", err))
+		return
+	}
+	if in.Size <= 0 || in.Size > maxUpload {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("upload %q: size %d outside 1..5 TiB", in.Name, in.Size))
+		return
+	}
+	key, err := uploadKey(in.Name)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	ps := c.partSize()
+	for (in.Size+ps-1)/ps > 10000 {
+		ps *= 2
+	}
+	id, err := c.Store.NewMultipart(r.Context(), c.Bucket, key, putOptions(in.Type))
+	if err != nil {
+		writeError(w, http.StatusBadGateway, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, uploadPlan{uploadRef{key, id}, ps, int((in.Size + ps - 1) / ps)})
+}
+
+func (c *Console) listParts(w http.ResponseWriter, r *http.Request) {
+	ref := uploadRef{Key: r.URL.Query().Get("key"), UploadID: r.URL.Query().Get("uploadId")}
+	if err := ref.check(); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	parts, err := c.Store.Parts(r.Context(), c.Bucket, ref.Key, ref.UploadID)
+	if err != nil {
+		// An upload that was completed or aborted is gone: the page starts over.
+		writeError(w, http.StatusNotFound, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, parts)
+}
+
+func (c *Console) signPart(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		uploadRef
+		Part int `json:"part"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("sign: %w", err))
+		return
+	}
+	if err := in.check(); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	u, err := c.Store.PresignPart(r.Context(), c.Bucket, in.Key, in.UploadID, in.Part, c.expiry())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"url": u.String()})
+}
+
+func (c *Console) completeUpload(w http.ResponseWriter, r *http.Request) {
+	var in uploadRef
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("complete: %w", err))
+		return
+	}
+	if err := in.check(); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	etag, err := c.Store.CompleteMultipart(r.Context(), c.Bucket, in.Key, in.UploadID)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, err)
+		return
+	}
+	// The asset id is what split will name the asset: the page follows it.
+	writeJSON(w, http.StatusOK, map[string]string{"key": in.Key, "asset": layout.AssetID(in.Key, etag)})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
