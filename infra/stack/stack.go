@@ -146,6 +146,11 @@ func (s *Stack) Deployment(name string) types.FunctionDeployment {
 	f := s.Functions[name]
 	env := map[string]string{}
 	for k, v := range f.Environment {
+		// "KEY: ${UNSET:-}" is YAML null: faas-cli sends it as "".
+		if v == nil {
+			env[k] = ""
+			continue
+		}
 		env[k] = fmt.Sprint(v)
 	}
 	dep := types.FunctionDeployment{

@@ -103,9 +103,13 @@ func TestParseIsStrict(t *testing.T) {
 	}
 	t.Setenv("REG", "registry.example")
 	p := filepath.Join(t.TempDir(), "stack.yml")
-	os.WriteFile(p, []byte("version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f, image: \"${REG:-x}/f:${TAG:-dev}\"}\n"), 0o644)
+	os.WriteFile(p, []byte("version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f, image: \"${REG:-x}/f:${TAG:-dev}\", environment: {OPT: ${SEGFLOW_UNSET_OPT:-}}}\n"), 0o644)
 	st, err := stack.Parse(p)
 	if err != nil || st.Functions["f"].Image != "registry.example/f:dev" {
 		t.Fatalf("substitution: %v %+v", err, st)
+	}
+	// An unset optional setting is empty, not "<nil>".
+	if v, ok := st.Deployment("f").EnvVars["OPT"]; !ok || v != "" {
+		t.Fatalf("OPT = %q (set %v), want empty", v, ok)
 	}
 }

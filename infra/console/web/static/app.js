@@ -10,7 +10,10 @@ const state = { selected: null, media: null, hls: null, status: null, cues: [], 
 window.segflow = { get hls() { return state.hls; }, video, state };
 
 async function api(path, opts = {}) {
-  const resp = await fetch(path, { credentials: "same-origin", headers: { "Content-Type": "application/json" }, ...opts });
+  // Against the origin, not the page URL: a page opened as
+  // http://user:pass@host/ui/ must not put credentials in request URLs
+  // (fetch refuses them); the browser's auth cache sends them instead.
+  const resp = await fetch(location.origin + path, { credentials: "same-origin", headers: { "Content-Type": "application/json" }, ...opts });
   const text = await resp.text();
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch { body = { error: text.trim() }; }

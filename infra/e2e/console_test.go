@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/segflow/segflow/infra/internal/teststack"
+	"github.com/segflow/segflow/shared/media/mediatest"
+)
+
+// browser is a headless Debian chromium driven over CDP, collecting every
+// console error, uncaught exception and browser-log error of its pages.
+type browser struct {
+	ctx    context.Context
+	mu     sync.Mutex
+	errors []string
+}
+
+func newBrowser(t *testing.T) *browser {
+	exe := "/usr/bin/chromium"
+	if _, err := os.Stat(exe); err != nil {
+		t.Fatalf("chromium missing (scripts/setup.sh installs it): %v", err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.UserDataDir(t.TempDir()))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelB(); cancelA() })
+	b := &browser{ctx: ctx}
+	// The first action starts the browser (with no deadline: it lives as
+	// long as ctx).
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				b.mu.Lock()
+				b.errors = append(b.errors, fmt.Sprintf("%s (%s:%d)", m.Text, m.URL, m.Line+1))
+				b.mu.Unlock()
+			}
+		}
+	}()
+	return b
+}
+
+func (b *browser) Errors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.errors...)
+}
+
+// do runs actions with a deadline.
+func (b *browser) do(t *testing.T, within time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, within)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("browser: %v (page errors %v)", err, b.Errors())
+	}
+}
+
+// eval evaluates a JavaScript expression in the page, awaiting a promise.
+func eval[T any](t *testing.T, b *browser, js string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v (page errors %v)", js, err, b.Errors())
+	}
+	return v
+}
+
+// poll evaluates js every 250 ms until it is true.
+func (b *browser) poll(t *testing.T, within time.Duration, what, js string, s *teststack.Stack) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !eval[bool](t, b, js) {
+		if time.Now().After(deadline) {
+			dump := eval[string](t, b, `document.querySelector("#detail").innerText + " | " + document.querySelector("#upload-status").innerText`)
+			t.Fatalf("%s: not after %s; page: %s; errors %v\n%s", what, within, dump, b.Errors(), s.Log())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// TestConsoleInBrowser drives the console in headless chromium: upload
+// through the page, the stage grid to completion, playback with hls.js
+// levels, a search hit seeking the player, a failed upload's reason, and
+// no console errors on the way.
+func TestConsoleInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the stack and a browser")
+	}
+	s := teststack.Up(t)
+	dir := t.TempDir()
+	clip := filepath.Join(dir, "kestrel.mp4")
+	font := "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+	// A word on screen from 6 to 9 s, white on a black box: OCR finds it
+	// and the search hit must seek there.
+	mediatest.Make(t, clip, mediatest.Clip{Seconds: 12, Width: 1280, Height: 720, FPS: 30, Audio: true,
+		VideoFilter: "drawtext=fontfile=" + font + ":text='KESTREL':fontsize=120:fontcolor=white:box=1:boxcolor=black:boxborderw=30:x=(w-tw)/2:y=(h-th)/2:enable='between(t,6,9)'"})
+	junk := filepath.Join(dir, "notes.mp4")
+	if err := os.WriteFile(junk, []byte(strings.Repeat("these are not video frames\n", 4000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	u, _ := url.Parse(s.Env["SEGFLOW_CONSOLE"])
+	u.User = url.UserPassword(s.Env["SEGFLOW_GATEWAY_USER"], s.Env["SEGFLOW_GATEWAY_PASSWORD"])
+	b := newBrowser(t)
+	b.do(t, 30*time.Second, chromedp.Navigate(u.String()), chromedp.WaitVisible(chromedp.CSS("#drop")))
+
+	// Upload through the page's file input (the drop zone's fallback).
+	start := time.Now()
+	b.do(t, 10*time.Second, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{clip}))
+	b.poll(t, 60*time.Second, "upload completes", `!!document.querySelector("#upload-status").dataset.asset`, s)
+	id := eval[string](t, b, `document.querySelector("#upload-status").dataset.asset`)
+	if want := assetOf(t, s, "uploads/kestrel.mp4"); id != want {
+		t.Fatalf("page says asset %s, the bucket's upload is %s", id, want)
+	}
+	b.poll(t, 4*time.Minute, "stage grid complete", `document.querySelector("#detail").dataset.state === "complete"`, s)
+	t.Logf("asset %s complete in the page %s after upload", id, time.Since(start).Round(time.Millisecond))
+	grid := eval[struct {
+		Cols   []string `json:"cols"`
+		Rows   int      `json:"rows"`
+		Failed int      `json:"failed"`
+		Why    []string `json:"why"`
+	}](t, b, `({cols: [...document.querySelectorAll("#grid thead th")].map(th => th.textContent).slice(1),
+		rows: document.querySelectorAll("#grid tbody tr").length,
+		failed: document.querySelectorAll("#grid td.failed").length,
+		why: [...document.querySelectorAll("#grid td.failed")].map(td => td.title)})`)
+	if grid.Rows < 3 || grid.Failed > 0 || !containsAll(grid.Cols, "split", "transcode", "transcode/720p", "transcode/480p", "transcode/360p", "transcode/audio") {
+		t.Fatalf("stage grid: %+v", grid)
+	}
+
+	// Playback: hls.js with every rung, and the clock moves.
+	b.poll(t, 30*time.Second, "hls.js levels", `!!(segflow.hls && segflow.hls.levels && segflow.hls.levels.length >= 3)`, s)
+	levels := eval[int](t, b, `segflow.hls.levels.length`)
+	eval[bool](t, b, `(async () => { segflow.video.muted = true; await segflow.video.play(); return true })()`)
+	b.poll(t, 30*time.Second, "video.currentTime advances", `segflow.video.currentTime > 1.5`, s)
+	t.Logf("hls.js reports %d levels; playing", levels)
+	options := eval[int](t, b, `document.querySelectorAll("#levels option").length`)
+	if levels < 3 || options != levels+1 {
+		t.Fatalf("levels %d, quality menu %d entries", levels, options)
+	}
+
+	// Search for the on-screen word: the hit seeks the player to it.
+	eval[bool](t, b, `(async () => { segflow.video.pause(); segflow.video.currentTime = 0; return true })()`)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b.do(t, 10*time.Second, chromedp.SetValue(chromedp.CSS("#search"), "kestrel"), chromedp.Submit(chromedp.CSS("#search")))
+		time.Sleep(500 * time.Millisecond)
+		if eval[int](t, b, `document.querySelectorAll("#hits li.hit").length`) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no search hit for kestrel\n%s", s.Log())
+		}
+		time.Sleep(time.Second)
+	}
+	hitStart := eval[float64](t, b, `Number(document.querySelector("#hits li.hit").dataset.start)`)
+	if hitStart < 5 || hitStart > 7 {
+		t.Fatalf("hit at %.2f s, the word is on screen from 6 s", hitStart)
+	}
+	b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS("#hits li.hit")))
+	b.poll(t, 10*time.Second, "player seeks to the hit", fmt.Sprintf(`Math.abs(segflow.video.currentTime - %f) < 0.5`, hitStart), s)
+	at := eval[float64](t, b, `segflow.video.currentTime`)
+	if math.Abs(at-hitStart) >= 0.5 {
+		t.Fatalf("player at %.2f, hit at %.2f", at, hitStart)
+	}
+
+	// A file that is not media: the page shows why it failed.
+	b.do(t, 10*time.Second, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{junk}))
+	b.poll(t, 60*time.Second, "failed upload shows its reason",
+		`document.querySelector("#detail").dataset.state === "failed" && document.querySelector("#asset-error").textContent.includes("not a media file")`, s)
+
+	if errs := b.Errors(); len(errs) > 0 {
+		t.Fatalf("page errors: %v", errs)
+	}
+}
+
+func containsAll(have []string, want ...string) bool {
+	set := map[string]bool{}
+	for _, h := range have {
+		set[h] = true
+	}
+	for _, w := range want {
+		if !set[w] {
+			return false
+		}
+	}
+	return true
+}
