@@ -167,7 +167,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	eval[bool](t, b, `(async () => { segflow.video.pause(); segflow.video.currentTime = 0; return true })()`)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		b.do(t, 10*time.Second, chromedp.SetValue(chromedp.CSS("#search"), "kestrel"), chromedp.Submit(chromedp.CSS("#search")))
+		b.do(t, 10*time.Second, chromedp.SetValue(chromedp.CSS("#search"), "kestrel"), chromedp.Click(chromedp.CSS("#search-form button")))
 		time.Sleep(500 * time.Millisecond)
 		if eval[int](t, b, `document.querySelectorAll("#hits li.hit").length`) > 0 {
 			break

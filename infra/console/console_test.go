@@ -1,0 +1,139 @@
+package console_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/segflow/segflow/infra/console"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/testenv"
+)
+
+type client struct {
+	t   *testing.T
+	url string
+}
+
+func (c client) call(method, path string, in any, wantCode int, out any) {
+	c.t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.url+path, body)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantCode {
+		c.t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, b, wantCode)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			c.t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+}
+
+// TestResumableUpload runs the page's upload protocol against real MinIO:
+// start, one part, a "reload" that lists what arrived, the rest, complete.
+func TestResumableUpload(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	bucket := m.Bucket(t, "media")
+	ui := &console.Console{Store: m.Client, Bucket: bucket, MediaBase: "http://" + m.Options.Endpoint + "/" + bucket, PartSize: 5 << 20}
+	srv := httptest.NewServer(ui.Handler())
+	defer srv.Close()
+	c := client{t, srv.URL}
+
+	data := bytes.Repeat([]byte("0123456789abcdef"), (11<<20)/16) // 11 MiB: three parts
+	var plan struct {
+		Key, UploadID string
+		PartSize      int64
+		Parts         int
+	}
+	c.call("POST", "/ui/api/uploads", map[string]any{"name": "../../My Film (final).mp4", "size": len(data), "type": "video/mp4"}, 200, &plan)
+	if plan.Key != "uploads/My Film _final_.mp4" || plan.Parts != 3 || plan.PartSize != 5<<20 {
+		t.Fatalf("plan %+v", plan)
+	}
+	put := func(n int) {
+		var signed struct{ URL string }
+		c.call("POST", "/ui/api/uploads/sign", map[string]any{"key": plan.Key, "uploadId": plan.UploadID, "part": n}, 200, &signed)
+		end := min(int64(len(data)), int64(n)*plan.PartSize)
+		req, _ := http.NewRequest("PUT", signed.URL, bytes.NewReader(data[int64(n-1)*plan.PartSize:end]))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("part %d: %v %v", n, err, resp)
+		}
+		resp.Body.Close()
+	}
+	put(2)
+	// The page reloads: it asks what arrived and sends only the rest.
+	var parts []struct {
+		Number int
+		Size   int64
+	}
+	c.call("GET", "/ui/api/uploads/parts?key="+strings.ReplaceAll(plan.Key, " ", "%20")+"&uploadId="+plan.UploadID, nil, 200, &parts)
+	if len(parts) != 1 || parts[0].Number != 2 || parts[0].Size != 5<<20 {
+		t.Fatalf("parts after reload: %+v", parts)
+	}
+	put(1)
+	put(3)
+	var done struct{ Key, Asset string }
+	c.call("POST", "/ui/api/uploads/complete", map[string]any{"key": plan.Key, "uploadId": plan.UploadID}, 200, &done)
+	info, err := m.Client.Stat(t.Context(), bucket, plan.Key)
+	if err != nil || info.Size != int64(len(data)) {
+		t.Fatalf("uploaded object: %+v %v", info, err)
+	}
+	if done.Asset != layout.AssetID(plan.Key, info.ETag) {
+		t.Fatalf("asset %s, split will call it %s", done.Asset, layout.AssetID(plan.Key, info.ETag))
+	}
+	// A completed upload is gone: a stale page starts over.
+	c.call("GET", "/ui/api/uploads/parts?key="+strings.ReplaceAll(plan.Key, " ", "%20")+"&uploadId="+plan.UploadID, nil, 404, nil)
+
+	// Bad requests get a reason, not a crash.
+	for _, tc := range []struct {
+		name, method, path string
+		body               any
+		code               int
+	}{
+		{"empty file", "POST", "/ui/api/uploads", map[string]any{"name": "a.mp4", "size": 0}, 400},
+		{"nameless file", "POST", "/ui/api/uploads", map[string]any{"name": "../..", "size": 10}, 400},
+		{"not json", "POST", "/ui/api/uploads", "{", 400},
+		{"key outside uploads", "POST", "/ui/api/uploads/sign", map[string]any{"key": "assets/x/status.json", "uploadId": "u", "part": 1}, 400},
+		{"part 0", "POST", "/ui/api/uploads/sign", map[string]any{"key": "uploads/a.mp4", "uploadId": "u", "part": 0}, 400},
+		{"unknown upload", "POST", "/ui/api/uploads/complete", map[string]any{"key": "uploads/a.mp4", "uploadId": "nope"}, 502},
+		{"unknown asset", "GET", "/ui/api/status/none-0000000000", nil, 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out struct{ Error string }
+			client{t, srv.URL}.call(tc.method, tc.path, tc.body, tc.code, &out)
+			if out.Error == "" {
+				t.Fatal("no reason given")
+			}
+		})
+	}
+
+	// The page and its media URLs.
+	resp, err := http.Get(srv.URL + "/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(page, []byte(`src="vendor/hls.min.js"`)) {
+		t.Fatalf("/ui/: %d %.200s", resp.StatusCode, page)
+	}
+	var media map[string]string
+	c.call("GET", "/ui/api/media/abc-123", nil, 200, &media)
+	if media["master"] != ui.MediaBase+"/"+layout.Asset("abc-123").Master() {
+		t.Fatalf("media %v", media)
+	}
+}
