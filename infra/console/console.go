@@ -49,6 +49,7 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("POST /ui/api/uploads/complete", c.completeUpload)
 	mux.HandleFunc("GET /ui/api/status/{id}", c.status)
 	mux.HandleFunc("GET /ui/api/media/{id}", c.media)
+	mux.HandleFunc("GET /ui/api/tags/{id}", c.tags)
 	return mux
 }
 

@@ -131,6 +131,14 @@ func TestResumableUpload(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Contains(page, []byte(`src="vendor/hls.min.js"`)) {
 		t.Fatalf("/ui/: %d %.200s", resp.StatusCode, page)
 	}
+	var tags struct {
+		Duration float64
+		Tags     []any
+	}
+	c.call("GET", "/ui/api/tags/abc-123", nil, 200, &tags)
+	if tags.Tags == nil || len(tags.Tags) != 0 {
+		t.Fatalf("tags of an untagged asset: %+v", tags)
+	}
 	var media map[string]string
 	c.call("GET", "/ui/api/media/abc-123", nil, 200, &media)
 	if media["master"] != ui.MediaBase+"/"+layout.Asset("abc-123").Master() {

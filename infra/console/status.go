@@ -1,7 +1,9 @@
 package console
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/tagging"
 )
 
 // status serves an asset's status.json (the stage grid's source); 404
@@ -36,4 +39,40 @@ func (c *Console) media(w http.ResponseWriter, r *http.Request) {
 		"poster":     base + a.Thumb("poster.jpg"),
 		"tags":       base + a.Tags(-1),
 	})
+}
+
+// tags serves what aitag merged for the asset (tags/asset.json) and the
+// asset's duration, for the timeline. Before aitag has run, or for an asset
+// that failed, that is an empty list, not an error.
+func (c *Console) tags(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	out := struct {
+		Duration float64       `json:"duration"`
+		Tags     []tagging.Tag `json:"tags"`
+	}{Tags: []tagging.Tag{}}
+	if m, err := asset.ReadManifest(r.Context(), c.Store, c.Bucket, id); err == nil {
+		out.Duration = m.Duration
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		writeError(w, http.StatusBadGateway, err)
+		return
+	}
+	b, err := c.Store.GetBytes(r.Context(), c.Bucket, layout.Asset(id).Tags(-1))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		writeError(w, http.StatusBadGateway, err)
+		return
+	default:
+		var merged struct {
+			Tags []tagging.Tag `json:"tags"`
+		}
+		if err := json.Unmarshal(b, &merged); err != nil {
+			writeError(w, http.StatusBadGateway, fmt.Errorf("tags of %s: %w", id, err))
+			return
+		}
+		if merged.Tags != nil {
+			out.Tags = merged.Tags
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }

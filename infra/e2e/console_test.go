@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -188,10 +189,29 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("player at %.2f, hit at %.2f", at, hitStart)
 	}
 
+	// The timeline has the tags, and the scrub bar the storyboard's frames.
+	b.poll(t, 30*time.Second, "tags on the timeline and storyboard previews",
+		`document.querySelectorAll("#tags .tag.text").length > 0 && segflow.state.cues.length >= 3`, s)
+
 	// A file that is not media: the page shows why it failed.
 	b.do(t, 10*time.Second, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{junk}))
 	b.poll(t, 60*time.Second, "failed upload shows its reason",
 		`document.querySelector("#detail").dataset.state === "failed" && document.querySelector("#asset-error").textContent.includes("not a media file")`, s)
+
+	// A stream publishing now is listed with its viewer URL.
+	since := time.Now()
+	pub := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=30",
+		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=30",
+		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "96k", "-f", "flv", s.Env["SEGFLOW_RTMP_URL"])
+	if err := pub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pub.Process.Kill(); _ = pub.Wait() }()
+	live := waitLiveAsset(t, s, since)
+	b.poll(t, 30*time.Second, "live stream listed", fmt.Sprintf(
+		`[...document.querySelectorAll("#live li.live")].some(li => li.dataset.id === %q && li.querySelector("a.viewer").href.endsWith("/assets/%s/master.m3u8"))`, live, live), s)
 
 	if errs := b.Errors(); len(errs) > 0 {
 		t.Fatalf("page errors: %v", errs)

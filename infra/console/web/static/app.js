@@ -299,7 +299,7 @@ async function loadStoryboard() {
 async function loadTags() {
   const id = state.selected;
   let detail;
-  try { detail = await api("/api/assets/" + encodeURIComponent(id)); } catch (e) { return; }
+  try { detail = await api("/ui/api/tags/" + encodeURIComponent(id)); } catch (e) { return; }
   if (id !== state.selected) return;
   state.tags = detail.tags || [];
   state.duration = detail.duration || video.duration || 0;
