@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
@@ -23,14 +25,16 @@ import (
 // it is an OpenFaaS connector beside the gateway. Secrets come as files or
 // environment: webhook-token, gateway basic auth, S3 keys (dead letters).
 func routerCmd() *cobra.Command {
-	var addr, natsURL string
+	var addr, natsURL, sqsQueue string
 	cmd := &cobra.Command{
 		Use:   "router",
 		Short: "Run the event router: bucket notifications -> CloudEvents -> functions",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := telemetry.NewLogger(os.Stderr, "router")
+			// The webhook token is needed only when MinIO posts to us; on AWS
+			// the notifications come from SQS.
 			token, err := config.Secret("webhook-token")
-			if err != nil {
+			if err != nil && sqsQueue == "" {
 				return err
 			}
 			gw, err := client(cmd)
@@ -59,6 +63,18 @@ func routerCmd() *cobra.Command {
 				return err
 			}
 			defer r.Close()
+			if sqsQueue != "" {
+				// Region, credentials and any endpoint override
+				// (AWS_ENDPOINT_URL_SQS) the AWS way: environment, profile,
+				// or the instance/pod role.
+				cfg, err := awsconfig.LoadDefaultConfig(ctx)
+				if err != nil {
+					return fmt.Errorf("aws config: %w", err)
+				}
+				go func() {
+					_ = r.PollSQS(ctx, router.SQSSource{Client: sqs.NewFromConfig(cfg), QueueURL: sqsQueue})
+				}()
+			}
 			mux := http.NewServeMux()
 			mux.Handle("/events/minio", r.WebhookHandler())
 			mux.Handle("/healthz", telemetry.HealthHandler(func() error {
@@ -78,6 +94,8 @@ func routerCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&addr, "listen", ":8085", "address of /events/minio, /healthz and /metrics")
+	cmd.Flags().StringVar(&sqsQueue, "sqs-queue-url", config.Env("SEGFLOW_SQS_QUEUE_URL", ""),
+		"also read S3 notifications from this SQS queue (AWS: S3 -> SQS, or S3 -> SNS -> SQS)")
 	cmd.Flags().StringVar(&natsURL, "nats", config.Env("NATS_URL", "nats://nats.openfaas:4222"), "NATS with JetStream")
 	return cmd
 }
