@@ -8,8 +8,6 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 )
 
 // Segment is a closed MPEG-TS segment of a live stream.
@@ -43,10 +41,9 @@ type segmenter struct {
 	// them once, out of band), so every segment decodes on its own.
 	SPS, PPS []byte
 
-	video, audio *mpegts.Track
 	file         *os.File
 	buf          *bufio.Writer
-	w            *mpegts.Writer
+	w            *tsWriter
 	index        int
 	start        time.Duration
 	started      bool
@@ -59,16 +56,14 @@ func (s *segmenter) open(start time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("segment file: %w", err)
 	}
-	s.file, s.buf = f, bufio.NewWriterSize(f, 64<<10)
-	s.video = &mpegts.Track{Codec: &tscodecs.H264{}}
-	tracks := []*mpegts.Track{s.video}
-	if s.Audio != nil {
-		s.audio = &mpegts.Track{Codec: &tscodecs.MPEG4Audio{Config: *s.Audio}}
-		tracks = append(tracks, s.audio)
+	if s.buf == nil {
+		s.buf = bufio.NewWriterSize(f, 64<<10)
+		s.w = &tsWriter{w: s.buf, audio: s.Audio}
 	}
-	s.w = &mpegts.Writer{W: s.buf, Tracks: tracks}
-	if err := s.w.Initialize(); err != nil {
-		return fmt.Errorf("segment writer: %w", err)
+	s.file = f
+	s.buf.Reset(f)
+	if err := s.w.writeTables(); err != nil {
+		return fmt.Errorf("segment tables: %w", err)
 	}
 	s.start, s.started, s.wallclock = start, true, time.Now()
 	return nil
@@ -119,7 +114,7 @@ func (s *segmenter) WriteH264(pts, dts time.Duration, au [][]byte) error {
 		}
 	}
 	s.last = pts
-	return s.w.WriteH264(s.video, ticks(pts), ticks(dts), au)
+	return s.w.WriteH264(ticks(pts), ticks(dts), au)
 }
 
 // withParams prepends the parameter sets an IDR access unit lacks, and
@@ -152,10 +147,10 @@ func (s *segmenter) withParams(au [][]byte) [][]byte {
 
 // WriteAAC takes AAC access units starting at pts.
 func (s *segmenter) WriteAAC(pts time.Duration, aus [][]byte) error {
-	if !s.started || s.audio == nil {
+	if !s.started || s.Audio == nil {
 		return nil
 	}
-	return s.w.WriteMPEG4Audio(s.audio, ticks(pts), aus)
+	return s.w.WriteAAC(ticks(pts), aus)
 }
 
 // Flush closes the last segment when the publisher stops; frameDur is the
