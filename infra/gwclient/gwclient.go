@@ -210,16 +210,19 @@ type LogMessage struct {
 	Text      string    `json:"text"`
 }
 
-// DeadLetter is one entry of /system/deadletters (the router's).
+// DeadLetter is one entry of /system/deadletters: an event that exhausted
+// its attempts, with the last error. The router keeps them; this is their
+// wire shape, shared by both sides.
 type DeadLetter struct {
-	Seq      uint64    `json:"seq"`
-	ID       string    `json:"id"`
-	Function string    `json:"function"`
-	Subject  string    `json:"subject"`
-	Error    string    `json:"error"`
-	Attempts int       `json:"attempts"`
-	At       time.Time `json:"at"`
-	Object   string    `json:"object,omitempty"`
+	Seq      uint64          `json:"seq"`
+	ID       string          `json:"id"`
+	Function string          `json:"function"`
+	Subject  string          `json:"subject"`
+	Error    string          `json:"error"`
+	Attempts int             `json:"attempts"`
+	At       time.Time       `json:"at"`
+	Event    json.RawMessage `json:"event"`
+	Object   string          `json:"object,omitempty"`
 }
 
 // DeadLetters lists the router's dead letters.

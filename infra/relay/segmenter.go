@@ -41,14 +41,14 @@ type segmenter struct {
 	// them once, out of band), so every segment decodes on its own.
 	SPS, PPS []byte
 
-	file         *os.File
-	buf          *bufio.Writer
-	w            *tsWriter
-	index        int
-	start        time.Duration
-	started      bool
-	wallclock    time.Time
-	last         time.Duration // last video PTS
+	file      *os.File
+	buf       *bufio.Writer
+	w         *tsWriter
+	index     int
+	start     time.Duration
+	started   bool
+	wallclock time.Time
+	last      time.Duration // last video PTS
 }
 
 func (s *segmenter) open(start time.Duration) error {

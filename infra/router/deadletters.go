@@ -12,23 +12,15 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/shared/events"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
 )
 
-// DeadLetter is an event that exhausted its attempts, with the last error.
-type DeadLetter struct {
-	Seq      uint64          `json:"seq"`
-	ID       string          `json:"id"`
-	Function string          `json:"function"`
-	Subject  string          `json:"subject"`
-	Error    string          `json:"error"`
-	Attempts int             `json:"attempts"`
-	At       time.Time       `json:"at"`
-	Event    json.RawMessage `json:"event"`
-	Object   string          `json:"object,omitempty"`
-}
+// DeadLetter is an event that exhausted its attempts, with the last error
+// (the wire shape gwclient reads).
+type DeadLetter = gwclient.DeadLetter
 
 // deadLetter keeps the event in the dead-letter stream and, when storage is
 // configured, as deadletter/<function>/<hash>.json in the event's bucket.

@@ -184,8 +184,6 @@ func (r *Router) backoff(attempt int) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-var client = &http.Client{Transport: tracing.Transport(nil, nil)}
-
 // deliver posts the event in binary mode to the function through the
 // gateway. 2xx is delivered; 429, 5xx and transport errors are retried;
 // other 4xx are the function refusing the event.
@@ -215,7 +213,7 @@ func (r *Router) post(ctx context.Context, d delivery, e events.Event, attempt i
 		return reject, 0, err
 	}
 	req.Header.Set("X-Segflow-Attempt", strconv.Itoa(attempt))
-	resp, err := client.Do(req)
+	resp, err := r.http.Do(req)
 	if err != nil {
 		return retry, 0, err
 	}

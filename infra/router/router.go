@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 
 	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/tracing"
 )
 
 // Annotations a function sets in stack.yml to tune its deliveries.
@@ -77,6 +79,8 @@ type Router struct {
 	log     *slog.Logger
 	metrics *metrics
 	recent  *recentIDs
+	// http posts deliveries; each is a client span of the event's trace.
+	http *http.Client
 
 	mu      sync.RWMutex
 	subs    map[string][]string // topic -> functions
@@ -121,7 +125,7 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 	rctx, cancel := context.WithCancel(context.Background())
 	r := &Router{cfg: cfg, js: js, log: cfg.Logger, metrics: newMetrics(cfg.Registerer), recent: newRecentIDs(1 << 16),
 		subs: map[string][]string{}, fnCfg: map[string]fnConfig{}, workers: map[string]*fnWorkers{},
-		ctx: rctx, cancel: cancel}
+		http: &http.Client{Transport: tracing.Transport(nil, nil)}, ctx: rctx, cancel: cancel}
 	if err := r.Refresh(ctx); err != nil {
 		// The gateway may come up after us; the webhook answers 503 (and
 		// MinIO keeps the events in its queue) until subscriptions load.

@@ -133,7 +133,9 @@ func TestSQSSource(t *testing.T) {
 	queueURL := srv.URL + "/123456789012/segflow-events"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.rt.PollSQS(ctx, router.SQSSource{Client: client, QueueURL: queueURL, Wait: time.Second}) }()
+	go func() {
+		done <- s.rt.PollSQS(ctx, router.SQSSource{Client: client, QueueURL: queueURL, Wait: time.Second})
+	}()
 	defer func() { cancel(); <-done }()
 
 	send := func(body string) {
@@ -147,7 +149,7 @@ func TestSQSSource(t *testing.T) {
 	for _, body := range []string{
 		s3Body("media", "uploads/film+one.mp4", "0001"), // S3 encodes a space as '+'
 		string(snsWrapped),
-		s3Body("media", "uploads/film+one.mp4", "0001"), // S3 sent it twice: delivered once
+		s3Body("media", "uploads/film+one.mp4", "0001"),      // S3 sent it twice: delivered once
 		s3Body("media", "assets/x/thumbs/00000.jpg", "0003"), // nobody subscribes
 		`{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-25T10:00:00Z","Bucket":"media"}`,
 		`not json at all`,
