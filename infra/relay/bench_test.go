@@ -48,12 +48,17 @@ func BenchmarkRelayVsNginxRTMP(b *testing.B) {
 	keysFile := filepath.Join(dir, "keys")
 	os.WriteFile(keysFile, []byte(keys.String()), 0o600)
 
+	// The relay's own thin binary, as its container runs it.
+	relayBin := filepath.Join(dir, "segflow-relay")
+	if out, err := exec.Command("go", "build", "-o", relayBin, "github.com/segflow/segflow/infra/cmd/segflow-relay").CombinedOutput(); err != nil {
+		b.Fatalf("build segflow-relay: %v %s", err, out)
+	}
 	m := testenv.StartMinIO(b)
 	m.Bucket(b, "media")
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
 		rtmp := testenv.FreeAddr(b)
-		relay := exec.Command(testgw.Binary(b), "relay", "--rtmp", rtmp, "--srt", "", "--keys", keysFile,
+		relay := exec.Command(relayBin, "--rtmp", rtmp, "--srt", "", "--keys", keysFile,
 			"--spool", filepath.Join(dir, "spool"), "--http", testenv.FreeAddr(b))
 		relay.Env = append(os.Environ(), m.Env()...)
 		rCPU, rRSS := measure(b, relay, func(i int) string { return fmt.Sprintf("rtmp://%s/live/stream-key-%02d", rtmp, i) }, src, streams, seconds)

@@ -1,72 +1,9 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
-
 	"github.com/spf13/cobra"
 
-	"github.com/segflow/segflow/infra/relay"
-	"github.com/segflow/segflow/shared/config"
-	"github.com/segflow/segflow/shared/storage"
-	"github.com/segflow/segflow/shared/telemetry"
+	"github.com/segflow/segflow/infra/cmd/internal/relaycmd"
 )
 
-// relayCmd runs the live ingest relay alone: the shape it has on
-// Kubernetes (a Deployment with a Service for RTMP and SRT), and what
-// scripts/bench live measures.
-func relayCmd() *cobra.Command {
-	var rtmpAddr, srtAddr, keysFile, spoolDir, httpAddr string
-	cmd := &cobra.Command{
-		Use:   "relay",
-		Short: "Run the live ingest relay (RTMP, SRT) writing segments to S3",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			log := telemetry.NewLogger(os.Stderr, "relay")
-			opts, err := storage.OptionsFromEnv()
-			if err != nil {
-				return err
-			}
-			sc, err := storage.New(opts)
-			if err != nil {
-				return err
-			}
-			keys, err := relay.LoadKeys(keysFile)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
-			reg := telemetry.NewRegistry()
-			r := &relay.Relay{}
-			if err := r.Initialize(relay.Config{RTMPAddr: rtmpAddr, SRTAddr: srtAddr, Keys: keys, Store: sc,
-				Bucket: config.Env("S3_BUCKET", "media"), SpoolDir: spoolDir, Logger: log, Registerer: reg}); err != nil {
-				return err
-			}
-			mux := http.NewServeMux()
-			mux.Handle("/healthz", telemetry.HealthHandler(nil))
-			mux.Handle("/metrics", telemetry.MetricsHandler(reg))
-			srv := &http.Server{Addr: httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-			go func() {
-				if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
-					log.Error("relay http", "err", err)
-				}
-			}()
-			defer srv.Close()
-			fmt.Fprintln(cmd.OutOrStdout(), "relay up")
-			<-ctx.Done()
-			r.Close()
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&rtmpAddr, "rtmp", ":1935", "RTMP listen address (empty: off)")
-	cmd.Flags().StringVar(&srtAddr, "srt", ":8890", "SRT listen address (empty: off)")
-	cmd.Flags().StringVar(&keysFile, "keys", config.SecretsDir()+"/stream-keys", "stream keys file (name=key lines)")
-	cmd.Flags().StringVar(&spoolDir, "spool", "/var/lib/segflow/spool", "spool folder")
-	cmd.Flags().StringVar(&httpAddr, "http", ":9100", "address for /healthz and /metrics")
-	return cmd
-}
+func relayCmd() *cobra.Command { return relaycmd.New() }
