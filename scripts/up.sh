@@ -29,4 +29,5 @@ echo "uploaded $demo as asset $id"
 # shellcheck disable=SC1091
 . "$SEGFLOW_HOME/env"
 echo "play it: http://$S3_ENDPOINT/$S3_BUCKET/assets/$id/master.m3u8"
+echo "or in the console: $SEGFLOW_CONSOLE#asset=$id (user $SEGFLOW_GATEWAY_USER, password in $SEGFLOW_HOME/env)"
 echo "the stack keeps running; stop it with: $segflow down"
