@@ -15,7 +15,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/segflow/segflow/infra/internal/testgw"
 	"github.com/segflow/segflow/infra/internal/teststack"
+	"github.com/segflow/segflow/infra/stack"
 	"github.com/segflow/segflow/shared/media/mediatest"
 )
 
@@ -193,10 +195,45 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.poll(t, 30*time.Second, "tags on the timeline and storyboard previews",
 		`document.querySelectorAll("#tags .tag.text").length > 0 && segflow.state.cues.length >= 3`, s)
 
+	// A function that always fails (split with storage out of reach) takes
+	// uploads too, so the next one ends in the dead letters: the page lists
+	// it, and its Replay button delivers it again.
+	st, err := stack.Parse(filepath.Join(testgw.RepoRoot(), "stack.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := st.LocalDeployment("split")
+	broken.Service = "brokensplit"
+	broken.EnvVars["S3_ENDPOINT"] = "127.0.0.1:1"
+	(*broken.Annotations)["com.segflow.max-attempts"] = "1"
+	if err := s.GW.Deploy(context.Background(), broken); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // the router's next subscription refresh
+
 	// A file that is not media: the page shows why it failed.
 	b.do(t, 10*time.Second, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{junk}))
 	b.poll(t, 60*time.Second, "failed upload shows its reason",
 		`document.querySelector("#detail").dataset.state === "failed" && document.querySelector("#asset-error").textContent.includes("not a media file")`, s)
+
+	b.poll(t, 60*time.Second, "dead letter listed",
+		`[...document.querySelectorAll("#deadletters li.deadletter")].some(li => li.textContent.includes("brokensplit") && li.textContent.includes("notes.mp4"))`, s)
+	before, err := s.GW.Status(context.Background(), "brokensplit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS("#deadletters li.deadletter button")))
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		after, err := s.GW.Status(context.Background(), "brokensplit")
+		if err == nil && after.InvocationCount > before.InvocationCount {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replay from the page did not deliver again (%v invocations)\n%s", before.InvocationCount, s.Log())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 
 	// A stream publishing now is listed with its viewer URL.
 	since := time.Now()
