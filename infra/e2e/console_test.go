@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -194,6 +195,36 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The timeline has the tags, and the scrub bar the storyboard's frames.
 	b.poll(t, 30*time.Second, "tags on the timeline and storyboard previews",
 		`document.querySelectorAll("#tags .tag.text").length > 0 && segflow.state.cues.length >= 3`, s)
+
+	// Resume after a reload: the first part goes up, then the page is
+	// reloaded before the rest; dropping the same file again sends only what
+	// is missing.
+	big := filepath.Join(dir, "resume.mp4")
+	data := make([]byte, 20<<20)
+	for i := range data {
+		data[i] = byte(i*7 + i>>11)
+	}
+	if err := os.WriteFile(big, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The page under test, with every part after the first held back.
+	eval[bool](t, b, `(() => { let signed = 0; const real = window.fetch;
+		window.fetch = (u, o) => String(u).includes("/ui/api/uploads/sign") && ++signed > 1 ? new Promise(() => {}) : real(u, o);
+		return true })()`)
+	b.do(t, 10*time.Second, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{big}))
+	b.poll(t, 30*time.Second, "first part uploaded", `document.querySelector("#progress").value >= 0.39`, s)
+	b.do(t, 30*time.Second, chromedp.Navigate(u.String()), chromedp.WaitVisible(chromedp.CSS("#drop")))
+	eval[bool](t, b, `(() => { window.seen = []; const el = document.querySelector("#upload-status");
+		new MutationObserver(() => seen.push(el.textContent)).observe(el, {childList: true, characterData: true, subtree: true});
+		return true })()`)
+	b.do(t, 10*time.Second, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{big}))
+	b.poll(t, 60*time.Second, "resumed upload completes", `(document.querySelector("#upload-status").dataset.asset || "").startsWith("resume-")`, s)
+	if seen := eval[[]string](t, b, `seen`); !slices.ContainsFunc(seen, func(m string) bool { return strings.Contains(m, "Resuming resume.mp4: 1 of 3 parts") }) {
+		t.Fatalf("the page did not resume: %q", seen)
+	}
+	if info, err := s.Store.Stat(context.Background(), s.Bucket, "uploads/resume.mp4"); err != nil || info.Size != int64(len(data)) || !strings.HasSuffix(info.ETag, "-3") {
+		t.Fatalf("resumed upload: %+v %v", info, err)
+	}
 
 	// A function that always fails (split with storage out of reach) takes
 	// uploads too, so the next one ends in the dead letters: the page lists
