@@ -122,8 +122,15 @@ func (r *Relay) serveRTMP(c net.Conn) error {
 			}
 		})
 	}
+	// A publisher that goes quiet for handshakeTimeout is dropped. The
+	// deadline moves at most once a second: re-arming it on every message
+	// (dozens a second per stream) is needless timer work.
+	armed := time.Time{}
 	for {
-		c.SetDeadline(time.Now().Add(handshakeTimeout))
+		if now := time.Now(); now.Sub(armed) > time.Second {
+			c.SetDeadline(now.Add(handshakeTimeout))
+			armed = now
+		}
 		if err := rd.Read(); err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
 		}

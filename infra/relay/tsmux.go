@@ -19,10 +19,17 @@ type tsWriter struct {
 	audio *mpeg4audio.Config
 
 	pkt      [tsPacketSize]byte
-	pes      []byte // reused PES payload
+	hdr      []byte   // reused PES header (and ADTS headers)
+	parts    [][]byte // reused list of the PES's pieces, written in order
 	cc       [4]uint8
 	pcrEvery int
 }
+
+var (
+	startCode = []byte{0, 0, 0, 1}
+	// audNAL is an access unit delimiter (any slice type), start code included.
+	audNAL = []byte{0, 0, 0, 1, byte(h264.NALUTypeAccessUnitDelimiter), 0xf0}
+)
 
 const (
 	tsPacketSize = 188
@@ -81,17 +88,18 @@ func (t *tsWriter) WriteH264(pts, dts int64, au [][]byte) error {
 	if len(au) == 0 {
 		return nil
 	}
-	b := t.pes[:0]
-	b = appendPESHeader(b, 0xe0, pts, dts, 0)
+	// The PES is written from its pieces (header, start codes, the NAL
+	// units where they are) without copying the frame into one buffer.
+	t.hdr = appendPESHeader(t.hdr[:0], 0xe0, pts, dts, 0)
+	parts := append(t.parts[:0], t.hdr)
 	// An AUD first: players such as Safari and video.js want it.
-	if h264.NALUType(au[0][0]&0x1f) != h264.NALUTypeAccessUnitDelimiter {
-		b = append(b, 0, 0, 0, 1, byte(h264.NALUTypeAccessUnitDelimiter), 0xf0)
+	if len(au[0]) == 0 || h264.NALUType(au[0][0]&0x1f) != h264.NALUTypeAccessUnitDelimiter {
+		parts = append(parts, audNAL)
 	}
 	for _, n := range au {
-		b = append(b, 0, 0, 0, 1)
-		b = append(b, n...)
+		parts = append(parts, startCode, n)
 	}
-	t.pes = b
+	t.parts = parts
 	random := h264.IsRandomAccess(au)
 	withPCR := random || t.pcrEvery == 0
 	if withPCR {
@@ -102,7 +110,7 @@ func (t *tsWriter) WriteH264(pts, dts int64, au [][]byte) error {
 	if withPCR {
 		pcr = dts - pcrLead
 	}
-	return t.packetize(pidVideo, &t.cc[ccVideo], b, random, pcr)
+	return t.packetize(pidVideo, &t.cc[ccVideo], parts, random, pcr)
 }
 
 // WriteAAC writes AAC access units, the first at pts, as ADTS frames in
@@ -115,17 +123,24 @@ func (t *tsWriter) WriteAAC(pts int64, aus [][]byte) error {
 	for _, au := range aus {
 		size += 7 + len(au)
 	}
-	b := t.pes[:0]
-	b = appendPESHeader(b, 0xc0, pts, pts, size)
+	// Headers first in one buffer, then the pieces point into it: the
+	// buffer does not move once every header is in.
+	hdr := appendPESHeader(t.hdr[:0], 0xc0, pts, pts, size)
+	pesEnd := len(hdr)
 	for _, au := range aus {
 		var err error
-		if b, err = appendADTS(b, t.audio, len(au)); err != nil {
+		if hdr, err = appendADTS(hdr, t.audio, len(au)); err != nil {
 			return err
 		}
-		b = append(b, au...)
 	}
-	t.pes = b
-	return t.packetize(pidAudio, &t.cc[ccAudio], b, false, -1)
+	t.hdr = hdr
+	parts := append(t.parts[:0], hdr[:pesEnd])
+	for i, au := range aus {
+		at := pesEnd + 7*i
+		parts = append(parts, hdr[at:at+7], au)
+	}
+	t.parts = parts
+	return t.packetize(pidAudio, &t.cc[ccAudio], parts, false, -1)
 }
 
 // appendPESHeader appends a PES header with PTS (and DTS when it differs);
@@ -191,9 +206,13 @@ func appendADTS(b []byte, c *mpeg4audio.Config, n int) ([]byte, error) {
 // packetize splits one PES into packets; the first starts the unit and
 // carries the random-access flag and PCR (pcr < 0: none), the last is
 // padded with adaptation-field stuffing.
-func (t *tsWriter) packetize(pid uint16, cc *uint8, pes []byte, random bool, pcr int64) error {
+func (t *tsWriter) packetize(pid uint16, cc *uint8, parts [][]byte, random bool, pcr int64) error {
+	left := 0
+	for _, b := range parts {
+		left += len(b)
+	}
 	first := true
-	for len(pes) > 0 {
+	for left > 0 {
 		p := &t.pkt
 		p[0], p[1], p[2] = 0x47, byte(pid>>8), byte(pid)
 		if first {
@@ -219,17 +238,17 @@ func (t *tsWriter) packetize(pid uint16, cc *uint8, pes []byte, random bool, pcr
 		if af >= 0 {
 			room -= 1 + af
 		}
-		if len(pes) < room {
+		if left < room {
 			// stuff: grow (or create) the adaptation field to fill the packet
 			if af < 0 {
 				af = 0
 				room--
-				if len(pes) < room {
+				if left < room {
 					af = 1
 					room--
 				}
 			}
-			stuff := room - len(pes)
+			stuff := room - left
 			af += stuff
 			room -= stuff
 		}
@@ -250,19 +269,34 @@ func (t *tsWriter) packetize(pid uint16, cc *uint8, pes []byte, random bool, pcr
 					p[i] = 0xff
 				}
 			}
-			copy(p[5+af:], pes[:room])
+			parts = fill(p[5+af:5+af+room], parts)
 		} else {
 			p[3] = 0x10 | *cc
-			copy(p[4:], pes[:room])
+			parts = fill(p[4:4+room], parts)
 		}
 		*cc = (*cc + 1) & 0x0f
-		pes = pes[room:]
+		left -= room
 		first = false
 		if _, err := t.w.Write(p[:]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// fill copies the next len(dst) bytes of parts into dst and returns the
+// parts still (partly) unwritten.
+func fill(dst []byte, parts [][]byte) [][]byte {
+	for len(dst) > 0 {
+		n := copy(dst, parts[0])
+		dst = dst[n:]
+		if n == len(parts[0]) {
+			parts = parts[1:]
+		} else {
+			parts[0] = parts[0][n:]
+		}
+	}
+	return parts
 }
 
 var crcTable = func() (t [256]uint32) {
