@@ -12,7 +12,7 @@ import (
 	"github.com/openfaas/faas-provider/types"
 
 	"github.com/segflow/segflow/shared/config"
-	"github.com/segflow/segflow/shared/tracing"
+	"github.com/segflow/segflow/shared/tracing/otlp"
 )
 
 // function is one deployed function: its listener, shared by all of its
@@ -95,7 +95,7 @@ func (f *function) env() []string {
 		"SEGFLOW_FUNCTION=" + f.name,
 		"SEGFLOW_SECRETS_DIR=" + filepath.Join(f.dir, "secrets"),
 	}
-	for _, k := range tracing.EnvVars {
+	for _, k := range otlp.EnvVars {
 		if v := os.Getenv(k); v != "" {
 			env = append(env, k+"="+v)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/segflow/segflow/shared/config"
 	"github.com/segflow/segflow/shared/telemetry"
 	"github.com/segflow/segflow/shared/tracing"
+	"github.com/segflow/segflow/shared/tracing/otlp"
 )
 
 // Main runs the function until SIGTERM or SIGINT and exits non-zero when the
@@ -40,7 +41,7 @@ func Main(handle http.HandlerFunc) {
 func run(name string, handle http.HandlerFunc, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	shutdown, err := tracing.Setup(ctx, name)
+	shutdown, err := otlp.Setup(ctx, name)
 	if err != nil {
 		return err
 	}

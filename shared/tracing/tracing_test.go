@@ -12,6 +12,7 @@ import (
 	"github.com/segflow/segflow/shared/storage"
 	"github.com/segflow/segflow/shared/testenv"
 	"github.com/segflow/segflow/shared/tracing"
+	"github.com/segflow/segflow/shared/tracing/otlp"
 	"github.com/segflow/segflow/shared/tracing/otlptest"
 )
 
@@ -22,7 +23,7 @@ func TestTraceCrossesEventFunctionAndStorage(t *testing.T) {
 	col := otlptest.Start(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", col.URL)
 	ctx := context.Background()
-	flush, err := tracing.Setup(ctx, "tracing-test")
+	flush, err := otlp.Setup(ctx, "tracing-test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/segflow/segflow/shared/tracing"
+	"github.com/segflow/segflow/shared/tracing/otlp"
 )
 
 func main() {
@@ -26,7 +26,7 @@ func main() {
 	var flush func(context.Context) error
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		var err error
-		flush, err = tracing.Setup(cmd.Context(), "segflow-"+cmd.Name())
+		flush, err = otlp.Setup(cmd.Context(), "segflow-"+cmd.Name())
 		return err
 	}
 	root.PersistentPostRun = func(*cobra.Command, []string) {
