@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortmplib"
-	"github.com/bluenviron/gortmplib/pkg/codecs"
+	"github.com/bluenviron/gortmplib/pkg/message"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 )
 
 // handshakeTimeout bounds the RTMP handshake and the wait for media, so
@@ -79,49 +81,28 @@ func (r *Relay) serveRTMP(c net.Conn) error {
 	}
 	defer r.release(name)
 
-	rd := &gortmplib.Reader{Conn: sc}
-	if err := rd.Initialize(); err != nil {
-		return fmt.Errorf("stream %s: tracks: %w", name, err)
+	if err := sc.AcceptAction(); err != nil {
+		return fmt.Errorf("stream %s: %w", name, err)
 	}
-	var video, audio *gortmplib.Track
-	for _, t := range rd.Tracks() {
-		switch t.Codec.(type) {
-		case *codecs.H264:
-			video = t
-		case *codecs.MPEG4Audio:
-			audio = t
+	// The media messages are read as they come, not through gortmplib's
+	// Reader: that one holds the first 2 s of every stream in memory to
+	// find its tracks, which delays the first segment by as much and, with
+	// many publishers starting at once, doubles the relay's memory. RTMP
+	// publishers send the sequence headers before the first frames, so the
+	// stream starts at its first video frame with the tracks announced by
+	// then.
+	var (
+		st       *stream
+		sps, pps []byte
+		aac      *mpeg4audio.Config
+		werr     error
+		audioAt  = time.Duration(-1) // first audio frame, while no video came
+	)
+	defer func() {
+		if st != nil {
+			st.end()
 		}
-	}
-	if video == nil {
-		r.metrics.refused.WithLabelValues("rtmp", "codec").Inc()
-		return fmt.Errorf("stream %s: no H.264 video track", name)
-	}
-	h := video.Codec.(*codecs.H264)
-	var st *stream
-	var err error
-	if audio != nil {
-		st, err = r.newStream(name, h.SPS, audio.Codec.(*codecs.MPEG4Audio).Config)
-	} else {
-		st, err = r.newStream(name, h.SPS, nil)
-	}
-	if err != nil {
-		return err
-	}
-	defer st.end()
-	st.seg.SPS, st.seg.PPS = h.SPS, h.PPS
-	var werr error
-	rd.OnDataH264(video, func(pts, dts time.Duration, au [][]byte) {
-		if werr == nil {
-			werr = st.seg.WriteH264(pts, dts, au)
-		}
-	})
-	if audio != nil {
-		rd.OnDataMPEG4Audio(audio, func(pts time.Duration, au []byte) {
-			if werr == nil {
-				werr = st.seg.WriteAAC(pts, [][]byte{au})
-			}
-		})
-	}
+	}()
 	// A publisher that goes quiet for handshakeTimeout is dropped. The
 	// deadline moves at most once a second: re-arming it on every message
 	// (dozens a second per stream) is needless timer work.
@@ -131,8 +112,68 @@ func (r *Relay) serveRTMP(c net.Conn) error {
 			c.SetDeadline(now.Add(handshakeTimeout))
 			armed = now
 		}
-		if err := rd.Read(); err != nil {
+		msg, err := sc.Read()
+		if err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
+		}
+		switch m := msg.(type) {
+		case *message.Video:
+			if m.Codec != message.CodecH264 {
+				r.metrics.refused.WithLabelValues("rtmp", "codec").Inc()
+				return fmt.Errorf("stream %s: video codec %d: only H.264 is taken", name, m.Codec)
+			}
+			switch m.Type {
+			case message.VideoTypeConfig:
+				if m.AVCConfig == nil || len(m.AVCConfig.SequenceParameterSets) == 0 || len(m.AVCConfig.PictureParameterSets) == 0 {
+					return fmt.Errorf("stream %s: H.264 sequence header without SPS and PPS", name)
+				}
+				sps, pps = m.AVCConfig.SequenceParameterSets[0].NALUnit, m.AVCConfig.PictureParameterSets[0].NALUnit
+				if st != nil {
+					st.seg.SPS, st.seg.PPS = sps, pps
+				}
+			case message.VideoTypeAU:
+				if sps == nil {
+					r.metrics.refused.WithLabelValues("rtmp", "codec").Inc()
+					return fmt.Errorf("stream %s: video before its H.264 sequence header", name)
+				}
+				if st == nil {
+					if st, err = r.newStream(name, sps, aac); err != nil {
+						return err
+					}
+					st.seg.SPS, st.seg.PPS = sps, pps
+				}
+				var au h264.AVCC
+				if err := au.Unmarshal(m.AU); err != nil {
+					if errors.Is(err, h264.ErrAVCCNoNALUs) {
+						continue
+					}
+					return fmt.Errorf("stream %s: %w", name, err)
+				}
+				werr = st.seg.WriteH264(m.DTS+m.PTSDelta, m.DTS, au)
+			}
+		case *message.Audio:
+			if m.Codec != message.CodecMPEG4Audio {
+				continue // other audio is not carried (the segments stay video-only)
+			}
+			switch m.AACType {
+			case message.AudioAACTypeConfig:
+				if st == nil {
+					aac = m.AACConfig
+				}
+			case message.AudioAACTypeAU:
+				if st != nil {
+					werr = st.seg.WriteAAC(m.DTS, [][]byte{m.AU})
+					break
+				}
+				// Audio alone makes no segments: refuse it rather than
+				// hold the stream key with nothing coming out.
+				if audioAt < 0 {
+					audioAt = m.DTS
+				} else if m.DTS-audioAt > handshakeTimeout/2 {
+					r.metrics.refused.WithLabelValues("rtmp", "codec").Inc()
+					return fmt.Errorf("stream %s: no H.264 video track", name)
+				}
+			}
 		}
 		if werr != nil {
 			return fmt.Errorf("stream %s: %w", name, werr)
