@@ -95,6 +95,12 @@ func TestResumableUpload(t *testing.T) {
 	if done.Asset != layout.AssetID(plan.Key, info.ETag) {
 		t.Fatalf("asset %s, split will call it %s", done.Asset, layout.AssetID(plan.Key, info.ETag))
 	}
+	// Another file of the same name does not replace it.
+	var second struct{ Key string }
+	c.call("POST", "/ui/api/uploads", map[string]any{"name": "My Film (final).mp4", "size": 10}, 200, &second)
+	if second.Key != "uploads/My Film _final_-2.mp4" {
+		t.Fatalf("second upload of one name goes to %q", second.Key)
+	}
 	// A completed upload is gone: a stale page starts over.
 	c.call("GET", "/ui/api/uploads/parts?key="+strings.ReplaceAll(plan.Key, " ", "%20")+"&uploadId="+plan.UploadID, nil, 404, nil)
 

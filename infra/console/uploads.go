@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/storage"
 )
 
 // The browser uploads straight to the bucket: the console starts a
@@ -86,6 +88,10 @@ func (c *Console) createUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
+	if key, err = c.freeKey(r.Context(), key); err != nil {
+		writeError(w, http.StatusBadGateway, err)
+		return
+	}
 	ps := c.partSize()
 	for (in.Size+ps-1)/ps > 10000 {
 		ps *= 2
@@ -96,6 +102,27 @@ func (c *Console) createUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, uploadPlan{uploadRef{key, id}, ps, int((in.Size + ps - 1) / ps)})
+}
+
+// freeKey keeps a second file of the same name from replacing the first
+// upload: it takes "name-2.ext", "name-3.ext", ... while the key is taken.
+func (c *Console) freeKey(ctx context.Context, key string) (string, error) {
+	ext := path.Ext(key)
+	base := strings.TrimSuffix(key, ext)
+	for n := 1; n <= 1000; n++ {
+		k := key
+		if n > 1 {
+			k = fmt.Sprintf("%s-%d%s", base, n, ext)
+		}
+		_, err := c.Store.Stat(ctx, c.Bucket, k)
+		if errors.Is(err, storage.ErrNotFound) {
+			return k, nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("upload %s: a thousand files of that name already", key)
 }
 
 func (c *Console) listParts(w http.ResponseWriter, r *http.Request) {
