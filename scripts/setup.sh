@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# setup.sh installs everything segflow needs on a fresh Debian machine and is
-# cheap to run again: apt packages are skipped when present, and the MinIO
-# server and mc binaries are built from source once into a cache folder
-# outside the work tree so that every clone (CI included) reuses them.
+# setup.sh installs everything segflow and its tests need on a fresh Debian
+# machine and is cheap to run again: apt packages are skipped when present,
+# and the MinIO server is built from source once into a cache folder outside
+# the work tree so that every clone (CI included) reuses it. (mc, for people
+# at a shell, is built by scripts/up.sh; no test needs it.)
 set -euo pipefail
 
 CACHE="${SEGFLOW_CACHE:-$HOME/.cache/segflow}"
@@ -32,7 +33,6 @@ build() { # build NAME MODULE
   fi
 }
 build minio github.com/minio/minio
-build mc github.com/minio/mc
 
 # The console's hls.js, from npm at the version its package-lock pins,
 # installed once per lock into the cache and copied where the segflow

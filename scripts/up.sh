@@ -7,7 +7,9 @@
 # ladder. `segflow down` (or `.segflow/bin/segflow down`) stops the stack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh >/dev/null
+bin=$(bash scripts/setup.sh | tail -n 1)
+# mc, MinIO's client, for the README's `mc cp` examples: built once, like MinIO.
+[ -x "$bin/mc" ] || { echo "up: building mc from source (first run only)" >&2; GOBIN="$bin" go install github.com/minio/mc@latest; }
 export SEGFLOW_HOME="${SEGFLOW_HOME:-$PWD/.segflow}"
 mkdir -p "$SEGFLOW_HOME/bin"
 go build -o "$SEGFLOW_HOME/bin/segflow" ./infra/cmd/segflow
