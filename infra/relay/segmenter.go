@@ -147,10 +147,10 @@ func (s *segmenter) withParams(au [][]byte) [][]byte {
 
 // WriteAAC takes AAC access units starting at pts.
 func (s *segmenter) WriteAAC(pts time.Duration, aus [][]byte) error {
-	if !s.started || s.Audio == nil {
+	if !s.started {
 		return nil
 	}
-	return s.w.WriteAAC(ticks(pts), aus)
+	return s.w.WriteAAC(ticks(pts), aus) // a no-op for a stream without audio
 }
 
 // Flush closes the last segment when the publisher stops; frameDur is the

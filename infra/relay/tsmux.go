@@ -9,8 +9,8 @@ import (
 )
 
 // tsWriter writes H.264 and AAC as MPEG-TS with no allocation per frame:
-// each packet is built in one fixed array and each PES in one buffer the
-// writer reuses. It does what the relay needs and nothing more (one video
+// each packet is built in one fixed array, filled straight from the PES's
+// pieces (headers in a reused buffer, the frame's own NAL units). It does what the relay needs and nothing more (one video
 // and at most one AAC track, PCR on video, PAT/PMT at the start), at a
 // fraction of a general muxer's cost: muxing is most of what the relay's
 // CPU does besides reading the socket.
@@ -100,16 +100,13 @@ func (t *tsWriter) WriteH264(pts, dts int64, au [][]byte) error {
 		parts = append(parts, startCode, n)
 	}
 	t.parts = parts
+	// A PCR on every keyframe and at least every third frame.
 	random := h264.IsRandomAccess(au)
-	withPCR := random || t.pcrEvery == 0
-	if withPCR {
-		t.pcrEvery = 3
+	pcr := int64(-1)
+	if random || t.pcrEvery == 0 {
+		pcr, t.pcrEvery = dts-pcrLead, 3
 	}
 	t.pcrEvery--
-	pcr := int64(-1)
-	if withPCR {
-		pcr = dts - pcrLead
-	}
 	return t.packetize(pidVideo, &t.cc[ccVideo], parts, random, pcr)
 }
 
@@ -220,7 +217,7 @@ func (t *tsWriter) packetize(pid uint16, cc *uint8, parts [][]byte, random bool,
 		}
 		// Adaptation field: flags (and PCR) on the first packet, stuffing
 		// on the last.
-		af := 0 // adaptation field length byte value, -1: none
+		af := -1 // adaptation field length (the byte's value); -1: no field
 		var afFlags byte
 		if first && (random || pcr >= 0) {
 			af = 1
@@ -231,8 +228,6 @@ func (t *tsWriter) packetize(pid uint16, cc *uint8, parts [][]byte, random bool,
 				afFlags |= 0x10
 				af += 6
 			}
-		} else {
-			af = -1
 		}
 		room := tsPacketSize - 4
 		if af >= 0 {
