@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segflow/segflow/infra/internal/httpjson"
 	"github.com/segflow/segflow/shared/layout"
 )
 
@@ -66,7 +66,7 @@ func (a *API) Handler() http.Handler {
 		for _, as := range list {
 			out = append(out, item{as, a.Playback(as.ID)})
 		}
-		writeJSON(w, out)
+		httpjson.Write(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("GET /api/assets/{id}", func(w http.ResponseWriter, r *http.Request) {
 		d, err := a.Catalog.Get(r.Context(), r.PathValue("id"))
@@ -78,7 +78,7 @@ func (a *API) Handler() http.Handler {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		writeJSON(w, struct {
+		httpjson.Write(w, http.StatusOK, struct {
 			*Detail
 			Playback string `json:"playback"`
 		}{d, a.Playback(d.ID)})
@@ -104,12 +104,7 @@ func (a *API) Handler() http.Handler {
 			// A media fragment: players that honour #t start there.
 			out = append(out, result{h, fmt.Sprintf("%s#t=%.3f", a.Playback(h.Asset), h.Start)})
 		}
-		writeJSON(w, out)
+		httpjson.Write(w, http.StatusOK, out)
 	})
 	return mux
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segflow/segflow/infra/internal/httpjson"
 	"github.com/segflow/segflow/shared/storage"
 )
 
@@ -66,7 +67,7 @@ func noCache(next http.Handler) http.Handler {
 
 // config tells the pages where media is.
 func (c *Console) config(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"mediaBase": strings.TrimRight(c.MediaBase, "/"), "bucket": c.Bucket})
+	httpjson.Write(w, http.StatusOK, map[string]any{"mediaBase": strings.TrimRight(c.MediaBase, "/"), "bucket": c.Bucket})
 }
 
 func putOptions(contentType string) storage.PutOptions {

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-
 	"strings"
 
+	"github.com/segflow/segflow/infra/internal/httpjson"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
@@ -20,11 +20,11 @@ func (c *Console) status(w http.ResponseWriter, r *http.Request) {
 	s, err := asset.ReadStatus(r.Context(), c.Store, c.Bucket, r.PathValue("id"))
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		writeError(w, http.StatusNotFound, err)
+		httpjson.Error(w, http.StatusNotFound, err)
 	case err != nil:
-		writeError(w, http.StatusBadGateway, err)
+		httpjson.Error(w, http.StatusBadGateway, err)
 	default:
-		writeJSON(w, http.StatusOK, s)
+		httpjson.Write(w, http.StatusOK, s)
 	}
 }
 
@@ -33,7 +33,7 @@ func (c *Console) status(w http.ResponseWriter, r *http.Request) {
 func (c *Console) media(w http.ResponseWriter, r *http.Request) {
 	a := layout.Asset(r.PathValue("id"))
 	base := strings.TrimRight(c.MediaBase, "/") + "/"
-	writeJSON(w, http.StatusOK, map[string]string{
+	httpjson.Write(w, http.StatusOK, map[string]string{
 		"master":     base + a.Master(),
 		"storyboard": base + a.Thumb("storyboard.vtt"),
 		"poster":     base + a.Thumb("poster.jpg"),
@@ -53,26 +53,26 @@ func (c *Console) tags(w http.ResponseWriter, r *http.Request) {
 	if m, err := asset.ReadManifest(r.Context(), c.Store, c.Bucket, id); err == nil {
 		out.Duration = m.Duration
 	} else if !errors.Is(err, storage.ErrNotFound) {
-		writeError(w, http.StatusBadGateway, err)
+		httpjson.Error(w, http.StatusBadGateway, err)
 		return
 	}
 	b, err := c.Store.GetBytes(r.Context(), c.Bucket, layout.Asset(id).Tags(-1))
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 	case err != nil:
-		writeError(w, http.StatusBadGateway, err)
+		httpjson.Error(w, http.StatusBadGateway, err)
 		return
 	default:
 		var merged struct {
 			Tags []tagging.Tag `json:"tags"`
 		}
 		if err := json.Unmarshal(b, &merged); err != nil {
-			writeError(w, http.StatusBadGateway, fmt.Errorf("tags of %s: %w", id, err))
+			httpjson.Error(w, http.StatusBadGateway, fmt.Errorf("tags of %s: %w", id, err))
 			return
 		}
 		if merged.Tags != nil {
 			out.Tags = merged.Tags
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }

@@ -2,7 +2,6 @@ package console
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segflow/segflow/infra/internal/httpjson"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
 )
@@ -20,7 +20,10 @@ import (
 // reloaded page resumes where it stopped) and completes it. The bytes never
 // pass through the gateway.
 
-const maxUpload = 5 << 40 // S3's object size limit
+const (
+	maxUpload  = 5 << 40 // S3's object size limit
+	maxRequest = 1 << 16 // a console API request body
+)
 
 // uploadRef names an upload in progress.
 type uploadRef struct {
@@ -75,21 +78,20 @@ func uploadKey(name string) (string, error) {
 
 func (c *Console) createUpload(w http.ResponseWriter, r *http.Request) {
 	var in newUpload
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("upload: %w", err))
+	if !httpjson.Read(w, r, maxRequest, "upload", &in) {
 		return
 	}
 	if in.Size <= 0 || in.Size > maxUpload {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("upload %q: size %d outside 1..5 TiB", in.Name, in.Size))
+		httpjson.Error(w, http.StatusBadRequest, fmt.Errorf("upload %q: size %d outside 1..5 TiB", in.Name, in.Size))
 		return
 	}
 	key, err := uploadKey(in.Name)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpjson.Error(w, http.StatusBadRequest, err)
 		return
 	}
 	if key, err = c.freeKey(r.Context(), key); err != nil {
-		writeError(w, http.StatusBadGateway, err)
+		httpjson.Error(w, http.StatusBadGateway, err)
 		return
 	}
 	ps := c.partSize()
@@ -98,10 +100,10 @@ func (c *Console) createUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := c.Store.NewMultipart(r.Context(), c.Bucket, key, putOptions(in.Type))
 	if err != nil {
-		writeError(w, http.StatusBadGateway, err)
+		httpjson.Error(w, http.StatusBadGateway, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, uploadPlan{uploadRef{key, id}, ps, int((in.Size + ps - 1) / ps)})
+	httpjson.Write(w, http.StatusOK, uploadPlan{uploadRef{key, id}, ps, int((in.Size + ps - 1) / ps)})
 }
 
 // freeKey keeps a second file of the same name from replacing the first
@@ -128,16 +130,16 @@ func (c *Console) freeKey(ctx context.Context, key string) (string, error) {
 func (c *Console) listParts(w http.ResponseWriter, r *http.Request) {
 	ref := uploadRef{Key: r.URL.Query().Get("key"), UploadID: r.URL.Query().Get("uploadId")}
 	if err := ref.check(); err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpjson.Error(w, http.StatusBadRequest, err)
 		return
 	}
 	parts, err := c.Store.Parts(r.Context(), c.Bucket, ref.Key, ref.UploadID)
 	if err != nil {
 		// An upload that was completed or aborted is gone: the page starts over.
-		writeError(w, http.StatusNotFound, err)
+		httpjson.Error(w, http.StatusNotFound, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, parts)
+	httpjson.Write(w, http.StatusOK, parts)
 }
 
 func (c *Console) signPart(w http.ResponseWriter, r *http.Request) {
@@ -145,47 +147,35 @@ func (c *Console) signPart(w http.ResponseWriter, r *http.Request) {
 		uploadRef
 		Part int `json:"part"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("sign: %w", err))
+	if !httpjson.Read(w, r, maxRequest, "sign", &in) {
 		return
 	}
 	if err := in.check(); err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpjson.Error(w, http.StatusBadRequest, err)
 		return
 	}
 	u, err := c.Store.PresignPart(r.Context(), c.Bucket, in.Key, in.UploadID, in.Part, c.expiry())
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpjson.Error(w, http.StatusBadRequest, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"url": u.String()})
+	httpjson.Write(w, http.StatusOK, map[string]string{"url": u.String()})
 }
 
 func (c *Console) completeUpload(w http.ResponseWriter, r *http.Request) {
 	var in uploadRef
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("complete: %w", err))
+	if !httpjson.Read(w, r, maxRequest, "complete", &in) {
 		return
 	}
 	if err := in.check(); err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		httpjson.Error(w, http.StatusBadRequest, err)
 		return
 	}
 	etag, err := c.Store.CompleteMultipart(r.Context(), c.Bucket, in.Key, in.UploadID)
 	if err != nil {
-		writeError(w, http.StatusBadGateway, err)
+		httpjson.Error(w, http.StatusBadGateway, err)
 		return
 	}
 	// The asset id is what split will name the asset: the page follows it.
-	writeJSON(w, http.StatusOK, map[string]string{"key": in.Key, "asset": layout.AssetID(in.Key, etag)})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, map[string]string{"error": err.Error()})
+	httpjson.Write(w, http.StatusOK, map[string]string{"key": in.Key, "asset": layout.AssetID(in.Key, etag)})
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/http"
 
+	"github.com/segflow/segflow/infra/internal/httpjson"
 	"github.com/segflow/segflow/infra/local"
 )
 
@@ -12,6 +13,6 @@ func MakeListHandler(rt *local.Runtime) http.HandlerFunc {
 		if !namespaceOK(w, r) {
 			return
 		}
-		writeJSON(w, http.StatusOK, rt.List())
+		httpjson.Write(w, http.StatusOK, rt.List())
 	}
 }

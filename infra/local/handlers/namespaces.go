@@ -1,16 +1,16 @@
 package handlers
 
 import (
-	"encoding/json"
 	"net/http"
 
+	"github.com/segflow/segflow/infra/internal/httpjson"
 	"github.com/segflow/segflow/infra/local"
 )
 
 // MakeNamespacesHandler serves GET /system/namespaces: one namespace.
 func MakeNamespacesHandler() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, []string{local.Namespace})
+		httpjson.Write(w, http.StatusOK, []string{local.Namespace})
 	}
 }
 
@@ -21,10 +21,4 @@ func namespaceOK(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
 }

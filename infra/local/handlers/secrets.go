@@ -8,6 +8,7 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 
+	"github.com/segflow/segflow/infra/internal/httpjson"
 	"github.com/segflow/segflow/infra/local"
 )
 
@@ -28,7 +29,7 @@ func MakeSecretHandler(rt *local.Runtime, log *slog.Logger) http.HandlerFunc {
 			for _, n := range names {
 				out = append(out, types.Secret{Name: n, Namespace: local.Namespace})
 			}
-			writeJSON(w, http.StatusOK, out)
+			httpjson.Write(w, http.StatusOK, out)
 			return
 		}
 		var s types.Secret

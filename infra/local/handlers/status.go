@@ -5,6 +5,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/segflow/segflow/infra/internal/httpjson"
 	"github.com/segflow/segflow/infra/local"
 )
 
@@ -19,6 +20,6 @@ func MakeStatusHandler(rt *local.Runtime) http.HandlerFunc {
 			http.Error(w, err.Error(), local.StatusOf(err))
 			return
 		}
-		writeJSON(w, http.StatusOK, st)
+		httpjson.Write(w, http.StatusOK, st)
 	}
 }
