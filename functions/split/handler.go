@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/config"
@@ -118,18 +119,48 @@ func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) 
 	}); err != nil {
 		return "", err
 	}
-	for _, s := range segs {
-		if err := e.Store.PutFile(ctx, t.Bucket, a.Source(s.Index), s.Path, storage.PutOptions{
-			ContentType: "video/mp2t",
-			Metadata: e.Meta("Segment-Index", strconv.Itoa(s.Index),
-				"Segment-Start", strconv.FormatFloat(s.Start, 'f', 6, 64),
-				"Segment-Duration", strconv.FormatFloat(s.Duration, 'f', 6, 64)),
-		}); err != nil {
-			return "", err
-		}
+	if err := putSegments(ctx, e, t.Bucket, a, segs); err != nil {
+		return "", err
 	}
 	return fmt.Sprintf("split %s into %d segments (%.2fs, %dx%d, %d renditions)", id, len(segs),
 		probe.Duration, m.Width, m.Height, len(ladder)), nil
+}
+
+// putSegments uploads the segments a few at a time, lowest index first:
+// each write starts a transcode, so the first ones run while the rest are
+// still going up. The first error stops the others.
+func putSegments(ctx context.Context, e *stage.Env, bucket string, a layout.Asset, segs []media.Segment) error {
+	const parallel = 3
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan media.Segment)
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Go(func() {
+			for s := range next {
+				err := e.Store.PutFile(ctx, bucket, a.Source(s.Index), s.Path, storage.PutOptions{
+					ContentType: "video/mp2t",
+					Metadata: e.Meta("Segment-Index", strconv.Itoa(s.Index),
+						"Segment-Start", strconv.FormatFloat(s.Start, 'f', 6, 64),
+						"Segment-Duration", strconv.FormatFloat(s.Duration, 'f', 6, 64)),
+				})
+				if err != nil {
+					cancel(fmt.Errorf("segment %d: %w", s.Index, err))
+				}
+			}
+		})
+	}
+feed:
+	for _, s := range segs {
+		select {
+		case next <- s:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	return context.Cause(ctx)
 }
 
 type options struct {

@@ -66,8 +66,8 @@ func BenchmarkVODPipeline(b *testing.B) {
 	b.ReportMetric(float64(pipeRSS)/(1<<20), "pipeline-peak-MiB")
 }
 
-// bareLadder runs one ffmpeg making every rung and the AAC audio, with
-// x264's own threading (the best one process does on these cores).
+// bareLadder runs one ffmpeg making every rung, with transcode's encoder
+// settings, and the AAC audio.
 func bareLadder(b *testing.B, src, dir string, rungs []media.Rung) (time.Duration, int64) {
 	var graph strings.Builder
 	fmt.Fprintf(&graph, "[0:v]split=%d", len(rungs))
@@ -80,10 +80,9 @@ func bareLadder(b *testing.B, src, dir string, rungs []media.Rung) (time.Duratio
 	}
 	args = append(args, "-filter_complex", graph.String())
 	for i, r := range rungs {
-		args = append(args, "-map", fmt.Sprintf("[o%d]", i), "-c:v", "libx264", "-preset", "veryfast",
-			"-b:v", strconv.Itoa(r.Bitrate), "-maxrate", strconv.Itoa(r.Bitrate*11/10), "-bufsize", strconv.Itoa(r.Bitrate*2),
-			"-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-x264-params", "open-gop=0",
-			"-f", "mpegts", filepath.Join(dir, "bare-"+r.Name+".ts"))
+		args = append(args, "-map", fmt.Sprintf("[o%d]", i))
+		args = append(args, media.EncoderArgs(r, "60", "veryfast")...)
+		args = append(args, "-f", "mpegts", filepath.Join(dir, "bare-"+r.Name+".ts"))
 	}
 	args = append(args, "-map", "0:a", "-c:a", "aac", "-b:a", "128k", "-f", "mpegts", filepath.Join(dir, "bare-audio.ts"))
 	cmd := exec.Command("ffmpeg", args...)
@@ -108,7 +107,7 @@ func pipeline(b *testing.B, s *teststack.Stack, src string, i int) (time.Duratio
 			select {
 			case <-stop:
 				return
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(500 * time.Millisecond):
 				peak = max(peak, proctree.RSS(s.Pid()))
 			}
 		}

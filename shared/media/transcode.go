@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -76,7 +77,7 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 	for i, r := range rungs {
 		out := Output{Rung: r, Path: filepath.Join(outDir, r.Name+r.SegmentExt())}
 		args = append(args, "-map", fmt.Sprintf("[o%d]", i))
-		args = append(args, encoderArgs(r, gop, o.Preset)...)
+		args = append(args, EncoderArgs(r, gop, o.Preset)...)
 		// Keep the input's 90 kHz time base and frame timing: no re-rounding
 		// to the frame rate, no duplicated or dropped frames, so seams meet.
 		args = append(args, "-enc_time_base", "-1", "-fps_mode", "passthrough")
@@ -96,9 +97,14 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 	if err := ffmpeg(ctx, args...); err != nil {
 		return nil, fmt.Errorf("transcode %s: %w", in, err)
 	}
-	start, _, err := videoSpan(ctx, in)
-	if err != nil {
-		return nil, fmt.Errorf("transcode %s: %w", in, err)
+	// fMP4 fragments are moved to the segment's start on the asset
+	// timeline; TS keeps it by itself, so an H.264 ladder spares the probe.
+	var start float64
+	if slices.ContainsFunc(rungs, func(r Rung) bool { return r.Container() == "fmp4" }) {
+		var err error
+		if start, _, err = videoSpan(ctx, in); err != nil {
+			return nil, fmt.Errorf("transcode %s: %w", in, err)
+		}
 	}
 	for i := range outs {
 		o := &outs[i]
@@ -120,14 +126,18 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 	return outs, nil
 }
 
-// encoderArgs are the per-rung encoder settings: capped VBR at the rung's
-// bitrate (maxrate 110%, 2 s buffer), fixed GOP without scene-cut
-// keyframes so every rung has its keyframes at the same times. x264 runs
-// on one thread: threaded x264 with VBV gave different bytes on some runs
-// (frame threads always, sliced threads under load), and a retried or
-// duplicated event must rewrite the same segment. Parallelism comes from
-// segments instead: the router runs several transcodes at once.
-func encoderArgs(r Rung, gop, preset string) []string {
+// EncoderArgs are the per-rung encoder settings: the rung's bitrate as
+// the average of each segment, fixed GOP without scene-cut keyframes so
+// every rung has its keyframes at the same times.
+//
+// H.264 is x264 ABR with its own frame threads and no VBV cap. Threaded
+// x264 is byte-for-byte repeatable in ABR (and CRF) but not once VBV is
+// on (its row-level VBV reads the progress of the frames other threads
+// are encoding), and a retried or duplicated event must rewrite the same
+// segment. The cap VBV would add matters little here: each segment is its
+// own 4 s ABR encode, so its bitrate lands within a few percent of the
+// rung's, and BANDWIDTH is the measured peak segment bitrate.
+func EncoderArgs(r Rung, gop, preset string) []string {
 	br := strconv.Itoa(r.Bitrate)
 	maxrate := strconv.Itoa(r.Bitrate * 11 / 10)
 	bufsize := strconv.Itoa(r.Bitrate * 2)
@@ -142,7 +152,7 @@ func encoderArgs(r Rung, gop, preset string) []string {
 		return []string{"-c:v", "libsvtav1", "-preset", "10", "-b:v", br, "-g", gop,
 			"-svtav1-params", "keyint=" + gop + ":scd=0"}
 	default:
-		args := []string{"-c:v", "libx264", "-threads", "1", "-preset", preset, "-b:v", br, "-maxrate", maxrate, "-bufsize", bufsize,
+		args := []string{"-c:v", "libx264", "-preset", preset, "-b:v", br,
 			"-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-x264-params", "open-gop=0"}
 		if r.Profile != "" {
 			args = append(args, "-profile:v", r.Profile)

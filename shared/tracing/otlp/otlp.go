@@ -54,4 +54,3 @@ func Setup(ctx context.Context, service string) (func(context.Context) error, er
 	otel.SetTracerProvider(tp)
 	return tp.Shutdown, nil
 }
-
