@@ -30,13 +30,25 @@ func splitFragmented(frag, initPath, segPath string, start float64) error {
 	if tr := parsed.Init.Moov.Trak; tr != nil && tr.Mdia != nil && tr.Mdia.Mdhd != nil {
 		timescale = uint64(tr.Mdia.Mdhd.Timescale)
 	}
-	offset := uint64(math.Round(start * float64(timescale)))
+	// The first frame is presented at start: with B-frames (x265) it is
+	// decoded frames earlier, so the shift is measured from its
+	// presentation time, not from the first decode time.
+	first, err := firstPresentation(parsed)
+	if err != nil {
+		return fmt.Errorf("read fragmented mp4: %w", err)
+	}
+	offset := int64(math.Round(start*float64(timescale))) - first
 	for _, seg := range parsed.Segments {
 		for _, fr := range seg.Fragments {
 			for _, traf := range fr.Moof.Trafs {
-				if traf.Tfdt != nil {
-					traf.Tfdt.SetBaseMediaDecodeTime(traf.Tfdt.BaseMediaDecodeTime() + offset)
+				if traf.Tfdt == nil {
+					continue
 				}
+				t := int64(traf.Tfdt.BaseMediaDecodeTime()) + offset
+				if t < 0 {
+					return fmt.Errorf("segment starts at %.3fs, before its frames' decode times allow", start)
+				}
+				traf.Tfdt.SetBaseMediaDecodeTime(uint64(t))
 			}
 		}
 	}
@@ -54,6 +66,27 @@ func splitFragmented(frag, initPath, segPath string, start float64) error {
 		return err
 	}
 	return os.Remove(frag)
+}
+
+// firstPresentation is the earliest presentation time (decode time plus
+// composition offset, which may be negative) of the first fragment.
+func firstPresentation(f *mp4.File) (int64, error) {
+	var trex *mp4.TrexBox
+	if mv := f.Init.Moov.Mvex; mv != nil {
+		trex = mv.Trex
+	}
+	samples, err := f.Segments[0].Fragments[0].GetFullSamples(trex)
+	if err != nil {
+		return 0, err
+	}
+	if len(samples) == 0 {
+		return 0, fmt.Errorf("first fragment has no samples")
+	}
+	first := int64(math.MaxInt64)
+	for _, s := range samples {
+		first = min(first, int64(s.DecodeTime)+int64(s.CompositionTimeOffset))
+	}
+	return first, nil
 }
 
 func writeBoxes(path string, encode func(w *bufio.Writer) error) error {

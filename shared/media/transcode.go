@@ -130,27 +130,31 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 // the average of each segment, fixed GOP without scene-cut keyframes so
 // every rung has its keyframes at the same times.
 //
-// H.264 is x264 ABR with its own frame threads and no VBV cap. Threaded
-// x264 is byte-for-byte repeatable in ABR (and CRF) but not once VBV is
-// on (its row-level VBV reads the progress of the frames other threads
-// are encoding), and a retried or duplicated event must rewrite the same
-// segment. The cap VBV would add matters little here: each segment is its
-// own 4 s ABR encode, so its bitrate lands within a few percent of the
-// rung's, and BANDWIDTH is the measured peak segment bitrate.
+// Every codec's settings give the same bytes on every run, even on a busy
+// machine: a retried or duplicated event must rewrite the same segment.
+// Encoders are only that repeatable in some modes (checked by making one
+// segment several times at once):
+//   - x264 and x265 with their own threads in ABR, but not once VBV caps
+//     the rate (row-level VBV reads the progress of frames other threads
+//     are encoding). The cap matters little here: each segment is its own
+//     4 s ABR encode, so it lands within a few percent of the rung's
+//     bitrate, and BANDWIDTH is the measured peak segment bitrate.
+//   - libvpx VP9 with VBV and tile threads, but not with row-mt.
+//   - SVT-AV1 in VBR only on one thread (lp=1).
 func EncoderArgs(r Rung, gop, preset string) []string {
 	br := strconv.Itoa(r.Bitrate)
 	maxrate := strconv.Itoa(r.Bitrate * 11 / 10)
 	bufsize := strconv.Itoa(r.Bitrate * 2)
 	switch r.Codec {
 	case H265:
-		return []string{"-c:v", "libx265", "-preset", preset, "-b:v", br, "-maxrate", maxrate, "-bufsize", bufsize,
+		return []string{"-c:v", "libx265", "-preset", preset, "-b:v", br,
 			"-tag:v", "hvc1", "-x265-params", "keyint=" + gop + ":min-keyint=" + gop + ":scenecut=0:open-gop=0:log-level=error"}
 	case VP9:
-		return []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1",
+		return []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "0",
 			"-b:v", br, "-maxrate", maxrate, "-bufsize", bufsize, "-g", gop, "-keyint_min", gop}
 	case AV1:
 		return []string{"-c:v", "libsvtav1", "-preset", "10", "-b:v", br, "-g", gop,
-			"-svtav1-params", "keyint=" + gop + ":scd=0"}
+			"-svtav1-params", "keyint=" + gop + ":scd=0:lp=1"}
 	default:
 		args := []string{"-c:v", "libx264", "-preset", preset, "-b:v", br,
 			"-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-x264-params", "open-gop=0"}
