@@ -99,6 +99,9 @@ func tag(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 		msg += " (" + strings.Join(tagErrs, "; ") + ")"
 	}
 	if merged {
+		if err := e.AssetDone(ctx, t); err != nil {
+			return "", err
+		}
 		msg += "; asset tags merged"
 	}
 	return msg, nil

@@ -87,6 +87,9 @@ func thumbs(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error)
 		return "", err
 	}
 	if done {
+		if err := e.AssetDone(ctx, t); err != nil {
+			return "", err
+		}
 		return fmt.Sprintf("thumbnails of segment %d of %s; storyboard complete", n, id), nil
 	}
 	return fmt.Sprintf("thumbnails of segment %d of %s", n, id), nil

@@ -195,6 +195,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The timeline has the tags, and the scrub bar the storyboard's frames.
 	b.poll(t, 30*time.Second, "tags on the timeline and storyboard previews",
 		`document.querySelectorAll("#tags .tag.text").length > 0 && segflow.state.cues.length >= 3`, s)
+	// Once aitag and thumbnail mark themselves done for the asset, the page
+	// stops reading the tags and the storyboard while it keeps polling the
+	// status.
+	b.poll(t, 30*time.Second, "aitag and thumbnail done for the asset",
+		`["aitag", "thumbnail"].every((n) => ((segflow.state.status.stages || {})[n] || {}).state === "done")`, s)
+	eval[bool](t, b, `(() => { segflow.rereads = 0; const real = window.fetch;
+		window.fetch = (u, o) => { if (/\/ui\/api\/tags\/|storyboard\.vtt/.test(String(u))) segflow.rereads++; return real(u, o) };
+		return true })()`)
+	time.Sleep(3 * time.Second)
+	if n := eval[int](t, b, `segflow.rereads`); n != 0 {
+		t.Errorf("the page read the tags or the storyboard %d times in 3 s after both were done", n)
+	}
 
 	// Resume after a reload: the first part goes up, then the page is
 	// reloaded before the rest; dropping the same file again sends only what

@@ -82,6 +82,15 @@ func (e *Env) SegmentDone(ctx context.Context, t *Trigger, errs ...string) error
 	})
 }
 
+// AssetDone records this stage as done for the whole asset: what it makes
+// once every segment is through (aitag's merged tags, thumbnail's
+// storyboard) is written, so a status reader knows it need not look again.
+func (e *Env) AssetDone(ctx context.Context, t *Trigger) error {
+	return asset.UpdateStatus(ctx, e.Store, t.Bucket, t.Layout.AssetID, e.Name, func(s *asset.Status) {
+		s.SetStage(e.Name, asset.StateDone, nil)
+	})
+}
+
 // RenditionsDone records that this stage finished the trigger's segment
 // and made each of renditions, as "<stage>/<rendition>", so that a status
 // reader (the console's stage grid) sees every rung of every segment.

@@ -223,10 +223,17 @@ async function refreshStatus() {
   renderStatus(st);
   const playable = st.state === "complete" || (st.stages && st.stages.packager && st.stages.packager.state === "done");
   if (playable && !state.hls && !video.src) startPlayer();
-  if (st.state === "complete" && (!before || before.state !== "complete" || !state.cues.length)) {
-    loadStoryboard();
-  }
-  if (st.state === "complete" || (before && before.state !== st.state)) loadTags();
+  // The storyboard and the merged tags are read once the asset completes
+  // and again when their stage says it wrote them (thumbnail and aitag
+  // mark themselves done for the asset after their last segment), not on
+  // every poll.
+  const completed = st.state === "complete" && (!before || before.state !== "complete");
+  if (completed || stageDone(st, "thumbnail") && !stageDone(before, "thumbnail")) loadStoryboard();
+  if (completed || (before && before.state !== st.state) || stageDone(st, "aitag") && !stageDone(before, "aitag")) loadTags();
+}
+
+function stageDone(st, name) {
+  return !!(st && st.stages && st.stages[name] && st.stages[name].state === "done");
 }
 
 function stopPlayer() {
