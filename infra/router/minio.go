@@ -7,6 +7,7 @@ import (
 
 	"github.com/minio/minio-go/v7/pkg/notification"
 
+	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
 )
 
@@ -66,13 +67,21 @@ func (t MinIOTarget) ARNs() []notification.Arn {
 }
 
 // Subscribe sends the bucket's object-created events to the targets,
-// replacing any earlier segflow subscription.
+// replacing any earlier segflow subscription: only for keys that raise a
+// topic (layout.EventFilters), so the status, manifest and playlist
+// writes of every stage cost MinIO and the router nothing.
 func (t MinIOTarget) Subscribe(ctx context.Context, c *storage.Client, bucket string) error {
 	var nc notification.Configuration
 	for _, arn := range t.ARNs() {
-		cfg := notification.NewConfig(arn)
-		cfg.AddEvents(notification.ObjectCreatedAll)
-		nc.AddQueue(cfg)
+		for _, f := range layout.EventFilters() {
+			cfg := notification.NewConfig(arn)
+			cfg.AddEvents(notification.ObjectCreatedAll)
+			cfg.AddFilterPrefix(f.Prefix)
+			if f.Suffix != "" {
+				cfg.AddFilterSuffix(f.Suffix)
+			}
+			nc.AddQueue(cfg)
+		}
 	}
 	if err := c.Minio().SetBucketNotification(ctx, bucket, nc); err != nil {
 		return fmt.Errorf("subscribe %s to %s: %w", bucket, t.Endpoint, err)

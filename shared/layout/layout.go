@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -71,7 +72,7 @@ func Parse(key string) Key {
 	ext := path.Ext(parts[3])
 	n, err := strconv.Atoi(strings.TrimSuffix(parts[3], ext))
 	// Captions are a rendition too: WebVTT segments under subs/.
-	media := ext == ".ts" || ext == ".m4s" || ext == ".mp4" || (ext == ".vtt" && parts[2] == SubtitlesRendition)
+	media := slices.Contains(segmentExts, ext) && (ext != ".vtt" || parts[2] == SubtitlesRendition)
 	if err != nil || n < 0 || !media {
 		return Key{}
 	}
@@ -88,6 +89,24 @@ func Parse(key string) Key {
 		k.Kind, k.Rendition = KindRenditionSegment, parts[2]
 	}
 	return k
+}
+
+// segmentExts are the extensions of the media segments under assets/.
+var segmentExts = []string{".ts", ".m4s", ".mp4", ".vtt"}
+
+// Filter is a bucket notification rule: keys with this prefix and suffix.
+type Filter struct{ Prefix, Suffix string }
+
+// EventFilters are the notification rules that cover every key raising a
+// topic: the bucket need not announce the rest (status, manifests,
+// playlists, thumbnails, tags), which are most of what stages write. No
+// two rules overlap, as S3 and MinIO require of one target's rules.
+func EventFilters() []Filter {
+	out := []Filter{{Prefix: UploadsPrefix}}
+	for _, ext := range segmentExts {
+		out = append(out, Filter{Prefix: AssetsPrefix, Suffix: ext})
+	}
+	return out
 }
 
 // Topic is the topic a newly written key raises, "" for none.

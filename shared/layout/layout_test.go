@@ -1,6 +1,9 @@
 package layout
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseAndTopic(t *testing.T) {
 	tests := []struct {
@@ -34,7 +37,38 @@ func TestParseAndTopic(t *testing.T) {
 		if got := Topic(tc.key); got != tc.topic {
 			t.Errorf("Topic(%q) = %q, want %q", tc.key, got, tc.topic)
 		}
+		if tc.topic != "" && !notified(tc.key) {
+			t.Errorf("%q raises %s but no notification rule covers it", tc.key, tc.topic)
+		}
 	}
+	// What stages write beside segments is not announced at all.
+	for _, key := range []string{"assets/a1/status.json", "assets/a1/manifest.json", "assets/a1/master.m3u8",
+		"assets/a1/720p.m3u8", "assets/a1/thumbs/00001.jpg", "assets/a1/tags/00001.json", "deadletter/x.json"} {
+		if notified(key) {
+			t.Errorf("%q is announced", key)
+		}
+	}
+	// One target's rules may not overlap (S3 and MinIO refuse them).
+	fs := EventFilters()
+	for i := range fs {
+		for j := i + 1; j < len(fs); j++ {
+			a, b := fs[i], fs[j]
+			prefixes := strings.HasPrefix(a.Prefix, b.Prefix) || strings.HasPrefix(b.Prefix, a.Prefix)
+			suffixes := strings.HasSuffix(a.Suffix, b.Suffix) || strings.HasSuffix(b.Suffix, a.Suffix)
+			if prefixes && suffixes {
+				t.Errorf("rules %+v and %+v overlap", a, b)
+			}
+		}
+	}
+}
+
+func notified(key string) bool {
+	for _, f := range EventFilters() {
+		if strings.HasPrefix(key, f.Prefix) && strings.HasSuffix(key, f.Suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestAssetID(t *testing.T) {
