@@ -29,18 +29,9 @@ func TestTranscodeCodecs(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
-	src := filepath.Join(dir, "src.mp4")
 	const seconds, fps = 6.0, 30
 	// Source keyframes every 1.5 s: a 3 s target cuts at 3.0.
-	mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 640, Height: 360, FPS: fps, Audio: true, GOP: 45})
-	info, err := media.Probe(ctx, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	segs, err := media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{Target: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, segs := splitClip(t, dir, mediatest.Clip{Seconds: seconds, Width: 640, Height: 360, FPS: fps, Audio: true, GOP: 45}, 3*time.Second)
 	if len(segs) != 2 {
 		t.Fatalf("segments = %+v", segs)
 	}
@@ -109,16 +100,7 @@ func TestTranscodeCodecs(t *testing.T) {
 			if len(ps) != int(seconds*fps) {
 				t.Errorf("%d frames, want %d", len(ps), int(seconds*fps))
 			}
-			var keys []string
-			for i, p := range ps {
-				if i > 0 && math.Abs(p.PTS-ps[i-1].PTS-1.0/fps) > 0.0015 {
-					t.Errorf("timestamp jump of %.4fs at %.3f", p.PTS-ps[i-1].PTS, p.PTS)
-				}
-				if p.Key {
-					keys = append(keys, ftoa(p.PTS-ps[0].PTS))
-				}
-			}
-			if got, want := strings.Join(keys, ","), "0.000,2.000,3.000,5.000"; got != want {
+			if got, want := keyframes(t, r.Name, ps, fps), "0.000,2.000,3.000,5.000"; got != want {
 				t.Errorf("keyframes at %s, want %s", got, want)
 			}
 			if math.Abs(ps[0].PTS-segs[0].Start) > 0.0015 {

@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -78,17 +77,8 @@ func TestSplitTranscodeSeams(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
-	src := filepath.Join(dir, "src.mp4")
 	const seconds, fps = 10.0, 30
-	mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 1920, Height: 1080, FPS: fps, Audio: true, GOP: 45})
-	info, err := media.Probe(ctx, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	segs, err := media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{Target: 4 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, info, segs := splitClip(t, dir, mediatest.Clip{Seconds: seconds, Width: 1920, Height: 1080, FPS: fps, Audio: true, GOP: 45}, 4*time.Second)
 	// Keyframes every 1.5 s: cuts at 4.5 and 9.0.
 	if len(segs) != 3 || math.Abs(segs[0].Duration-4.5) > 0.001 || math.Abs(segs[1].Duration-4.5) > 0.001 {
 		t.Fatalf("segments = %+v", segs)
@@ -154,23 +144,12 @@ func TestSplitTranscodeSeams(t *testing.T) {
 		if len(ps) != int(seconds*fps) {
 			t.Errorf("%s: %d frames, want %d", r.Name, len(ps), int(seconds*fps))
 		}
-		var keys []string
-		for i, p := range ps {
-			if i > 0 {
-				if d := p.PTS - ps[i-1].PTS; math.Abs(d-1.0/fps) > 0.0015 {
-					t.Errorf("%s: timestamp jump of %.4fs at %.3f", r.Name, d, p.PTS)
-				}
-			}
-			if p.Key {
-				keys = append(keys, ftoa(p.PTS-ps[0].PTS))
-			}
-		}
 		// A keyframe at every segment start, then every 2 s in the segment.
-		want := "0.000,2.000,4.000,4.500,6.500,8.500,9.000"
-		if strings.Join(keys, ",") != want {
+		keys := keyframes(t, r.Name, ps, fps)
+		if want := "0.000,2.000,4.000,4.500,6.500,8.500,9.000"; keys != want {
 			t.Errorf("%s: keyframes at %v, want %s", r.Name, keys, want)
 		}
-		keyTimes = append(keyTimes, strings.Join(keys, ","))
+		keyTimes = append(keyTimes, keys)
 		if math.Abs(ps[0].PTS-segs[0].Start) > 0.0015 {
 			t.Errorf("%s starts at %.4f, source at %.4f", r.Name, ps[0].PTS, segs[0].Start)
 		}
