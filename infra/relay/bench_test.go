@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,10 +91,13 @@ rtmp { server { listen %s; chunk_size 4096;
 // measure starts server, runs the publishers for seconds and returns the
 // CPU seconds the server (and its children) used meanwhile and its peak RSS.
 func measure(b *testing.B, server *exec.Cmd, url func(int) string, src string, streams, seconds int) (float64, int64) {
+	// Its own process group, killed whole: nginx's worker outlives a
+	// killed master and kept its port.
+	server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := server.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer func() { server.Process.Kill(); server.Wait() }()
+	defer func() { syscall.Kill(-server.Process.Pid, syscall.SIGKILL); server.Wait() }()
 	time.Sleep(time.Second)
 	cpu0 := proctree.CPU(server.Process.Pid)
 	var wg sync.WaitGroup

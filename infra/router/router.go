@@ -125,7 +125,7 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 	rctx, cancel := context.WithCancel(context.Background())
 	r := &Router{cfg: cfg, js: js, log: cfg.Logger, metrics: newMetrics(cfg.Registerer), recent: newRecentIDs(1 << 16),
 		subs: map[string][]string{}, fnCfg: map[string]fnConfig{}, workers: map[string]*fnWorkers{},
-		http: &http.Client{Transport: tracing.Transport(nil, nil)}, ctx: rctx, cancel: cancel}
+		http: &http.Client{Transport: tracing.Transport(deliveryTransport(), nil)}, ctx: rctx, cancel: cancel}
 	if err := r.Refresh(ctx); err != nil {
 		// The gateway may come up after us; the webhook answers 503 (and
 		// MinIO keeps the events in its queue) until subscriptions load.
@@ -204,4 +204,14 @@ func (r *Router) refreshLoop() {
 			}
 		}
 	}
+}
+
+// deliveryTransport keeps a connection per delivery in flight: every
+// delivery goes to one host (the gateway), up to the sum of the functions'
+// concurrency at once, and the default two idle connections per host made
+// the rest redial for each event.
+func deliveryTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 256
+	return t
 }
