@@ -85,7 +85,10 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 			args = append(args, "-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", out.Path)
 		} else {
 			raw := out.Path + ".frag.mp4"
-			args = append(args, "-movflags", "frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets", "-f", "mp4", raw)
+			// Non-negative composition offsets and no edit list: then
+			// ffmpeg-based players (which delay video by the most negative
+			// offset) and MSE (which does not) put frames at the same time.
+			args = append(args, "-movflags", "frag_keyframe+empty_moov+default_base_moof", "-use_editlist", "0", "-f", "mp4", raw)
 		}
 		outs = append(outs, out)
 	}

@@ -10,11 +10,10 @@ import (
 
 // FragmentedPackets lists the video samples of a fragmented MP4 (init
 // segment then media segments) in presentation order, with the times ISO
-// BMFF gives them: the fragment's decode time plus the sample's
-// composition offset, which may be negative. Players' MSE read them so;
-// ffmpeg's mov demuxer instead delays every pts by the most negative
-// offset (two frames for x265's B-frames), so ffprobe is not the reference
-// here.
+// BMFF gives them, as players' MSE read them: the fragment's decode time
+// plus the sample's composition offset. ffmpeg's mov demuxer differs when
+// an offset is negative (it delays every pts by the most negative one), so
+// tests compare the two.
 func FragmentedPackets(t testing.TB, path string) []Packet {
 	t.Helper()
 	f, err := os.Open(path)
