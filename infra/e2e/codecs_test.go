@@ -1,0 +1,117 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grafov/m3u8"
+
+	"github.com/segflow/segflow/infra/internal/teststack"
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media/mediatest"
+)
+
+// TestCodecChoice uploads a clip asking for every codec (Segflow-Codecs
+// metadata, as `mc cp --attr` sets it) and reads each rendition as a
+// player does: the master names the codec, fMP4 playlists map their init
+// segment, and init plus segments decode into every frame of the clip.
+func TestCodecChoice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("encodes four codecs")
+	}
+	s := teststack.Up(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	const seconds, fps = 8.0, 30
+	src := filepath.Join(dir, "clip.mp4")
+	mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 640, Height: 360, FPS: fps, Audio: true})
+	s.Upload("uploads/codecs.mp4", src, map[string]string{"Segflow-Codecs": "h264,h265,vp9,av1"})
+	id := assetOf(t, s, "uploads/codecs.mp4")
+	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
+
+	a := layout.Asset(id)
+	get := func(key string) []byte {
+		b, err := s.Store.GetBytes(ctx, s.Bucket, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	pl, _, err := m3u8.DecodeFrom(bytes.NewReader(get(a.Master())), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RFC 6381 prefix in CODECS -> ffprobe's codec name.
+	codecs := map[string]string{"avc1.": "h264", "hvc1.": "hevc", "vp09.": "vp9", "av01.": "av1"}
+	seen := map[string]bool{}
+	for _, v := range pl.(*m3u8.MasterPlaylist).Variants {
+		want := ""
+		for prefix, name := range codecs {
+			if strings.Contains(v.Codecs, prefix) {
+				want = name
+			}
+		}
+		if want == "" || seen[want] {
+			t.Errorf("variant %s: CODECS %q", v.URI, v.Codecs)
+			continue
+		}
+		seen[want] = true
+		mpl, _, err := m3u8.DecodeFrom(bytes.NewReader(get(a.Prefix()+v.URI)), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mp := mpl.(*m3u8.MediaPlaylist)
+		if !mp.Closed {
+			t.Errorf("%s has no ENDLIST", v.URI)
+		}
+		// fMP4: the init segment then every segment is one file that
+		// decodes as a whole. MPEG-TS segments decode one by one (their
+		// continuity counters restart per file).
+		var whole []byte
+		if mp.Map != nil {
+			whole = append(whole, get(a.Prefix()+mp.Map.URI)...)
+		} else if want != "h264" {
+			t.Errorf("%s (%s, fMP4) has no EXT-X-MAP", v.URI, want)
+		}
+		for i, seg := range mp.GetAllSegments() {
+			b := get(a.Prefix() + seg.URI)
+			if mp.Map == nil {
+				one := filepath.Join(dir, "one.ts")
+				if err := os.WriteFile(one, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := mediatest.Decodes(one); err != nil {
+					t.Errorf("%s segment %d: %v", v.URI, i, err)
+				}
+			}
+			whole = append(whole, b...)
+		}
+		file := filepath.Join(dir, strings.TrimSuffix(v.URI, ".m3u8")+".media")
+		if err := os.WriteFile(file, whole, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if mp.Map != nil {
+			if err := mediatest.Decodes(file); err != nil {
+				t.Errorf("%s: %v", v.URI, err)
+			}
+		}
+		out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0",
+			"-show_entries", "stream=codec_name", "-of", "csv=p=0", file).Output()
+		if got, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n"); err != nil || got != want {
+			t.Errorf("%s: stream is %q (%v), want %s", v.URI, got, err, want)
+		}
+		if n := len(mediatest.Packets(t, file, "v:0")); n != int(seconds*fps) {
+			t.Errorf("%s: %d frames, want %d", v.URI, n, int(seconds*fps))
+		}
+	}
+	if len(seen) != len(codecs) {
+		t.Errorf("master has renditions of %v, want all of %v", seen, codecs)
+	}
+}
