@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/segflow/segflow/infra/console"
@@ -100,6 +102,27 @@ func TestResumableUpload(t *testing.T) {
 	c.call("POST", "/ui/api/uploads", map[string]any{"name": "My Film (final).mp4", "size": 10}, 200, &second)
 	if second.Key != "uploads/My Film _final_-2.mp4" {
 		t.Fatalf("second upload of one name goes to %q", second.Key)
+	}
+	// Nor does a third started while the second is still going up, nor
+	// uploads of one new name started at the same moment.
+	var third struct{ Key string }
+	c.call("POST", "/ui/api/uploads", map[string]any{"name": "My Film (final).mp4", "size": 10}, 200, &third)
+	if third.Key != "uploads/My Film _final_-3.mp4" {
+		t.Fatalf("upload started while another of its name is going up goes to %q", third.Key)
+	}
+	keys := make([]string, 4)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			var p struct{ Key string }
+			c.call("POST", "/ui/api/uploads", map[string]any{"name": "clip.mov", "size": 10}, 200, &p)
+			keys[i] = p.Key
+		})
+	}
+	wg.Wait()
+	slices.Sort(keys)
+	if strings.Join(keys, " ") != "uploads/clip-2.mov uploads/clip-3.mov uploads/clip-4.mov uploads/clip.mov" {
+		t.Fatalf("four uploads of one name at once go to %v", keys)
 	}
 	// A completed upload is gone: a stale page starts over.
 	c.call("GET", "/ui/api/uploads/parts?key="+strings.ReplaceAll(plan.Key, " ", "%20")+"&uploadId="+plan.UploadID, nil, 404, nil)

@@ -108,6 +108,10 @@ func (c *Console) createUpload(w http.ResponseWriter, r *http.Request) {
 
 // freeKey keeps a second file of the same name from replacing the first
 // upload: it takes "name-2.ext", "name-3.ext", ... while the key is taken.
+// A key is taken once its object exists or once an upload claimed it: the
+// claim is a create-only marker under reservedPrefix (a key the bucket
+// announces to no one), so two uploads of one name started at once, or
+// one started while another is still going up, get different keys.
 func (c *Console) freeKey(ctx context.Context, key string) (string, error) {
 	ext := path.Ext(key)
 	base := strings.TrimSuffix(key, ext)
@@ -117,15 +121,26 @@ func (c *Console) freeKey(ctx context.Context, key string) (string, error) {
 			k = fmt.Sprintf("%s-%d%s", base, n, ext)
 		}
 		_, err := c.Store.Stat(ctx, c.Bucket, k)
-		if errors.Is(err, storage.ErrNotFound) {
-			return k, nil
+		if err == nil {
+			continue
 		}
-		if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
 			return "", err
 		}
+		err = c.Store.PutBytes(ctx, c.Bucket, reservedPrefix+k, nil, storage.PutOptions{IfNoneMatch: "*"})
+		if storage.IsPreconditionFailed(err) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("claim %s: %w", k, err)
+		}
+		return k, nil
 	}
 	return "", fmt.Errorf("upload %s: a thousand files of that name already", key)
 }
+
+// reservedPrefix holds the console's claims on upload keys.
+const reservedPrefix = "console/claimed/"
 
 func (c *Console) listParts(w http.ResponseWriter, r *http.Request) {
 	ref := uploadRef{Key: r.URL.Query().Get("key"), UploadID: r.URL.Query().Get("uploadId")}
