@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,7 +25,6 @@ func TestCodecChoice(t *testing.T) {
 		t.Skip("encodes four codecs")
 	}
 	s := teststack.Up(t)
-	ctx := context.Background()
 	dir := t.TempDir()
 	const seconds, fps = 8.0, 30
 	src := filepath.Join(dir, "clip.mp4")
@@ -37,21 +34,11 @@ func TestCodecChoice(t *testing.T) {
 	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
 
 	a := layout.Asset(id)
-	get := func(key string) []byte {
-		b, err := s.Store.GetBytes(ctx, s.Bucket, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	pl, _, err := m3u8.DecodeFrom(bytes.NewReader(get(a.Master())), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	get := func(key string) []byte { return object(t, s, key) }
 	// RFC 6381 prefix in CODECS -> ffprobe's codec name.
 	codecs := map[string]string{"avc1.": "h264", "hvc1.": "hevc", "vp09.": "vp9", "av01.": "av1"}
 	seen := map[string]bool{}
-	for _, v := range pl.(*m3u8.MasterPlaylist).Variants {
+	for _, v := range masterPlaylist(t, s, id).Variants {
 		want := ""
 		for prefix, name := range codecs {
 			if strings.Contains(v.Codecs, prefix) {
@@ -102,10 +89,8 @@ func TestCodecChoice(t *testing.T) {
 				t.Errorf("%s: %v", v.URI, err)
 			}
 		}
-		out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0",
-			"-show_entries", "stream=codec_name", "-of", "csv=p=0", file).Output()
-		if got, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n"); err != nil || got != want {
-			t.Errorf("%s: stream is %q (%v), want %s", v.URI, got, err, want)
+		if got, _ := mediatest.Codec(t, file); got != want {
+			t.Errorf("%s: stream is %q, want %s", v.URI, got, want)
 		}
 		if n := len(mediatest.Packets(t, file, "v:0")); n != int(seconds*fps) {
 			t.Errorf("%s: %d frames, want %d", v.URI, n, int(seconds*fps))

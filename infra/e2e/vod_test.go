@@ -160,18 +160,8 @@ func checkAsset(t *testing.T, s *teststack.Stack, id, src string, seconds float6
 	t.Helper()
 	ctx := context.Background()
 	a := layout.Asset(id)
-	get := func(key string) []byte {
-		b, err := s.Store.GetBytes(ctx, s.Bucket, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	pl, _, err := m3u8.DecodeFrom(bytes.NewReader(get(a.Master())), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	master := pl.(*m3u8.MasterPlaylist)
+	get := func(key string) []byte { return object(t, s, key) }
+	master := masterPlaylist(t, s, id)
 	if len(master.Variants) != 4 {
 		t.Fatalf("master has %d variants, want 4", len(master.Variants))
 	}
@@ -236,6 +226,26 @@ func checkAsset(t *testing.T, s *teststack.Stack, id, src string, seconds float6
 	if vtt := string(get(a.Thumb("storyboard.vtt"))); !strings.Contains(vtt, "sprite.jpg#xywh=") || strings.Count(vtt, "-->") != int(seconds/2) {
 		t.Errorf("storyboard:\n%s", vtt)
 	}
+}
+
+// object reads a whole object from the stack's bucket.
+func object(t *testing.T, s *teststack.Stack, key string) []byte {
+	t.Helper()
+	b, err := s.Store.GetBytes(context.Background(), s.Bucket, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// masterPlaylist reads and parses an asset's master playlist.
+func masterPlaylist(t *testing.T, s *teststack.Stack, id string) *m3u8.MasterPlaylist {
+	t.Helper()
+	pl, _, err := m3u8.DecodeFrom(bytes.NewReader(object(t, s, layout.Asset(id).Master())), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl.(*m3u8.MasterPlaylist)
 }
 
 // fetchRendition reads a media playlist, checks it, decodes each segment

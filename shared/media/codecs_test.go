@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -90,7 +88,7 @@ func TestTranscodeCodecs(t *testing.T) {
 			}
 			whole := filepath.Join(dir, string(tc.codec), "all"+r.SegmentExt())
 			concat(t, whole, parts)
-			if name, tag := codecOf(t, whole); name != tc.probeName || (tc.tag != "" && tag != tc.tag) {
+			if name, tag := mediatest.Codec(t, whole); name != tc.probeName || (tc.tag != "" && tag != tc.tag) {
 				t.Errorf("stream is %s/%s, want %s/%s", name, tag, tc.probeName, tc.tag)
 			}
 			ps := mediatest.Packets(t, whole, "v:0")
@@ -131,16 +129,4 @@ func sameBytes(t *testing.T, a, b string) bool {
 		t.Fatal(err)
 	}
 	return bytes.Equal(x, y)
-}
-
-// codecOf returns the first video stream's codec name and tag.
-func codecOf(t *testing.T, path string) (string, string) {
-	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0",
-		"-show_entries", "stream=codec_name,codec_tag_string", "-of", "csv=p=0", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	name, tag, _ := strings.Cut(strings.TrimSpace(string(out)), ",")
-	return name, tag
 }

@@ -119,3 +119,18 @@ func TaggedClip(t testing.TB, path string) {
 		t.Fatalf("make tagged clip: %v %s", err, b)
 	}
 }
+
+// Codec returns the first video stream's codec name and tag ("hevc",
+// "hvc1"), as ffprobe reads them.
+func Codec(t testing.TB, path string) (string, string) {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "stream=codec_name,codec_tag_string", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	// MPEG-TS joined from segments may list the stream once per program.
+	first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	name, tag, _ := strings.Cut(first, ",")
+	return name, tag
+}
