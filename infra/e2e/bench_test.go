@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -70,19 +69,10 @@ func BenchmarkVODPipeline(b *testing.B) {
 	b.ReportMetric(float64(pipeRSS)/(1<<20), "pipeline-peak-MiB")
 }
 
-// bareLadder runs one ffmpeg making every rung, with transcode's encoder
-// settings, and the AAC audio.
+// bareLadder runs one ffmpeg making every rung, with transcode's filter
+// graph and encoder settings, and the AAC audio.
 func bareLadder(b *testing.B, src, dir string, rungs []media.Rung) (time.Duration, int64) {
-	var graph strings.Builder
-	fmt.Fprintf(&graph, "[0:v]split=%d", len(rungs))
-	for i := range rungs {
-		fmt.Fprintf(&graph, "[s%d]", i)
-	}
-	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-y", "-i", src}
-	for i, r := range rungs {
-		fmt.Fprintf(&graph, ";[s%d]scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p[o%d]", i, r.Width, r.Height, i)
-	}
-	args = append(args, "-filter_complex", graph.String())
+	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-y", "-i", src, "-filter_complex", media.LadderGraph(rungs, "")}
 	for i, r := range rungs {
 		args = append(args, "-map", fmt.Sprintf("[o%d]", i))
 		args = append(args, media.EncoderArgs(r, "60", "veryfast")...)

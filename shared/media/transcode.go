@@ -59,20 +59,7 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 	}
 	gop := strconv.Itoa(int(math.Max(1, math.Round(o.FPS*o.GOPSeconds))))
 
-	var graph strings.Builder
-	src := "[0:v]"
-	if o.Filter != "" {
-		fmt.Fprintf(&graph, "[0:v]%s[pre];", o.Filter)
-		src = "[pre]"
-	}
-	fmt.Fprintf(&graph, "%ssplit=%d", src, len(rungs))
-	for i := range rungs {
-		fmt.Fprintf(&graph, "[s%d]", i)
-	}
-	for i, r := range rungs {
-		fmt.Fprintf(&graph, ";[s%d]scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p[o%d]", i, r.Width, r.Height, i)
-	}
-	args := []string{"-copyts", "-i", in, "-filter_complex", graph.String()}
+	args := []string{"-copyts", "-i", in, "-filter_complex", LadderGraph(rungs, o.Filter)}
 	outs := make([]Output, 0, len(rungs)+1)
 	for i, r := range rungs {
 		out := Output{Rung: r, Path: filepath.Join(outDir, r.Name+r.SegmentExt())}
@@ -127,6 +114,26 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 		}
 	}
 	return outs, nil
+}
+
+// LadderGraph is the filter graph that makes every rung from one decode of
+// the first input's video: filter (if any) first, then ffmpeg's split and
+// one scale per rung, whose outputs are labelled [o0], [o1], ...
+func LadderGraph(rungs []Rung, filter string) string {
+	var graph strings.Builder
+	src := "[0:v]"
+	if filter != "" {
+		fmt.Fprintf(&graph, "[0:v]%s[pre];", filter)
+		src = "[pre]"
+	}
+	fmt.Fprintf(&graph, "%ssplit=%d", src, len(rungs))
+	for i := range rungs {
+		fmt.Fprintf(&graph, "[s%d]", i)
+	}
+	for i, r := range rungs {
+		fmt.Fprintf(&graph, ";[s%d]scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p[o%d]", i, r.Width, r.Height, i)
+	}
+	return graph.String()
 }
 
 // EncoderArgs are the per-rung encoder settings: the rung's bitrate as
