@@ -26,9 +26,19 @@ import (
 const name = "packager"
 
 // Handle receives the triggering object's CloudEvent.
-var Handle = stage.Handler(name, []layout.Kind{layout.KindRenditionSegment}, func(ctx context.Context, e *stage.Env, t *stage.Trigger, _ *http.Request) (string, error) {
-	return Package(ctx, e, t.Bucket, t.Layout.AssetID)
-})
+var Handle = handler()
+
+// handler coalesces the rebuilds of one asset's playlists within the
+// process: events for an asset that arrive while its rebuild runs share
+// the next one.
+func handler() http.HandlerFunc {
+	var rebuilds coalescer
+	return stage.Handler(name, []layout.Kind{layout.KindRenditionSegment}, func(ctx context.Context, e *stage.Env, t *stage.Trigger, _ *http.Request) (string, error) {
+		return rebuilds.Do(ctx, t.Bucket+"/"+t.Layout.AssetID, func() (string, error) {
+			return Package(ctx, e, t.Bucket, t.Layout.AssetID)
+		})
+	})
+}
 
 // Package writes the playlists of one asset from the bucket's contents.
 func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, error) {
@@ -66,6 +76,9 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 		all = append(all, *audio)
 	}
 	opts := hls.MediaOptions{Total: len(m.Segments)}
+	if m.Splitting {
+		opts.Total = 0 // more segments are coming
+	}
 	replace := monotonic
 	if m.Live {
 		opts, replace = liveOptions(m, all), monotonicLive
