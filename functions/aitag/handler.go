@@ -139,8 +139,9 @@ func originOf(ctx context.Context, e *stage.Env, bucket string, m *asset.Manifes
 
 // merge writes tags/asset.json once every segment's tags are there.
 func merge(ctx context.Context, e *stage.Env, bucket string, m *asset.Manifest) (bool, error) {
-	if m.Live && !m.Ended {
-		return false, nil
+	m, err := asset.Settled(ctx, e.Store, bucket, m)
+	if err != nil || m.Splitting || (m.Live && !m.Ended) {
+		return false, err
 	}
 	a := layout.Asset(m.ID)
 	all := SegmentTags{Asset: m.ID, Segment: -1, Errors: map[string]string{}}

@@ -7,6 +7,7 @@ package function
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -86,14 +87,7 @@ func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) 
 	if err != nil {
 		return fail(err)
 	}
-	if err := media.CheckIntegrity(ctx, src); err != nil {
-		return fail(err)
-	}
 	ladder, err := media.Ladder(probe.Video, opts.codecs)
-	if err != nil {
-		return fail(err)
-	}
-	segs, err := media.Split(ctx, src, filepath.Join(dir, "segments"), probe, media.SplitOptions{})
 	if err != nil {
 		return fail(err)
 	}
@@ -102,65 +96,148 @@ func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) 
 		Width: probe.Video.DisplayWidth, Height: probe.Video.Height, FPS: probe.Video.FPS,
 		VideoCodec: probe.Video.Codec, Audio: probe.Audio != nil, Ladder: ladder,
 		Watermark: opts.watermark, Created: info.LastModified.UTC(),
-		Options: asset.UploadOptions{Codecs: opts.codecs},
+		Options: asset.UploadOptions{Codecs: opts.codecs}, Splitting: true,
 	}
-	for _, s := range segs {
-		m.Segments = append(m.Segments, asset.Segment{Index: s.Index, Start: s.Start, Duration: s.Duration})
-	}
-	// The manifest goes first: every later stage reads it.
-	if err := e.Store.PutJSON(ctx, t.Bucket, a.Manifest(), m, storage.PutOptions{Metadata: e.Meta()}); err != nil {
-		return "", err
-	}
-	if err := asset.UpdateStatus(ctx, e.Store, t.Bucket, id, name, func(s *asset.Status) {
-		s.SetStage(name, asset.StateDone, nil)
-		for _, seg := range segs {
-			s.SetSegment(seg.Index, name, asset.StateDone, nil)
+	// Segments go out while the cut goes on, so the first transcodes run
+	// while the rest of the file is still being cut. The manifest lists
+	// each segment before it is written (every stage reads it), and the
+	// one that ends the split comes before the last segment: whatever a
+	// stage does after a segment's write, the last write of all comes
+	// after the complete manifest.
+	// The whole file is read through once for damage (a truncated file
+	// fails there) beside the cut, and nothing goes out before it passed.
+	integrity := make(chan error, 1)
+	go func() { integrity <- media.CheckIntegrity(ctx, src) }()
+	var damaged error
+	checked := false
+	check := func() error {
+		if !checked {
+			damaged, checked = <-integrity, true
 		}
-	}); err != nil {
-		return "", err
+		return damaged
 	}
-	if err := putSegments(ctx, e, t.Bucket, a, segs); err != nil {
+	up := startUploads(ctx, e, t.Bucket, a)
+	var handErr error // storage trouble, to be retried, not the upload's fault
+	segs, err := media.Split(ctx, src, filepath.Join(dir, "segments"), probe, media.SplitOptions{
+		OnSegment: func(s media.Segment) error {
+			if err := check(); err != nil {
+				return err
+			}
+			handErr = handOver(ctx, e, t.Bucket, &m, s, up)
+			return handErr
+		},
+	})
+	if err != nil {
+		uerr := up.wait()
+		if handErr != nil || uerr != nil || ctx.Err() != nil {
+			return "", errors.Join(err, uerr)
+		}
+		if derr := check(); derr != nil {
+			return fail(derr)
+		}
+		return fail(err)
+	}
+	if err := up.wait(); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("split %s into %d segments (%.2fs, %dx%d, %d renditions)", id, len(segs),
 		probe.Duration, m.Width, m.Height, len(ladder)), nil
 }
 
-// putSegments uploads the segments a few at a time, lowest index first:
-// each write starts a transcode, so the first ones run while the rest are
-// still going up. The first error stops the others.
-func putSegments(ctx context.Context, e *stage.Env, bucket string, a layout.Asset, segs []media.Segment) error {
+// handOver lists s in the manifest, then queues its upload; the last
+// segment ends the split: the manifest says so and the status is done
+// before the segment goes.
+func handOver(ctx context.Context, e *stage.Env, bucket string, m *asset.Manifest, s media.Segment, up *uploads) error {
+	m.Segments = append(m.Segments, asset.Segment{Index: s.Index, Start: s.Start, Duration: s.Duration})
+	m.Splitting = !s.Last
+	if err := putManifest(ctx, e, bucket, *m); err != nil {
+		return err
+	}
+	if s.Last {
+		if err := asset.UpdateStatus(ctx, e.Store, bucket, m.ID, name, func(st *asset.Status) {
+			st.SetStage(name, asset.StateDone, nil)
+			for _, seg := range m.Segments {
+				st.SetSegment(seg.Index, name, asset.StateDone, nil)
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	return up.add(s)
+}
+
+// putManifest writes m unless the bucket holds a manifest of the same
+// upload that lists more segments: a split that runs again (a retried or
+// duplicated event) must not take back a segment another stage already
+// found in the manifest. The manifest that ends a split lists them all.
+func putManifest(ctx context.Context, e *stage.Env, bucket string, m asset.Manifest) error {
+	next, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return e.Store.Update(ctx, bucket, layout.Asset(m.ID).Manifest(), storage.PutOptions{ContentType: "application/json", Metadata: e.Meta()},
+		func(old []byte) ([]byte, error) {
+			var prev asset.Manifest
+			if old != nil && json.Unmarshal(old, &prev) == nil && prev.SourceETag == m.SourceETag &&
+				(len(prev.Segments) > len(m.Segments) || (len(prev.Segments) == len(m.Segments) && !prev.Splitting && m.Splitting)) {
+				return nil, nil
+			}
+			return next, nil
+		})
+}
+
+// uploads writes segments a few at a time, in the order they are added:
+// each write starts a transcode. The first error stops the rest.
+type uploads struct {
+	next   chan media.Segment
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+	closed bool
+}
+
+func startUploads(ctx context.Context, e *stage.Env, bucket string, a layout.Asset) *uploads {
 	const parallel = 3
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan media.Segment)
-	var wg sync.WaitGroup
+	u := &uploads{next: make(chan media.Segment)}
+	u.ctx, u.cancel = context.WithCancelCause(ctx)
 	for range parallel {
-		wg.Go(func() {
-			for s := range next {
-				err := e.Store.PutFile(ctx, bucket, a.Source(s.Index), s.Path, storage.PutOptions{
+		u.wg.Go(func() {
+			for s := range u.next {
+				err := e.Store.PutFile(u.ctx, bucket, a.Source(s.Index), s.Path, storage.PutOptions{
 					ContentType: "video/mp2t",
 					Metadata: e.Meta("Segment-Index", strconv.Itoa(s.Index),
 						"Segment-Start", strconv.FormatFloat(s.Start, 'f', 6, 64),
 						"Segment-Duration", strconv.FormatFloat(s.Duration, 'f', 6, 64)),
 				})
 				if err != nil {
-					cancel(fmt.Errorf("segment %d: %w", s.Index, err))
+					u.cancel(fmt.Errorf("segment %d: %w", s.Index, err))
 				}
 			}
 		})
 	}
-feed:
-	for _, s := range segs {
-		select {
-		case next <- s:
-		case <-ctx.Done():
-			break feed
-		}
+	return u
+}
+
+// add queues s; it fails once an upload has failed.
+func (u *uploads) add(s media.Segment) error {
+	select {
+	case u.next <- s:
+		return nil
+	case <-u.ctx.Done():
+		return context.Cause(u.ctx)
 	}
-	close(next)
-	wg.Wait()
-	return context.Cause(ctx)
+}
+
+// wait lets the queued uploads finish and returns the first error.
+func (u *uploads) wait() error {
+	if !u.closed {
+		u.closed = true
+		close(u.next)
+	}
+	u.wg.Wait()
+	err := context.Cause(u.ctx)
+	u.cancel(nil)
+	return err
 }
 
 type options struct {

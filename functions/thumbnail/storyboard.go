@@ -20,6 +20,10 @@ import (
 // segment's strip is in the bucket: one sprite row per segment. Whichever
 // call sees the last strip writes them; a repeat writes the same bytes.
 func storyboard(ctx context.Context, e *stage.Env, bucket string, m *asset.Manifest) (bool, error) {
+	m, err := asset.Settled(ctx, e.Store, bucket, m)
+	if err != nil || m.Splitting {
+		return false, err
+	}
 	a := layout.Asset(m.ID)
 	listed, err := e.Store.List(ctx, bucket, a.Thumb("strips/"), storage.ListOptions{Recursive: true})
 	if err != nil {

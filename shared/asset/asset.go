@@ -30,6 +30,12 @@ type Manifest struct {
 	Ladder     []media.Rung `json:"ladder"`
 	Watermark  *Watermark   `json:"watermark,omitempty"`
 	Live       bool         `json:"live,omitempty"`
+	// Splitting says split is still cutting the upload: Segments lists
+	// each segment before it is written and grows until split ends (the
+	// manifest that ends it comes before the last segment). Whatever waits
+	// for every segment (ENDLIST, the storyboard, merged tags) waits for
+	// it to be false.
+	Splitting bool `json:"splitting,omitempty"`
 	// Ended says a live stream's publisher has stopped; Segments is then
 	// complete.
 	Ended bool `json:"ended,omitempty"`
@@ -83,6 +89,17 @@ func ReadManifest(ctx context.Context, c *storage.Client, bucket, id string) (*M
 		return nil, fmt.Errorf("manifest of %s: %w", id, err)
 	}
 	return &m, nil
+}
+
+// Settled returns m, or when m was read while split was still cutting,
+// the manifest as it is now. A stage that checks for every segment after
+// its own write calls it: the manifest that ends a split may have come
+// after m was read, but always before the last segment's write.
+func Settled(ctx context.Context, c *storage.Client, bucket string, m *Manifest) (*Manifest, error) {
+	if !m.Splitting {
+		return m, nil
+	}
+	return ReadManifest(ctx, c, bucket, m.ID)
 }
 
 // Stage states.

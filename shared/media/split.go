@@ -2,13 +2,13 @@ package media
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -22,6 +22,8 @@ type Segment struct {
 	// Duration runs to the next segment's start (the file's end for the
 	// last one).
 	Duration float64
+	// Last marks the file's last segment.
+	Last bool
 }
 
 // SplitOptions shape a split.
@@ -32,11 +34,16 @@ type SplitOptions struct {
 	// AudioBitrate is the AAC bitrate the audio is encoded to once for the
 	// whole asset, so renditions cut from it have no seams (default 128k).
 	AudioBitrate int
+	// OnSegment, when set, gets each segment as soon as it is final, in
+	// order, while the cut goes on. An error from it stops the split.
+	OnSegment func(Segment) error
 }
 
 // Split cuts in into MPEG-TS segments at video keyframes: video is copied
 // as it is, audio (if any) is encoded once to AAC stereo 48 kHz across the
-// whole file so that it is continuous over every seam.
+// whole file so that it is continuous over every seam. With OnSegment set,
+// each segment is handed over, in order, as soon as it is final, while
+// the rest of the file is still being cut.
 func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) ([]Segment, error) {
 	if o.Target <= 0 {
 		o.Target = 4 * time.Second
@@ -62,124 +69,103 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 		"-segment_time", strconv.FormatFloat(o.Target.Seconds(), 'f', 3, 64),
 		"-break_non_keyframes", "0", "-reset_timestamps", "0",
 		filepath.Join(outDir, "%05d.ts"))
-	if err := ffmpeg(ctx, args...); err != nil {
-		return nil, fmt.Errorf("split %s: %w", in, err)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	cut := make(chan error, 1)
+	go func() { cut <- ffmpeg(ctx, args...) }()
+	frame := 0.0 // the last frame's duration ends the last segment
+	if info.Video.FPS > 0 {
+		frame = 1 / info.Video.FPS
 	}
-	files, err := filepath.Glob(filepath.Join(outDir, "*.ts"))
-	if err != nil {
-		return nil, err
+	w := segmentWatch{dir: outDir, frame: frame, onSegment: o.OnSegment}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var err error
+		over := false
+		select {
+		case err = <-cut:
+			over = true
+		case <-tick.C:
+		}
+		if err != nil {
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
+				err = cause
+			}
+			return nil, fmt.Errorf("split %s: %w", in, err)
+		}
+		if err := w.advance(ctx, over); err != nil {
+			cancel(err)
+			<-cut
+			return nil, fmt.Errorf("split %s: %w", in, err)
+		}
+		if over {
+			break
+		}
 	}
-	sort.Strings(files)
-	if len(files) == 0 {
+	if len(w.segs) == 0 {
 		return nil, fmt.Errorf("split %s: no segments written", in)
 	}
-	spans, err := videoSpans(ctx, files)
-	if err != nil {
-		return nil, fmt.Errorf("split %s: %w", in, err)
-	}
-	segs := make([]Segment, len(files))
-	for i, f := range files {
-		segs[i] = Segment{Index: i, Path: f, Start: spans[i].start, Duration: round6(spans[i].end - spans[i].start)}
-	}
-	for i := 0; i+1 < len(segs); i++ {
-		segs[i].Duration = round6(segs[i+1].Start - segs[i].Start)
-	}
-	return segs, nil
+	return w.segs, nil
 }
 
-// span is the first and the end timestamp (last frame's pts plus its
-// duration) of the video in a file.
-type span struct{ start, end float64 }
+// segmentWatch follows the segment files ffmpeg writes. The segment muxer
+// opens file n+1 only after closing file n, so every file but the newest
+// is complete; a segment's duration runs to the next one's start, so it is
+// final once the next file is complete too (or the cut is over).
+type segmentWatch struct {
+	dir       string
+	frame     float64
+	onSegment func(Segment) error
+	files     []string
+	spans     []span // of the complete files
+	segs      []Segment
+}
 
-// videoSpan returns the video span of one file.
+func (w *segmentWatch) advance(ctx context.Context, over bool) error {
+	files, err := filepath.Glob(filepath.Join(w.dir, "*.ts"))
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	w.files = files
+	complete := len(files) - 1
+	if over {
+		complete = len(files)
+	}
+	for len(w.spans) < complete {
+		sp, err := tsVideoSpan(ctx, files[len(w.spans)], w.frame)
+		if err != nil {
+			return err
+		}
+		w.spans = append(w.spans, sp)
+	}
+	for len(w.segs)+1 < len(w.spans) || (over && len(w.segs) < len(w.spans)) {
+		i := len(w.segs)
+		s := Segment{Index: i, Path: files[i], Start: w.spans[i].start, Duration: round6(w.spans[i].end - w.spans[i].start)}
+		if i+1 < len(w.spans) {
+			s.Duration = round6(w.spans[i+1].start - s.Start)
+		} else {
+			s.Last = true // the cut is over and no file follows
+		}
+		w.segs = append(w.segs, s)
+		if w.onSegment != nil {
+			if err := w.onSegment(s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// videoSpan returns the video span of one MPEG-TS file.
 func videoSpan(ctx context.Context, path string) (float64, float64, error) {
-	s, err := videoSpans(ctx, []string{path})
+	s, err := tsVideoSpan(ctx, path, 0)
 	if err != nil {
 		return 0, 0, err
 	}
-	return s[0].start, s[0].end, nil
-}
-
-// videoSpans reads the video spans of MPEG-TS files with one ffprobe over
-// all of them: the concat protocol joins them into one stream and a
-// packet's byte position tells which file it came from. One process per
-// file cost ~0.15 s each, mostly ffprobe starting, while every transcode
-// waited for the split.
-func videoSpans(ctx context.Context, files []string) ([]span, error) {
-	ends := make([]int64, len(files)) // each file's end offset in the joined stream
-	var total int64
-	for i, f := range files {
-		st, err := os.Stat(f)
-		if err != nil {
-			return nil, err
-		}
-		total += st.Size()
-		ends[i] = total
-	}
-	input := files[0]
-	if len(files) > 1 {
-		input = "concat:" + strings.Join(files, "|")
-	}
-	out, err := run(ctx, "ffprobe", "-v", "error", "-select_streams", "v:0",
-		"-show_entries", "packet=pts_time,duration_time,pos", "-of", "csv=p=0", input)
-	if err != nil {
-		return nil, err
-	}
-	spans := make([]span, len(files))
-	lastDur := make([]float64, len(files))
-	for i := range spans {
-		spans[i] = span{math.Inf(1), math.Inf(-1)}
-	}
-	for _, line := range splitLines(out) {
-		// pts_time,duration_time,pos in ffprobe's field order; a missing
-		// value reads "N/A".
-		f := strings.Split(line, ",")
-		if len(f) < 3 {
-			continue
-		}
-		pts, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			continue
-		}
-		dur, _ := strconv.ParseFloat(f[1], 64)
-		pos, err := strconv.ParseInt(f[2], 10, 64)
-		if err != nil {
-			continue
-		}
-		i := sort.Search(len(ends), func(i int) bool { return ends[i] > pos })
-		if i == len(ends) {
-			continue
-		}
-		s := &spans[i]
-		s.start = math.Min(s.start, pts)
-		if pts > s.end {
-			s.end, lastDur[i] = pts, dur
-		}
-	}
-	for i := range spans {
-		if math.IsInf(spans[i].start, 1) {
-			return nil, fmt.Errorf("%s: no video packets", files[i])
-		}
-		spans[i] = span{round6(spans[i].start), round6(spans[i].end + lastDur[i])}
-	}
-	return spans, nil
-}
-
-func splitLines(b []byte) []string {
-	var out []string
-	start := 0
-	for i, c := range b {
-		if c == '\n' {
-			if i > start {
-				out = append(out, string(b[start:i]))
-			}
-			start = i + 1
-		}
-	}
-	if start < len(b) {
-		out = append(out, string(b[start:]))
-	}
-	return out
+	return s.start, s.end, nil
 }
 
 func round6(f float64) float64 { return math.Round(f*1e6) / 1e6 }

@@ -1,0 +1,104 @@
+package media_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segflow/segflow/shared/media"
+	"github.com/segflow/segflow/shared/media/mediatest"
+)
+
+// TestSplitHandsOverSegments: OnSegment gets each segment in order while
+// the cut goes on, only once its file is complete, with the timing
+// ffprobe reads from the file (start = first video pts, duration to the
+// next segment's start, the last one to its last frame's end).
+func TestSplitHandsOverSegments(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.mp4")
+	// 30000/1001 fps: no frame duration is a round number.
+	mediatest.Make(t, src, mediatest.Clip{Seconds: 21, Width: 640, Height: 360, Audio: true, GOP: 45, VideoFilter: "fps=30000/1001"})
+	info, err := media.Probe(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type handed struct {
+		seg  media.Segment
+		size int64
+	}
+	var got []handed
+	segs, err := media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{
+		Target: 3 * time.Second,
+		OnSegment: func(s media.Segment) error {
+			st, err := os.Stat(s.Path)
+			if err != nil {
+				return err
+			}
+			got = append(got, handed{s, st.Size()})
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) < 6 || len(got) != len(segs) {
+		t.Fatalf("%d segments, %d handed over", len(segs), len(got))
+	}
+	for i, s := range segs {
+		h := got[i]
+		if h.seg != s {
+			t.Errorf("segment %d handed over as %+v, returned as %+v", i, h.seg, s)
+		}
+		if s.Last != (i == len(segs)-1) {
+			t.Errorf("segment %d of %d: Last = %v", i, len(segs), s.Last)
+		}
+		st, _ := os.Stat(s.Path)
+		if st.Size() != h.size {
+			t.Errorf("segment %d was handed over at %d bytes, ended at %d: still being written", i, h.size, st.Size())
+		}
+		ps := mediatest.Packets(t, s.Path, "v:0")
+		start, end := ps[0].PTS, ps[len(ps)-1].PTS+ps[len(ps)-1].Duration
+		if i+1 < len(segs) {
+			end = mediatest.Packets(t, segs[i+1].Path, "v:0")[0].PTS
+		}
+		if math.Abs(s.Start-start) > 1e-5 || math.Abs(s.Start+s.Duration-end) > 1e-5 {
+			t.Errorf("segment %d: start %.6f duration %.6f; ffprobe reads %.6f to %.6f", i, s.Start, s.Duration, start, end)
+		}
+	}
+}
+
+// A consumer that fails stops the cut and the split returns its error.
+func TestSplitStopsOnHandOverError(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.mp4")
+	mediatest.Make(t, src, mediatest.Clip{Seconds: 12, Width: 320, Height: 180, FPS: 30, GOP: 30})
+	info, err := media.Probe(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("bucket refused segment 1")
+	calls := 0
+	_, err = media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{
+		Target: time.Second,
+		OnSegment: func(s media.Segment) error {
+			calls++
+			if s.Index == 1 {
+				return refused
+			}
+			return nil
+		},
+	})
+	if !errors.Is(err, refused) || calls != 2 {
+		t.Fatalf("err %v after %d hand-overs: want the consumer's error after 2", err, calls)
+	}
+	if !strings.Contains(err.Error(), "split ") {
+		t.Fatalf("error %q does not say what failed", err)
+	}
+}
