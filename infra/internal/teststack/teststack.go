@@ -172,7 +172,7 @@ func (s *Stack) WaitStatus(id string, within time.Duration, states ...string) *a
 				}
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	s.T.Fatalf("asset %s: status %+v after %s, want %v\n%s", id, last, within, states, s.Log())
 	return nil
