@@ -128,11 +128,16 @@ func (s *Stack) Down() {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	for i := 0; i < 300; i++ {
-		if s.cmd.Process.Signal(syscall.Signal(0)) != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		// A stack left running would load every later test and bench;
+		// its MinIO and functions die with it (parent-death signal).
+		s.T.Logf("segflow up still running 15s after SIGTERM; killed")
+		_ = s.cmd.Process.Kill()
+		<-done
 	}
 	s.cmd = nil
 }
