@@ -53,7 +53,8 @@ func (r *Relay) listenRTMP(addr string) error {
 // serveRTMP takes one publisher: rtmp://host/live/<stream key>.
 func (r *Relay) serveRTMP(c net.Conn) error {
 	c.SetDeadline(time.Now().Add(handshakeTimeout))
-	sc := &gortmplib.ServerConn{RW: c}
+	rw := newPacedConn(c)
+	sc := &gortmplib.ServerConn{RW: rw}
 	if err := sc.Initialize(); err != nil {
 		r.metrics.refused.WithLabelValues("rtmp", "handshake").Inc()
 		return fmt.Errorf("handshake: %w", err)
@@ -84,6 +85,7 @@ func (r *Relay) serveRTMP(c net.Conn) error {
 	if err := sc.AcceptAction(); err != nil {
 		return fmt.Errorf("stream %s: %w", name, err)
 	}
+	rw.pace()
 	// The media messages are read as they come, not through gortmplib's
 	// Reader: that one holds the first 2 s of every stream in memory to
 	// find its tracks, which delays the first segment by as much and, with
