@@ -96,8 +96,10 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 			return nil, fmt.Errorf("split %s: %w", in, err)
 		}
 		if err := w.advance(ctx, over); err != nil {
-			cancel(err)
-			<-cut
+			if !over { // stop the cut and wait for ffmpeg to go
+				cancel(err)
+				<-cut
+			}
 			return nil, fmt.Errorf("split %s: %w", in, err)
 		}
 		if over {

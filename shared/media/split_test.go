@@ -3,6 +3,7 @@ package media_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -73,7 +74,9 @@ func TestSplitHandsOverSegments(t *testing.T) {
 	}
 }
 
-// A consumer that fails stops the cut and the split returns its error.
+// A consumer that fails stops the split, and the split returns its error:
+// while the cut still runs, and on the last segment, which is handed over
+// once ffmpeg has exited.
 func TestSplitStopsOnHandOverError(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -83,22 +86,42 @@ func TestSplitStopsOnHandOverError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refused := errors.New("bucket refused segment 1")
-	calls := 0
-	_, err = media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{
-		Target: time.Second,
-		OnSegment: func(s media.Segment) error {
-			calls++
-			if s.Index == 1 {
-				return refused
-			}
-			return nil
-		},
-	})
-	if !errors.Is(err, refused) || calls != 2 {
-		t.Fatalf("err %v after %d hand-overs: want the consumer's error after 2", err, calls)
+	tests := []struct {
+		name string
+		fail func(media.Segment) bool
+	}{
+		{"second segment", func(s media.Segment) bool { return s.Index == 1 }},
+		{"last segment", func(s media.Segment) bool { return s.Last }},
 	}
-	if !strings.Contains(err.Error(), "split ") {
-		t.Fatalf("error %q does not say what failed", err)
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			refused := errors.New("bucket refused the segment")
+			var calls []media.Segment
+			done := make(chan error, 1)
+			go func() {
+				_, err := media.Split(ctx, src, filepath.Join(dir, fmt.Sprint("source", i)), info, media.SplitOptions{
+					Target: time.Second,
+					OnSegment: func(s media.Segment) error {
+						calls = append(calls, s)
+						if tc.fail(s) {
+							return refused
+						}
+						return nil
+					},
+				})
+				done <- err
+			}()
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("split did not return after its consumer failed")
+			}
+			if !errors.Is(err, refused) || len(calls) == 0 || !tc.fail(calls[len(calls)-1]) {
+				t.Fatalf("err %v after %d hand-overs: want the consumer's error, with no hand-over after it", err, len(calls))
+			}
+			if !strings.Contains(err.Error(), "split ") {
+				t.Fatalf("error %q does not say what failed", err)
+			}
+		})
 	}
 }
