@@ -119,11 +119,11 @@ func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) 
 	up := startUploads(ctx, e, t.Bucket, a)
 	var handErr error // storage trouble, to be retried, not the upload's fault
 	segs, err := media.Split(ctx, src, filepath.Join(dir, "segments"), probe, media.SplitOptions{
-		OnSegment: func(s media.Segment) error {
+		OnSegments: func(segs []media.Segment) error {
 			if err := check(); err != nil {
 				return err
 			}
-			handErr = handOver(ctx, e, t.Bucket, &m, s, up)
+			handErr = handOver(ctx, e, t.Bucket, &m, segs, up)
 			return handErr
 		},
 	})
@@ -144,16 +144,20 @@ func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) 
 		probe.Duration, m.Width, m.Height, len(ladder)), nil
 }
 
-// handOver lists s in the manifest, then queues its upload; the last
-// segment ends the split: the manifest says so and the status is done
-// before the segment goes.
-func handOver(ctx context.Context, e *stage.Env, bucket string, m *asset.Manifest, s media.Segment, up *uploads) error {
-	m.Segments = append(m.Segments, asset.Segment{Index: s.Index, Start: s.Start, Duration: s.Duration})
-	m.Splitting = !s.Last
+// handOver lists segs in the manifest (one write for all of them), then
+// queues their uploads; the last segment ends the split: the manifest
+// says so and the status is done before the segment goes.
+func handOver(ctx context.Context, e *stage.Env, bucket string, m *asset.Manifest, segs []media.Segment, up *uploads) error {
+	last := false
+	for _, s := range segs {
+		m.Segments = append(m.Segments, asset.Segment{Index: s.Index, Start: s.Start, Duration: s.Duration})
+		last = last || s.Last
+	}
+	m.Splitting = !last
 	if err := putManifest(ctx, e, bucket, *m); err != nil {
 		return err
 	}
-	if s.Last {
+	if last {
 		if err := asset.UpdateStatus(ctx, e.Store, bucket, m.ID, name, func(st *asset.Status) {
 			st.SetStage(name, asset.StateDone, nil)
 			for _, seg := range m.Segments {
@@ -163,7 +167,12 @@ func handOver(ctx context.Context, e *stage.Env, bucket string, m *asset.Manifes
 			return err
 		}
 	}
-	return up.add(s)
+	for _, s := range segs {
+		if err := up.add(s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // putManifest writes m unless the bucket holds a manifest of the same

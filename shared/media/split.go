@@ -34,16 +34,19 @@ type SplitOptions struct {
 	// AudioBitrate is the AAC bitrate the audio is encoded to once for the
 	// whole asset, so renditions cut from it have no seams (default 128k).
 	AudioBitrate int
-	// OnSegment, when set, gets each segment as soon as it is final, in
-	// order, while the cut goes on. An error from it stops the split.
-	OnSegment func(Segment) error
+	// OnSegments, when set, gets the segments as soon as they are final,
+	// in order, while the cut goes on: those that became final together
+	// in one call (usually one; more when the cut outruns the watch, so a
+	// caller that records each one can do it once per call). An error
+	// from it stops the split.
+	OnSegments func([]Segment) error
 }
 
 // Split cuts in into MPEG-TS segments at video keyframes: video is copied
 // as it is, audio (if any) is encoded once to AAC stereo 48 kHz across the
-// whole file so that it is continuous over every seam. With OnSegment set,
-// each segment is handed over, in order, as soon as it is final, while
-// the rest of the file is still being cut.
+// whole file so that it is continuous over every seam. With OnSegments
+// set, segments are handed over, in order, as soon as they are final,
+// while the rest of the file is still being cut.
 func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) ([]Segment, error) {
 	if o.Target <= 0 {
 		o.Target = 4 * time.Second
@@ -78,7 +81,7 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 	if info.Video.FPS > 0 {
 		frame = 1 / info.Video.FPS
 	}
-	w := segmentWatch{dir: outDir, frame: frame, onSegment: o.OnSegment}
+	w := segmentWatch{dir: outDir, frame: frame, onSegments: o.OnSegments}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -119,7 +122,7 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 type segmentWatch struct {
 	dir       string
 	frame     float64
-	onSegment func(Segment) error
+	onSegments func([]Segment) error
 	files     []string
 	spans     []span // of the complete files
 	segs      []Segment
@@ -143,6 +146,7 @@ func (w *segmentWatch) advance(ctx context.Context, over bool) error {
 		}
 		w.spans = append(w.spans, sp)
 	}
+	first := len(w.segs)
 	for len(w.segs)+1 < len(w.spans) || (over && len(w.segs) < len(w.spans)) {
 		i := len(w.segs)
 		s := Segment{Index: i, Path: files[i], Start: w.spans[i].start, Duration: round6(w.spans[i].end - w.spans[i].start)}
@@ -152,13 +156,11 @@ func (w *segmentWatch) advance(ctx context.Context, over bool) error {
 			s.Last = true // the cut is over and no file follows
 		}
 		w.segs = append(w.segs, s)
-		if w.onSegment != nil {
-			if err := w.onSegment(s); err != nil {
-				return err
-			}
-		}
 	}
-	return nil
+	if w.onSegments == nil || first == len(w.segs) {
+		return nil
+	}
+	return w.onSegments(append([]Segment(nil), w.segs[first:]...))
 }
 
 // videoSpan returns the video span of one MPEG-TS file.

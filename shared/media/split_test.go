@@ -15,7 +15,7 @@ import (
 	"github.com/segflow/segflow/shared/media/mediatest"
 )
 
-// TestSplitHandsOverSegments: OnSegment gets each segment in order while
+// TestSplitHandsOverSegments: OnSegments gets each segment in order while
 // the cut goes on, only once its file is complete, with the timing
 // ffprobe reads from the file (start = first video pts, duration to the
 // next segment's start, the last one to its last frame's end).
@@ -36,12 +36,17 @@ func TestSplitHandsOverSegments(t *testing.T) {
 	var got []handed
 	segs, err := media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{
 		Target: 3 * time.Second,
-		OnSegment: func(s media.Segment) error {
-			st, err := os.Stat(s.Path)
-			if err != nil {
-				return err
+		OnSegments: func(segs []media.Segment) error {
+			if len(segs) == 0 {
+				return errors.New("handed an empty batch")
 			}
-			got = append(got, handed{s, st.Size()})
+			for _, s := range segs {
+				st, err := os.Stat(s.Path)
+				if err != nil {
+					return err
+				}
+				got = append(got, handed{s, st.Size()})
+			}
 			return nil
 		},
 	})
@@ -101,10 +106,12 @@ func TestSplitStopsOnHandOverError(t *testing.T) {
 			go func() {
 				_, err := media.Split(ctx, src, filepath.Join(dir, fmt.Sprint("source", i)), info, media.SplitOptions{
 					Target: time.Second,
-					OnSegment: func(s media.Segment) error {
-						calls = append(calls, s)
-						if tc.fail(s) {
-							return refused
+					OnSegments: func(segs []media.Segment) error {
+						for _, s := range segs {
+							calls = append(calls, s)
+							if tc.fail(s) {
+								return refused
+							}
 						}
 						return nil
 					},
