@@ -120,12 +120,12 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 // is complete; a segment's duration runs to the next one's start, so it is
 // final once the next file is complete too (or the cut is over).
 type segmentWatch struct {
-	dir       string
-	frame     float64
+	dir        string
+	frame      float64
 	onSegments func([]Segment) error
-	files     []string
-	spans     []span // of the complete files
-	segs      []Segment
+	files      []string
+	spans      []span // of the complete files
+	segs       []Segment
 }
 
 func (w *segmentWatch) advance(ctx context.Context, over bool) error {
