@@ -79,7 +79,11 @@ func (s *spool) Add(it item, data []byte) error {
 	if err != nil {
 		return err
 	}
+	t := trailer(it)
 	_, err = f.Write(data)
+	if err == nil {
+		_, err = f.Write(t)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -87,7 +91,7 @@ func (s *spool) Add(it item, data []byte) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("spool %s: %w", it.Key, err)
 	}
-	return s.AddFile(it, f.Name(), int64(len(data)))
+	return s.queue(it, f.Name(), int64(len(data)+len(t)))
 }
 
 // Create opens a scratch file in the spool's folder for AddFile.
@@ -95,19 +99,22 @@ func (s *spool) Create() (*os.File, error) {
 	return os.CreateTemp(s.dir, "part-*.tmp")
 }
 
-// AddFile queues the object written to path (made by Create), taking the
-// file over. It is on disk, in order, when AddFile returns.
-//
 // An item is one file: the object's bytes, then its header (JSON) and the
 // header's length in 4 bytes; the rename to <seq>.item marks it complete.
 // One file per item, not data and header apart, halves the files the
 // relay creates and deletes (inode allocation was ~9% of its CPU).
-func (s *spool) AddFile(it item, path string, size int64) error {
+func trailer(it item) []byte {
 	hdr, _ := json.Marshal(it)
-	trailer := binary.BigEndian.AppendUint32(hdr, uint32(len(hdr)))
+	return binary.BigEndian.AppendUint32(hdr, uint32(len(hdr)))
+}
+
+// AddFile queues the object written to path (made by Create), taking the
+// file over. It is on disk, in order, when AddFile returns.
+func (s *spool) AddFile(it item, path string, size int64) error {
+	t := trailer(it)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err == nil {
-		_, err = f.Write(trailer)
+		_, err = f.Write(t)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -116,21 +123,26 @@ func (s *spool) AddFile(it item, path string, size int64) error {
 		os.Remove(path)
 		return fmt.Errorf("spool %s: %w", it.Key, err)
 	}
-	size += int64(len(trailer))
+	return s.queue(it, path, size+int64(len(t)))
+}
+
+// queue takes over the complete item file at path (fileSize bytes, its
+// trailer included) as the next item.
+func (s *spool) queue(it item, path string, fileSize int64) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		os.Remove(path)
 		return errors.New("spool closed")
 	}
-	if s.bytes+size > s.maxBytes {
+	if s.bytes+fileSize > s.maxBytes {
 		s.mu.Unlock()
 		os.Remove(path)
 		return fmt.Errorf("%s: %w (%d bytes queued)", it.Key, errSpoolFull, s.bytes)
 	}
 	s.seq++
 	n := s.seq
-	s.bytes += size
+	s.bytes += fileSize
 	s.mu.Unlock()
 	if err := os.Rename(path, filepath.Join(s.dir, fmt.Sprintf("%09d.item", n))); err != nil {
 		return fmt.Errorf("spool %s: %w", it.Key, err)
@@ -196,62 +208,55 @@ func (s *spool) run() {
 }
 
 func (s *spool) upload(path string) error {
-	f, it, size, err := openItem(path)
+	f, err := os.Open(path)
 	if err != nil {
 		s.log.Error("spool: unreadable item dropped", "item", path, "err", err)
 		return os.Remove(path)
 	}
 	defer f.Close()
+	it, size, fileSize, err := readItem(f)
+	if err != nil {
+		s.log.Error("spool: unreadable item dropped", "item", path, "err", err)
+		return os.Remove(path)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.store.Put(ctx, s.bucket, it.Key, io.NewSectionReader(f, 0, size), size,
 		storage.PutOptions{ContentType: it.ContentType, Metadata: it.Metadata}); err != nil {
 		return err
 	}
-	st, _ := f.Stat()
 	_ = os.Remove(path)
-	if st != nil {
-		s.mu.Lock()
-		s.bytes -= st.Size()
-		s.mu.Unlock()
-	}
+	s.mu.Lock()
+	s.bytes -= fileSize
+	s.mu.Unlock()
 	return nil
 }
 
-// openItem opens a spooled item and reads its header; size is the
-// object's length.
-func openItem(path string) (*os.File, item, int64, error) {
+// readItem reads a spooled item's header from its trailer: the header,
+// the object's length (the bytes before the trailer) and the file's.
+func readItem(f *os.File) (item, int64, int64, error) {
 	var it item
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, it, 0, err
-	}
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
-		return nil, it, 0, err
+		return it, 0, 0, err
 	}
 	var n [4]byte
 	if _, err := f.ReadAt(n[:], st.Size()-4); err != nil {
-		f.Close()
-		return nil, it, 0, fmt.Errorf("no header: %w", err)
+		return it, 0, 0, fmt.Errorf("no header: %w", err)
 	}
 	hlen := int64(binary.BigEndian.Uint32(n[:]))
 	size := st.Size() - 4 - hlen
 	if size < 0 || hlen > 1<<20 {
-		f.Close()
-		return nil, it, 0, fmt.Errorf("header of %d bytes in a file of %d", hlen, st.Size())
+		return it, 0, 0, fmt.Errorf("header of %d bytes in a file of %d", hlen, st.Size())
 	}
 	hdr := make([]byte, hlen)
 	if _, err := f.ReadAt(hdr, size); err != nil {
-		f.Close()
-		return nil, it, 0, err
+		return it, 0, 0, err
 	}
 	if err := json.Unmarshal(hdr, &it); err != nil {
-		f.Close()
-		return nil, it, 0, err
+		return it, 0, 0, err
 	}
-	return f, it, size, nil
+	return it, size, st.Size(), nil
 }
 
 // Close waits until everything queued is uploaded or ctx ends; what is
