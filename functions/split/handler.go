@@ -108,14 +108,7 @@ func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) 
 	// fails there) beside the cut, and nothing goes out before it passed.
 	integrity := make(chan error, 1)
 	go func() { integrity <- media.CheckIntegrity(ctx, src) }()
-	var damaged error
-	checked := false
-	check := func() error {
-		if !checked {
-			damaged, checked = <-integrity, true
-		}
-		return damaged
-	}
+	check := sync.OnceValue(func() error { return <-integrity })
 	up := startUploads(ctx, e, t.Bucket, a)
 	var handErr error // storage trouble, to be retried, not the upload's fault
 	segs, err := media.Split(ctx, src, filepath.Join(dir, "segments"), probe, media.SplitOptions{
@@ -202,7 +195,6 @@ type uploads struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
-	closed bool
 }
 
 func startUploads(ctx context.Context, e *stage.Env, bucket string, a layout.Asset) *uploads {
@@ -237,12 +229,10 @@ func (u *uploads) add(s media.Segment) error {
 	}
 }
 
-// wait lets the queued uploads finish and returns the first error.
+// wait lets the queued uploads finish and returns the first error; it
+// ends the uploads, so it is called once.
 func (u *uploads) wait() error {
-	if !u.closed {
-		u.closed = true
-		close(u.next)
-	}
+	close(u.next)
 	u.wg.Wait()
 	err := context.Cause(u.ctx)
 	u.cancel(nil)

@@ -123,7 +123,6 @@ type segmentWatch struct {
 	dir        string
 	frame      float64
 	onSegments func([]Segment) error
-	files      []string
 	spans      []span // of the complete files
 	segs       []Segment
 }
@@ -134,7 +133,6 @@ func (w *segmentWatch) advance(ctx context.Context, over bool) error {
 		return err
 	}
 	sort.Strings(files)
-	w.files = files
 	complete := len(files) - 1
 	if over {
 		complete = len(files)
