@@ -32,10 +32,6 @@ func (r *Router) Ingest(ctx context.Context, n Notification) (int, error) {
 	queued := 0
 	for _, rec := range n.Records {
 		r.metrics.received.Inc()
-		if r.recent.seen(rec.ID()) {
-			r.metrics.duplicates.Inc()
-			continue
-		}
 		e, err := rec.CloudEvent()
 		if err != nil {
 			r.metrics.malformed.Inc()
@@ -76,7 +72,6 @@ func (r *Router) Ingest(ctx context.Context, n Notification) (int, error) {
 			queued++
 			r.log.Debug("router: queued", "event_id", e.ID(), "key", key, "topic", topic, "function", fn)
 		}
-		r.recent.add(rec.ID())
 	}
 	return queued, nil
 }

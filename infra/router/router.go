@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -56,6 +57,14 @@ type Config struct {
 	// Storage receives dead letters as objects under deadletter/ in the
 	// event's bucket; nil keeps them in JetStream only.
 	Storage *storage.Client
+	// CatchUpBucket is the bucket whose MinIO webhook events this router
+	// takes: it is listed, through Storage, for the writes the router
+	// missed while it was down or refusing (see catchup.go). Empty for
+	// sources that keep undelivered events themselves (SQS).
+	CatchUpBucket string
+	// CatchUpLag is how late MinIO may post an event after its write
+	// (default 30s); CatchUpEvery how often the checkpoint moves (5s).
+	CatchUpLag, CatchUpEvery time.Duration
 	// Refresh is how often subscriptions are re-read (default 2s).
 	Refresh time.Duration
 	// DedupWindow is how long an event id is remembered (default 10m).
@@ -78,7 +87,9 @@ type Router struct {
 	js      jetstream.JetStream
 	log     *slog.Logger
 	metrics *metrics
-	recent  *recentIDs
+	// missed is set when a notification was refused; the catch-up loop
+	// then lists what MinIO dropped.
+	missed atomic.Bool
 	// http posts deliveries; each is a client span of the event's trace.
 	http *http.Client
 
@@ -123,16 +134,26 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 		return nil, fmt.Errorf("router: dead-letter stream: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	r := &Router{cfg: cfg, js: js, log: cfg.Logger, metrics: newMetrics(cfg.Registerer), recent: newRecentIDs(1 << 16),
+	r := &Router{cfg: cfg, js: js, log: cfg.Logger, metrics: newMetrics(cfg.Registerer),
 		subs: map[string][]string{}, fnCfg: map[string]fnConfig{}, workers: map[string]*fnWorkers{},
 		http: &http.Client{Transport: tracing.Transport(deliveryTransport(), nil)}, ctx: rctx, cancel: cancel}
 	if err := r.Refresh(ctx); err != nil {
-		// The gateway may come up after us; the webhook answers 503 (and
-		// MinIO keeps the events in its queue) until subscriptions load.
+		// The gateway may come up after us; the webhook answers 503 until
+		// subscriptions load, and the catch-up then queues what MinIO
+		// dropped meanwhile.
 		r.log.Warn("router: subscriptions not loaded yet", "err", err)
 	}
 	r.wg.Add(1)
 	go r.refreshLoop()
+	if cfg.CatchUpBucket != "" && cfg.Storage != nil {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: checkpointBucket, Storage: jetstream.FileStorage})
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("router: checkpoint store: %w", err)
+		}
+		r.wg.Add(1)
+		go r.catchUpLoop(kv)
+	}
 	return r, nil
 }
 
@@ -154,6 +175,12 @@ func setDefaults(c *Config) {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
+	}
+	if c.CatchUpLag <= 0 {
+		c.CatchUpLag = 30 * time.Second
+	}
+	if c.CatchUpEvery <= 0 {
+		c.CatchUpEvery = 5 * time.Second
 	}
 	if c.DeliveryTimeout <= 0 {
 		c.DeliveryTimeout = 15 * time.Minute

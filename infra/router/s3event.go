@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,12 +76,23 @@ func (r Record) Key() (string, error) {
 	return k, nil
 }
 
+// minioEventSource is MinIO's eventSource; S3's is "aws:s3".
+const minioEventSource = "minio:s3"
+
 // ID identifies the event: the same write notified twice has the same id,
-// two writes of one key differ by their sequencer.
+// two writes of one key differ by their sequencer. MinIO's sequencer is
+// the object's modification time in hex nanoseconds; the id keeps it to
+// the millisecond, the precision of a listing's LastModified, so a write
+// the catch-up finds in a listing has the id its webhook event has.
 func (r Record) ID() string {
 	seq := r.S3.Object.Sequencer
-	if seq == "" {
+	switch {
+	case seq == "":
 		seq = r.S3.Object.ETag + "-" + r.EventTime.UTC().Format(time.RFC3339Nano)
+	case r.EventSource == minioEventSource:
+		if ns, err := strconv.ParseInt(seq, 16, 64); err == nil {
+			seq = fmt.Sprintf("%X", ns/int64(time.Millisecond))
+		}
 	}
 	return r.S3.Bucket.Name + "/" + r.S3.Object.Key + "@" + seq
 }

@@ -18,7 +18,7 @@ func TestParseNotification(t *testing.T) {
 		wantErr              bool
 		id, key, producer, t string
 	}{
-		{"minio webhook", minioBody, false, "media/uploads%2Fmy+film.mp4@1830A0E2E2F7E0A4", "uploads/my film.mp4", "split", events.TypeObjectCreated},
+		{"minio webhook", minioBody, false, "media/uploads%2Fmy+film.mp4@195D710B87B", "uploads/my film.mp4", "split", events.TypeObjectCreated},
 		{"s3 via sqs", sqsBody, false, "prod-media/assets/a1/source/00002.ts@0062E99A88DC407460", "assets/a1/source/00002.ts", "", events.TypeObjectCreated},
 		{"not json", "{nope", true, "", "", "", ""},
 		{"no records", `{"Records":[]}`, true, "", "", "", ""},

@@ -11,8 +11,8 @@ import (
 const maxNotification = 1 << 20
 
 // WebhookHandler takes MinIO's webhook notifications. MinIO gets its 200
-// only once every delivery is in JetStream; a 5xx makes it keep the event
-// in its queue and send it again.
+// only once every delivery is in JetStream; after a 5xx the catch-up finds
+// the write in the bucket.
 func (r *Router) WebhookHandler() http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
 		if !r.authorized(req) {
@@ -38,11 +38,15 @@ func (r *Router) WebhookHandler() http.HandlerFunc {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		// MinIO drops what it cannot post, so a refusal also marks the
+		// bucket for a catch-up.
 		if !r.Ready() {
+			r.missed.Store(true)
 			http.Error(w, "subscriptions not loaded yet", http.StatusServiceUnavailable)
 			return
 		}
 		if _, err := r.Ingest(req.Context(), n); err != nil {
+			r.missed.Store(true)
 			r.log.Error("router: queue", "err", err)
 			http.Error(w, "queue unavailable", http.StatusServiceUnavailable)
 			return

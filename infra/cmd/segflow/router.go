@@ -58,7 +58,12 @@ func routerCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			reg := telemetry.NewRegistry()
-			r, err := router.Open(ctx, router.Config{NATS: nc, Gateway: gw, Token: token, Storage: store, Logger: log, Registerer: reg})
+			rc := router.Config{NATS: nc, Gateway: gw, Token: token, Storage: store, Logger: log, Registerer: reg}
+			if sqsQueue == "" {
+				// MinIO's webhook drops what the router misses; SQS keeps it.
+				rc.CatchUpBucket = config.Env("S3_BUCKET", "media")
+			}
+			r, err := router.Open(ctx, rc)
 			if err != nil {
 				return err
 			}

@@ -194,10 +194,9 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 		return err
 	}
 	gwURL := fmt.Sprintf("http://127.0.0.1:%d", o.port)
-	// MinIO keeps events in its queue folder while the router is not up yet
-	// (or restarting) and sends them once it answers.
-	target := router.MinIOTarget{ID: "segflow", Endpoint: gwURL + "/events/minio", Token: webhookToken,
-		QueueDir: filepath.Join(home, "minio-events")}
+	// What MinIO posts while the router is not up yet (or restarting) is
+	// dropped; the router's catch-up finds those writes in the bucket.
+	target := router.MinIOTarget{ID: "segflow", Endpoint: gwURL + "/events/minio", Token: webhookToken}
 
 	// stack.yml reads these through ${VAR} as faas-cli would.
 	s3Addr := fmt.Sprintf("127.0.0.1:%d", o.s3Port)
@@ -286,7 +285,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 
 	gw := gwclient.New(gwURL, gwUser, gwPass)
 	rtr, err := router.Open(ctx, router.Config{NATS: nc, Gateway: gw, Token: webhookToken, Storage: sc,
-		Logger: log.With("component", "router"), Registerer: prometheus.DefaultRegisterer})
+		CatchUpBucket: o.bucket, Logger: log.With("component", "router"), Registerer: prometheus.DefaultRegisterer})
 	if err != nil {
 		return err
 	}
