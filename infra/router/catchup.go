@@ -30,6 +30,10 @@ const (
 	checkpointBucket = "SEGFLOW_ROUTER"
 	// catchUpBatch is how many listed objects go to Ingest at once.
 	catchUpBatch = 256
+	// reorderMargin bounds how much older than an event the webhook took
+	// another may be that is still on its way: MinIO's send workers take
+	// events in order and each post lasts milliseconds.
+	reorderMargin = 2 * time.Second
 )
 
 // catchUpLoop runs a catch-up when the router starts, and again after any
@@ -68,8 +72,16 @@ func (r *Router) catchUpLoop(kv jetstream.KeyValue) {
 		}
 		// Everything written before next, less the time MinIO may take to
 		// post an event, is queued: by the listing, or by the webhook while
-		// no notification was refused.
-		if c := next.Add(-r.cfg.CatchUpLag); c.After(covered) {
+		// no notification was refused. So is everything written a little
+		// before the newest event taken: MinIO posts from one queue in
+		// order, a few at once.
+		c := next.Add(-r.cfg.CatchUpLag)
+		if ns := r.newestTaken.Load(); ns != 0 {
+			if t := time.Unix(0, ns).Add(-reorderMargin); t.After(c) && t.Before(next) {
+				c = t
+			}
+		}
+		if c.After(covered) {
 			if err := saveCheckpoint(r.ctx, kv, key, c); err != nil {
 				r.log.Warn("router: save checkpoint", "err", err)
 				return
@@ -103,6 +115,7 @@ func (r *Router) catchUp(ctx context.Context, since time.Time) (int, error) {
 		}
 		n, err := r.Ingest(ctx, batch)
 		queued += n
+		r.metrics.caughtUp.Add(float64(n))
 		batch.Records = batch.Records[:0]
 		return err
 	}

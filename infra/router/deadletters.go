@@ -106,7 +106,7 @@ func (r *Router) Replay(ctx context.Context, id string) (int, error) {
 			continue
 		}
 		d := delivery{ID: dl.ID, Function: dl.Function, Event: dl.Event, Queued: time.Now().UTC()}
-		if err := r.enqueue(ctx, d, fmt.Sprintf("%s|replay-%d", dl.ID, dl.Seq)); err != nil {
+		if _, err := r.enqueue(ctx, d, fmt.Sprintf("%s|replay-%d", dl.ID, dl.Seq)); err != nil {
 			return n, err
 		}
 		if err := s.DeleteMsg(ctx, dl.Seq); err != nil {

@@ -66,10 +66,13 @@ func (r *Router) Ingest(ctx context.Context, n Notification) (int, error) {
 				continue
 			}
 			d := delivery{ID: e.ID() + "|" + fn, Function: fn, Event: body, Queued: time.Now().UTC()}
-			if err := r.enqueue(ctx, d, d.ID); err != nil {
+			dup, err := r.enqueue(ctx, d, d.ID)
+			if err != nil {
 				return queued, err
 			}
-			queued++
+			if !dup {
+				queued++
+			}
 			r.log.Debug("router: queued", "event_id", e.ID(), "key", key, "topic", topic, "function", fn)
 		}
 	}
@@ -77,18 +80,19 @@ func (r *Router) Ingest(ctx context.Context, n Notification) (int, error) {
 }
 
 // enqueue stores a delivery; msgID deduplicates within the window, so the
-// same notification sent twice (MinIO retrying) queues it once.
-func (r *Router) enqueue(ctx context.Context, d delivery, msgID string) error {
+// same write notified twice (or notified and listed by a catch-up) queues
+// it once. dup says the queue already held it.
+func (r *Router) enqueue(ctx context.Context, d delivery, msgID string) (dup bool, err error) {
 	b, err := json.Marshal(d)
 	if err != nil {
-		return err
+		return false, err
 	}
 	ack, err := r.js.Publish(ctx, eventsSubject+d.Function, b, jetstream.WithMsgID(msgID))
 	if err != nil {
-		return fmt.Errorf("queue %s: %w", d.ID, err)
+		return false, fmt.Errorf("queue %s: %w", d.ID, err)
 	}
 	if ack.Duplicate {
 		r.metrics.duplicates.Inc()
 	}
-	return nil
+	return ack.Duplicate, nil
 }

@@ -4,6 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	received, malformed, unauthorized, duplicates prometheus.Counter
+	refused, caughtUp                             prometheus.Counter
 	delivered, retried, deadLettered, rejected    *prometheus.CounterVec
 	latency                                       *prometheus.HistogramVec
 }
@@ -20,6 +21,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		malformed:    c("events_malformed_total", "Notifications or records that could not be read."),
 		unauthorized: c("webhook_unauthorized_total", "Webhook calls refused for a bad token."),
 		duplicates:   c("events_duplicate_total", "Deliveries dropped as duplicates of a queued one."),
+		refused:      c("webhook_refused_total", "Notifications answered 503 (queue unavailable or not ready); the catch-up lists their writes."),
+		caughtUp:     c("caught_up_total", "Deliveries queued by a catch-up listing: writes whose notification never came in."),
 		delivered:    cv("deliveries_total", "Events delivered to a function with a 2xx answer."),
 		retried:      cv("retries_total", "Deliveries scheduled again after a failure."),
 		deadLettered: cv("dead_letters_total", "Events that exhausted their attempts."),
@@ -31,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"function_name"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.malformed, m.unauthorized, m.duplicates,
+		reg.MustRegister(m.received, m.malformed, m.unauthorized, m.duplicates, m.refused, m.caughtUp,
 			m.delivered, m.retried, m.deadLettered, m.rejected, m.latency)
 	}
 	return m

@@ -90,6 +90,9 @@ type Router struct {
 	// missed is set when a notification was refused; the catch-up loop
 	// then lists what MinIO dropped.
 	missed atomic.Bool
+	// newestTaken is the latest event time (Unix ns) among the
+	// notifications the webhook queued.
+	newestTaken atomic.Int64
 	// http posts deliveries; each is a client span of the event's trace.
 	http *http.Client
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // maxNotification bounds a webhook body; MinIO sends one record a request.
@@ -41,17 +42,38 @@ func (r *Router) WebhookHandler() http.HandlerFunc {
 		// MinIO drops what it cannot post, so a refusal also marks the
 		// bucket for a catch-up.
 		if !r.Ready() {
-			r.missed.Store(true)
+			r.refuse()
 			http.Error(w, "subscriptions not loaded yet", http.StatusServiceUnavailable)
 			return
 		}
 		if _, err := r.Ingest(req.Context(), n); err != nil {
-			r.missed.Store(true)
+			r.refuse()
 			r.log.Error("router: queue", "err", err)
 			http.Error(w, "queue unavailable", http.StatusServiceUnavailable)
 			return
 		}
+		for _, rec := range n.Records {
+			r.taken(rec.EventTime)
+		}
 		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// refuse counts a notification MinIO will drop and marks the bucket for
+// a catch-up.
+func (r *Router) refuse() {
+	r.metrics.refused.Inc()
+	r.missed.Store(true)
+}
+
+// taken records that MinIO's event of time t is queued.
+func (r *Router) taken(t time.Time) {
+	ns := t.UnixNano()
+	for {
+		old := r.newestTaken.Load()
+		if ns <= old || r.newestTaken.CompareAndSwap(old, ns) {
+			return
+		}
 	}
 }
 
