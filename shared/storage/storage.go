@@ -226,28 +226,22 @@ func (c *Client) Stat(ctx context.Context, bucket, key string) (Info, error) {
 
 // Get opens an object for reading; the caller closes it.
 func (c *Client) Get(ctx context.Context, bucket, key string) (io.ReadCloser, Info, error) {
-	obj, err := c.mc.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
+	// One GET whose headers give the info: minio-go's Object would send a
+	// HEAD first to answer Stat, doubling the requests of every status,
+	// manifest and playlist read.
+	body, oi, _, err := minio.Core{Client: c.mc}.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
 	if err != nil {
 		return nil, Info{}, wrapNotFound(fmt.Sprintf("get %s/%s", bucket, key), err)
 	}
-	st, err := obj.Stat()
-	if err != nil {
-		obj.Close()
-		return nil, Info{}, wrapNotFound(fmt.Sprintf("get %s/%s", bucket, key), err)
-	}
-	return obj, infoOf(st), nil
+	return body, infoOf(oi), nil
 }
 
-// GetBytes reads a whole (small) object. An object replaced while it is
-// read (a status document, a playlist) is read again.
+// GetBytes reads a whole (small) object. It is one GET, so an object
+// replaced meanwhile (a status document, a playlist) is read whole, as
+// it was when the GET began.
 func (c *Client) GetBytes(ctx context.Context, bucket, key string) ([]byte, error) {
-	for attempt := 0; ; attempt++ {
-		b, _, err := c.getBytes(ctx, bucket, key)
-		if IsPreconditionFailed(err) && attempt < 10 {
-			continue
-		}
-		return b, err
-	}
+	b, _, err := c.getBytes(ctx, bucket, key)
+	return b, err
 }
 
 func (c *Client) getBytes(ctx context.Context, bucket, key string) ([]byte, Info, error) {

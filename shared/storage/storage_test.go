@@ -58,11 +58,18 @@ func TestStorageAgainstMinIO(t *testing.T) {
 			t.Fatalf("GetBytes = %q, %v", got, err)
 		}
 		f := filepath.Join(t.TempDir(), "seg.ts")
-		if _, err := c.GetFile(ctx, bucket, "assets/a1/source/0.ts", f); err != nil {
+		info, err := c.GetFile(ctx, bucket, "assets/a1/source/0.ts", f)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if b, _ := os.ReadFile(f); !bytes.Equal(b, body) {
 			t.Fatalf("GetFile wrote %q", b)
+		}
+		// The info comes from the GET's own headers, as Stat's does.
+		st, _ := c.Stat(ctx, bucket, "assets/a1/source/0.ts")
+		if info.Size != int64(len(body)) || info.ETag == "" || info.ETag != st.ETag || info.ContentType != "video/mp2t" ||
+			info.Meta("segment-index") != "0" || info.Meta("Duration") != "4.000" {
+			t.Fatalf("GetFile info = %+v, stat %+v", info, st)
 		}
 	})
 	t.Run("missing is ErrNotFound", func(t *testing.T) {
