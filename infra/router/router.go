@@ -148,6 +148,9 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 	}
 	r.wg.Add(1)
 	go r.refreshLoop()
+	if cfg.CatchUpBucket != "" && cfg.Storage == nil {
+		r.log.Warn("router: no storage to list; writes MinIO drops while the router is down are lost", "bucket", cfg.CatchUpBucket)
+	}
 	if cfg.CatchUpBucket != "" && cfg.Storage != nil {
 		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: checkpointBucket, Storage: jetstream.FileStorage})
 		if err != nil {
