@@ -342,8 +342,6 @@ func (c *Client) Update(ctx context.Context, bucket, key string, opts PutOptions
 		switch {
 		case err == nil:
 			etag = info.ETag
-		case IsPreconditionFailed(err):
-			continue // replaced while we read it
 		case errors.Is(err, ErrNotFound):
 			old = nil
 		default:
