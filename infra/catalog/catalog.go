@@ -36,6 +36,14 @@ type Catalog struct {
 	store  *storage.Client
 	bucket string
 	mu     sync.Mutex // one writer
+
+	// A finished asset whose status has not changed for settleAfter is
+	// settled: Sync looks at it again only every recheck, so a library's
+	// idle cost is its active assets, not three requests per asset every
+	// poll. settled holds when each was last found settled.
+	settleAfter, recheck time.Duration
+	settledMu            sync.Mutex
+	settled              map[string]time.Time
 }
 
 // Open opens (creating) the catalog: a SQLite file at path, or the
@@ -53,7 +61,8 @@ func Open(path string, store *storage.Client, bucket string) (*Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("catalog: schema: %w", err)
 	}
-	return &Catalog{db: db, d: d, store: store, bucket: bucket}, nil
+	return &Catalog{db: db, d: d, store: store, bucket: bucket,
+		settleAfter: 30 * time.Second, recheck: time.Minute, settled: map[string]time.Time{}}, nil
 }
 
 func (c *Catalog) q(query string) string { return c.d.rebind(query) }
@@ -73,10 +82,24 @@ func (c *Catalog) Sync(ctx context.Context) (int, error) {
 		if id == "" || strings.Contains(id, "/") {
 			continue
 		}
-		changed, err := c.syncAsset(ctx, id)
+		now := time.Now()
+		c.settledMu.Lock()
+		at, ok := c.settled[id]
+		c.settledMu.Unlock()
+		if ok && now.Sub(at) < c.recheck {
+			continue
+		}
+		changed, settled, err := c.syncAsset(ctx, id, now)
 		if err != nil {
 			return n, fmt.Errorf("catalog: %s: %w", id, err)
 		}
+		c.settledMu.Lock()
+		if settled {
+			c.settled[id] = now
+		} else {
+			delete(c.settled, id)
+		}
+		c.settledMu.Unlock()
 		if changed {
 			n++
 		}
@@ -85,52 +108,61 @@ func (c *Catalog) Sync(ctx context.Context) (int, error) {
 }
 
 // fingerprint is what tells an asset changed: the ETags of its status
-// and its tags.
-func (c *Catalog) fingerprint(ctx context.Context, id string) (string, error) {
+// and its tags. statusAt is when the status was last written (zero when
+// there is none).
+func (c *Catalog) fingerprint(ctx context.Context, id string) (fp string, statusAt time.Time, err error) {
 	a := layout.Asset(id)
 	var parts []string
-	for _, k := range []string{a.Status(), a.Tags(-1)} {
+	for i, k := range []string{a.Status(), a.Tags(-1)} {
 		info, err := c.store.Stat(ctx, c.bucket, k)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			parts = append(parts, "-")
 		case err != nil:
-			return "", err
+			return "", time.Time{}, err
 		default:
 			parts = append(parts, info.ETag)
+			if i == 0 {
+				statusAt = info.LastModified
+			}
 		}
 	}
 	tags, err := c.store.List(ctx, c.bucket, a.Prefix()+"tags/", storage.ListOptions{})
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	parts = append(parts, fmt.Sprint(len(tags)))
-	return strings.Join(parts, ","), nil
+	return strings.Join(parts, ","), statusAt, nil
 }
 
-func (c *Catalog) syncAsset(ctx context.Context, id string) (bool, error) {
-	fp, err := c.fingerprint(ctx, id)
+// syncAsset re-indexes the asset if its fingerprint changed. It is
+// settled when it was already indexed as it is, finished, and its status
+// has been quiet for settleAfter.
+func (c *Catalog) syncAsset(ctx context.Context, id string, now time.Time) (changed, settled bool, err error) {
+	fp, statusAt, err := c.fingerprint(ctx, id)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	var old string
-	_ = c.db.QueryRowContext(ctx, c.q(`SELECT fingerprint FROM assets WHERE id = ?`), id).Scan(&old)
+	var state sql.NullString
+	_ = c.db.QueryRowContext(ctx, c.q(`SELECT fingerprint, state FROM assets WHERE id = ?`), id).Scan(&old, &state)
 	if old == fp {
-		return false, nil
+		finished := state.String == asset.StateComplete || state.String == asset.StateFailed
+		return false, finished && !statusAt.IsZero() && now.Sub(statusAt) >= c.settleAfter, nil
 	}
 	st, err := asset.ReadStatus(ctx, c.store, c.bucket, id)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return false, err
+		return false, false, err
 	}
 	m, err := asset.ReadManifest(ctx, c.store, c.bucket, id)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return false, err
+		return false, false, err
 	}
 	tags, err := c.segmentTags(ctx, id)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
-	return true, c.write(ctx, id, fp, st, m, tags)
+	return true, false, c.write(ctx, id, fp, st, m, tags)
 }
 
 // segmentTags reads the asset's merged tags (tags/asset.json) once aitag

@@ -173,3 +173,42 @@ func startPostgres(t *testing.T) string {
 	})
 	return "postgres://segflow@127.0.0.1:" + port + "/postgres?sslmode=disable"
 }
+
+// TestSettledAssetsAreCheckedSeldom: a finished asset whose status has been
+// quiet is looked at again only every recheck, so a large library costs
+// MinIO nothing between polls; an asset still processing is looked at on
+// every Sync.
+func TestSettledAssetsAreCheckedSeldom(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	bucket := m.Bucket(t, "media")
+	ctx := context.Background()
+	put := func(key string, v any) {
+		if err := m.Client.PutJSON(ctx, bucket, key, v, storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(layout.Asset("done").Status(), asset.Status{ID: "done", State: asset.StateComplete})
+	put(layout.Asset("busy").Status(), asset.Status{ID: "busy", State: asset.StateProcessing})
+	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"), m.Client, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.settleAfter, c.recheck = 0, time.Hour
+	if n, err := c.Sync(ctx); err != nil || n != 2 {
+		t.Fatalf("first Sync = %d, %v", n, err)
+	}
+	if n, err := c.Sync(ctx); err != nil || n != 0 { // finds "done" settled
+		t.Fatalf("second Sync = %d, %v", n, err)
+	}
+	tag := map[string]any{"tags": []tagging.Tag{{Kind: "text", Label: "late", Start: 1, End: 2, Confidence: 1, Source: "ocr"}}}
+	put(layout.Asset("done").Tags(0), tag)
+	put(layout.Asset("busy").Tags(0), tag)
+	if n, err := c.Sync(ctx); err != nil || n != 1 {
+		t.Fatalf("Sync after both changed = %d, %v; want only the busy asset", n, err)
+	}
+	c.recheck = 0
+	if n, err := c.Sync(ctx); err != nil || n != 1 {
+		t.Fatalf("Sync once the recheck is due = %d, %v; want the settled asset's change", n, err)
+	}
+}
