@@ -8,12 +8,14 @@ package function
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segflow/segflow/shared/asset"
@@ -92,6 +94,24 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 			audio = &all[len(all)-1]
 		}
 	}
+	have := make(map[string]storage.Info, len(objs))
+	for _, o := range objs {
+		have[o.Key] = o
+	}
+	// A media playlist's rank is how far it reaches, by the measure its
+	// replace rule compares.
+	mediaRank := func(body []byte) rank {
+		if m.Live {
+			n, end := hls.Last(body)
+			return rank{n, end}
+		}
+		n, end := hls.Count(body)
+		return rank{n, end}
+	}
+	putMedia := func(key string, body []byte) error {
+		rk := mediaRank(body)
+		return put(ctx, e, bucket, have[key], key, body, rk, func(old rank) bool { return !rk.ahead(old) }, replace(body))
+	}
 	complete, listed := 0, 0
 	write := func(r hls.Rendition) error {
 		body, n, done, err := hls.Media(r, opts)
@@ -102,7 +122,7 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 			complete++
 		}
 		listed += n
-		return e.Store.Update(ctx, bucket, a.Playlist(r.Name), playlistOpts(e), replace(body))
+		return putMedia(a.Playlist(r.Name), body)
 	}
 	for _, r := range all {
 		if err := write(r); err != nil {
@@ -119,7 +139,7 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 			return "", err
 		}
 		listed += n
-		if err := e.Store.Update(ctx, bucket, a.Playlist(subs.Name), playlistOpts(e), replace(body)); err != nil {
+		if err := putMedia(a.Playlist(subs.Name), body); err != nil {
 			return "", err
 		}
 	}
@@ -127,12 +147,14 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 	// so it records that count in a comment (players skip comments) and is
 	// only replaced by a master computed from at least as many.
 	master := append(hls.Master(video, audio, subs), fmt.Sprintf("%s%d\n", listedComment, listed)...)
-	if err := e.Store.Update(ctx, bucket, a.Master(), playlistOpts(e), func(old []byte) ([]byte, error) {
-		if string(old) == string(master) || (!m.Live && listedIn(old) > listed) {
-			return nil, nil
-		}
-		return master, nil
-	}); err != nil {
+	if err := put(ctx, e, bucket, have[a.Master()], a.Master(), master, rank{n: listed},
+		func(old rank) bool { return !m.Live && old.n > listed },
+		func(old []byte) ([]byte, error) {
+			if string(old) == string(master) || (!m.Live && listedIn(old) > listed) {
+				return nil, nil
+			}
+			return master, nil
+		}); err != nil {
 		return "", err
 	}
 	if required == len(all) {
@@ -149,8 +171,59 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 	return fmt.Sprintf("packaged %s: %d of %d renditions complete, %d segments listed", id, complete, len(all), listed), nil
 }
 
-func playlistOpts(e *stage.Env) storage.PutOptions {
-	return storage.PutOptions{ContentType: "application/vnd.apple.mpegurl", Metadata: e.Meta()}
+// rankMeta is the user metadata each playlist is written with: its rank,
+// so a rebuild decides from the listing it made anyway instead of reading
+// every playlist back (six reads a rebuild, most of the bucket requests a
+// VOD asset made).
+const rankMeta = "Segflow-Rank"
+
+// rank is how far a playlist reaches: segments listed (or, live, the last
+// one's index), and whether it ends.
+type rank struct {
+	n     int
+	ended bool
+}
+
+func (r rank) String() string {
+	if r.ended {
+		return strconv.Itoa(r.n) + ",end"
+	}
+	return strconv.Itoa(r.n)
+}
+
+func parseRank(s string) (rank, bool) {
+	num, end := strings.CutSuffix(s, ",end")
+	n, err := strconv.Atoi(num)
+	return rank{n, end}, err == nil
+}
+
+// ahead says whether r replaces a playlist of rank old: it reaches
+// further, or as far and now ends.
+func (r rank) ahead(old rank) bool { return r.n > old.n || (r.n == old.n && r.ended && !old.ended) }
+
+// put writes a playlist of rank rk. The listed copy (zero Info when there
+// was none) decides first: same bytes, or keep(its rank), leave it; else
+// the write goes on its ETag (or on its absence). A playlist written since
+// the listing, or one without a rank, goes to replace's read-compare-write.
+func put(ctx context.Context, e *stage.Env, bucket string, listed storage.Info, key string, body []byte, rk rank,
+	keep func(old rank) bool, replace func(old []byte) ([]byte, error)) error {
+	opts := storage.PutOptions{ContentType: "application/vnd.apple.mpegurl", Metadata: e.Meta(rankMeta, rk.String())}
+	o := opts
+	switch old, ok := parseRank(listed.Meta(rankMeta)); {
+	case listed.Key == "":
+		o.IfNoneMatch = "*"
+	case !ok:
+		return e.Store.Update(ctx, bucket, key, opts, replace)
+	case listed.ETag == fmt.Sprintf("%x", md5.Sum(body)) || keep(old):
+		return nil
+	default:
+		o.IfMatch = listed.ETag
+	}
+	err := e.Store.PutBytes(ctx, bucket, key, body, o)
+	if storage.IsPreconditionFailed(err) {
+		return e.Store.Update(ctx, bucket, key, opts, replace)
+	}
+	return err
 }
 
 // monotonic replaces a media playlist only by one that lists more, or as
