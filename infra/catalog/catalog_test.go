@@ -35,15 +35,21 @@ func TestIndexAndSearch(t *testing.T) {
 	}
 }
 
-func indexAndSearch(t *testing.T, dsn string) {
+// bucketWithJSON starts MinIO with a media bucket and returns a writer of
+// JSON objects into it.
+func bucketWithJSON(t *testing.T) (*testenv.MinIO, string, func(key string, v any)) {
 	m := testenv.StartMinIO(t)
 	bucket := m.Bucket(t, "media")
-	ctx := context.Background()
-	put := func(key string, v any) {
-		if err := m.Client.PutJSON(ctx, bucket, key, v, storage.PutOptions{}); err != nil {
+	return m, bucket, func(key string, v any) {
+		if err := m.Client.PutJSON(context.Background(), bucket, key, v, storage.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+func indexAndSearch(t *testing.T, dsn string) {
+	m, bucket, put := bucketWithJSON(t)
+	ctx := context.Background()
 	for _, id := range []string{"film-a", "film-b"} {
 		a := layout.Asset(id)
 		put(a.Manifest(), asset.Manifest{ID: id, Source: "uploads/" + id + ".mp4", Duration: 8, Width: 1280, Height: 720,
@@ -179,14 +185,8 @@ func startPostgres(t *testing.T) string {
 // MinIO nothing between polls; an asset still processing is looked at on
 // every Sync.
 func TestSettledAssetsAreCheckedSeldom(t *testing.T) {
-	m := testenv.StartMinIO(t)
-	bucket := m.Bucket(t, "media")
+	m, bucket, put := bucketWithJSON(t)
 	ctx := context.Background()
-	put := func(key string, v any) {
-		if err := m.Client.PutJSON(ctx, bucket, key, v, storage.PutOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	put(layout.Asset("done").Status(), asset.Status{ID: "done", State: asset.StateComplete})
 	put(layout.Asset("busy").Status(), asset.Status{ID: "busy", State: asset.StateProcessing})
 	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"), m.Client, bucket)
