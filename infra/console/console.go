@@ -35,6 +35,10 @@ type Console struct {
 	PartSize int64
 	// URLExpiry is how long a presigned part URL stays valid (default 1 h).
 	URLExpiry time.Duration
+	// ClaimExpiry is how long a claim on an upload key holds without the
+	// upload completing (default 24 h, when MinIO drops stale multipart
+	// uploads): after it the name is free again.
+	ClaimExpiry time.Duration
 }
 
 // Handler serves everything under /ui/. The caller puts it behind the

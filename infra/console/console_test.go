@@ -10,9 +10,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/segflow/segflow/infra/console"
 	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/storage"
 	"github.com/segflow/segflow/shared/testenv"
 )
 
@@ -172,5 +174,35 @@ func TestResumableUpload(t *testing.T) {
 	c.call("GET", "/ui/api/media/abc-123", nil, 200, &media)
 	if media["master"] != ui.MediaBase+"/"+layout.Asset("abc-123").Master() {
 		t.Fatalf("media %v", media)
+	}
+}
+
+// TestExpiredClaimFreesTheName: an upload that was started and never
+// completed (the page was closed) stops holding its name once its claim
+// expires; a completed upload's name stays taken.
+func TestExpiredClaimFreesTheName(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	bucket := m.Bucket(t, "media")
+	ui := &console.Console{Store: m.Client, Bucket: bucket, ClaimExpiry: time.Nanosecond}
+	srv := httptest.NewServer(ui.Handler())
+	defer srv.Close()
+	c := client{t, srv.URL}
+	start := func(name string) string {
+		var p struct{ Key string }
+		c.call("POST", "/ui/api/uploads", map[string]any{"name": name, "size": 10}, 200, &p)
+		return p.Key
+	}
+	if k := start("left.mp4"); k != "uploads/left.mp4" {
+		t.Fatalf("first start: %q", k)
+	}
+	// Abandoned: its claim has expired, so the name is free again.
+	if k := start("left.mp4"); k != "uploads/left.mp4" {
+		t.Fatalf("start after an abandoned upload's claim expired: %q", k)
+	}
+	if err := m.Client.PutBytes(t.Context(), bucket, "uploads/kept.mp4", []byte("x"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if k := start("kept.mp4"); k != "uploads/kept-2.mp4" {
+		t.Fatalf("start over a completed upload: %q", k)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"path"
 	"regexp"
@@ -127,16 +128,47 @@ func (c *Console) freeKey(ctx context.Context, key string) (string, error) {
 		if !errors.Is(err, storage.ErrNotFound) {
 			return "", err
 		}
-		err = c.Store.PutBytes(ctx, c.Bucket, reservedPrefix+k, nil, storage.PutOptions{IfNoneMatch: "*"})
-		if storage.IsPreconditionFailed(err) {
-			continue
-		}
+		ok, err := c.claim(ctx, k)
 		if err != nil {
 			return "", fmt.Errorf("claim %s: %w", k, err)
 		}
-		return k, nil
+		if ok {
+			return k, nil
+		}
 	}
 	return "", fmt.Errorf("upload %s: a thousand files of that name already", key)
+}
+
+// claim takes key for one upload: a new claim, or one older than the
+// claim expiry whose upload never completed (the page was closed). Each
+// claim's body is unique, so its ETag is too: of two uploads taking over
+// one expired claim, only the first write on its ETag succeeds.
+func (c *Console) claim(ctx context.Context, key string) (bool, error) {
+	body := []byte(fmt.Sprintf("%s %d", time.Now().UTC().Format(time.RFC3339Nano), rand.Int64()))
+	marker := reservedPrefix + key
+	err := c.Store.PutBytes(ctx, c.Bucket, marker, body, storage.PutOptions{IfNoneMatch: "*"})
+	if !storage.IsPreconditionFailed(err) {
+		return err == nil, err
+	}
+	held, err := c.Store.Stat(ctx, c.Bucket, marker)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil // released meanwhile: the next name is as good
+	}
+	if err != nil || time.Since(held.LastModified) < c.claimExpiry() {
+		return false, err
+	}
+	err = c.Store.PutBytes(ctx, c.Bucket, marker, body, storage.PutOptions{IfMatch: held.ETag})
+	if storage.IsPreconditionFailed(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (c *Console) claimExpiry() time.Duration {
+	if c.ClaimExpiry > 0 {
+		return c.ClaimExpiry
+	}
+	return 24 * time.Hour
 }
 
 // reservedPrefix holds the console's claims on upload keys.
