@@ -148,10 +148,11 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 	}
 	r.wg.Add(1)
 	go r.refreshLoop()
-	if cfg.CatchUpBucket != "" && cfg.Storage == nil {
+	switch {
+	case cfg.CatchUpBucket == "":
+	case cfg.Storage == nil:
 		r.log.Warn("router: no storage to list; writes MinIO drops while the router is down are lost", "bucket", cfg.CatchUpBucket)
-	}
-	if cfg.CatchUpBucket != "" && cfg.Storage != nil {
+	default:
 		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: checkpointBucket, Storage: jetstream.FileStorage})
 		if err != nil {
 			r.Close()
