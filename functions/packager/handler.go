@@ -81,9 +81,9 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 	if m.Splitting {
 		opts.Total = 0 // more segments are coming
 	}
-	replace := monotonic
+	replace, rankOf := monotonic, countRank
 	if m.Live {
-		opts, replace = liveOptions(m, all), monotonicLive
+		opts, replace, rankOf = liveOptions(m, all), monotonicLive, lastRank
 		// A live segment is listed only once every rendition of it exists.
 		keep := everywhere(all)
 		for i := range all {
@@ -98,18 +98,8 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 	for _, o := range objs {
 		have[o.Key] = o
 	}
-	// A media playlist's rank is how far it reaches, by the measure its
-	// replace rule compares.
-	mediaRank := func(body []byte) rank {
-		if m.Live {
-			n, end := hls.Last(body)
-			return rank{n, end}
-		}
-		n, end := hls.Count(body)
-		return rank{n, end}
-	}
 	putMedia := func(key string, body []byte) error {
-		rk := mediaRank(body)
+		rk := rankOf(body)
 		return put(ctx, e, bucket, have[key], key, body, rk, func(old rank) bool { return !rk.ahead(old) }, replace(body))
 	}
 	complete, listed := 0, 0
@@ -229,34 +219,35 @@ func put(ctx context.Context, e *stage.Env, bucket string, listed storage.Info, 
 // monotonic replaces a media playlist only by one that lists more, or as
 // many and ends where the old one did not: a slow call that listed the
 // bucket earlier can never take a segment away.
-func monotonic(next []byte) func(old []byte) ([]byte, error) {
-	return func(old []byte) ([]byte, error) {
-		if old == nil {
-			return next, nil
-		}
-		on, oend := hls.Count(old)
-		nn, nend := hls.Count(next)
-		if nn < on || (nn == on && (oend || !nend)) {
-			return nil, nil
-		}
-		return next, nil
-	}
-}
+var monotonic = replaceAhead(countRank)
 
 // monotonicLive replaces a live playlist only by one that reaches a later
 // segment, or the same one and now ends.
-func monotonicLive(next []byte) func(old []byte) ([]byte, error) {
-	return func(old []byte) ([]byte, error) {
-		if old == nil {
+var monotonicLive = replaceAhead(lastRank)
+
+// replaceAhead is a replace rule: next replaces an old playlist only when
+// its rank (by rankOf) is ahead.
+func replaceAhead(rankOf func([]byte) rank) func(next []byte) func(old []byte) ([]byte, error) {
+	return func(next []byte) func(old []byte) ([]byte, error) {
+		return func(old []byte) ([]byte, error) {
+			if old != nil && !rankOf(next).ahead(rankOf(old)) {
+				return nil, nil
+			}
 			return next, nil
 		}
-		ol, oend := hls.Last(old)
-		nl, nend := hls.Last(next)
-		if nl < ol || (nl == ol && (oend || !nend)) {
-			return nil, nil
-		}
-		return next, nil
 	}
+}
+
+// countRank ranks a VOD playlist by the segments it lists.
+func countRank(b []byte) rank {
+	n, end := hls.Count(b)
+	return rank{n, end}
+}
+
+// lastRank ranks a live playlist by the index of its last segment.
+func lastRank(b []byte) rank {
+	n, end := hls.Last(b)
+	return rank{n, end}
 }
 
 // liveOptions: a sliding window, a target duration that does not move
