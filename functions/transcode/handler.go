@@ -64,7 +64,7 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 		return "", err
 	}
 	outs, err := media.Transcode(ctx, in, filepath.Join(dir, "out"), rungs,
-		media.TranscodeOptions{FPS: m.FPS, Audio: m.Audio && len(only) == 0})
+		media.TranscodeOptions{FPS: m.FPS, Audio: m.Audio && len(only) == 0, Live: m.Live})
 	if err != nil {
 		return "", e.FailSegment(ctx, t, err)
 	}

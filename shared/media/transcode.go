@@ -25,6 +25,14 @@ type TranscodeOptions struct {
 	// Filter is applied to the decoded video before the ladder's scaling
 	// (the watermark's overlay, for one).
 	Filter string
+	// Live encodes for latency: each encoder spreads one segment over the
+	// machine's cores with frame threads. Otherwise (files) each rendition
+	// is encoded on one thread and the cores go to segments in parallel:
+	// frame threads cost ~4% more CPU per segment and more memory, which a
+	// short-lived process pays in page faults each time, and their number
+	// follows the machine's cores, so a segment redone on another machine
+	// (a retried or duplicated event) would get different bytes.
+	Live bool
 }
 
 // Output is one rung's (or the audio's) encoded segment.
@@ -65,6 +73,9 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 		out := Output{Rung: r, Path: filepath.Join(outDir, r.Name+r.SegmentExt())}
 		args = append(args, "-map", fmt.Sprintf("[o%d]", i))
 		args = append(args, EncoderArgs(r, gop, o.Preset)...)
+		if !o.Live {
+			args = append(args, "-threads", "1")
+		}
 		// Keep the input's 90 kHz time base and frame timing: no re-rounding
 		// to the frame rate, no duplicated or dropped frames, so seams meet.
 		args = append(args, "-enc_time_base", "-1", "-fps_mode", "passthrough")
