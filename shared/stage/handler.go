@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
@@ -22,6 +23,7 @@ type Work func(ctx context.Context, e *Env, t *Trigger, r *http.Request) (string
 func Handler(name string, accepts []layout.Kind, work Work) http.HandlerFunc {
 	env := sync.OnceValues(func() (*Env, error) { return NewEnv(name) })
 	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		e, err := env()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -32,11 +34,11 @@ func Handler(name string, accepts []layout.Kind, work Work) http.HandlerFunc {
 			err = Permanent(fmt.Errorf("%s does not take %s", name, t.Key))
 		}
 		if err != nil {
-			e.Respond(w, t, "", err)
+			e.Respond(w, t, "", err, time.Since(start))
 			return
 		}
 		msg, err := work(r.Context(), e, t, r)
-		e.Respond(w, t, msg, err)
+		e.Respond(w, t, msg, err, time.Since(start))
 	}
 }
 

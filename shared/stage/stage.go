@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/segflow/segflow/shared/config"
 	"github.com/segflow/segflow/shared/events"
@@ -119,9 +121,10 @@ func IsPermanent(err error) bool {
 }
 
 // Respond answers the router: 200 with msg, 422 for a permanent failure
-// (not retried), 500 for anything that may pass on a retry.
-func (e *Env) Respond(w http.ResponseWriter, t *Trigger, msg string, err error) {
-	attrs := []any{}
+// (not retried), 500 for anything that may pass on a retry. The log line
+// carries how long the call took, so one asset's calls line up in time.
+func (e *Env) Respond(w http.ResponseWriter, t *Trigger, msg string, err error, took time.Duration) {
+	attrs := []any{"seconds", math.Round(took.Seconds()*1000) / 1000}
 	if t != nil {
 		attrs = append(attrs, "event_id", t.Event.ID(), "key", t.Key)
 	}
