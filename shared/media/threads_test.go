@@ -3,6 +3,7 @@ package media_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -14,53 +15,84 @@ import (
 	"github.com/segflow/segflow/shared/media/mediatest"
 )
 
-// TestTranscodeBytesIgnoreCores makes one file segment's H.264 ladder on a
-// machine of one core and on one of all this machine's cores (ffmpeg
-// started from a thread whose CPU affinity it inherits). A retried or
-// duplicated event may run on another machine, and it must rewrite the
-// same bytes; with encoder threads that follow the core count it does not.
-func TestTranscodeBytesIgnoreCores(t *testing.T) {
+// TestEncodesIgnoreCores encodes one file segment (its H.264 ladder, its
+// watermark) on a machine of one core and on one of all this machine's
+// cores. A retried or duplicated event may run on another machine, and it
+// must rewrite the same bytes; with encoder threads that follow the core
+// count it does not.
+func TestEncodesIgnoreCores(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("needs two cores to compare with one")
 	}
+	ctx := context.Background()
 	dir := t.TempDir()
 	_, info, segs := splitClip(t, dir, mediatest.Clip{Seconds: 4, Width: 1280, Height: 720, FPS: 30}, 4*time.Second)
 	rungs, err := media.Ladder(info.Video, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	transcode := func(cores int) []media.Output {
-		type result struct {
-			outs []media.Output
-			err  error
-		}
-		done := make(chan result)
-		go func() {
-			// The thread stays locked and ends with the goroutine, so
-			// the narrowed affinity goes nowhere else.
-			runtime.LockOSThread()
-			var set unix.CPUSet
-			for c := range cores {
-				set.Set(c)
+	tests := []struct {
+		name string
+		// encode writes its outputs under out and returns their paths.
+		encode func(out string) ([]string, error)
+	}{
+		{"ladder", func(out string) ([]string, error) {
+			outs, err := media.Transcode(ctx, segs[0].Path, out, rungs, media.TranscodeOptions{FPS: info.Video.FPS})
+			paths := make([]string, len(outs))
+			for i, o := range outs {
+				paths[i] = o.Path
 			}
-			if err := unix.SchedSetaffinity(0, &set); err != nil {
-				done <- result{err: err}
-				return
+			return paths, err
+		}},
+		{"watermark", func(out string) ([]string, error) {
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return nil, err
 			}
-			outs, err := media.Transcode(context.Background(), segs[0].Path,
-				filepath.Join(dir, fmt.Sprintf("cores-%d", cores)), rungs, media.TranscodeOptions{FPS: info.Video.FPS})
-			done <- result{outs, err}
-		}()
-		r := <-done
-		if r.err != nil {
-			t.Fatalf("%d cores: %v", cores, r.err)
-		}
-		return r.outs
+			path := filepath.Join(out, "marked.ts")
+			return []string{path}, media.Watermark(ctx, segs[0].Path, path,
+				media.WatermarkOptions{Text: "segflow", Position: "top-right", FPS: info.Video.FPS})
+		}},
 	}
-	one, all := transcode(1), transcode(runtime.NumCPU())
-	for i := range one {
-		if !sameBytes(t, one[i].Path, all[i].Path) {
-			t.Errorf("%s: one core and %d cores wrote different bytes", one[i].Rung.Name, runtime.NumCPU())
-		}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var paths [2][]string
+			for i, cores := range []int{1, runtime.NumCPU()} {
+				out := filepath.Join(dir, tc.name, fmt.Sprintf("cores-%d", cores))
+				err := onCores(cores, func() error {
+					var err error
+					paths[i], err = tc.encode(out)
+					return err
+				})
+				if err != nil {
+					t.Fatalf("%d cores: %v", cores, err)
+				}
+			}
+			for i := range paths[0] {
+				if !sameBytes(t, paths[0][i], paths[1][i]) {
+					t.Errorf("%s: one core and %d cores wrote different bytes", filepath.Base(paths[0][i]), runtime.NumCPU())
+				}
+			}
+		})
 	}
+}
+
+// onCores runs fn on a thread allowed only the first n CPUs; the
+// processes it starts inherit that.
+func onCores(n int, fn func() error) error {
+	done := make(chan error)
+	go func() {
+		// The thread stays locked and ends with the goroutine, so the
+		// narrowed affinity goes nowhere else.
+		runtime.LockOSThread()
+		var set unix.CPUSet
+		for c := range n {
+			set.Set(c)
+		}
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			done <- err
+			return
+		}
+		done <- fn()
+	}()
+	return <-done
 }

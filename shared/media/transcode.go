@@ -25,14 +25,23 @@ type TranscodeOptions struct {
 	// Filter is applied to the decoded video before the ladder's scaling
 	// (the watermark's overlay, for one).
 	Filter string
-	// Live encodes for latency: each encoder spreads one segment over the
-	// machine's cores with frame threads. Otherwise (files) each rendition
-	// is encoded on one thread and the cores go to segments in parallel:
-	// frame threads cost ~4% more CPU per segment and more memory, which a
-	// short-lived process pays in page faults each time, and their number
-	// follows the machine's cores, so a segment redone on another machine
-	// (a retried or duplicated event) would get different bytes.
+	// Live encodes for latency (see encoderThreads).
 	Live bool
+}
+
+// encoderThreads is the encoder's thread setting for a segment. Live
+// segments are encoded for latency: each encoder spreads one segment over
+// the machine's cores with frame threads. A file's segments are encoded
+// each rendition on one thread and the cores go to segments in parallel:
+// frame threads cost ~4% more CPU per segment and more memory, which a
+// short-lived process pays in page faults each time, and their number
+// follows the machine's cores, so a segment redone on another machine (a
+// retried or duplicated event) would get different bytes.
+func encoderThreads(live bool) []string {
+	if live {
+		return nil
+	}
+	return []string{"-threads", "1"}
 }
 
 // Output is one rung's (or the audio's) encoded segment.
@@ -73,9 +82,7 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 		out := Output{Rung: r, Path: filepath.Join(outDir, r.Name+r.SegmentExt())}
 		args = append(args, "-map", fmt.Sprintf("[o%d]", i))
 		args = append(args, EncoderArgs(r, gop, o.Preset)...)
-		if !o.Live {
-			args = append(args, "-threads", "1")
-		}
+		args = append(args, encoderThreads(o.Live)...)
 		// Keep the input's 90 kHz time base and frame timing: no re-rounding
 		// to the frame rate, no duplicated or dropped frames, so seams meet.
 		args = append(args, "-enc_time_base", "-1", "-fps_mode", "passthrough")

@@ -17,6 +17,8 @@ type WatermarkOptions struct {
 	FPS      float64
 	// FontFile overrides the font (default: Debian's fonts-dejavu-core).
 	FontFile string
+	// Live encodes for latency (see encoderThreads).
+	Live bool
 }
 
 // DefaultFont ships with Debian's fonts-dejavu-core (scripts/setup.sh).
@@ -77,8 +79,9 @@ func Watermark(ctx context.Context, in, out string, o WatermarkOptions) error {
 	}
 	gop := strconv.Itoa(int(max(1, o.FPS*2+0.5)))
 	args = append(args, "-filter_complex", graph, "-map", "[v]", "-map", "0:a?",
-		"-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-g", gop, "-keyint_min", gop, "-sc_threshold", "0",
-		"-enc_time_base", "-1", "-fps_mode", "passthrough", "-c:a", "copy",
+		"-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-g", gop, "-keyint_min", gop, "-sc_threshold", "0")
+	args = append(args, encoderThreads(o.Live)...)
+	args = append(args, "-enc_time_base", "-1", "-fps_mode", "passthrough", "-c:a", "copy",
 		"-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", out)
 	if err := ffmpeg(ctx, args...); err != nil {
 		return fmt.Errorf("watermark %s: %w", in, err)
