@@ -21,6 +21,10 @@ type Clip struct {
 	GOP int
 	// Extra video filters after testsrc2 (drawtext, ...).
 	VideoFilter string
+	// Bitrate, when set, encodes the video the way a typical mezzanine
+	// is (x264 veryfast, CABAC, this average bit rate) instead of
+	// near-lossless (ultrafast crf 10, about 29 Mb/s at 1080p30).
+	Bitrate int
 }
 
 // Make writes the clip as H.264/AAC MP4 at near-lossless quality, so that
@@ -41,7 +45,13 @@ func Make(t testing.TB, path string, c Clip) {
 	if c.Audio {
 		args = append(args, "-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=48000:duration=%g", c.Seconds), "-ac", "2")
 	}
-	args = append(args, "-c:v", "libx264", "-preset", "ultrafast", "-crf", "10", "-g", strconv.Itoa(c.GOP), "-pix_fmt", "yuv420p")
+	quality := []string{"-preset", "ultrafast", "-crf", "10"}
+	if c.Bitrate > 0 {
+		quality = []string{"-preset", "veryfast", "-b:v", strconv.Itoa(c.Bitrate)}
+	}
+	args = append(args, "-c:v", "libx264")
+	args = append(args, quality...)
+	args = append(args, "-g", strconv.Itoa(c.GOP), "-pix_fmt", "yuv420p")
 	if c.Audio {
 		args = append(args, "-c:a", "aac", "-b:a", "192k")
 	}
