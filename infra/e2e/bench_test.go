@@ -58,19 +58,19 @@ func BenchmarkVODPipeline(b *testing.B) {
 		{"near-lossless", 0},
 		{"mezzanine-10M", 10_000_000},
 	}
-	for i, src := range sources {
+	for _, src := range sources {
 		b.Run("source="+src.name, func(b *testing.B) {
 			dir := b.TempDir()
 			file := filepath.Join(dir, "src.mp4")
 			mediatest.Make(b, file, mediatest.Clip{Seconds: seconds, Width: 1920, Height: 1080, FPS: 30, Audio: true, Bitrate: src.bitrate})
-			benchLadder(b, s.With(b), file, dir, workers, fmt.Sprintf("%d-", i))
+			benchLadder(b, s.With(b), file, dir, workers, src.name)
 		})
 	}
 }
 
 // benchLadder times one source's ladder made by bare ffmpeg, by the
 // per-segment floor and by the pipeline, and reports the ratios.
-func benchLadder(b *testing.B, s *teststack.Stack, src, dir string, workers int, keyPrefix string) {
+func benchLadder(b *testing.B, s *teststack.Stack, src, dir string, workers int, name string) {
 	info, err := media.Probe(context.Background(), src)
 	if err != nil {
 		b.Fatal(err)
@@ -91,7 +91,7 @@ func benchLadder(b *testing.B, s *teststack.Stack, src, dir string, workers int,
 				bare, bareRSS = bare+d, max(bareRSS, rss)
 				floor += segmentLadder(b, src, filepath.Join(dir, "floor"), info, rungs, workers)
 			}
-			d, rss := pipeline(b, s, src, keyPrefix+strconv.Itoa(runs))
+			d, rss := pipeline(b, s, src, name+"-"+strconv.Itoa(runs))
 			pipe, pipeRSS, runs = pipe+d, max(pipeRSS, rss), runs+1
 			if !first {
 				floor += segmentLadder(b, src, filepath.Join(dir, "floor"), info, rungs, workers)

@@ -27,8 +27,9 @@ type Clip struct {
 	Bitrate int
 }
 
-// Make writes the clip as H.264/AAC MP4 at near-lossless quality, so that
-// quality checks measure segflow's encode and not the source's.
+// Make writes the clip as H.264/AAC MP4, at near-lossless quality unless
+// c.Bitrate asks for a mezzanine's, so that quality checks measure
+// segflow's encode and not the source's.
 func Make(t testing.TB, path string, c Clip) {
 	t.Helper()
 	if c.FPS == 0 {
