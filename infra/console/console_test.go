@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -98,6 +99,23 @@ func TestResumableUpload(t *testing.T) {
 	}
 	if done.Asset != layout.AssetID(plan.Key, info.ETag) {
 		t.Fatalf("asset %s, split will call it %s", done.Asset, layout.AssetID(plan.Key, info.ETag))
+	}
+	// Until split writes the asset's status, the page that uploaded it
+	// names the upload and gets a pending status; nothing else vouches for
+	// the id.
+	var pending struct{ ID, Source, State string }
+	c.call("GET", "/ui/api/status/"+done.Asset+"?source="+url.QueryEscape(plan.Key), nil, 200, &pending)
+	if pending.ID != done.Asset || pending.Source != plan.Key || pending.State != "pending" {
+		t.Fatalf("status before split: %+v", pending)
+	}
+	for _, path := range []string{
+		"/ui/api/status/" + done.Asset,
+		"/ui/api/status/" + done.Asset + "?source=" + url.QueryEscape("uploads/other.mp4"),
+		"/ui/api/status/" + done.Asset + "?source=" + url.QueryEscape("assets/"+done.Asset+"/manifest.json"),
+		"/ui/api/status/" + done.Asset + "?source=" + url.QueryEscape("uploads/../"+plan.Key),
+		"/ui/api/status/other-0123456789?source=" + url.QueryEscape(plan.Key),
+	} {
+		c.call("GET", path, nil, 404, nil)
 	}
 	// Another file of the same name does not replace it.
 	var second struct{ Key string }

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,10 +15,17 @@ import (
 	"github.com/segflow/segflow/shared/tagging"
 )
 
-// status serves an asset's status.json (the stage grid's source); 404
-// until split has written one.
+// status serves an asset's status.json (the stage grid's source). Before
+// split has written one, the page that uploaded the file names its key
+// (?source=, as the upload's completion gave it): if that upload is in the
+// bucket and is the asset's, the asset is pending, its event on the way.
+// An id nothing vouches for is 404.
 func (c *Console) status(w http.ResponseWriter, r *http.Request) {
-	s, err := asset.ReadStatus(r.Context(), c.Store, c.Bucket, r.PathValue("id"))
+	id := r.PathValue("id")
+	s, err := asset.ReadStatus(r.Context(), c.Store, c.Bucket, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		s, err = c.pending(r.Context(), id, r.URL.Query().Get("source"))
+	}
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		httpjson.Error(w, http.StatusNotFound, err)
@@ -26,6 +34,22 @@ func (c *Console) status(w http.ResponseWriter, r *http.Request) {
 	default:
 		httpjson.Write(w, http.StatusOK, s)
 	}
+}
+
+// pending is the status of asset id that split has not written yet, when
+// source is the upload it will be made from.
+func (c *Console) pending(ctx context.Context, id, source string) (*asset.Status, error) {
+	if storage.ValidKey(source) != nil || layout.Parse(source).Kind != layout.KindUpload {
+		return nil, fmt.Errorf("asset %s: %w", id, storage.ErrNotFound)
+	}
+	info, err := c.Store.Stat(ctx, c.Bucket, source)
+	if err != nil {
+		return nil, err
+	}
+	if layout.AssetID(source, info.ETag) != id {
+		return nil, fmt.Errorf("asset %s is not made from %s: %w", id, source, storage.ErrNotFound)
+	}
+	return &asset.Status{ID: id, Source: source, State: asset.StatePending, Stages: map[string]asset.StageStatus{}, Updated: info.LastModified}, nil
 }
 
 // media gives the browser the URLs of an asset's playable objects, so the

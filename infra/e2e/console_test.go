@@ -56,11 +56,7 @@ func newBrowser(t *testing.T) *browser {
 			if err != nil {
 				return
 			}
-			// A status read that 404s before the split has written the
-			// asset's status is the page's "waiting for split" (app.js),
-			// not an error; Chrome logs every failed load all the same.
-			waiting := strings.Contains(m.URL, "/ui/api/status/") && strings.Contains(m.Text, "status of 404")
-			if (m.Type == chromedp.ConsoleError || m.IsException()) && !waiting {
+			if m.Type == chromedp.ConsoleError || m.IsException() {
 				b.mu.Lock()
 				b.errors = append(b.errors, fmt.Sprintf("%s (%s:%d)", m.Text, m.URL, m.Line+1))
 				b.mu.Unlock()

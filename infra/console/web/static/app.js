@@ -5,7 +5,9 @@
 
 const $ = (sel) => document.querySelector(sel);
 const video = $("#player");
-const state = { selected: null, media: null, hls: null, status: null, cues: [], tags: [], pendingSeek: null };
+// sources: the upload key of each asset this page uploaded, so that its
+// status reads "pending" rather than 404 until split has written one.
+const state = { selected: null, media: null, hls: null, status: null, cues: [], tags: [], pendingSeek: null, sources: {} };
 // For tests and the curious: the player and the hls.js instance.
 window.segflow = { get hls() { return state.hls; }, video, state };
 
@@ -106,6 +108,7 @@ async function upload(file) {
     bar.value = 1;
     status.textContent = `Uploaded ${file.name} as asset ${res.asset}`;
     status.dataset.asset = res.asset;
+    state.sources[res.asset] = res.key;
     select(res.asset);
   } catch (e) {
     status.textContent = `Upload of ${file.name} failed: ${e.message}`;
@@ -169,7 +172,7 @@ function byStage(a, b) {
 }
 
 function renderStatus(st) {
-  $("#asset-state").textContent = st.state;
+  $("#asset-state").textContent = st.state === "pending" ? "waiting for split" : st.state;
   $("#asset-state").className = `state ${st.state}`;
   $("#detail").dataset.state = st.state;
   $("#asset-error").textContent = st.error || "";
@@ -213,7 +216,8 @@ async function refreshStatus() {
   const id = state.selected;
   if (!id) return;
   let st;
-  try { st = await api("/ui/api/status/" + encodeURIComponent(id)); } catch (e) {
+  const source = state.sources[id] ? "?source=" + encodeURIComponent(state.sources[id]) : "";
+  try { st = await api("/ui/api/status/" + encodeURIComponent(id) + source); } catch (e) {
     if (e.status !== 404) $("#asset-error").textContent = e.message;
     return;
   }
