@@ -15,11 +15,11 @@ import (
 	"github.com/segflow/segflow/shared/media/mediatest"
 )
 
-// TestEncodesIgnoreCores encodes one file segment (its H.264 ladder, its
-// watermark) on a machine of one core and on one of all this machine's
-// cores. A retried or duplicated event may run on another machine, and it
-// must rewrite the same bytes; with encoder threads that follow the core
-// count it does not.
+// TestEncodesIgnoreCores encodes one segment (its H.264 ladder, an H.265
+// rung, its watermark; as a file's segment and as a live one) on a
+// machine of one core and on one of all this machine's cores. A retried
+// or duplicated event may run on another machine, and it must rewrite the
+// same bytes; with encoder threads that follow the core count it does not.
 func TestEncodesIgnoreCores(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("needs two cores to compare with one")
@@ -27,31 +27,45 @@ func TestEncodesIgnoreCores(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	_, info, segs := splitClip(t, dir, mediatest.Clip{Seconds: 4, Width: 1280, Height: 720, FPS: 30}, 4*time.Second)
-	rungs, err := media.Ladder(info.Video, nil)
+	h264, err := media.Ladder(info.Video, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	h265, err := media.Ladder(info.Video, []media.Codec{media.H265})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ladder := func(rungs []media.Rung, live bool) func(out string) ([]string, error) {
+		return func(out string) ([]string, error) {
+			outs, err := media.Transcode(ctx, segs[0].Path, out, rungs, media.TranscodeOptions{FPS: info.Video.FPS, Live: live})
+			paths := make([]string, len(outs))
+			for i, o := range outs {
+				paths[i] = o.Path
+			}
+			return paths, err
+		}
+	}
+	watermark := func(live bool) func(out string) ([]string, error) {
+		return func(out string) ([]string, error) {
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return nil, err
+			}
+			path := filepath.Join(out, "marked.ts")
+			return []string{path}, media.Watermark(ctx, segs[0].Path, path,
+				media.WatermarkOptions{Text: "segflow", Position: "top-right", FPS: info.Video.FPS, Live: live})
+		}
 	}
 	tests := []struct {
 		name string
 		// encode writes its outputs under out and returns their paths.
 		encode func(out string) ([]string, error)
 	}{
-		{"ladder", func(out string) ([]string, error) {
-			outs, err := media.Transcode(ctx, segs[0].Path, out, rungs, media.TranscodeOptions{FPS: info.Video.FPS})
-			paths := make([]string, len(outs))
-			for i, o := range outs {
-				paths[i] = o.Path
-			}
-			return paths, err
-		}},
-		{"watermark", func(out string) ([]string, error) {
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return nil, err
-			}
-			path := filepath.Join(out, "marked.ts")
-			return []string{path}, media.Watermark(ctx, segs[0].Path, path,
-				media.WatermarkOptions{Text: "segflow", Position: "top-right", FPS: info.Video.FPS})
-		}},
+		{"ladder", ladder(h264, false)},
+		{"h265", ladder(h265[:1], false)},
+		{"watermark", watermark(false)},
+		{"live ladder", ladder(h264, true)},
+		{"live h265", ladder(h265[:1], true)},
+		{"live watermark", watermark(true)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,20 +29,28 @@ type TranscodeOptions struct {
 	Live bool
 }
 
-// encoderThreads is the encoder's thread setting for a segment. Live
-// segments are encoded for latency: each encoder spreads one segment over
-// the machine's cores with frame threads. A file's segments are encoded
-// each rendition on one thread and the cores go to segments in parallel:
-// frame threads cost ~4% more CPU per segment and more memory, which a
-// short-lived process pays in page faults each time, and their number
-// follows the machine's cores, so a segment redone on another machine (a
-// retried or duplicated event) would get different bytes.
+// encoderThreads is the encoder's thread setting for a segment. It is a
+// fixed number, never ffmpeg's default of one per core the process can
+// see: that number follows the machine (a segment redone on another one,
+// for a retried or duplicated event, would get different bytes), and in
+// a container it is the node's cores, not the CPU limit (frame threads by
+// the dozen, and their memory, on a pod of two CPUs).
+//
+// A file's segments are encoded each rendition on one thread and the
+// cores go to segments in parallel: frame threads cost ~4% more CPU per
+// segment and more memory, which a short-lived process pays in page
+// faults each time. Live segments are encoded for latency: each encoder
+// spreads one segment over liveThreads frame threads.
 func encoderThreads(live bool) []string {
 	if live {
-		return nil
+		return []string{"-threads", strconv.Itoa(liveThreads)}
 	}
 	return []string{"-threads", "1"}
 }
+
+// liveThreads is the frame threads of a live segment's encoders: about
+// what x264 picks by itself on the 2-4 CPUs a function gets.
+const liveThreads = 4
 
 // Output is one rung's (or the audio's) encoded segment.
 type Output struct {
