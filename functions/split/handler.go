@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/config"
@@ -41,7 +42,6 @@ func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) 
 		return "", err
 	}
 	id := layout.AssetID(t.Key, info.ETag)
-	a := layout.Asset(id)
 	log := e.Log.With("asset", id)
 	fail := func(err error) (string, error) {
 		log.Error("upload refused", "key", t.Key, "err", err.Error())
@@ -79,24 +79,71 @@ func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) 
 		return "", err
 	}
 	defer cleanup()
+	// The upload is read where it lies, through a presigned URL: the
+	// probe, the integrity read and the cut start at once instead of after
+	// a download (a 219 MB file took 0.27 s to fetch), and no function
+	// needs the disk for a copy of a file that may be many GB. A read that
+	// fails that way is not yet the upload's fault (the network may have
+	// failed it): the split runs again on a downloaded copy, which decides.
+	u, err := e.Store.Presign(ctx, http.MethodGet, t.Bucket, t.Key, time.Hour)
+	if err != nil {
+		return "", err
+	}
+	j := &job{e: e, bucket: t.Bucket, key: t.Key, info: info, id: id, opts: opts, fail: fail}
+	msg, err := j.run(ctx, u.String(), filepath.Join(dir, "remote"))
+	var serr *sourceError
+	if !errors.As(err, &serr) {
+		return msg, err
+	}
+	log.Warn("reading the upload in place failed; splitting a downloaded copy",
+		"key", t.Key, "err", strings.ReplaceAll(serr.Error(), u.String(), t.Key))
 	src := filepath.Join(dir, "upload"+strings.ToLower(filepath.Ext(t.Key)))
 	if _, err := e.Store.GetFile(ctx, t.Bucket, t.Key, src); err != nil {
 		return "", err
 	}
+	msg, err = j.run(ctx, src, filepath.Join(dir, "local"))
+	if errors.As(err, &serr) {
+		return fail(serr.err)
+	}
+	return msg, err
+}
+
+// job is one upload's split; run makes it from one source.
+type job struct {
+	e           *stage.Env
+	bucket, key string
+	info        storage.Info
+	id          string
+	opts        options
+	fail        func(error) (string, error)
+}
+
+// sourceError is a failure to read or cut the source: the file's fault,
+// or that of the read.
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
+
+// run probes src (a local file or a URL), checks it whole and cuts it into
+// dir, handing segments over as they come. A failure that src's bytes
+// may have caused is a *sourceError; one they cannot have is failed as
+// the upload's (j.fail); anything else is storage trouble, to be retried.
+func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 	probe, err := media.Probe(ctx, src)
 	if err != nil {
-		return fail(err)
+		return "", &sourceError{err}
 	}
-	ladder, err := media.Ladder(probe.Video, opts.codecs)
+	ladder, err := media.Ladder(probe.Video, j.opts.codecs)
 	if err != nil {
-		return fail(err)
+		return j.fail(err)
 	}
 	m := asset.Manifest{
-		ID: id, Source: t.Key, SourceETag: info.ETag, Duration: probe.Duration,
+		ID: j.id, Source: j.key, SourceETag: j.info.ETag, Duration: probe.Duration,
 		Width: probe.Video.DisplayWidth, Height: probe.Video.Height, FPS: probe.Video.FPS,
 		VideoCodec: probe.Video.Codec, Audio: probe.Audio != nil, Ladder: ladder,
-		Watermark: opts.watermark, Created: info.LastModified.UTC(),
-		Options: asset.UploadOptions{Codecs: opts.codecs}, Splitting: true,
+		Watermark: j.opts.watermark, Created: j.info.LastModified.UTC(),
+		Options: asset.UploadOptions{Codecs: j.opts.codecs}, Splitting: true,
 	}
 	// Segments go out while the cut goes on, so the first transcodes run
 	// while the rest of the file is still being cut. The manifest lists
@@ -109,14 +156,14 @@ func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) 
 	integrity := make(chan error, 1)
 	go func() { integrity <- media.CheckIntegrity(ctx, src) }()
 	check := sync.OnceValue(func() error { return <-integrity })
-	up := startUploads(ctx, e, t.Bucket, a)
+	up := startUploads(ctx, j.e, j.bucket, layout.Asset(j.id))
 	var handErr error // storage trouble, to be retried, not the upload's fault
-	segs, err := media.Split(ctx, src, filepath.Join(dir, "segments"), probe, media.SplitOptions{
+	segs, err := media.Split(ctx, src, dir, probe, media.SplitOptions{
 		OnSegments: func(segs []media.Segment) error {
 			if err := check(); err != nil {
 				return err
 			}
-			handErr = handOver(ctx, e, t.Bucket, &m, segs, up)
+			handErr = handOver(ctx, j.e, j.bucket, &m, segs, up)
 			return handErr
 		},
 	})
@@ -126,14 +173,14 @@ func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) 
 			return "", errors.Join(err, uerr)
 		}
 		if derr := check(); derr != nil {
-			return fail(derr)
+			return "", &sourceError{derr}
 		}
-		return fail(err)
+		return "", &sourceError{err}
 	}
 	if err := up.wait(); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("split %s into %d segments (%.2fs, %dx%d, %d renditions)", id, len(segs),
+	return fmt.Sprintf("split %s into %d segments (%.2fs, %dx%d, %d renditions)", j.id, len(segs),
 		probe.Duration, m.Width, m.Height, len(ladder)), nil
 }
 

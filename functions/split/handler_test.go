@@ -1,0 +1,143 @@
+package function
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media/mediatest"
+	"github.com/segflow/segflow/shared/stage"
+	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/testenv"
+)
+
+// TestSplitReadsInPlaceOrACopy: the split reads the upload in place,
+// through a presigned URL. Where that read fails (here a proxy in front
+// of a real MinIO refuses presigned requests, as a gateway that passes
+// only header-signed ones would), it splits a downloaded copy, into the
+// same segments. A truncated upload fails either way, judged on the copy,
+// with a reason that shows no URL, in the status or in the log.
+func TestSplitReadsInPlaceOrACopy(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	bucket := m.Bucket(t, "media")
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "clip.mp4")
+	mediatest.Make(t, src, mediatest.Clip{Seconds: 9, Width: 320, Height: 180, Audio: true})
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		refuse   bool // presigned requests
+		body     []byte
+		failed   bool
+		fallback bool
+	}{
+		{"in place", false, data, false, false},
+		{"presigned read refused", true, data, false, true},
+		{"truncated", false, data[:len(data)/2], true, true},
+		{"truncated, presigned read refused", true, data[:len(data)/2], true, true},
+	}
+	segments := map[string][]string{} // ETags of each good case's source segments
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var presigned atomic.Int64
+			target, _ := url.Parse("http://" + m.Options.Endpoint)
+			proxy := httputil.NewSingleHostReverseProxy(target)
+			direct := proxy.Director
+			proxy.Director = func(r *http.Request) {
+				host := r.Host // signed by the client: MinIO checks it
+				direct(r)
+				r.Host = host
+			}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Query().Has("X-Amz-Signature") {
+					presigned.Add(1)
+					if tc.refuse {
+						http.Error(w, "query authentication is not allowed here", http.StatusForbidden)
+						return
+					}
+				}
+				proxy.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			opts := m.Options
+			opts.Endpoint = strings.TrimPrefix(srv.URL, "http://")
+			c, err := storage.New(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			e := &stage.Env{Name: name, Store: c, Bucket: bucket, Log: slog.New(slog.NewJSONHandler(&logs, nil)), TempDir: t.TempDir()}
+			key := fmt.Sprintf("uploads/clip-%d.mp4", i)
+			if err := m.Client.PutBytes(ctx, bucket, key, tc.body, storage.PutOptions{ContentType: "video/mp4"}); err != nil {
+				t.Fatal(err)
+			}
+			info, err := m.Client.Stat(ctx, bucket, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := layout.AssetID(key, info.ETag)
+
+			msg, err := split(ctx, e, &stage.Trigger{Bucket: bucket, Key: key, Layout: layout.Parse(key)})
+			t.Logf("split: %q, %v", msg, err)
+			if presigned.Load() == 0 {
+				t.Errorf("the upload was never read in place")
+			}
+			if got := strings.Contains(logs.String(), "splitting a downloaded copy"); got != tc.fallback {
+				t.Errorf("split a downloaded copy: %v, want %v\n%s", got, tc.fallback, logs.String())
+			}
+			if strings.Contains(logs.String(), "X-Amz-Signature") {
+				t.Errorf("the log shows a presigned URL:\n%s", logs.String())
+			}
+			st, serr := asset.ReadStatus(ctx, m.Client, bucket, id)
+			if serr != nil {
+				t.Fatal(serr)
+			}
+			if tc.failed {
+				var perm *stage.PermanentError
+				if !errors.As(err, &perm) || st.State != asset.StateFailed || !strings.Contains(st.Error, "truncated") {
+					t.Fatalf("got %v and status %s %q; want a permanent failure that says truncated", err, st.State, st.Error)
+				}
+				if strings.Contains(st.Error, "X-Amz") || strings.Contains(st.Error, "http://") {
+					t.Errorf("the reason shows a URL: %s", st.Error)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			man, err := asset.ReadManifest(ctx, m.Client, bucket, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if man.Splitting || len(man.Segments) < 2 || st.Stages["split"].State != asset.StateDone {
+				t.Fatalf("manifest %+v, split stage %+v", man, st.Stages["split"])
+			}
+			for _, s := range man.Segments {
+				oi, err := m.Client.Stat(ctx, bucket, layout.Asset(id).Source(s.Index))
+				if err != nil {
+					t.Fatal(err)
+				}
+				segments[tc.name] = append(segments[tc.name], oi.ETag)
+			}
+		})
+	}
+	if a, b := strings.Join(segments["in place"], ","), strings.Join(segments["presigned read refused"], ","); a != b {
+		t.Errorf("segments read in place %s, from a copy %s: want the same bytes", a, b)
+	}
+}
