@@ -96,17 +96,29 @@ func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) 
 		return msg, err
 	}
 	log.Warn("reading the upload in place failed; splitting a downloaded copy",
-		"key", t.Key, "err", strings.ReplaceAll(serr.Error(), u.String(), t.Key))
+		"key", t.Key, "err", renamed(serr.err, u.String(), t.Key).Error())
 	src := filepath.Join(dir, "upload"+strings.ToLower(filepath.Ext(t.Key)))
 	if _, err := e.Store.GetFile(ctx, t.Bucket, t.Key, src); err != nil {
 		return "", err
 	}
 	msg, err = j.run(ctx, src, filepath.Join(dir, "local"))
 	if errors.As(err, &serr) {
-		return fail(serr.err)
+		return fail(renamed(serr.err, src, t.Key))
 	}
 	return msg, err
 }
+
+// renamed says key where err says src (a presigned URL, which must not
+// be shown, or a temporary copy, which means nothing to the uploader).
+func renamed(err error, src, key string) error { return &renamedError{err, src, key} }
+
+type renamedError struct {
+	err      error
+	src, key string
+}
+
+func (e *renamedError) Error() string { return strings.ReplaceAll(e.err.Error(), e.src, e.key) }
+func (e *renamedError) Unwrap() error { return e.err }
 
 // job is one upload's split; run makes it from one source.
 type job struct {

@@ -113,8 +113,11 @@ func TestSplitReadsInPlaceOrACopy(t *testing.T) {
 				if !errors.As(err, &perm) || st.State != asset.StateFailed || !strings.Contains(st.Error, "truncated") {
 					t.Fatalf("got %v and status %s %q; want a permanent failure that says truncated", err, st.State, st.Error)
 				}
-				if strings.Contains(st.Error, "X-Amz") || strings.Contains(st.Error, "http://") {
-					t.Errorf("the reason shows a URL: %s", st.Error)
+				if strings.Contains(st.Error, "X-Amz") || strings.Contains(st.Error, "http://") || strings.Contains(st.Error, e.TempDir) {
+					t.Errorf("the reason shows a URL or a temporary file: %s", st.Error)
+				}
+				if !strings.Contains(st.Error, key) {
+					t.Errorf("the reason does not name the upload %s: %s", key, st.Error)
 				}
 				return
 			}
