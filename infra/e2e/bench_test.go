@@ -96,6 +96,8 @@ func benchLadder(b *testing.B, s *teststack.Stack, src, dir string, workers int,
 	b.ResetTimer()
 	var bare, floor, pipe time.Duration
 	var bareRSS, pipeRSS int64
+	var bareCPU float64
+	var pipeCPU proctree.Usage
 	runs := 0
 	for i := 0; i < b.N; i++ {
 		// Bare, floor, pipeline, pipeline, floor, bare: this machine's
@@ -104,16 +106,17 @@ func benchLadder(b *testing.B, s *teststack.Stack, src, dir string, workers int,
 		// drift weighs on every side alike; the ratios are of the sums.
 		for _, first := range []bool{true, false} {
 			if first {
-				d, rss := bareLadder(b, src, dir, rungs)
-				bare, bareRSS = bare+d, max(bareRSS, rss)
+				d, rss, cpu := bareLadder(b, src, dir, rungs)
+				bare, bareRSS, bareCPU = bare+d, max(bareRSS, rss), bareCPU+cpu
 				floor += segmentLadder(b, src, filepath.Join(dir, "floor"), info, rungs, workers)
 			}
-			d, rss := pipeline(b, s, src, nextKey())
+			d, rss, use := pipeline(b, s, src, nextKey())
 			pipe, pipeRSS, runs = pipe+d, max(pipeRSS, rss), runs+1
+			pipeCPU.Self, pipeCPU.Children = pipeCPU.Self+use.Self, pipeCPU.Children+use.Children
 			if !first {
 				floor += segmentLadder(b, src, filepath.Join(dir, "floor"), info, rungs, workers)
-				d, rss := bareLadder(b, src, dir, rungs)
-				bare, bareRSS = bare+d, max(bareRSS, rss)
+				d, rss, cpu := bareLadder(b, src, dir, rungs)
+				bare, bareRSS, bareCPU = bare+d, max(bareRSS, rss), bareCPU+cpu
 			}
 		}
 	}
@@ -130,11 +133,19 @@ func benchLadder(b *testing.B, s *teststack.Stack, src, dir string, workers int,
 	b.ReportMetric(pipe.Seconds()/floor.Seconds(), "platform-ratio")
 	b.ReportMetric(float64(bareRSS)/(1<<20), "ffmpeg-peak-MiB")
 	b.ReportMetric(float64(pipeRSS)/(1<<20), "pipeline-peak-MiB")
+	// CPU seconds per run, which this machine's drifting speed moves less
+	// than wall time: bare ffmpeg's; the stack's own processes' (MinIO,
+	// segflow, the function handlers: the platform); the tools those
+	// handlers ran (ffmpeg, ffprobe).
+	b.ReportMetric(bareCPU/n, "ffmpeg-cpu-s")
+	b.ReportMetric(pipeCPU.Self/n, "platform-cpu-s")
+	b.ReportMetric(pipeCPU.Children/n, "tools-cpu-s")
 }
 
 // bareLadder runs one ffmpeg making every rung, with transcode's filter
-// graph and encoder settings, and the AAC audio.
-func bareLadder(b *testing.B, src, dir string, rungs []media.Rung) (time.Duration, int64) {
+// graph and encoder settings, and the AAC audio: its wall time, peak RSS
+// and CPU seconds.
+func bareLadder(b *testing.B, src, dir string, rungs []media.Rung) (time.Duration, int64, float64) {
 	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-y", "-i", src, "-filter_complex", media.LadderGraph(rungs, "")}
 	for i, r := range rungs {
 		args = append(args, "-map", fmt.Sprintf("[o%d]", i))
@@ -147,7 +158,8 @@ func bareLadder(b *testing.B, src, dir string, rungs []media.Rung) (time.Duratio
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("bare ffmpeg: %v %s", err, out)
 	}
-	return time.Since(start), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
+	ps := cmd.ProcessState
+	return time.Since(start), ps.SysUsage().(*syscall.Rusage).Maxrss * 1024, (ps.UserTime() + ps.SystemTime()).Seconds()
 }
 
 // segmentLadder makes the ladder the way the pipeline does, without the
@@ -204,8 +216,9 @@ func segmentLadder(b *testing.B, src, dir string, info *media.Info, rungs []medi
 
 // pipeline uploads the file under key (new to the bucket) and waits for
 // the asset, sampling the RSS of every process of the stack (MinIO,
-// segflow, functions, their ffmpegs).
-func pipeline(b *testing.B, s *teststack.Stack, src, key string) (time.Duration, int64) {
+// segflow, functions, their ffmpegs), and reads the CPU the stack's
+// processes used from the upload's end to the asset's.
+func pipeline(b *testing.B, s *teststack.Stack, src, key string) (time.Duration, int64, proctree.Usage) {
 	if _, err := s.Store.Stat(context.Background(), s.Bucket, key); !errors.Is(err, storage.ErrNotFound) {
 		b.Fatalf("%s before the upload: %v; the run would time an asset already made", key, err)
 	}
@@ -229,11 +242,12 @@ func pipeline(b *testing.B, s *teststack.Stack, src, key string) (time.Duration,
 	// (reported on its own), the rest is the pipeline's work.
 	up := time.Now()
 	s.Upload(key, src, nil)
-	start := time.Now()
+	start, before := time.Now(), proctree.Usages(s.Pid())
 	b.ReportMetric(start.Sub(up).Seconds(), "upload-s") // the last run's
 	s.WaitStatus(assetOf(b, s, key), 30*time.Minute, asset.StateComplete)
 	d := time.Since(start)
+	use := proctree.Since(before, proctree.Usages(s.Pid()))
 	close(stop)
 	wg.Wait()
-	return d, peak
+	return d, peak, use
 }

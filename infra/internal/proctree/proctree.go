@@ -76,3 +76,38 @@ func CPU(pid int) float64 {
 	}
 	return float64(ticks) / 100 // USER_HZ
 }
+
+// Usage is what one process has used, in CPU seconds: Self is its own
+// (user and system), Children what the children it has waited for used.
+type Usage struct{ Self, Children float64 }
+
+// Usages reads the usage of pid and each of its descendants, by pid. Two
+// readings apart tell the CPU that the processes of a long-lived service
+// spent on their own work in between from the CPU of the tools they ran
+// and waited for (whose exits fall between the readings).
+func Usages(pid int) map[int]Usage {
+	out := map[int]Usage{}
+	for _, p := range Pids(pid) {
+		f := statFields(p)
+		if len(f) < 15 {
+			continue
+		}
+		var t [4]int64
+		for i := range t {
+			t[i], _ = strconv.ParseInt(f[11+i], 10, 64)
+		}
+		out[p] = Usage{Self: float64(t[0]+t[1]) / 100, Children: float64(t[2]+t[3]) / 100} // USER_HZ
+	}
+	return out
+}
+
+// Since sums the usage in now beyond that in before, process by process (a
+// process not in before counts from its start).
+func Since(before, now map[int]Usage) Usage {
+	var d Usage
+	for p, u := range now {
+		d.Self += u.Self - before[p].Self
+		d.Children += u.Children - before[p].Children
+	}
+	return d
+}
