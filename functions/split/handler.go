@@ -93,6 +93,9 @@ func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) 
 	msg, err := j.run(ctx, u.String(), filepath.Join(dir, "remote"))
 	var serr *sourceError
 	if !errors.As(err, &serr) {
+		if err != nil {
+			err = renamed(err, u.String(), t.Key)
+		}
 		return msg, err
 	}
 	log.Warn("reading the upload in place failed; splitting a downloaded copy",

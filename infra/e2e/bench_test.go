@@ -96,7 +96,7 @@ func benchLadder(b *testing.B, s *teststack.Stack, src, dir string, workers int,
 	b.ResetTimer()
 	var bare, floor, pipe time.Duration
 	var bareRSS, pipeRSS int64
-	var bareCPU float64
+	var bareCPU, floorCPU float64
 	var pipeCPU proctree.Usage
 	runs := 0
 	for i := 0; i < b.N; i++ {
@@ -108,14 +108,16 @@ func benchLadder(b *testing.B, s *teststack.Stack, src, dir string, workers int,
 			if first {
 				d, rss, cpu := bareLadder(b, src, dir, rungs)
 				bare, bareRSS, bareCPU = bare+d, max(bareRSS, rss), bareCPU+cpu
-				floor += segmentLadder(b, src, filepath.Join(dir, "floor"), info, rungs, workers)
+				d, cpu = segmentLadder(b, src, filepath.Join(dir, "floor"), info, rungs, workers)
+				floor, floorCPU = floor+d, floorCPU+cpu
 			}
 			d, rss, use := pipeline(b, s, src, nextKey())
 			pipe, pipeRSS, runs = pipe+d, max(pipeRSS, rss), runs+1
 			pipeCPU.Self, pipeCPU.Children = pipeCPU.Self+use.Self, pipeCPU.Children+use.Children
 			if !first {
-				floor += segmentLadder(b, src, filepath.Join(dir, "floor"), info, rungs, workers)
-				d, rss, cpu := bareLadder(b, src, dir, rungs)
+				d, cpu := segmentLadder(b, src, filepath.Join(dir, "floor"), info, rungs, workers)
+				floor, floorCPU = floor+d, floorCPU+cpu
+				d, rss, cpu = bareLadder(b, src, dir, rungs)
 				bare, bareRSS, bareCPU = bare+d, max(bareRSS, rss), bareCPU+cpu
 			}
 		}
@@ -133,11 +135,12 @@ func benchLadder(b *testing.B, s *teststack.Stack, src, dir string, workers int,
 	b.ReportMetric(pipe.Seconds()/floor.Seconds(), "platform-ratio")
 	b.ReportMetric(float64(bareRSS)/(1<<20), "ffmpeg-peak-MiB")
 	b.ReportMetric(float64(pipeRSS)/(1<<20), "pipeline-peak-MiB")
-	// CPU seconds per run, which this machine's drifting speed moves less
-	// than wall time: bare ffmpeg's; the stack's own processes' (MinIO,
-	// segflow, the function handlers: the platform); the tools those
-	// handlers ran (ffmpeg, ffprobe).
+	// CPU seconds per run: bare ffmpeg's; the per-segment floor's ffmpegs';
+	// the stack's own processes' (MinIO, segflow, the function handlers:
+	// the platform); the tools those handlers ran (ffmpeg, ffprobe), which
+	// do the floor's work and the split's probe and integrity read.
 	b.ReportMetric(bareCPU/n, "ffmpeg-cpu-s")
+	b.ReportMetric(floorCPU/n, "segments-cpu-s")
 	b.ReportMetric(pipeCPU.Self/n, "platform-cpu-s")
 	b.ReportMetric(pipeCPU.Children/n, "tools-cpu-s")
 }
@@ -169,7 +172,7 @@ func bareLadder(b *testing.B, src, dir string, rungs []media.Rung) (time.Duratio
 // its segment is cut, and with huge pages off as in a function's process
 // (bare ffmpeg keeps the default, its faster setting). Its time against
 // bare ffmpeg is the floor the pipeline's ratio can reach on this machine.
-func segmentLadder(b *testing.B, src, dir string, info *media.Info, rungs []media.Rung, workers int) time.Duration {
+func segmentLadder(b *testing.B, src, dir string, info *media.Info, rungs []media.Rung, workers int) (time.Duration, float64) {
 	if err := os.RemoveAll(dir); err != nil {
 		b.Fatal(err)
 	}
@@ -187,7 +190,7 @@ func segmentLadder(b *testing.B, src, dir string, info *media.Info, rungs []medi
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failed error
-	start := time.Now()
+	start, cpu0 := time.Now(), childCPU()
 	_, err = media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{
 		OnSegments: func(segs []media.Segment) error {
 			for _, seg := range segs {
@@ -211,7 +214,17 @@ func segmentLadder(b *testing.B, src, dir string, info *media.Info, rungs []medi
 	if err != nil || failed != nil {
 		b.Fatalf("segment ladder: split %v, transcode %v", err, failed)
 	}
-	return d
+	return d, childCPU() - cpu0
+}
+
+// childCPU is the CPU seconds of this process's children that have
+// exited; in a bench, the ffmpegs it ran itself.
+func childCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // pipeline uploads the file under key (new to the bucket) and waits for
