@@ -101,8 +101,9 @@ func Usages(pid int) map[int]Usage {
 	return out
 }
 
-// Since sums the usage in now beyond that in before, process by process (a
-// process not in before counts from its start).
+// Since sums the usage in now beyond that in before, process by process: a
+// process not in before counts from its start, one that ended in between
+// is left out (a reading cannot see it), so read while the service runs.
 func Since(before, now map[int]Usage) Usage {
 	var d Usage
 	for p, u := range now {
