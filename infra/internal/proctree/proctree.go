@@ -64,17 +64,11 @@ func RSS(pid int) int64 {
 
 // CPU sums user and system time of pid and its descendants, in seconds.
 func CPU(pid int) float64 {
-	var ticks int64
-	for _, p := range Pids(pid) {
-		f := statFields(p)
-		if len(f) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		s, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += u + s
+	var total float64
+	for _, u := range Usages(pid) {
+		total += u.Self
 	}
-	return float64(ticks) / 100 // USER_HZ
+	return total
 }
 
 // Usage is what one process has used, in CPU seconds: Self is its own
