@@ -40,7 +40,7 @@ func (r *Router) startWorkers(ctx context.Context, fn string, c fnConfig) (*fnWo
 		Durable:       "deliver-" + fn,
 		FilterSubject: eventsSubject + fn,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		AckWait:       r.cfg.AckWait,
 		MaxAckPending: c.concurrency * 4,
 	})
 	if err != nil {
@@ -88,10 +88,23 @@ func (r *Router) work(ctx context.Context, cons jetstream.Consumer, fn string, c
 			_ = msg.Nak() // buffered when we stopped: back to the queue
 			continue
 		}
-		sem <- struct{}{}
+		// The delivery is this router's from here on, also while it waits
+		// for a slot: JetStream hands out again what it has not heard of
+		// within AckWait, and the last of a 60 s upload's segments waits
+		// ~40 s for one of three transcodes (each redelivery was a segment
+		// transcoded twice). Waiters take slots in the order they came.
+		stopBeat := heartbeat(msg, r.cfg.AckWait/3)
 		inflight.Add(1)
 		go func() {
-			defer func() { <-sem; inflight.Done() }()
+			defer inflight.Done()
+			defer stopBeat()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				_ = msg.Nak() // stopped before its turn: back to the queue
+				return
+			}
+			defer func() { <-sem }()
 			r.handle(ctx, msg, c)
 		}()
 	}
@@ -120,9 +133,7 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg, c fnConfig) {
 	}
 	log := r.log.With("delivery_id", d.ID, "function", d.Function, "attempt", attempt)
 
-	stopBeat := heartbeat(msg, 10*time.Second)
 	out, status, err := r.deliver(ctx, d, attempt)
-	stopBeat()
 	if ctx.Err() != nil {
 		// Shutting down or unsubscribed: the next worker takes it.
 		_ = msg.Nak()
@@ -156,7 +167,8 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg, c fnConfig) {
 	}
 }
 
-// heartbeat keeps JetStream from handing a long delivery to another worker.
+// heartbeat keeps JetStream from handing out again a delivery this router
+// holds (waiting for a slot, or being delivered), until it is stopped.
 func heartbeat(msg jetstream.Msg, every time.Duration) func() {
 	done := make(chan struct{})
 	go func() {

@@ -77,8 +77,13 @@ type Config struct {
 	Concurrency int
 	// DeliveryTimeout bounds one delivery (default 15m: a transcode).
 	DeliveryTimeout time.Duration
-	Logger          *slog.Logger
-	Registerer      prometheus.Registerer
+	// AckWait is how long JetStream waits to hear from the router about a
+	// delivery it handed out before it hands it out again (default 30s):
+	// the time a router that died has to be given up on. A live router
+	// reports every delivery it holds as in progress three times as often.
+	AckWait    time.Duration
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Router routes bucket events to functions.
@@ -191,6 +196,9 @@ func setDefaults(c *Config) {
 	}
 	if c.DeliveryTimeout <= 0 {
 		c.DeliveryTimeout = 15 * time.Minute
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

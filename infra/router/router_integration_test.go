@@ -88,6 +88,9 @@ func (s *stack) openRouter(nc *nats.Conn) {
 		NATS: nc, Gateway: gwclient.New(s.gw.URL, s.gw.User, s.gw.Password), Token: token,
 		Storage: s.minio.Client, CatchUpBucket: s.bucket, CatchUpEvery: 200 * time.Millisecond, Refresh: 200 * time.Millisecond,
 		BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Registerer: s.metrics,
+		// Far below a queue's wait in these tests: a delivery the router
+		// holds must stay its own however long it waits.
+		AckWait: time.Second,
 	})
 	if err != nil {
 		s.t.Fatal(err)
@@ -253,6 +256,33 @@ func TestEventsReachSubscribersExactlyOnce(t *testing.T) {
 		if r.Source != "media" || r.Type != "io.segflow.object.created" || r.Attempt != "1" {
 			t.Errorf("event %+v", r)
 		}
+	}
+}
+
+// A delivery that waits for a free slot is still the router's: JetStream
+// must not hand it out a second time however long the queue ahead of it
+// takes. (A 60 s upload's last segments wait ~40 s for one of three
+// transcodes; each redelivery was a segment transcoded twice.)
+func TestQueuedDeliveriesAreNotHandedOutTwice(t *testing.T) {
+	s := newStack(t)
+	s.deployNew("slowseg", "segment.source", map[string]string{"PROBE_MODE": "slow", "PROBE_SLEEP_MS": "400"},
+		map[string]string{router.AnnotationConcurrency: "1"})
+	const n = 8 // 3.2 s of work one at a time, against a 1 s AckWait
+	for i := range n {
+		s.put(fmt.Sprintf("assets/q1/source/%05d.ts", i), nil)
+	}
+	s.waitFor("slowseg", n, 30*time.Second)
+	time.Sleep(2 * time.Second) // room for a redelivered copy to arrive
+	got := s.received("slowseg")
+	seen := map[string]int{}
+	for _, r := range got {
+		seen[r.Subject]++
+		if r.Attempt != "1" {
+			t.Errorf("%s delivered as attempt %s", r.Subject, r.Attempt)
+		}
+	}
+	if len(got) != n || len(seen) != n {
+		t.Errorf("%d deliveries of %d segments, want each of %d once: %v", len(got), len(seen), n, seen)
 	}
 }
 
