@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/segflow/segflow/infra/natsq"
 )
 
 // Names of the JetStream objects that hold async calls.
@@ -165,21 +167,9 @@ func (q *AsyncQueue) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	log := q.log.With("call_id", c.ID, "function", c.Function)
 	// Keep JetStream from redelivering while a long call runs.
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(q.opts.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	}()
+	stop := natsq.KeepInProgress(msg, q.opts.AckWait/3)
 	res, err := q.rt.Call(ctx, c.Function, c.Method, c.Path, c.Query, c.Header, bytes.NewReader(c.Body))
-	close(done)
+	stop()
 	switch {
 	case ctx.Err() != nil:
 		// Shutting down: hand the call back untouched.

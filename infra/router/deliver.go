@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/segflow/segflow/infra/natsq"
 	"github.com/segflow/segflow/shared/events"
 	"github.com/segflow/segflow/shared/tracing"
 )
@@ -41,7 +42,7 @@ func (r *Router) startWorkers(ctx context.Context, fn string, c fnConfig) (*fnWo
 		FilterSubject: eventsSubject + fn,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       r.cfg.AckWait,
-		MaxAckPending: c.concurrency * 4,
+		MaxAckPending: maxAckPending(c),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("router: consumer for %s: %w", fn, err)
@@ -61,7 +62,7 @@ func (r *Router) startWorkers(ctx context.Context, fn string, c fnConfig) (*fnWo
 
 // work pulls the function's deliveries in batches (one pull request per
 // message costs more than the delivery itself at hundreds a second) and
-// runs up to concurrency of them at once.
+// runs up to concurrency of them at once, in the order they came.
 func (r *Router) work(ctx context.Context, cons jetstream.Consumer, fn string, c fnConfig) {
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.concurrency))
 	if err != nil {
@@ -72,9 +73,32 @@ func (r *Router) work(ctx context.Context, cons jetstream.Consumer, fn string, c
 		<-ctx.Done()
 		it.Drain() // hand out what is buffered, then end the loop below
 	}()
-	sem := make(chan struct{}, c.concurrency)
-	var inflight sync.WaitGroup
-	defer inflight.Wait()
+	// A delivery is this router's from the moment it is taken, also while
+	// it waits in the queue for a worker: JetStream hands out again what
+	// it has not heard of within AckWait, and the last of a 60 s upload's
+	// segments waits ~40 s for one of three transcodes (each redelivery
+	// was a segment transcoded twice). JetStream hands out no more than
+	// MaxAckPending at once, so the queue never fills.
+	type taken struct {
+		msg  jetstream.Msg
+		stop func()
+	}
+	queue := make(chan taken, maxAckPending(c))
+	var workers sync.WaitGroup
+	for range c.concurrency {
+		workers.Go(func() {
+			for t := range queue {
+				if ctx.Err() != nil {
+					_ = t.msg.Nak() // stopped before its turn: back to JetStream
+				} else {
+					r.handle(ctx, t.msg, c)
+				}
+				t.stop()
+			}
+		})
+	}
+	defer workers.Wait()
+	defer close(queue)
 	for {
 		msg, err := it.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -85,30 +109,16 @@ func (r *Router) work(ctx context.Context, cons jetstream.Consumer, fn string, c
 			continue
 		}
 		if ctx.Err() != nil {
-			_ = msg.Nak() // buffered when we stopped: back to the queue
+			_ = msg.Nak() // buffered when we stopped: back to JetStream
 			continue
 		}
-		// The delivery is this router's from here on, also while it waits
-		// for a slot: JetStream hands out again what it has not heard of
-		// within AckWait, and the last of a 60 s upload's segments waits
-		// ~40 s for one of three transcodes (each redelivery was a segment
-		// transcoded twice). Waiters take slots in the order they came.
-		stopBeat := heartbeat(msg, r.cfg.AckWait/3)
-		inflight.Add(1)
-		go func() {
-			defer inflight.Done()
-			defer stopBeat()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				_ = msg.Nak() // stopped before its turn: back to the queue
-				return
-			}
-			defer func() { <-sem }()
-			r.handle(ctx, msg, c)
-		}()
+		queue <- taken{msg, natsq.KeepInProgress(msg, r.cfg.AckWait/3)}
 	}
 }
+
+// maxAckPending is how many of a function's deliveries the router holds
+// at once: its workers' and a queue of three times as many behind them.
+func maxAckPending(c fnConfig) int { return c.concurrency * 4 }
 
 // outcome of one delivery attempt.
 type outcome int
@@ -165,25 +175,6 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg, c fnConfig) {
 		log.Warn("router: delivery failed, retrying", "status", status, "err", err, "delay_ms", delay.Milliseconds())
 		_ = msg.NakWithDelay(delay)
 	}
-}
-
-// heartbeat keeps JetStream from handing out again a delivery this router
-// holds (waiting for a slot, or being delivered), until it is stopped.
-func heartbeat(msg jetstream.Msg, every time.Duration) func() {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	}()
-	return func() { close(done) }
 }
 
 // backoff is exponential with jitter: base*2^(attempt-1), capped, then a
