@@ -40,7 +40,7 @@ func BenchmarkVODPipeline(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	workers, err := strconv.Atoi((*st.Deployment("transcode").Annotations)["com.segflow.concurrency"])
+	workers, err := strconv.Atoi((*st.Functions["transcode"].Annotations)["com.segflow.concurrency"])
 	if err != nil {
 		b.Fatalf("transcode's concurrency in stack.yml: %v", err)
 	}
@@ -48,7 +48,7 @@ func BenchmarkVODPipeline(b *testing.B) {
 	// The ladder is what bare ffmpeg makes: thumbnails and tags are work it
 	// does not do, so they are taken out of the stack for the comparison.
 	for _, fn := range []string{"aitag", "thumbnail"} {
-		if err := s.GW.Remove(context.Background(), fn); err != nil {
+		if err := s.GW.DeleteFunction(context.Background(), fn, ""); err != nil {
 			b.Fatal(err)
 		}
 	}

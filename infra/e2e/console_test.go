@@ -245,9 +245,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken := st.LocalDeployment("split")
+	broken, err := st.LocalDeployment("split")
+	if err != nil {
+		t.Fatal(err)
+	}
 	broken.Service = "brokensplit"
-	broken.EnvVars["S3_ENDPOINT"] = "127.0.0.1:1"
+	broken.Secrets = nil // no storage credentials: every call fails
 	(*broken.Annotations)["com.segflow.max-attempts"] = "1"
 	if err := s.GW.Deploy(context.Background(), broken); err != nil {
 		t.Fatal(err)
@@ -261,14 +264,14 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	b.poll(t, 60*time.Second, "dead letter listed",
 		`[...document.querySelectorAll("#deadletters li.deadletter")].some(li => li.textContent.includes("brokensplit") && li.textContent.includes("notes.mp4"))`, s)
-	before, err := s.GW.Status(context.Background(), "brokensplit")
+	before, err := s.GW.GetFunction(context.Background(), "brokensplit", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS("#deadletters li.deadletter button")))
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		after, err := s.GW.Status(context.Background(), "brokensplit")
+		after, err := s.GW.GetFunction(context.Background(), "brokensplit", "")
 		if err == nil && after.InvocationCount > before.InvocationCount {
 			break
 		}

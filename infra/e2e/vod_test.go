@@ -88,7 +88,7 @@ func TestVODEndToEnd(t *testing.T) {
 	t.Logf("asset %s complete %s after upload", id, time.Since(start).Round(time.Millisecond))
 
 	// No retry storm: split ran once per upload.
-	if st, err := s.GW.Status(ctx, "split"); err != nil || st.InvocationCount > 4 {
+	if st, err := s.GW.GetFunction(ctx, "split", ""); err != nil || st.InvocationCount > 4 {
 		t.Errorf("split invoked %v times for 4 uploads (%v)", st.InvocationCount, err)
 	}
 
@@ -101,8 +101,8 @@ func TestVODEndToEnd(t *testing.T) {
 	t.Run("same event twice gives identical outputs", func(t *testing.T) {
 		s := s.With(t)
 		before := etags(t, s, id)
-		tr, _ := s.GW.Status(ctx, "transcode")
-		tg, _ := s.GW.Status(ctx, "aitag")
+		tr, _ := s.GW.GetFunction(ctx, "transcode", "")
+		tg, _ := s.GW.GetFunction(ctx, "aitag", "")
 		rec := map[string]any{"s3": map[string]any{"object": map[string]any{"key": "uploads/clip.mp4"}}}
 		e, err := events.New("replayed-by-test", events.TypeObjectCreated, s.Bucket, "uploads/clip.mp4", rec)
 		if err != nil {
@@ -322,7 +322,7 @@ func waitSettled(t *testing.T, s *teststack.Stack, fn string, min float64) {
 	deadline := time.Now().Add(3 * time.Minute)
 	last, since := -1.0, time.Now()
 	for time.Now().Before(deadline) {
-		st, err := s.GW.Status(context.Background(), fn)
+		st, err := s.GW.GetFunction(context.Background(), fn, "")
 		if err != nil {
 			t.Fatal(err)
 		}

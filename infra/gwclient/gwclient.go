@@ -1,6 +1,7 @@
-// Package gwclient speaks the OpenFaaS gateway REST API the way faas-cli
-// does, so segflow's CLI works against the local runtime and a remote
-// OpenFaaS gateway alike.
+// Package gwclient is segflow's client of an OpenFaaS gateway: go-sdk's
+// client, the one faas-cli itself calls, for functions, secrets, scaling,
+// logs and invocations, plus the gateway routes only segflow has (dead
+// letters). It speaks to the local runtime and to OpenFaaS alike.
 package gwclient
 
 import (
@@ -14,24 +15,40 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openfaas/faas-provider/logs"
 	"github.com/openfaas/faas-provider/types"
+	sdk "github.com/openfaas/go-sdk"
 )
 
-// Client calls one gateway.
+// Client calls one gateway. The embedded go-sdk client serves the OpenFaaS
+// API (GetFunctions, GetFunction, ScaleFunction, DeleteFunction,
+// GetSecrets, GetInfo, ...); the methods below add faas-cli's compound
+// steps and segflow's own routes.
 type Client struct {
+	*sdk.Client
 	URL      string // http://127.0.0.1:8080
 	User     string
 	Password string
 	HTTP     *http.Client
 }
 
-// New returns a client with a sane timeout.
-func New(url, user, password string) *Client {
-	return &Client{URL: strings.TrimRight(url, "/"), User: user, Password: password,
-		HTTP: &http.Client{Timeout: 10 * time.Minute}}
+// New returns a client with a sane timeout; user "" sends no credentials.
+func New(gatewayURL, user, password string) *Client {
+	gatewayURL = strings.TrimRight(gatewayURL, "/")
+	u, err := url.Parse(gatewayURL)
+	if err != nil {
+		// A URL that does not parse fails on the first call instead.
+		u = &url.URL{Scheme: "http", Host: "invalid-gateway-url"}
+	}
+	hc := &http.Client{Timeout: 10 * time.Minute}
+	var auth sdk.ClientAuth
+	if user != "" {
+		auth = &sdk.BasicAuth{Username: user, Password: password}
+	}
+	return &Client{Client: sdk.NewClient(u, auth, hc), URL: gatewayURL, User: user, Password: password, HTTP: hc}
 }
 
-// Error is a non-2xx answer.
+// Error is a non-2xx answer from one of segflow's own routes.
 type Error struct {
 	Status int
 	Body   string
@@ -41,12 +58,124 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("gateway: %d %s", e.Status, strings.TrimSpace(e.Body))
 }
 
-// IsStatus says whether err is a gateway answer with that status.
-func IsStatus(err error, status int) bool {
-	e, ok := err.(*Error)
-	return ok && e.Status == status
+// Deploy updates the function and, when the gateway says it does not exist
+// (404), creates it: faas-cli deploy's rolling update.
+func (c *Client) Deploy(ctx context.Context, dep types.FunctionDeployment) error {
+	code, err := c.Update(ctx, dep)
+	if code == http.StatusNotFound {
+		_, err = c.Client.Deploy(ctx, dep)
+	}
+	if err != nil {
+		return fmt.Errorf("deploy %s: %w", dep.Service, err)
+	}
+	return nil
 }
 
+// List returns the functions of the default namespace.
+func (c *Client) List(ctx context.Context) ([]types.FunctionStatus, error) {
+	return c.GetFunctions(ctx, sdk.DefaultNamespace)
+}
+
+// PutSecret creates a secret or, when it exists (409), updates it.
+func (c *Client) PutSecret(ctx context.Context, name, value string) error {
+	s := types.Secret{Name: name, Value: value, Namespace: sdk.DefaultNamespace}
+	code, err := c.CreateSecret(ctx, s)
+	if code == http.StatusConflict {
+		_, err = c.UpdateSecret(ctx, s)
+	}
+	if err != nil {
+		return fmt.Errorf("secret %s: %w", name, err)
+	}
+	return nil
+}
+
+// Invoke calls the function synchronously at /function/NAME.NAMESPACE, as
+// faas-cli invoke does.
+func (c *Client) Invoke(ctx context.Context, name string, header http.Header, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := c.InvokeFunction(name, sdk.DefaultNamespace, false, false, req)
+	if err != nil {
+		return nil, fmt.Errorf("invoke %s: %w", name, err)
+	}
+	return resp, nil
+}
+
+// InvokeAsync queues a call at /async-function/NAME.NAMESPACE; it returns
+// the call id.
+func (c *Client) InvokeAsync(ctx context.Context, name, callbackURL string, header http.Header, body io.Reader) (string, error) {
+	h := header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	if callbackURL != "" {
+		h.Set("X-Callback-Url", callbackURL)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, body)
+	if err != nil {
+		return "", err
+	}
+	req.Header = h
+	resp, err := c.InvokeFunction(name, sdk.DefaultNamespace, true, false, req)
+	if err != nil {
+		return "", fmt.Errorf("invoke %s: %w", name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		b, _ := io.ReadAll(resp.Body)
+		return "", &Error{Status: resp.StatusCode, Body: string(b)}
+	}
+	return resp.Header.Get("X-Call-Id"), nil
+}
+
+// Logs streams a function's log messages to fn until the stream ends.
+func (c *Client) Logs(ctx context.Context, name string, tail int, follow bool, fn func(msg logs.Message)) error {
+	ch, err := c.GetLogs(ctx, name, sdk.DefaultNamespace, follow, tail, nil)
+	if err != nil {
+		return fmt.Errorf("logs %s: %w", name, err)
+	}
+	for m := range ch {
+		fn(m)
+	}
+	return nil
+}
+
+// DeadLetter is one entry of /system/deadletters: an event that exhausted
+// its attempts, with the last error. The router keeps them; this is their
+// wire shape, shared by both sides.
+type DeadLetter struct {
+	Seq      uint64          `json:"seq"`
+	ID       string          `json:"id"`
+	Function string          `json:"function"`
+	Subject  string          `json:"subject"`
+	Error    string          `json:"error"`
+	Attempts int             `json:"attempts"`
+	At       time.Time       `json:"at"`
+	Event    json.RawMessage `json:"event"`
+	Object   string          `json:"object,omitempty"`
+}
+
+// DeadLetters lists the router's dead letters.
+func (c *Client) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	var out []DeadLetter
+	return out, c.do(ctx, http.MethodGet, "/system/deadletters", nil, &out)
+}
+
+// Replay queues the dead letter with id again, or all of them when id is "".
+func (c *Client) Replay(ctx context.Context, id string) (int, error) {
+	var out struct {
+		Replayed int `json:"replayed"`
+	}
+	err := c.do(ctx, http.MethodPost, "/system/deadletters?id="+url.QueryEscape(id), nil, &out)
+	return out.Replayed, err
+}
+
+// do calls one of segflow's own routes with basic auth and JSON.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -81,161 +210,4 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 	}
 	return nil
-}
-
-// Deploy updates the function and, when the gateway says it does not exist
-// (404), creates it: faas-cli deploy's rolling-update behaviour.
-func (c *Client) Deploy(ctx context.Context, dep types.FunctionDeployment) error {
-	err := c.do(ctx, http.MethodPut, "/system/functions", dep, nil)
-	if IsStatus(err, http.StatusNotFound) {
-		err = c.do(ctx, http.MethodPost, "/system/functions", dep, nil)
-	}
-	if err != nil {
-		return fmt.Errorf("deploy %s: %w", dep.Service, err)
-	}
-	return nil
-}
-
-// List returns the deployed functions.
-func (c *Client) List(ctx context.Context) ([]types.FunctionStatus, error) {
-	var out []types.FunctionStatus
-	return out, c.do(ctx, http.MethodGet, "/system/functions", nil, &out)
-}
-
-// Status describes one function.
-func (c *Client) Status(ctx context.Context, name string) (types.FunctionStatus, error) {
-	var out types.FunctionStatus
-	return out, c.do(ctx, http.MethodGet, "/system/function/"+name, nil, &out)
-}
-
-// Scale sets the replica count.
-func (c *Client) Scale(ctx context.Context, name string, replicas uint64) error {
-	return c.do(ctx, http.MethodPost, "/system/scale-function/"+name,
-		types.ScaleServiceRequest{ServiceName: name, Replicas: replicas}, nil)
-}
-
-// Remove deletes a function.
-func (c *Client) Remove(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "/system/functions", types.DeleteFunctionRequest{FunctionName: name}, nil)
-}
-
-// PutSecret creates or updates a secret.
-func (c *Client) PutSecret(ctx context.Context, name, value string) error {
-	s := types.Secret{Name: name, Value: value}
-	err := c.do(ctx, http.MethodPost, "/system/secrets", s, nil)
-	if IsStatus(err, http.StatusConflict) {
-		err = c.do(ctx, http.MethodPut, "/system/secrets", s, nil)
-	}
-	return err
-}
-
-// Invoke calls the function synchronously and returns the answer's body.
-func (c *Client) Invoke(ctx context.Context, name string, header http.Header, body io.Reader) (*http.Response, error) {
-	return c.call(ctx, "/function/"+name, header, body)
-}
-
-// InvokeAsync queues a call; it returns the call id.
-func (c *Client) InvokeAsync(ctx context.Context, name, callbackURL string, header http.Header, body io.Reader) (string, error) {
-	h := header.Clone()
-	if h == nil {
-		h = http.Header{}
-	}
-	if callbackURL != "" {
-		h.Set("X-Callback-Url", callbackURL)
-	}
-	resp, err := c.call(ctx, "/async-function/"+name, h, body)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		b, _ := io.ReadAll(resp.Body)
-		return "", &Error{Status: resp.StatusCode, Body: string(b)}
-	}
-	return resp.Header.Get("X-Call-Id"), nil
-}
-
-func (c *Client) call(ctx context.Context, path string, header http.Header, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL+path, body)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("invoke %s: %w", path, err)
-	}
-	return resp, nil
-}
-
-// Logs streams a function's log messages (newline-delimited JSON) to fn.
-func (c *Client) Logs(ctx context.Context, name string, tail int, follow bool, fn func(msg LogMessage)) error {
-	path := fmt.Sprintf("/system/logs?name=%s&tail=%d&follow=%t", name, tail, follow)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL+path, nil)
-	if err != nil {
-		return err
-	}
-	if c.User != "" {
-		req.SetBasicAuth(c.User, c.Password)
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return fmt.Errorf("logs %s: %w", name, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return &Error{Status: resp.StatusCode, Body: string(b)}
-	}
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var m LogMessage
-		if err := dec.Decode(&m); err != nil {
-			if err == io.EOF || ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("logs %s: %w", name, err)
-		}
-		fn(m)
-	}
-}
-
-// LogMessage is one line of function output.
-type LogMessage struct {
-	Name      string    `json:"name"`
-	Instance  string    `json:"instance"`
-	Timestamp time.Time `json:"timestamp"`
-	Text      string    `json:"text"`
-}
-
-// DeadLetter is one entry of /system/deadletters: an event that exhausted
-// its attempts, with the last error. The router keeps them; this is their
-// wire shape, shared by both sides.
-type DeadLetter struct {
-	Seq      uint64          `json:"seq"`
-	ID       string          `json:"id"`
-	Function string          `json:"function"`
-	Subject  string          `json:"subject"`
-	Error    string          `json:"error"`
-	Attempts int             `json:"attempts"`
-	At       time.Time       `json:"at"`
-	Event    json.RawMessage `json:"event"`
-	Object   string          `json:"object,omitempty"`
-}
-
-// DeadLetters lists the router's dead letters.
-func (c *Client) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
-	var out []DeadLetter
-	return out, c.do(ctx, http.MethodGet, "/system/deadletters", nil, &out)
-}
-
-// Replay queues the dead letter with id again, or all of them when id is "".
-func (c *Client) Replay(ctx context.Context, id string) (int, error) {
-	var out struct {
-		Replayed int `json:"replayed"`
-	}
-	err := c.do(ctx, http.MethodPost, "/system/deadletters?id="+url.QueryEscape(id), nil, &out)
-	return out.Replayed, err
 }

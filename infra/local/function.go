@@ -28,7 +28,7 @@ type function struct {
 
 	mu          sync.Mutex
 	dep         types.FunctionDeployment
-	bin         string
+	argv        []string // a replica's command
 	created     time.Time
 	procs       []*process
 	replicas    uint64 // desired
@@ -36,9 +36,13 @@ type function struct {
 	lastUsed    time.Time
 	lastCrash   time.Time
 	invocations uint64
+
+	samples     []rateSample // invocations over the last rateWindow
+	firing      bool         // the call rate is above scaleUpRPS
+	lastScaleUp time.Time
 }
 
-func newFunction(rt *Runtime, dep types.FunctionDeployment, bin, dir string) (*function, error) {
+func newFunction(rt *Runtime, dep types.FunctionDeployment, argv []string, dir string) (*function, error) {
 	// The runtime owns the socket. A call made while no replica runs waits in
 	// the kernel's accept queue instead of failing, so scale from zero costs
 	// only the process start.
@@ -52,7 +56,7 @@ func newFunction(rt *Runtime, dep types.FunctionDeployment, bin, dir string) (*f
 		return nil, fmt.Errorf("deploy %s: listener fd: %w", dep.Service, err)
 	}
 	return &function{rt: rt, dir: dir, name: dep.Service, listener: l, lfile: lf, addr: l.Addr().String(),
-		dep: dep, bin: bin, created: time.Now().UTC(), lastUsed: time.Now()}, nil
+		dep: dep, argv: argv, created: time.Now().UTC(), lastUsed: time.Now()}, nil
 }
 
 func (f *function) labels() *map[string]string { return f.dep.Labels }
@@ -83,9 +87,12 @@ func (f *function) maxInflight() int {
 }
 
 // env builds a replica's environment: a minimal base (never the runtime's
-// own environment, which may hold credentials), the runtime-wide function
-// settings, the runtime's OpenTelemetry exporter settings (so a function's
-// spans reach the same collector), then the function's envVars.
+// own environment, which may hold credentials), the runtime's OpenTelemetry
+// exporter settings (so a function's spans reach the same collector), the
+// function's envVars, then the runtime-wide settings, which win: they are
+// facts of this machine (where its one MinIO listens, its bucket), so a
+// stack file written for OpenFaaS (S3_ENDPOINT: the cluster's MinIO)
+// deploys here unchanged, with or without the env file loaded.
 func (f *function) env() []string {
 	env := []string{
 		"PATH=" + config.Env("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -100,16 +107,20 @@ func (f *function) env() []string {
 			env = append(env, k+"="+v)
 		}
 	}
-	env = append(env, f.rt.cfg.FunctionEnv...)
+	if f.dep.EnvProcess != "" {
+		// As OpenFaaS sets it in the container: the watchdog's command.
+		env = append(env, "fprocess="+f.dep.EnvProcess)
+	}
 	for k, v := range f.dep.EnvVars {
 		env = append(env, k+"="+v)
 	}
-	return env
+	// exec keeps the last value of a repeated key.
+	return append(env, f.rt.cfg.FunctionEnv...)
 }
 
 // startLocked adds one replica. f.mu is held.
 func (f *function) startLocked() error {
-	p, err := startProcess(f.bin, f.env(), f.dir, f.lfile, func(pid int, line string) {
+	p, err := startProcess(f.argv, f.env(), f.dir, f.lfile, f.dep.EnvProcess != "", func(pid int, line string) {
 		f.rt.logs.Append(f.name, pid, line)
 	})
 	if err != nil {
@@ -143,11 +154,14 @@ func (f *function) watch(p *process) {
 }
 
 // scaleTo sets the desired replicas and starts or stops processes to match.
+// It counts as a use: a function scaled up by hand stays up for its
+// zero-duration before the idler may take it to zero.
 func (f *function) scaleTo(n uint64) error {
 	if max := f.scaleMax(); n > max {
 		n = max
 	}
 	f.mu.Lock()
+	f.lastUsed = time.Now()
 	stop := f.shrinkLocked(n)
 	var err error
 	for uint64(len(f.procs)) < n && err == nil {
@@ -193,11 +207,11 @@ func stopAll(ps []*process) {
 
 // replace swaps in a new build and deployment, starting new replicas before
 // stopping the old ones so calls keep flowing.
-func (f *function) replace(dep types.FunctionDeployment, bin string) error {
+func (f *function) replace(dep types.FunctionDeployment, argv []string) error {
 	f.mu.Lock()
 	old := f.procs
 	f.procs = nil
-	f.dep, f.bin = dep, bin
+	f.dep, f.argv = dep, argv
 	n := uint64(len(old))
 	if n < f.replicas {
 		n = f.replicas
@@ -259,6 +273,8 @@ func (f *function) reconcile(now time.Time) {
 		if err := f.startLocked(); err != nil {
 			f.rt.log.Error("restart replica", "function", f.name, "err", err)
 		}
+	} else {
+		stop = f.autoscaleLocked(now)
 	}
 	f.mu.Unlock()
 	f.stopReplicas(stop)

@@ -9,7 +9,10 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/nats-io/nuid"
 )
 
 // Lease is one admitted call: where to send it, and Done to call after.
@@ -39,8 +42,17 @@ func (rt *Runtime) Acquire(name string) (*Lease, error) {
 // Invoke proxies an HTTP call to the function; subPath is what followed
 // /function/<name>. A function that cannot be reached or dies mid-call gives
 // 502, as the OpenFaaS gateway does; one that is at max_inflight gives 429.
+// Like the OpenFaaS gateway, it gives the call an X-Call-Id (unless the
+// caller did) and an X-Start-Time, on the request and on the answer.
 func (rt *Runtime) Invoke(w http.ResponseWriter, r *http.Request, name, subPath string) {
 	start := time.Now()
+	callID := r.Header.Get("X-Call-Id")
+	if callID == "" {
+		callID = nuid.Next()
+	}
+	startTime := strconv.FormatInt(start.UnixNano(), 10)
+	w.Header().Set("X-Call-Id", callID)
+	w.Header().Set("X-Start-Time", startTime)
 	lease, err := rt.Acquire(name)
 	if err != nil {
 		code := StatusOf(err)
@@ -57,9 +69,13 @@ func (rt *Runtime) Invoke(w http.ResponseWriter, r *http.Request, name, subPath 
 			pr.Out.URL.Path = "/" + subPath
 			pr.Out.URL.RawPath = ""
 			pr.SetXForwarded()
+			pr.Out.Header.Set("X-Call-Id", callID)
+			pr.Out.Header.Set("X-Start-Time", startTime)
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			code = resp.StatusCode
+			resp.Header.Set("X-Call-Id", callID)
+			resp.Header.Set("X-Start-Time", startTime)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -139,4 +155,15 @@ func StatusOf(err error) int {
 	default:
 		return http.StatusInternalServerError
 	}
+}
+
+// SplitName takes a function name as callers address it: "name", or
+// "name.namespace" as go-sdk and faas-cli invoke it. A namespace other than
+// the runtime's one is ErrNotFound.
+func SplitName(s string) (string, error) {
+	name, ns, ok := strings.Cut(s, ".")
+	if ok && ns != Namespace {
+		return "", fmt.Errorf("function %s: namespace %q: %w (only %s exists here)", name, ns, ErrNotFound, Namespace)
+	}
+	return name, nil
 }

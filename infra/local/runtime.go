@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -57,14 +58,19 @@ type Config struct {
 	Home string
 	// RepoRoot holds go.work, functions/ and template/.
 	RepoRoot string
-	// FunctionEnv is given to every function before its own envVars
-	// (S3_ENDPOINT, bucket names, ...). Secrets never go here.
+	// FunctionEnv is given to every function over its own envVars: the
+	// machine's facts (S3_ENDPOINT, S3_BUCKET, SEGFLOW_GATEWAY). Secrets
+	// never go here.
 	FunctionEnv []string
 	// IdleCheck is how often idle functions are looked at (default 100ms).
 	IdleCheck time.Duration
 	Logger    *slog.Logger
 	// Registerer receives the runtime's metrics; nil skips them.
 	Registerer prometheus.Registerer
+	// Watchdog is a binary whose "watchdog" subcommand is the classic
+	// watchdog (segflow itself, the default): it runs deployments that name
+	// an fprocess instead of one of the repository's functions.
+	Watchdog string
 }
 
 // Runtime supervises the function processes.
@@ -92,6 +98,13 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if cfg.Watchdog == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("runtime: the watchdog binary: %w", err)
+		}
+		cfg.Watchdog = exe
 	}
 	secrets, err := newSecretStore(filepath.Join(cfg.Home, "secrets"))
 	if err != nil {
@@ -210,8 +223,11 @@ func (rt *Runtime) handlerDir(dep types.FunctionDeployment) (string, error) {
 			return d, nil
 		}
 	}
-	return "", fmt.Errorf("%w: no source for image %q: expected functions/%s in %s", ErrBadRequest, dep.Image, imageName(dep.Image), rt.cfg.RepoRoot)
+	return "", fmt.Errorf("%w: image %q", errNoSource, dep.Image)
 }
+
+// errNoSource: the image is none of the repository's functions.
+var errNoSource = errors.New("no function source")
 
 // imageName is the last path element of an image reference without tag or
 // digest: "ghcr.io/segflow/transcode:0.1" -> "transcode".
@@ -235,23 +251,13 @@ func (rt *Runtime) Deploy(ctx context.Context, dep types.FunctionDeployment) err
 		return err
 	}
 	dep.Namespace = Namespace
-	src, err := rt.handlerDir(dep)
+	dir := filepath.Join(rt.cfg.Home, "functions", dep.Service)
+	argv, err := rt.replicaCommand(ctx, dep, dir)
 	if err != nil {
 		return err
 	}
-	bin, err := rt.builder.Build(ctx, dep.Service, src)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadRequest, err)
-	}
-	dir := filepath.Join(rt.cfg.Home, "functions", dep.Service)
 	if err := rt.secrets.Mount(filepath.Join(dir, "secrets"), dep.Secrets); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
-	}
-	// Keep the built binary beside the deployment so a rebuild for another
-	// deploy cannot swap it under running replicas.
-	stable := filepath.Join(dir, "handler")
-	if err := os.Rename(bin, stable); err != nil {
-		return fmt.Errorf("deploy %s: %w", dep.Service, err)
 	}
 	if err := writeJSON(filepath.Join(dir, "deployment.json"), dep); err != nil {
 		return fmt.Errorf("deploy %s: %w", dep.Service, err)
@@ -260,7 +266,7 @@ func (rt *Runtime) Deploy(ctx context.Context, dep types.FunctionDeployment) err
 	rt.mu.Lock()
 	f := rt.fns[dep.Service]
 	if f == nil {
-		f, err = newFunction(rt, dep, stable, dir)
+		f, err = newFunction(rt, dep, argv, dir)
 		if err != nil {
 			rt.mu.Unlock()
 			return err
@@ -270,7 +276,67 @@ func (rt *Runtime) Deploy(ctx context.Context, dep types.FunctionDeployment) err
 		return f.scaleTo(f.scaleMin())
 	}
 	rt.mu.Unlock()
-	return f.replace(dep, stable)
+	return f.replace(dep, argv)
+}
+
+// replicaCommand is what a replica of dep runs: the function built from the
+// repository's source for its image, else the classic watchdog over the
+// deployment's fprocess. An image with neither cannot run without a
+// container runtime, and the error says what can.
+func (rt *Runtime) replicaCommand(ctx context.Context, dep types.FunctionDeployment, dir string) ([]string, error) {
+	src, err := rt.handlerDir(dep)
+	if errors.Is(err, errNoSource) {
+		if dep.EnvProcess == "" {
+			return nil, fmt.Errorf("%w: image %q is not one of the repository's functions (functions/%s in %s) and names no fprocess; "+
+				"the local runtime runs no container images: deploy a function of this repository, or give a command to run per request "+
+				"(faas-cli deploy --fprocess, the stack's fprocess)", ErrBadRequest, dep.Image, imageName(dep.Image), rt.cfg.RepoRoot)
+		}
+		if err := lookFProcess(dep.EnvProcess, dir); err != nil {
+			return nil, fmt.Errorf("%w: function %s: %v", ErrBadRequest, dep.Service, err)
+		}
+		return []string{rt.cfg.Watchdog, "watchdog"}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	bin, err := rt.builder.Build(ctx, dep.Service, src)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	// Keep the built binary beside the deployment so a rebuild for another
+	// deploy cannot swap it under running replicas.
+	stable := filepath.Join(dir, "handler")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("deploy %s: %w", dep.Service, err)
+	}
+	if err := os.Rename(bin, stable); err != nil {
+		return nil, fmt.Errorf("deploy %s: %w", dep.Service, err)
+	}
+	return []string{stable}, nil
+}
+
+// lookFProcess checks that an fprocess's program exists here, so a deploy
+// of a command only an image has ("./handler") fails with a reason instead
+// of answering 500 on every call.
+func lookFProcess(fprocess, dir string) error {
+	argv := strings.Fields(fprocess)
+	if len(argv) == 0 {
+		return errors.New("fprocess is empty")
+	}
+	prog := argv[0]
+	if strings.Contains(prog, "/") {
+		if !filepath.IsAbs(prog) {
+			prog = filepath.Join(dir, prog)
+		}
+		if st, err := os.Stat(prog); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return fmt.Errorf("fprocess %q: %s is no executable on this machine (it exists only in the image)", fprocess, argv[0])
+		}
+		return nil
+	}
+	if _, err := exec.LookPath(prog); err != nil {
+		return fmt.Errorf("fprocess %q: %s is not installed on this machine: %w", fprocess, prog, err)
+	}
+	return nil
 }
 
 // Update redeploys an existing function; ErrNotFound when there is none.

@@ -1,124 +1,120 @@
-// Package stack reads a faas-cli stack file (stack.yml) into the fields
-// faas-cli itself reads, and turns each function into the deployment
-// request faas-cli would send to a gateway.
+// Package stack reads a faas-cli stack file (stack.yml) with go-sdk's stack
+// parser, the one faas-cli itself uses (same ${VAR:-default} substitution,
+// same --filter and --regex), and turns each function into the deployment
+// request faas-cli would send to a gateway. On top of the parse it lints
+// strictly: an unknown field or a mistyped segflow annotation would
+// otherwise deploy the wrong thing without a word.
 package stack
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/openfaas/faas-provider/types"
+	sdkstack "github.com/openfaas/go-sdk/stack"
 	"gopkg.in/yaml.v3"
 
 	"github.com/segflow/segflow/infra/local"
+	"github.com/segflow/segflow/infra/router"
 )
 
-// Stack is a stack file.
+// Stack is a parsed stack file and the folder it was read from, which
+// handlers, templates and environment files are relative to.
 type Stack struct {
-	Version       string              `yaml:"version"`
-	Provider      Provider            `yaml:"provider"`
-	Functions     map[string]Function `yaml:"functions"`
-	Configuration Configuration       `yaml:"configuration,omitempty"`
-	// Dir is the folder the file was read from; handlers are relative to it.
-	Dir string `yaml:"-"`
+	*sdkstack.Services
+	Dir string
 }
 
-// Provider names the gateway.
-type Provider struct {
-	Name    string `yaml:"name"`
-	Gateway string `yaml:"gateway"`
+// Options narrow what Parse returns, as faas-cli's flags do.
+type Options struct {
+	// Filter is a glob over function names (faas-cli --filter).
+	Filter string
+	// Regex is a regular expression over function names (faas-cli --regex).
+	Regex string
 }
 
-// Configuration is faas-cli's build configuration.
-type Configuration struct {
-	Templates []Template `yaml:"templates,omitempty"`
-	Copy      []string   `yaml:"copy,omitempty"`
-}
-
-// Template points at a template source.
-type Template struct {
-	Name   string `yaml:"name"`
-	Source string `yaml:"source,omitempty"`
-}
-
-// Function is one function entry.
-type Function struct {
-	Lang                   string            `yaml:"lang"`
-	Handler                string            `yaml:"handler"`
-	Image                  string            `yaml:"image"`
-	FProcess               string            `yaml:"fprocess,omitempty"`
-	Environment            map[string]any    `yaml:"environment,omitempty"`
-	EnvironmentFile        []string          `yaml:"environment_file,omitempty"`
-	Secrets                []string          `yaml:"secrets,omitempty"`
-	Labels                 map[string]string `yaml:"labels,omitempty"`
-	Annotations            map[string]string `yaml:"annotations,omitempty"`
-	Limits                 *Resources        `yaml:"limits,omitempty"`
-	Requests               *Resources        `yaml:"requests,omitempty"`
-	Constraints            []string          `yaml:"constraints,omitempty"`
-	ReadOnlyRootFilesystem bool              `yaml:"readonly_root_filesystem,omitempty"`
-	Namespace              string            `yaml:"namespace,omitempty"`
-}
-
-// Resources are memory and CPU quantities.
-type Resources struct {
-	Memory string `yaml:"memory,omitempty"`
-	CPU    string `yaml:"cpu,omitempty"`
-}
-
-// envRef matches faas-cli's ${VAR} and ${VAR:-default} substitutions.
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
-
-// Parse reads a stack file strictly: unknown fields are errors, as a typo in
-// a label name would otherwise silently deploy the wrong thing.
-func Parse(path string) (*Stack, error) {
+// Parse reads the stack file at path as faas-cli does, then lints it.
+func Parse(path string, opts ...Options) (*Stack, error) {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("stack %s: %w", path, err)
 	}
-	text := envRef.ReplaceAllStringFunc(string(raw), func(m string) string {
-		sub := envRef.FindStringSubmatch(m)
-		if v, ok := os.LookupEnv(sub[1]); ok && v != "" {
-			return v
-		}
-		return sub[3]
-	})
-	dec := yaml.NewDecoder(strings.NewReader(text))
-	dec.KnownFields(true)
-	var s Stack
-	if err := dec.Decode(&s); err != nil {
+	if err := lintFields(raw); err != nil {
+		return nil, fmt.Errorf("stack %s: %w", path, err)
+	}
+	svc, err := sdkstack.ParseYAMLData(raw, o.Regex, o.Filter, true)
+	if err != nil {
 		return nil, fmt.Errorf("stack %s: %w", path, err)
 	}
 	abs, err := filepath.Abs(filepath.Dir(path))
 	if err != nil {
 		return nil, err
 	}
-	s.Dir = abs
+	s := &Stack{Services: svc, Dir: abs}
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("stack %s: %w", path, err)
 	}
-	return &s, nil
+	return s, nil
 }
 
-// Validate checks what faas-cli would refuse.
+// lintFields decodes the file strictly: a field go-sdk does not know (a
+// typo such as "lables") is an error, where faas-cli would drop it.
+func lintFields(raw []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	var s sdkstack.Services
+	if err := dec.Decode(&s); err != nil {
+		return err
+	}
+	return nil
+}
+
+// segflowAnnotations are the annotations segflow reads, each a positive
+// whole number except the handler folder.
+var segflowAnnotations = map[string]bool{
+	router.AnnotationConcurrency: true,
+	router.AnnotationMaxAttempts: true,
+	local.AnnotationHandler:      false,
+}
+
+// Validate checks what faas-cli or the gateway would refuse, and segflow's
+// own annotations.
 func (s *Stack) Validate() error {
-	if s.Version != "1.0" {
-		return fmt.Errorf("version %q: faas-cli reads stack files of version 1.0", s.Version)
-	}
-	if s.Provider.Name != "openfaas" {
-		return fmt.Errorf("provider.name %q: must be openfaas", s.Provider.Name)
-	}
 	if len(s.Functions) == 0 {
 		return fmt.Errorf("no functions")
 	}
-	for name, f := range s.Functions {
-		if f.Image == "" || f.Lang == "" || f.Handler == "" {
+	for _, name := range s.Names() {
+		f := s.Functions[name]
+		if f.Image == "" || f.Language == "" || f.Handler == "" {
 			return fmt.Errorf("function %s: lang, handler and image are required", name)
 		}
-		dep := s.Deployment(name)
+		if f.Annotations != nil {
+			for k, v := range *f.Annotations {
+				if !strings.HasPrefix(k, "com.segflow.") {
+					continue
+				}
+				number, known := segflowAnnotations[k]
+				if !known {
+					return fmt.Errorf("function %s: annotation %s is not one segflow reads", name, k)
+				}
+				if n, err := strconv.Atoi(v); number && (err != nil || n < 1) {
+					return fmt.Errorf("function %s: annotation %s=%q: want a whole number of 1 or more", name, k, v)
+				}
+			}
+		}
+		dep, err := s.Deployment(name)
+		if err != nil {
+			return err
+		}
 		if err := local.ValidateDeployment(dep); err != nil {
 			return err
 		}
@@ -141,35 +137,54 @@ func (s *Stack) HandlerDir(name string) string {
 	return filepath.Join(s.Dir, s.Functions[name].Handler)
 }
 
-// Deployment is the request faas-cli deploy sends for the function.
-func (s *Stack) Deployment(name string) types.FunctionDeployment {
-	f := s.Functions[name]
+// Deployment is the request faas-cli deploy sends for the function: its
+// environment with the environment files laid over it, and the fprocess of
+// its template when the stack names none.
+func (s *Stack) Deployment(name string) (types.FunctionDeployment, error) {
+	f, ok := s.Functions[name]
+	if !ok {
+		return types.FunctionDeployment{}, fmt.Errorf("function %s is not in the stack", name)
+	}
 	env := map[string]string{}
 	for k, v := range f.Environment {
-		// "KEY: ${UNSET:-}" is YAML null: faas-cli sends it as "".
-		if v == nil {
-			env[k] = ""
-			continue
+		env[k] = v
+	}
+	for _, file := range f.EnvironmentFile {
+		p := file
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(s.Dir, p)
 		}
-		env[k] = fmt.Sprint(v)
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			return types.FunctionDeployment{}, fmt.Errorf("function %s: environment_file: %w", name, err)
+		}
+		var ef sdkstack.EnvironmentFile
+		if err := yaml.Unmarshal(raw, &ef); err != nil {
+			return types.FunctionDeployment{}, fmt.Errorf("function %s: environment_file %s: %w", name, file, err)
+		}
+		for k, v := range ef.Environment {
+			env[k] = v
+		}
+	}
+	fprocess := f.FProcess
+	if fprocess == "" {
+		if lt, err := sdkstack.ParseYAMLForLanguageTemplate(filepath.Join(s.Dir, "template", f.Language, "template.yml")); err == nil {
+			fprocess = lt.FProcess
+		}
 	}
 	dep := types.FunctionDeployment{
 		Service:                name,
 		Image:                  f.Image,
 		Namespace:              f.Namespace,
-		EnvProcess:             f.FProcess,
+		EnvProcess:             fprocess,
 		EnvVars:                env,
-		Constraints:            f.Constraints,
 		Secrets:                f.Secrets,
 		ReadOnlyRootFilesystem: f.ReadOnlyRootFilesystem,
+		Labels:                 copyMap(f.Labels),
+		Annotations:            copyMap(f.Annotations),
 	}
-	if f.Labels != nil {
-		l := copyMap(f.Labels)
-		dep.Labels = &l
-	}
-	if f.Annotations != nil {
-		a := copyMap(f.Annotations)
-		dep.Annotations = &a
+	if f.Constraints != nil {
+		dep.Constraints = *f.Constraints
 	}
 	if f.Limits != nil {
 		dep.Limits = &types.FunctionResources{Memory: f.Limits.Memory, CPU: f.Limits.CPU}
@@ -177,26 +192,32 @@ func (s *Stack) Deployment(name string) types.FunctionDeployment {
 	if f.Requests != nil {
 		dep.Requests = &types.FunctionResources{Memory: f.Requests.Memory, CPU: f.Requests.CPU}
 	}
-	return dep
+	return dep, nil
 }
 
 // LocalDeployment is Deployment plus the handler folder, which the local
 // runtime builds from (faas-cli builds an image from it instead).
-func (s *Stack) LocalDeployment(name string) types.FunctionDeployment {
-	dep := s.Deployment(name)
+func (s *Stack) LocalDeployment(name string) (types.FunctionDeployment, error) {
+	dep, err := s.Deployment(name)
+	if err != nil {
+		return dep, err
+	}
 	a := map[string]string{}
 	if dep.Annotations != nil {
 		a = *dep.Annotations
 	}
 	a[local.AnnotationHandler] = s.HandlerDir(name)
 	dep.Annotations = &a
-	return dep
+	return dep, nil
 }
 
-func copyMap(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
+func copyMap(m *map[string]string) *map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(*m))
+	for k, v := range *m {
 		out[k] = v
 	}
-	return out
+	return &out
 }

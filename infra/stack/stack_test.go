@@ -27,8 +27,8 @@ func TestRepoStackIsWhatFaasCliReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Provider.Gateway == "" || len(st.Configuration.Copy) == 0 || st.Configuration.Copy[0] != "./shared" {
-		t.Fatalf("provider/configuration: %+v %+v", st.Provider, st.Configuration)
+	if st.Provider.GatewayURL == "" || len(st.StackConfiguration.CopyExtraPaths) == 0 || st.StackConfiguration.CopyExtraPaths[0] != "./shared" {
+		t.Fatalf("provider/configuration: %+v %+v", st.Provider, st.StackConfiguration)
 	}
 	topics := map[string]bool{layout.TopicUpload: true, layout.TopicSourceSegment: true,
 		layout.TopicMarkedSegment: true, layout.TopicRenditionSegment: true}
@@ -40,8 +40,8 @@ func TestRepoStackIsWhatFaasCliReads(t *testing.T) {
 	for _, name := range st.Names() {
 		t.Run(name, func(t *testing.T) {
 			f := st.Functions[name]
-			if _, err := os.Stat(filepath.Join(root, "template", f.Lang, "Dockerfile")); err != nil {
-				t.Errorf("template %s: %v", f.Lang, err)
+			if _, err := os.Stat(filepath.Join(root, "template", f.Language, "Dockerfile")); err != nil {
+				t.Errorf("template %s: %v", f.Language, err)
 			}
 			src, err := os.ReadFile(filepath.Join(st.HandlerDir(name), "handler.go"))
 			// Its type is checked by the build below (the template calls it).
@@ -52,7 +52,14 @@ func TestRepoStackIsWhatFaasCliReads(t *testing.T) {
 			if !strings.HasSuffix(f.Image, "/"+name+":latest") {
 				t.Errorf("image %q", f.Image)
 			}
-			dep := st.Deployment(name)
+			dep, err := st.Deployment(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// faas-cli sends the template's fprocess: the one the image runs.
+			if dep.EnvProcess != "handler" {
+				t.Errorf("fprocess %q, want the template's \"handler\"", dep.EnvProcess)
+			}
 			for _, topic := range strings.Split((*dep.Annotations)["topic"], ",") {
 				if !topics[strings.TrimSpace(topic)] {
 					t.Errorf("topic %q is not one the router raises", topic)
@@ -92,6 +99,8 @@ func TestParseIsStrict(t *testing.T) {
 		{"old version", "version: 0.9\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f, image: f}\n", "version"},
 		{"no image", "version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f}\n", "image"},
 		{"bad name", "version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  F_1: {lang: go, handler: ./f, image: f}\n", "invalid function name"},
+		{"mistyped segflow annotation", "version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f, image: f, annotations: {com.segflow.concurency: \"2\"}}\n", "com.segflow.concurency"},
+		{"concurrency not a number", "version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f, image: f, annotations: {com.segflow.concurrency: two}}\n", "whole number"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,13 +113,17 @@ func TestParseIsStrict(t *testing.T) {
 	}
 	t.Setenv("REG", "registry.example")
 	p := filepath.Join(t.TempDir(), "stack.yml")
-	os.WriteFile(p, []byte("version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f, image: \"${REG:-x}/f:${TAG:-dev}\", environment: {OPT: ${SEGFLOW_UNSET_OPT:-}}}\n"), 0o644)
+	os.WriteFile(p, []byte("version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f:\n    lang: go\n    handler: ./f\n    image: \"${REG:-x}/f:${TAG:-dev}\"\n    environment:\n      OPT: ${SEGFLOW_UNSET_OPT:-}\n"), 0o644)
 	st, err := stack.Parse(p)
 	if err != nil || st.Functions["f"].Image != "registry.example/f:dev" {
 		t.Fatalf("substitution: %v %+v", err, st)
 	}
 	// An unset optional setting is empty, not "<nil>".
-	if v, ok := st.Deployment("f").EnvVars["OPT"]; !ok || v != "" {
+	dep, err := st.Deployment("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := dep.EnvVars["OPT"]; !ok || v != "" {
 		t.Fatalf("OPT = %q (set %v), want empty", v, ok)
 	}
 }

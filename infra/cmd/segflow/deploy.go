@@ -11,13 +11,13 @@ import (
 // deployCmd deploys every function of a stack file, or those named, the
 // way `faas-cli deploy` does (PUT, then POST when the gateway says 404).
 func deployCmd() *cobra.Command {
-	var file string
+	var file, filter, regex string
 	var remote bool
 	cmd := &cobra.Command{
 		Use:   "deploy [FUNCTION...]",
 		Short: "Deploy the functions of a stack file",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := stack.Parse(file)
+			st, err := stack.Parse(file, stack.Options{Filter: filter, Regex: regex})
 			if err != nil {
 				return err
 			}
@@ -33,9 +33,12 @@ func deployCmd() *cobra.Command {
 				if _, ok := st.Functions[n]; !ok {
 					return fmt.Errorf("function %s is not in %s", n, file)
 				}
-				dep := st.LocalDeployment(n)
+				dep, err := st.LocalDeployment(n)
 				if remote {
-					dep = st.Deployment(n)
+					dep, err = st.Deployment(n)
+				}
+				if err != nil {
+					return err
 				}
 				if err := c.Deploy(cmd.Context(), dep); err != nil {
 					return err
@@ -46,6 +49,8 @@ func deployCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "stack.yml", "stack file")
+	cmd.Flags().StringVar(&filter, "filter", "", "deploy only the functions whose names match this glob (as faas-cli)")
+	cmd.Flags().StringVar(&regex, "regex", "", "deploy only the functions whose names match this regular expression (as faas-cli)")
 	cmd.Flags().BoolVar(&remote, "remote", false, "send exactly what faas-cli sends (no local handler path)")
 	return cmd
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/segflow/segflow/infra/gwclient"
+	"github.com/openfaas/faas-provider/logs"
 )
 
 // logsCmd prints a function's output, like `faas-cli logs`.
@@ -21,7 +21,7 @@ func logsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.Logs(cmd.Context(), args[0], tail, follow, func(m gwclient.LogMessage) {
+			return c.Logs(cmd.Context(), args[0], tail, follow, func(m logs.Message) {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %s (%s) %s\n", m.Timestamp.Format("2006-01-02T15:04:05.000Z07:00"), m.Name, m.Instance, m.Text)
 			})
 		},

@@ -198,11 +198,9 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	// dropped; the router's catch-up finds those writes in the bucket.
 	target := router.MinIOTarget{ID: "segflow", Endpoint: gwURL + "/events/minio", Token: webhookToken}
 
-	// stack.yml reads these through ${VAR} as faas-cli would.
+	// The stack deploys as written for OpenFaaS: the runtime's function
+	// settings (this MinIO, this bucket) win over the stack's defaults.
 	s3Addr := fmt.Sprintf("127.0.0.1:%d", o.s3Port)
-	os.Setenv("S3_ENDPOINT", s3Addr)
-	os.Setenv("S3_BUCKET", o.bucket)
-	os.Setenv("OPENFAAS_URL", gwURL)
 	st, err := stack.Parse(filepath.Join(repo, o.stackFile))
 	if err != nil {
 		return err
@@ -385,7 +383,11 @@ func deployStack(ctx context.Context, rt *local.Runtime, c *gwclient.Client, st 
 	}
 	for _, n := range st.Names() {
 		start := time.Now()
-		if err := c.Deploy(ctx, st.LocalDeployment(n)); err != nil {
+		dep, err := st.LocalDeployment(n)
+		if err != nil {
+			return err
+		}
+		if err := c.Deploy(ctx, dep); err != nil {
 			return err
 		}
 		log.Info("function deployed", "function", n, "took_ms", time.Since(start).Milliseconds())

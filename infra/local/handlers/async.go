@@ -19,8 +19,11 @@ const maxAsyncBody = 4 << 20
 func MakeAsyncHandler(rt *local.Runtime, q *local.AsyncQueue, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v := mux.Vars(r)
-		name := v["name"]
-		if _, err := rt.Status(name); err != nil {
+		name, err := local.SplitName(v["name"])
+		if err == nil {
+			_, err = rt.Status(name)
+		}
+		if err != nil {
 			http.Error(w, err.Error(), local.StatusOf(err))
 			return
 		}

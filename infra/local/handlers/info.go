@@ -2,22 +2,49 @@ package handlers
 
 import (
 	"net/http"
+	"runtime"
+	"runtime/debug"
 
 	"github.com/openfaas/faas-provider/types"
 
 	"github.com/segflow/segflow/infra/internal/httpjson"
 )
 
-// Version is set at build time with -ldflags.
+// Version is set at build time with -ldflags; else the build's VCS revision.
 var Version = "dev"
 
-// MakeInfoHandler serves GET /system/info.
+// GatewayInfo is /system/info as the OpenFaaS gateway answers it (the
+// provider's own document nested under "provider"), the shape faas-cli,
+// go-sdk and the certifier decode.
+type GatewayInfo struct {
+	Provider *types.ProviderInfo `json:"provider"`
+	Version  *types.VersionInfo  `json:"version"`
+	Arch     string              `json:"arch"`
+}
+
+// MakeInfoHandler serves GET /system/info. The local runtime is provider
+// and gateway in one process, so both carry the same version.
 func MakeInfoHandler() http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		httpjson.Write(w, http.StatusOK, types.ProviderInfo{
-			Name:          "segflow-local",
-			Orchestration: "process",
-			Version:       &types.VersionInfo{Release: Version, SHA: Version},
-		})
+	v := buildVersion()
+	info := GatewayInfo{
+		Provider: &types.ProviderInfo{Name: "segflow-local", Orchestration: "process", Version: &v},
+		Version:  &v,
+		Arch:     runtime.GOARCH,
 	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		httpjson.Write(w, http.StatusOK, info)
+	}
+}
+
+// buildVersion is the release and the commit the binary was built from.
+func buildVersion() types.VersionInfo {
+	v := types.VersionInfo{Release: Version, SHA: "unknown"}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v.SHA = s.Value
+			}
+		}
+	}
+	return v
 }
