@@ -197,9 +197,11 @@ func TestGatewayAPIAsFaasCli(t *testing.T) {
 	})
 
 	t.Run("info and namespaces", func(t *testing.T) {
-		var info types.ProviderInfo
+		var info struct {
+			Provider types.ProviderInfo `json:"provider"`
+		}
 		json.Unmarshal(g.MustDo(200, "GET", "/system/info", nil), &info)
-		if info.Name != "segflow-local" {
+		if info.Provider.Name != "segflow-local" {
 			t.Fatalf("info = %+v", info)
 		}
 		if body := g.MustDo(200, "GET", "/system/namespaces", nil); !strings.Contains(string(body), "openfaas-fn") {
