@@ -12,7 +12,11 @@ bin=$(bash scripts/setup.sh | tail -n 1)
 [ -x "$bin/mc" ] || { echo "up: building mc from source (first run only)" >&2; GOBIN="$bin" go install github.com/minio/mc@latest; }
 export SEGFLOW_HOME="${SEGFLOW_HOME:-$PWD/.segflow}"
 mkdir -p "$SEGFLOW_HOME/bin"
-go build -o "$SEGFLOW_HOME/bin/segflow" ./infra/cmd/segflow
+# The commit goes into /system/info (faas-cli version, the certifier).
+pkg=github.com/segflow/segflow/infra/local/handlers
+commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+go build -ldflags "-X $pkg.Commit=$commit -X $pkg.Version=$(git describe --tags --always 2>/dev/null || echo dev)" \
+  -o "$SEGFLOW_HOME/bin/segflow" ./infra/cmd/segflow
 segflow="$SEGFLOW_HOME/bin/segflow"
 
 "$segflow" down >/dev/null 2>&1 || true

@@ -10,8 +10,13 @@ import (
 	"github.com/segflow/segflow/infra/internal/httpjson"
 )
 
-// Version is set at build time with -ldflags; else the build's VCS revision.
-var Version = "dev"
+// Version and Commit are set at build time with -ldflags -X (scripts/up.sh
+// does); a build without them reports "dev" and the VCS revision Go
+// stamped, if any.
+var (
+	Version = "dev"
+	Commit  = ""
+)
 
 // GatewayInfo is /system/info as the OpenFaaS gateway answers it (the
 // provider's own document nested under "provider"), the shape faas-cli,
@@ -38,7 +43,11 @@ func MakeInfoHandler() http.HandlerFunc {
 
 // buildVersion is the release and the commit the binary was built from.
 func buildVersion() types.VersionInfo {
-	v := types.VersionInfo{Release: Version, SHA: "unknown"}
+	v := types.VersionInfo{Release: Version, SHA: Commit}
+	if v.SHA != "" {
+		return v
+	}
+	v.SHA = "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {
