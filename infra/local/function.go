@@ -284,10 +284,18 @@ func (f *function) status() types.FunctionStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d := f.dep
+	// As faas-netes does, every function carries the label faas_function
+	// with its name (label selectors and the certifier read it).
+	labels := map[string]string{"faas_function": d.Service}
+	if d.Labels != nil {
+		for k, v := range *d.Labels {
+			labels[k] = v
+		}
+	}
 	return types.FunctionStatus{
 		Name: d.Service, Image: d.Image, Namespace: Namespace, EnvProcess: d.EnvProcess,
 		EnvVars: d.EnvVars, Constraints: d.Constraints, Secrets: d.Secrets,
-		Labels: d.Labels, Annotations: d.Annotations, Limits: d.Limits, Requests: d.Requests,
+		Labels: &labels, Annotations: d.Annotations, Limits: d.Limits, Requests: d.Requests,
 		ReadOnlyRootFilesystem: d.ReadOnlyRootFilesystem,
 		InvocationCount:        float64(f.invocations),
 		Replicas:               f.replicas,

@@ -154,7 +154,7 @@ func TestGoSDKClient(t *testing.T) {
 			names[f.Name] = f
 		}
 		got, ok := names["echo"]
-		if !ok || got.Namespace != sdk.DefaultNamespace || got.EnvProcess != "cat" || (*got.Labels)["app"] != "echo" ||
+		if !ok || got.Namespace != sdk.DefaultNamespace || got.EnvProcess != "cat" || (*got.Labels)["app"] != "echo" || (*got.Labels)["faas_function"] != "echo" ||
 			(*got.Annotations)["note"] != "classic watchdog" {
 			t.Fatalf("list = %+v", fns)
 		}
