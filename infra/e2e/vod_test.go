@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -97,6 +98,34 @@ func TestVODEndToEnd(t *testing.T) {
 	// Let the captions (aitag, last to finish) land before comparing runs.
 	waitObject(t, s, layout.Asset(id).Tags(-1))
 	waitSettled(t, s, "packager", 0)
+
+	t.Run("an anonymous call naming another bucket is refused", func(t *testing.T) {
+		const other = "other-bucket"
+		if err := s.Store.EnsureBucket(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Store.PutBytes(ctx, other, "uploads/x.mp4", data, storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e, err := events.New("forged-1", events.TypeObjectCreated, other, "uploads/x.mp4", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := events.NewRequest(ctx, s.Env["SEGFLOW_GATEWAY"]+"/function/split", e)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), "serves bucket") {
+			t.Fatalf("split on %s = %d %s, want 422", other, resp.StatusCode, body)
+		}
+		objs, err := s.Store.List(ctx, other, layout.AssetsPrefix, storage.ListOptions{})
+		if err != nil || len(objs) != 0 {
+			t.Fatalf("split wrote %d objects into %s (%v)", len(objs), other, err)
+		}
+	})
 
 	t.Run("same event twice gives identical outputs", func(t *testing.T) {
 		s := s.With(t)

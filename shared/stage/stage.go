@@ -25,7 +25,7 @@ import (
 type Env struct {
 	Name   string
 	Store  *storage.Client
-	Bucket string // default bucket when an event names none
+	Bucket string // the one bucket the function acts on
 	Log    *slog.Logger
 	// TempDir is where media is downloaded and produced.
 	TempDir string
@@ -78,10 +78,13 @@ func (e *Env) ReadTrigger(r *http.Request) (*Trigger, error) {
 	if err := storage.ValidKey(key); err != nil {
 		return nil, Permanent(fmt.Errorf("event %s: %w", ev.ID(), err))
 	}
-	t := &Trigger{Event: ev, Bucket: ev.Source(), Key: key, Layout: layout.Parse(key)}
-	if t.Bucket == "" {
-		t.Bucket = e.Bucket
+	// The event's source is the bucket it speaks of. A function acts on its
+	// configured bucket only: anyone who can reach /function/NAME could
+	// otherwise point it, with its storage rights, at another bucket.
+	if src := ev.Source(); src != e.Bucket {
+		return nil, Permanent(fmt.Errorf("event %s: source bucket %q: %s serves bucket %q only", ev.ID(), src, e.Name, e.Bucket))
 	}
+	t := &Trigger{Event: ev, Bucket: e.Bucket, Key: key, Layout: layout.Parse(key)}
 	var rec record
 	if ev.DataAs(&rec) == nil {
 		t.ETag, t.Size = rec.S3.Object.ETag, rec.S3.Object.Size
