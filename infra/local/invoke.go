@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,11 @@ func (rt *Runtime) Invoke(w http.ResponseWriter, r *http.Request, name, subPath 
 	startTime := strconv.FormatInt(start.UnixNano(), 10)
 	w.Header().Set("X-Call-Id", callID)
 	w.Header().Set("X-Start-Time", startTime)
+	if err := bufferBody(w, r); err != nil {
+		rt.metrics.invocations.WithLabelValues(name, strconv.Itoa(http.StatusRequestTimeout)).Inc()
+		http.Error(w, fmt.Sprintf("function %s: request body: %v", name, err), http.StatusRequestTimeout)
+		return
+	}
 	lease, err := rt.Acquire(name)
 	if err != nil {
 		code := StatusOf(err)
@@ -166,4 +172,41 @@ func SplitName(s string) (string, error) {
 		return "", fmt.Errorf("function %s: namespace %q: %w (only %s exists here)", name, ns, ErrNotFound, Namespace)
 	}
 	return name, nil
+}
+
+// A call's body is read before the call takes one of the function's slots
+// (max_inflight): a caller that sends its body slowly, or never, would
+// otherwise hold a slot for as long as the server waits, and two such
+// callers with no credentials keep a function with two slots from the
+// router's deliveries. Up to maxBufferedBody is read within bodyTimeout;
+// the rest of a larger body streams to the function once admitted.
+const (
+	maxBufferedBody = 16 << 20
+	bodyTimeout     = 30 * time.Second
+)
+
+// bufferBody reads r's body (up to maxBufferedBody) into memory within
+// bodyTimeout and puts it back as r.Body.
+func bufferBody(w http.ResponseWriter, r *http.Request) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyTimeout))
+	buf, err := io.ReadAll(io.LimitReader(r.Body, maxBufferedBody+1))
+	if err != nil {
+		return fmt.Errorf("not received within %s: %w", bodyTimeout, err)
+	}
+	if len(buf) <= maxBufferedBody {
+		_ = rc.SetReadDeadline(time.Time{})
+		r.Body = io.NopCloser(bytes.NewReader(buf))
+		r.ContentLength = int64(len(buf))
+		return nil
+	}
+	_ = rc.SetReadDeadline(time.Now().Add(5 * time.Minute))
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+	return nil
 }

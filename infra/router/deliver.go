@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -127,6 +128,10 @@ const (
 	delivered outcome = iota
 	retry
 	reject
+	// busy: the function answered 429, it is at its limit. That says
+	// nothing about the event, so it costs no attempt: the router waits and
+	// sends it again.
+	busy
 )
 
 func (r *Router) handle(ctx context.Context, msg jetstream.Msg, c fnConfig) {
@@ -144,6 +149,7 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg, c fnConfig) {
 	log := r.log.With("delivery_id", d.ID, "function", d.Function, "attempt", attempt)
 
 	out, status, err := r.deliver(ctx, d, attempt)
+	out, status, err = r.waitOutBusy(ctx, d, attempt, out, status, err, log)
 	if ctx.Err() != nil {
 		// Shutting down or unsubscribed: the next worker takes it.
 		_ = msg.Nak()
@@ -177,6 +183,31 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg, c fnConfig) {
 	}
 }
 
+// waitOutBusy sends a delivery the function answered 429 again, after a
+// growing pause, while the message is reported in progress: a function
+// held at its limit (by load, or by callers that never finish their
+// requests) delays its events instead of dead-lettering them. Only a
+// function busy for a whole DeliveryTimeout turns it into a counted retry.
+func (r *Router) waitOutBusy(ctx context.Context, d delivery, attempt int, out outcome, status int, err error, log *slog.Logger) (outcome, int, error) {
+	var waited time.Duration
+	for round := 1; out == busy; round++ {
+		r.metrics.busy.WithLabelValues(d.Function).Inc()
+		if waited >= r.cfg.DeliveryTimeout {
+			return retry, status, fmt.Errorf("busy for %s: %w", waited.Round(time.Second), err)
+		}
+		delay := r.backoff(round)
+		log.Warn("router: function busy, waiting", "status", status, "delay_ms", delay.Milliseconds())
+		select {
+		case <-ctx.Done():
+			return retry, status, ctx.Err()
+		case <-time.After(delay):
+		}
+		waited += delay
+		out, status, err = r.deliver(ctx, d, attempt)
+	}
+	return out, status, err
+}
+
 // backoff is exponential with jitter: base*2^(attempt-1), capped, then a
 // random point in its upper half so retries of many events spread out.
 func (r *Router) backoff(attempt int) time.Duration {
@@ -188,7 +219,7 @@ func (r *Router) backoff(attempt int) time.Duration {
 }
 
 // deliver posts the event in binary mode to the function through the
-// gateway. 2xx is delivered; 429, 5xx and transport errors are retried;
+// gateway. 2xx is delivered; 429 is busy; 5xx and transport errors are retried;
 // other 4xx are the function refusing the event.
 func (r *Router) deliver(ctx context.Context, d delivery, attempt int) (outcome, int, error) {
 	var e events.Event
@@ -228,7 +259,9 @@ func (r *Router) post(ctx context.Context, d delivery, e events.Event, attempt i
 	switch {
 	case resp.StatusCode/100 == 2:
 		return delivered, resp.StatusCode, nil
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+	case resp.StatusCode == http.StatusTooManyRequests:
+		return busy, resp.StatusCode, fmt.Errorf("%d: %s", resp.StatusCode, body)
+	case resp.StatusCode >= 500:
 		return retry, resp.StatusCode, fmt.Errorf("%d: %s", resp.StatusCode, body)
 	default:
 		return reject, resp.StatusCode, fmt.Errorf("%d: %s", resp.StatusCode, body)

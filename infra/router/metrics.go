@@ -6,6 +6,7 @@ type metrics struct {
 	received, malformed, unauthorized, duplicates prometheus.Counter
 	refused, caughtUp                             prometheus.Counter
 	delivered, retried, deadLettered, rejected    *prometheus.CounterVec
+	busy                                          *prometheus.CounterVec
 	latency                                       *prometheus.HistogramVec
 }
 
@@ -27,6 +28,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		retried:      cv("retries_total", "Deliveries scheduled again after a failure."),
 		deadLettered: cv("dead_letters_total", "Events that exhausted their attempts."),
 		rejected:     cv("rejected_total", "Events a function refused with a 4xx (not retried)."),
+		busy:         cv("busy_total", "Delivery attempts answered 429 (function at its limit), waited out without using an attempt."),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "segflow_router", Name: "dispatch_latency_seconds",
 			Help:    "From the bucket event time to the function's answer, per delivery.",
@@ -35,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.received, m.malformed, m.unauthorized, m.duplicates, m.refused, m.caughtUp,
-			m.delivered, m.retried, m.deadLettered, m.rejected, m.latency)
+			m.delivered, m.retried, m.deadLettered, m.rejected, m.busy, m.latency)
 	}
 	return m
 }

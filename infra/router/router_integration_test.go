@@ -286,6 +286,39 @@ func TestQueuedDeliveriesAreNotHandedOutTwice(t *testing.T) {
 	}
 }
 
+// A function at its limit answers 429. That says nothing about the event:
+// the router waits and sends it again without using an attempt, so with
+// one attempt allowed every event still arrives once and none is
+// dead-lettered.
+func TestBusyFunctionCostsNoAttempts(t *testing.T) {
+	s := newStack(t)
+	s.deployNew("narrow", "segment.source", map[string]string{"PROBE_MODE": "slow", "PROBE_SLEEP_MS": "300", "max_inflight": "1"},
+		map[string]string{router.AnnotationConcurrency: "3", router.AnnotationMaxAttempts: "1"})
+	const n = 6
+	for i := range n {
+		s.put(fmt.Sprintf("assets/b1/source/%05d.ts", i), nil)
+	}
+	s.waitFor("narrow", n, 30*time.Second)
+	time.Sleep(time.Second) // room for a second copy to arrive
+	got := s.received("narrow")
+	seen := map[string]int{}
+	for _, r := range got {
+		seen[r.Subject]++
+		if r.Attempt != "1" {
+			t.Errorf("%s delivered as attempt %s", r.Subject, r.Attempt)
+		}
+	}
+	if len(got) != n || len(seen) != n {
+		t.Errorf("%d deliveries of %d segments, want each of %d once", len(got), len(seen), n)
+	}
+	if dl := s.deadLetters(); len(dl) != 0 {
+		t.Errorf("dead letters: %+v", dl)
+	}
+	if s.counter("segflow_router_busy_total") == 0 {
+		t.Error("no 429 was met: the test did not load the function past its limit")
+	}
+}
+
 func TestRetryThenSuccessAndDeadLetterReplay(t *testing.T) {
 	s := newStack(t)
 	s.deployNew("flaky", "upload", map[string]string{"PROBE_MODE": "fail-twice"}, nil)

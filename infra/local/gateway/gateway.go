@@ -113,7 +113,7 @@ func Run(ctx context.Context, cfg Config) error {
 	port := cfg.Port
 	fc := &types.FaaSConfig{
 		TCPPort:         &port,
-		ReadTimeout:     5 * time.Minute,
+		ReadTimeout:     time.Minute, // headers and body; a call's body has its own 30 s (local.Invoke)
 		WriteTimeout:    15 * time.Minute,
 		EnableBasicAuth: cfg.AuthDir != "",
 		SecretMountPath: cfg.AuthDir,

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -170,4 +171,28 @@ func TestAsyncCallsSurviveRestart(t *testing.T) {
 		t.Fatalf("after restart: %+v", st)
 	}
 	_ = types.FunctionStatus{}
+}
+
+// Callers that never finish sending their bodies hold no slot: with
+// max_inflight 1 and two such connections open, a real call still runs.
+func TestSlowBodiesHoldNoSlot(t *testing.T) {
+	g := testgw.Start(t)
+	g.MustDo(202, "POST", "/system/functions", testgw.ProbeDeployment("slowbody", nil, map[string]string{"max_inflight": "1"}))
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// Headers promise a body that never comes (curl -T - with nothing piped).
+		if _, err := io.WriteString(c, "POST /function/slowbody HTTP/1.1\r\nHost: gw\r\nContent-Length: 1000000\r\n\r\npartial"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // both are in the gateway now
+	for i := 0; i < 3; i++ {
+		if code, body, _ := g.Do("POST", "/function/slowbody", "real", false); code != 200 || string(body) != "real" {
+			t.Fatalf("call %d beside two stalled bodies = %d %q, want 200", i, code, body)
+		}
+	}
 }
