@@ -50,7 +50,9 @@ type AsyncOptions struct {
 	AckWait time.Duration
 	// MaxDeliver bounds redeliveries of one call (default 10).
 	MaxDeliver int
-	Logger     *slog.Logger
+	// Callbacks says where X-Callback-Url may point.
+	Callbacks CallbackPolicy
+	Logger    *slog.Logger
 }
 
 // AsyncQueue queues calls in JetStream and runs them through the runtime.
@@ -61,7 +63,7 @@ type AsyncQueue struct {
 	rt     *Runtime
 	opts   AsyncOptions
 	log    *slog.Logger
-	client *http.Client
+	client func(callbackURL string) *http.Client
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -106,7 +108,7 @@ func OpenAsync(ctx context.Context, nc *nats.Conn, rt *Runtime, opts AsyncOption
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	q := &AsyncQueue{nc: nc, js: js, cons: cons, rt: rt, opts: opts, log: opts.Logger, cancel: cancel,
-		client: &http.Client{Timeout: 30 * time.Second}}
+		client: opts.Callbacks.client(30 * time.Second)}
 	for i := 0; i < opts.Concurrency; i++ {
 		q.wg.Add(1)
 		go q.work(wctx)
@@ -235,7 +237,7 @@ func (q *AsyncQueue) callback(ctx context.Context, c AsyncCall, res *Result, log
 		req.Header.Set("X-Function-Name", c.Function)
 		req.Header.Set("X-Function-Status", strconv.Itoa(res.Status))
 		req.Header.Set("X-Duration-Seconds", strconv.FormatFloat(res.Duration.Seconds(), 'f', 6, 64))
-		resp, err := q.client.Do(req)
+		resp, err := q.client(c.CallbackURL).Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode < 500 {
@@ -250,4 +252,10 @@ func (q *AsyncQueue) callback(ctx context.Context, c AsyncCall, res *Result, log
 		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 		}
 	}
+}
+
+// CheckCallback refuses a callback URL the policy does not allow; the
+// async handler asks before queueing, so the caller hears why.
+func (q *AsyncQueue) CheckCallback(ctx context.Context, raw string) error {
+	return q.opts.Callbacks.Check(ctx, raw)
 }

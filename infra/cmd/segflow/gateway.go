@@ -27,6 +27,7 @@ func gatewayCmd() *cobra.Command {
 		natsURL     string
 		functionEnv []string
 		concurrency int
+		callbacks   []string
 	)
 	cmd := &cobra.Command{
 		Use:   "gateway",
@@ -58,7 +59,7 @@ func gatewayCmd() *cobra.Command {
 			return gateway.Run(ctx, gateway.Config{
 				Runtime: local.Config{Home: home, RepoRoot: repo, FunctionEnv: functionEnv, Logger: log},
 				Port:    port, AuthDir: authDir, NATS: nc,
-				Async: local.AsyncOptions{Concurrency: concurrency},
+				Async: local.AsyncOptions{Concurrency: concurrency, Callbacks: local.CallbackPolicy{Hosts: callbacks}},
 			})
 		},
 	}
@@ -67,5 +68,6 @@ func gatewayCmd() *cobra.Command {
 	cmd.Flags().StringVar(&natsURL, "nats", "", "NATS URL (empty: embedded JetStream under the home folder)")
 	cmd.Flags().StringArrayVar(&functionEnv, "function-env", nil, "KEY=VALUE given to every function (repeatable)")
 	cmd.Flags().IntVar(&concurrency, "async-concurrency", 4, "async calls run at once")
+	cmd.Flags().StringArrayVar(&callbacks, "callback-host", nil, "host an async call's X-Callback-Url may name even if it is not public (repeatable)")
 	return cmd
 }

@@ -46,6 +46,7 @@ type upOptions struct {
 	stackFile string
 	rtmpPort  int
 	srtPort   int
+	callbacks []string // hosts async callbacks may reach though not public
 }
 
 func upCmd() *cobra.Command {
@@ -72,6 +73,7 @@ func upCmd() *cobra.Command {
 	cmd.Flags().IntVar(&o.rtmpPort, "rtmp-port", 1935, "relay RTMP port (0: no RTMP)")
 	cmd.Flags().IntVar(&o.srtPort, "srt-port", 8890, "relay SRT port, UDP (0: no SRT)")
 	cmd.Flags().StringVarP(&o.stackFile, "file", "f", "stack.yml", "stack file, relative to the repository")
+	cmd.Flags().StringArrayVar(&o.callbacks, "callback-host", nil, "host an async call's X-Callback-Url may name even if it is not public (repeatable)")
 	return cmd
 }
 
@@ -306,6 +308,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 			Runtime: local.Config{Home: filepath.Join(home, "runtime"), RepoRoot: repo, Logger: log,
 				FunctionEnv: []string{"S3_ENDPOINT=" + s3Addr, "S3_BUCKET=" + o.bucket, "SEGFLOW_GATEWAY=" + gwURL}},
 			Port: o.port, AuthDir: authDir, NATS: nc,
+			Async: local.AsyncOptions{Callbacks: local.CallbackPolicy{Hosts: o.callbacks}},
 			Routes: func(r *mux.Router) {
 				r.Handle("/events/minio", rtr.WebhookHandler()).Methods(http.MethodPost)
 				r.HandleFunc("/system/deadletters", auth.DecorateWithBasicAuth(rtr.DeadLettersHandler(), creds))

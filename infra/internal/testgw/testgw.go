@@ -100,7 +100,9 @@ func Start(t testing.TB, extra ...string) *GW {
 func (g *GW) Start() {
 	g.T.Helper()
 	args := append([]string{"gateway", "--home", filepath.Join(g.Home, "state"), "--repo", RepoRoot(),
-		"--port", g.Port, "--auth-dir", g.AuthDir, "--function-env", "RUNTIME_WIDE=yes"}, g.extra...)
+		"--port", g.Port, "--auth-dir", g.AuthDir, "--function-env", "RUNTIME_WIDE=yes",
+		// The tests' callback servers listen on loopback.
+		"--callback-host", "127.0.0.1"}, g.extra...)
 	g.cmd = exec.Command(Binary(g.T), args...)
 	// A credential in the runtime's own environment must not reach functions.
 	g.cmd.Env = append(os.Environ(), "MINIO_ROOT_USER=leaked")

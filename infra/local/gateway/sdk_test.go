@@ -196,6 +196,18 @@ func TestGoSDKClient(t *testing.T) {
 		}
 	})
 
+	t.Run("async callbacks reach no private address", func(t *testing.T) {
+		// 127.0.0.1 is allowed for this gateway (--callback-host); the
+		// same loopback by name, the metadata address and a private
+		// network are not. Each is refused before anything is queued or sent.
+		for _, cb := range []string{"http://localhost:1/", "http://169.254.169.254/latest/meta-data/", "http://10.1.2.3/hook", "file:///etc/passwd"} {
+			code, body, _ := invoke(t, c, "echo", true, http.MethodPost, "", "x", http.Header{"X-Callback-Url": {cb}})
+			if code != http.StatusBadRequest || !strings.Contains(body, "callback refused") {
+				t.Errorf("callback %s = %d %q, want 400", cb, code, body)
+			}
+		}
+	})
+
 	t.Run("logs", func(t *testing.T) {
 		lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()

@@ -36,6 +36,13 @@ func MakeAsyncHandler(rt *local.Runtime, q *local.AsyncQueue, log *slog.Logger) 
 			http.Error(w, "body over 4 MiB: put media in the bucket and send its key", http.StatusRequestEntityTooLarge)
 			return
 		}
+		if cb := r.Header.Get("X-Callback-Url"); cb != "" {
+			if err := q.CheckCallback(r.Context(), cb); err != nil {
+				log.Warn("async call refused", "function", name, "err", err)
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
 		hdr := r.Header.Clone()
 		hdr.Del("Authorization")
 		id, err := q.Enqueue(r.Context(), local.AsyncCall{
