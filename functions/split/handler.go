@@ -329,7 +329,8 @@ func uploadOptions(info storage.Info) (options, error) {
 	}
 	if v := info.Meta("Watermark-Opacity"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f <= 0 || f > 1 {
+		// Written as "in range" so that NaN, which compares false, is refused.
+		if err != nil || !(f > 0 && f <= 1) {
 			return o, fmt.Errorf("watermark opacity %q: want a number in (0, 1]", v)
 		}
 		wm.Opacity = f
@@ -337,6 +338,12 @@ func uploadOptions(info storage.Info) (options, error) {
 	if image != "" {
 		if err := storage.ValidKey(image); err != nil {
 			return o, fmt.Errorf("watermark image: %w", err)
+		}
+		// Renditions are public: only images put under logos/ for the
+		// purpose may be burnt into them, never any object the caller
+		// can name.
+		if !strings.HasPrefix(image, layout.LogosPrefix) {
+			return o, fmt.Errorf("watermark image %q: must be under %s", image, layout.LogosPrefix)
 		}
 	}
 	o.watermark = wm

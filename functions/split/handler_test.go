@@ -144,3 +144,34 @@ func TestSplitReadsInPlaceOrACopy(t *testing.T) {
 		t.Errorf("segments read in place %s, from a copy %s: want the same bytes", a, b)
 	}
 }
+
+// TestUploadOptionsRefuseHostileWatermarks: options that can never work,
+// or that would publish what should stay private, fail the upload at once.
+func TestUploadOptionsRefuseHostileWatermarks(t *testing.T) {
+	tests := []struct {
+		name string
+		meta map[string]string
+		err  string
+	}{
+		{"logo", map[string]string{"Watermark-Image": "logos/mark.png"}, ""},
+		{"text", map[string]string{"Watermark-Text": "LIVE %{localtime}", "Watermark-Opacity": "0.5"}, ""},
+		{"private image", map[string]string{"Watermark-Image": "private/secret.png"}, "must be under logos/"},
+		{"upload as image", map[string]string{"Watermark-Image": "uploads/other.mp4"}, "must be under logos/"},
+		{"NaN opacity", map[string]string{"Watermark-Text": "x", "Watermark-Opacity": "NaN"}, "opacity"},
+		{"opacity over 1", map[string]string{"Watermark-Text": "x", "Watermark-Opacity": "2"}, "opacity"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := uploadOptions(storage.Info{Metadata: tc.meta})
+			if tc.err == "" {
+				if err != nil || o.watermark == nil {
+					t.Fatalf("options = %+v, %v", o, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("err = %v, want one saying %q", err, tc.err)
+			}
+		})
+	}
+}

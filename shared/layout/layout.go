@@ -27,6 +27,9 @@ const (
 	UploadsPrefix    = "uploads/"
 	AssetsPrefix     = "assets/"
 	DeadLetterPrefix = "deadletter/"
+	// LogosPrefix holds the images an upload may burn in as a watermark;
+	// nothing else in the bucket can be named as one.
+	LogosPrefix = "logos/"
 )
 
 // SubtitlesRendition is the folder of the WebVTT caption segments.

@@ -61,13 +61,14 @@ func Watermark(ctx context.Context, in, out string, o WatermarkOptions) error {
 	var graph string
 	switch {
 	case o.Text != "":
-		// The text goes through a file: no escaping rules to get wrong.
+		// The text goes through a file: no escaping rules to get wrong; and
+		// expansion=none prints it as written (no %{localtime}, %{eif}).
 		tf := filepath.Join(filepath.Dir(out), "watermark.txt")
 		if err := os.WriteFile(tf, []byte(o.Text), 0o644); err != nil {
 			return err
 		}
 		x := map[string]string{"W": "w", "H": "h", "w": "text_w", "h": "text_h"}
-		graph = fmt.Sprintf("[0:v]drawtext=fontfile=%s:textfile=%s:fontsize=h/16:fontcolor=white@%s:borderw=2:bordercolor=black@%s:x=%s:y=%s[v]",
+		graph = fmt.Sprintf("[0:v]drawtext=fontfile=%s:textfile=%s:expansion=none:fontsize=h/16:fontcolor=white@%s:borderw=2:bordercolor=black@%s:x=%s:y=%s[v]",
 			o.FontFile, tf, op, op, subst(pos[0], x), subst(pos[1], x))
 	case o.Image != "":
 		args = append(args, "-i", o.Image)
