@@ -13,6 +13,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -55,7 +56,30 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /ui/api/status/{id}", c.status)
 	mux.HandleFunc("GET /ui/api/media/{id}", c.media)
 	mux.HandleFunc("GET /ui/api/tags/{id}", c.tags)
-	return mux
+	return c.securityHeaders(mux)
+}
+
+// securityHeaders keeps the console's pages from being framed (clickjacking
+// a replay button), from running any script but its own, and from sending
+// its URLs to other sites. The player and the uploads talk to the bucket at
+// MediaBase's origin; hls.js runs its demuxer in a blob: worker and plays
+// through a blob: MediaSource URL.
+func (c *Console) securityHeaders(next http.Handler) http.Handler {
+	media := ""
+	if u, err := url.Parse(c.MediaBase); err == nil && u.Host != "" {
+		media = " " + u.Scheme + "://" + u.Host
+	}
+	csp := "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; " +
+		"frame-ancestors 'none'; img-src 'self' data: blob:" + media + "; media-src 'self' blob:" + media +
+		"; connect-src 'self'" + media + "; worker-src 'self' blob:"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // noCache makes browsers revalidate the pages, so a new segflow binary's

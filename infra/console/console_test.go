@@ -224,3 +224,24 @@ func TestExpiredClaimFreesTheName(t *testing.T) {
 		t.Fatalf("start over a completed upload: %q", k)
 	}
 }
+
+// TestPagesCarrySecurityHeaders: the console cannot be framed, runs only
+// its own scripts, and reaches no origin but its own and the bucket's.
+func TestPagesCarrySecurityHeaders(t *testing.T) {
+	srv := httptest.NewServer((&console.Console{MediaBase: "http://127.0.0.1:9000/media"}).Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"frame-ancestors 'none'", "script-src 'self';", "connect-src 'self' http://127.0.0.1:9000;", "worker-src 'self' blob:"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("headers: %v", resp.Header)
+	}
+}

@@ -24,7 +24,9 @@ type hit struct {
 }
 
 func search(t *testing.T, s *teststack.Stack, q string) []hit {
-	resp, err := http.Get(s.Env["SEGFLOW_GATEWAY"] + "/api/search?q=" + url.QueryEscape(q))
+	req, _ := http.NewRequest(http.MethodGet, s.Env["SEGFLOW_GATEWAY"]+"/api/search?q="+url.QueryEscape(q), nil)
+	req.SetBasicAuth(s.Env["SEGFLOW_GATEWAY_USER"], s.Env["SEGFLOW_GATEWAY_PASSWORD"])
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

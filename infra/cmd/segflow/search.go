@@ -28,7 +28,12 @@ func searchCmd() *cobra.Command {
 				}
 				q += a
 			}
-			resp, err := http.Get(c.URL + "/api/search?q=" + url.QueryEscape(q))
+			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, c.URL+"/api/search?q="+url.QueryEscape(q), nil)
+			if err != nil {
+				return err
+			}
+			req.SetBasicAuth(c.User, c.Password)
+			resp, err := c.HTTP.Do(req)
 			if err != nil {
 				return err
 			}

@@ -312,7 +312,9 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 			Routes: func(r *mux.Router) {
 				r.Handle("/events/minio", rtr.WebhookHandler()).Methods(http.MethodPost)
 				r.HandleFunc("/system/deadletters", auth.DecorateWithBasicAuth(rtr.DeadLettersHandler(), creds))
-				r.PathPrefix("/api/").Handler(api.Handler())
+				// The catalog knows every asset's name, on-screen text and
+				// speech: it answers the gateway's users only.
+				r.PathPrefix("/api/").Handler(auth.DecorateWithBasicAuth(api.Handler().ServeHTTP, creds))
 				// The web console: it can upload and replay dead letters, so it
 				// sits behind the gateway's basic auth.
 				r.Handle("/ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))

@@ -161,6 +161,9 @@ func (g *GW) Do(method, path string, body any, auth bool) (int, []byte, http.Hea
 		r = bytes.NewReader(j)
 	}
 	req, _ := http.NewRequest(method, g.URL+path, r)
+	if _, isString := body.(string); body != nil && !isString {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if auth {
 		req.SetBasicAuth(g.User, g.Password)
 	}

@@ -85,6 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer q.Close()
 
 	r := bootstrap.Router()
+	r.Use(func(h http.Handler) http.Handler { return sameOriginWrites(h) })
 	async := handlers.MakeAsyncHandler(rt, q, log)
 	r.HandleFunc("/async-function/{name:["+bootstrap.NameExpression+"]+}", async).Methods(http.MethodPost)
 	r.HandleFunc("/async-function/{name:["+bootstrap.NameExpression+"]+}/{params:.*}", async).Methods(http.MethodPost)

@@ -181,7 +181,7 @@ func TestGatewayAPIAsFaasCli(t *testing.T) {
 			body         any
 			want         int
 		}{
-			{"POST", "/system/functions", "{not json", 400},
+			{"POST", "/system/functions", "{not json", 415}, // not sent as JSON
 			{"POST", "/system/functions", types.FunctionDeployment{Service: "Bad_Name", Image: "x"}, 400},
 			{"POST", "/system/functions", types.FunctionDeployment{Service: "nosrc", Image: "segflow/nosuchfunction:1"}, 400},
 			{"POST", "/system/functions", testgw.ProbeDeployment("needs-secret", nil, nil, "missing-secret"), 400},

@@ -196,3 +196,42 @@ func TestSlowBodiesHoldNoSlot(t *testing.T) {
 		}
 	}
 }
+
+// A page on another site can make a browser send the gateway's cached
+// basic-auth credentials; state-changing requests from it are refused.
+func TestCrossOriginWritesRefused(t *testing.T) {
+	g := testgw.Start(t)
+	g.MustDo(202, "POST", "/system/functions", testgw.ProbeDeployment("target", nil, nil))
+	send := func(origin, site, ctype, body string) int {
+		req, _ := http.NewRequest("POST", g.URL+"/system/scale-function/target", strings.NewReader(body))
+		req.SetBasicAuth(g.User, g.Password)
+		for k, v := range map[string]string{"Origin": origin, "Sec-Fetch-Site": site, "Content-Type": ctype} {
+			if v != "" {
+				req.Header.Set(k, v)
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	scale := `{"serviceName":"target","replicas":2}`
+	tests := []struct {
+		name, origin, site, ctype string
+		want                      int
+	}{
+		{"form from another site", "http://evil.example", "cross-site", "text/plain", 403},
+		{"JSON from another site", "http://evil.example", "", "application/json", 403},
+		{"cross-site without Origin", "", "cross-site", "application/json", 403},
+		{"text/plain, no Origin", "", "", "text/plain", 415},
+		{"same origin JSON", g.URL, "same-origin", "application/json", 202},
+		{"a CLI (no Origin)", "", "", "application/json", 202},
+	}
+	for _, tc := range tests {
+		if got := send(tc.origin, tc.site, tc.ctype, scale); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
