@@ -127,6 +127,41 @@ func TestVODEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("cross-site writes and anonymous catalog reads are refused", func(t *testing.T) {
+		gw := s.Env["SEGFLOW_GATEWAY"]
+		do := func(method, path, origin, ctype, body string, auth bool) *http.Response {
+			req, _ := http.NewRequest(method, gw+path, strings.NewReader(body))
+			if origin != "" {
+				req.Header.Set("Origin", origin)
+			}
+			if ctype != "" {
+				req.Header.Set("Content-Type", ctype)
+			}
+			if auth {
+				req.SetBasicAuth(s.Env["SEGFLOW_GATEWAY_USER"], s.Env["SEGFLOW_GATEWAY_PASSWORD"])
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp
+		}
+		// What an auto-submitted form on another site sends with the
+		// browser's cached credentials.
+		for _, p := range []string{"/system/deadletters", "/ui/api/uploads"} {
+			if resp := do("POST", p, "http://evil.example", "text/plain", `{"name":"x.mp4","size":1}`, true); resp.StatusCode != http.StatusForbidden {
+				t.Errorf("cross-site POST %s = %d, want 403", p, resp.StatusCode)
+			}
+		}
+		if resp := do("GET", "/api/search?q=segflow", "", "", "", false); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("anonymous catalog search = %d, want 401", resp.StatusCode)
+		}
+		if resp := do("GET", "/ui/", "", "", "", true); !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+			t.Errorf("console CSP = %q", resp.Header.Get("Content-Security-Policy"))
+		}
+	})
+
 	t.Run("same event twice gives identical outputs", func(t *testing.T) {
 		s := s.With(t)
 		before := etags(t, s, id)
