@@ -69,10 +69,17 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._ -]+`)
 
 // uploadKey keeps a file name readable but safe as a key: no folders, no
 // control characters, no leading dots.
+const maxNameBytes = 255
+
 func uploadKey(name string) (string, error) {
 	base := strings.TrimLeft(unsafeName.ReplaceAllString(path.Base(strings.ReplaceAll(name, `\`, "/")), "_"), ". ")
 	if base == "" || base == "_" {
 		return "", fmt.Errorf("file name %q has nothing usable", name)
+	}
+	// What file systems allow; MinIO's key limit (1024) must not be what
+	// refuses it, with a 502, after the claim.
+	if len(base) > maxNameBytes {
+		return "", fmt.Errorf("file name of %d bytes: at most %d", len(base), maxNameBytes)
 	}
 	return layout.UploadsPrefix + base, nil
 }

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/events"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
@@ -44,6 +45,14 @@ func (r *Router) Ingest(ctx context.Context, n Notification) (int, error) {
 		}
 		topic := layout.Topic(key)
 		if topic == "" {
+			continue
+		}
+		if err := storage.ValidKey(key); err != nil {
+			// A key no function can take (a control character, a newline)
+			// can never be delivered: retrying it only ends in the dead
+			// letters with its asset stuck. Its upload fails now, saying why.
+			r.metrics.malformed.Inc()
+			r.refuseUpload(ctx, rec, key, topic, err)
 			continue
 		}
 		// The event continues the trace of whoever wrote the object (its
@@ -95,4 +104,25 @@ func (r *Router) enqueue(ctx context.Context, d delivery, msgID string) (dup boo
 		r.metrics.duplicates.Inc()
 	}
 	return ack.Duplicate, nil
+}
+
+// refuseUpload records an upload that cannot be processed as a failed
+// asset, under the id split would have given it, so its uploader sees the
+// reason where they look for progress.
+func (r *Router) refuseUpload(ctx context.Context, rec Record, key, topic string, why error) {
+	log := r.log.With("event_id", rec.ID(), "key", fmt.Sprintf("%q", key))
+	if topic != layout.TopicUpload || r.cfg.Storage == nil {
+		log.Error("router: invalid key, not delivered", "err", why)
+		return
+	}
+	id := layout.AssetID(key, rec.S3.Object.ETag)
+	err := asset.UpdateStatus(ctx, r.cfg.Storage, rec.S3.Bucket.Name, id, "split", func(s *asset.Status) {
+		s.Source = key
+		s.SetStage("split", asset.StateFailed, fmt.Errorf("upload key refused: %w", why))
+	})
+	if err != nil {
+		log.Error("router: invalid upload key; its failed status not written", "asset", id, "err", err)
+		return
+	}
+	log.Error("router: invalid upload key, asset failed", "asset", id, "err", why)
 }

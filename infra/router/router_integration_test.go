@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/minio/minio-go/v7"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"net"
@@ -25,6 +26,8 @@ import (
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"github.com/segflow/segflow/infra/natsq"
 	"github.com/segflow/segflow/infra/router"
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
 	"github.com/segflow/segflow/shared/testenv"
 )
@@ -316,6 +319,41 @@ func TestBusyFunctionCostsNoAttempts(t *testing.T) {
 	}
 	if s.counter("segflow_router_busy_total") == 0 {
 		t.Error("no 429 was met: the test did not load the function past its limit")
+	}
+}
+
+// An upload whose key no function can take (a control character, which
+// cannot travel in a CloudEvent header) fails its asset on the spot with
+// the reason; it is neither retried nor dead-lettered.
+func TestInvalidUploadKeyFailsItsAsset(t *testing.T) {
+	s := newStack(t)
+	s.deployNew("takesuploads", "upload", nil, nil)
+	key := "uploads/evil\x01name.mp4"
+	// As any S3 client can: segflow's own client refuses such a key.
+	up, err := s.minio.Client.Minio().PutObject(context.Background(), s.bucket, key, strings.NewReader("data"), 4, minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.put("uploads/fine.mp4", nil)
+	s.waitFor("takesuploads", 1, 20*time.Second)
+	id := layout.AssetID(key, up.ETag)
+	deadline := time.Now().Add(10 * time.Second)
+	var st *asset.Status
+	for time.Now().Before(deadline) {
+		if st, err = asset.ReadStatus(context.Background(), s.minio.Client, s.bucket, id); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st == nil || st.State != asset.StateFailed || !strings.Contains(st.Stages["split"].Error, "control character") {
+		t.Fatalf("status of %s = %+v, %v; want failed with the reason", id, st, err)
+	}
+	time.Sleep(time.Second)
+	if got := s.received("takesuploads"); len(got) != 1 || got[0].Subject != "uploads/fine.mp4" {
+		t.Errorf("deliveries = %+v, want only the valid upload", got)
+	}
+	if dl := s.deadLetters(); len(dl) != 0 {
+		t.Errorf("dead letters: %+v", dl)
 	}
 }
 
