@@ -45,6 +45,7 @@ type Relay struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
+	keys    *keyGuard // backs off addresses that send wrong stream keys
 
 	rtmp net.Listener
 	srt  interface{ Close() }
@@ -78,7 +79,7 @@ func (r *Relay) Initialize(cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	r.cfg, r.log, r.metrics = cfg, cfg.Logger, newMetrics(cfg.Registerer)
+	r.cfg, r.log, r.metrics, r.keys = cfg, cfg.Logger, newMetrics(cfg.Registerer), newKeyGuard()
 	r.active, r.conns, r.done = map[string]bool{}, map[net.Conn]bool{}, make(chan struct{})
 	if cfg.RTMPAddr != "" {
 		if err := r.listenRTMP(cfg.RTMPAddr); err != nil {

@@ -52,6 +52,10 @@ func (r *Relay) listenRTMP(addr string) error {
 
 // serveRTMP takes one publisher: rtmp://host/live/<stream key>.
 func (r *Relay) serveRTMP(c net.Conn) error {
+	if wait := r.keys.waiting(c.RemoteAddr()); wait > 0 {
+		r.metrics.refused.WithLabelValues("rtmp", "backoff").Inc()
+		return fmt.Errorf("refused for %s more after wrong stream keys", wait.Round(time.Second))
+	}
 	c.SetDeadline(time.Now().Add(handshakeTimeout))
 	rw := newPacedConn(c)
 	sc := &gortmplib.ServerConn{RW: rw}
@@ -70,11 +74,11 @@ func (r *Relay) serveRTMP(c net.Conn) error {
 	}
 	name, ok := r.cfg.Keys.Stream(path.Base(sc.URL.Path))
 	if !ok {
-		r.metrics.refused.WithLabelValues("rtmp", "key").Inc()
-		r.log.Warn("relay: wrong stream key refused", "protocol", "rtmp", "remote", c.RemoteAddr().String())
+		r.wrongKey("rtmp", c.RemoteAddr())
 		_ = sc.RejectAction()
 		return errors.New("wrong stream key")
 	}
+	r.keys.succeeded(c.RemoteAddr())
 	if !r.claim(name) {
 		r.metrics.refused.WithLabelValues("rtmp", "busy").Inc()
 		_ = sc.RejectAction()

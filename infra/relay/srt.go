@@ -33,13 +33,18 @@ func (r *Relay) listenSRT(addr string) error {
 				}
 				continue
 			}
-			name, ok := r.cfg.Keys.Stream(srtKey(req.StreamId()))
-			if !ok {
-				r.metrics.refused.WithLabelValues("srt", "key").Inc()
-				r.log.Warn("relay: wrong stream key refused", "protocol", "srt", "remote", req.RemoteAddr().String())
+			if r.keys.waiting(req.RemoteAddr()) > 0 {
+				r.metrics.refused.WithLabelValues("srt", "backoff").Inc()
 				req.Reject(srt.REJX_UNAUTHORIZED)
 				continue
 			}
+			name, ok := r.cfg.Keys.Stream(srtKey(req.StreamId()))
+			if !ok {
+				r.wrongKey("srt", req.RemoteAddr())
+				req.Reject(srt.REJX_UNAUTHORIZED)
+				continue
+			}
+			r.keys.succeeded(req.RemoteAddr())
 			if !r.claim(name) {
 				r.metrics.refused.WithLabelValues("srt", "busy").Inc()
 				req.Reject(srt.REJX_CONFLICT)

@@ -80,7 +80,7 @@ func upCmd() *cobra.Command {
 // upDetached re-runs `segflow up` in its own session with output to
 // $SEGFLOW_HOME/segflow.log and waits until it has written the env file.
 func upDetached(cmd *cobra.Command, home string) error {
-	if err := os.MkdirAll(home, 0o755); err != nil {
+	if err := privateDir(home); err != nil {
 		return err
 	}
 	envFile := filepath.Join(home, "env")
@@ -89,7 +89,7 @@ func upDetached(cmd *cobra.Command, home string) error {
 	}
 	_ = os.Remove(envFile)
 	logPath := filepath.Join(home, "segflow.log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -135,11 +135,13 @@ func printEndpoints(cmd *cobra.Command, env map[string]string, envFile string) {
 	fmt.Fprintf(out, "  console   %s  (same user and password)\n", env["SEGFLOW_CONSOLE"])
 	fmt.Fprintf(out, "  s3        http://%s  bucket %s\n", env["S3_ENDPOINT"], env["S3_BUCKET"])
 	fmt.Fprintf(out, "  nats      %s\n", env["SEGFLOW_NATS"])
-	if env["SEGFLOW_RTMP_URL"] != "" {
-		fmt.Fprintf(out, "  rtmp      %s\n", env["SEGFLOW_RTMP_URL"])
+	// The stream key stays out of what is printed (and so out of
+	// segflow.log); the env file (0600) has the full URLs.
+	if u := env["SEGFLOW_RTMP_URL"]; u != "" {
+		fmt.Fprintf(out, "  rtmp      %s/<key>  ($SEGFLOW_RTMP_URL)\n", u[:strings.LastIndex(u, "/")])
 	}
-	if env["SEGFLOW_SRT_URL"] != "" {
-		fmt.Fprintf(out, "  srt       %s\n", env["SEGFLOW_SRT_URL"])
+	if u := env["SEGFLOW_SRT_URL"]; u != "" {
+		fmt.Fprintf(out, "  srt       %s?streamid=<key>  ($SEGFLOW_SRT_URL)\n", strings.SplitN(u, "?", 2)[0])
 	}
 	fmt.Fprintf(out, "  functions %s\n", env["SEGFLOW_FUNCTIONS"])
 	fmt.Fprintf(out, "load it in a shell with: . %s\n", envFile)
@@ -164,7 +166,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	if pid, ok := runningPid(home); ok && pid != os.Getpid() {
 		return fmt.Errorf("segflow is already running (pid %d)", pid)
 	}
-	if err := os.MkdirAll(home, 0o755); err != nil {
+	if err := privateDir(home); err != nil {
 		return err
 	}
 	pidFile, envFile := filepath.Join(home, "segflow.pid"), filepath.Join(home, "env")
@@ -398,4 +400,13 @@ func deployStack(ctx context.Context, rt *local.Runtime, c *gwclient.Client, st 
 		log.Info("function deployed", "function", n, "took_ms", time.Since(start).Milliseconds())
 	}
 	return nil
+}
+
+// privateDir makes the state folder readable by its owner only: it holds
+// MinIO's data, the catalog, the credentials and the logs.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
 }
