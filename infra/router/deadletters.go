@@ -112,12 +112,7 @@ func (r *Router) Replay(ctx context.Context, id string) (int, error) {
 		if err := s.DeleteMsg(ctx, dl.Seq); err != nil {
 			return n, fmt.Errorf("replay %s: %w", dl.ID, err)
 		}
-		if r.cfg.Storage != nil && dl.Object != "" {
-			var e events.Event
-			if json.Unmarshal(dl.Event, &e) == nil {
-				_ = r.cfg.Storage.Remove(ctx, e.Source(), dl.Object)
-			}
-		}
+		r.removeCopy(ctx, dl)
 		r.log.Info("router: replayed", "delivery_id", dl.ID, "function", dl.Function)
 		n++
 	}
@@ -155,4 +150,21 @@ func (r *Router) DeadLettersHandler() http.HandlerFunc {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		}
 	}
+}
+
+// removeCopy deletes the bucket copy of a replayed dead letter: only the
+// key its own id and function name (always under deadletter/). Anyone who
+// could publish to the queue could otherwise forge an entry whose Object
+// names any key, and a replay would delete it.
+func (r *Router) removeCopy(ctx context.Context, dl DeadLetter) {
+	if r.cfg.Storage == nil || dl.Object == "" {
+		return
+	}
+	key := deadLetterKey(delivery{ID: dl.ID, Function: dl.Function})
+	var e events.Event
+	if dl.Object != key || json.Unmarshal(dl.Event, &e) != nil {
+		r.log.Warn("router: replayed dead letter names no copy of its own; nothing removed", "delivery_id", dl.ID, "object", dl.Object)
+		return
+	}
+	_ = r.cfg.Storage.Remove(ctx, e.Source(), key)
 }

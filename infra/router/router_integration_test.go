@@ -27,6 +27,7 @@ import (
 	"github.com/segflow/segflow/infra/natsq"
 	"github.com/segflow/segflow/infra/router"
 	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/events"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
 	"github.com/segflow/segflow/shared/testenv"
@@ -419,6 +420,45 @@ func (s *stack) deadLetters() []router.DeadLetter {
 	var out []router.DeadLetter
 	json.NewDecoder(resp.Body).Decode(&out)
 	return out
+}
+
+// A dead letter forged straight into the queue, naming an object outside
+// deadletter/, is replayed without deleting that object.
+func TestForgedDeadLetterDeletesNothing(t *testing.T) {
+	s := newStack(t)
+	s.put("uploads/victim.mp4", nil)
+	ev, err := events.New("forged", events.TypeObjectCreated, s.bucket, "uploads/victim.mp4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evb, _ := json.Marshal(ev)
+	forged, _ := json.Marshal(router.DeadLetter{ID: "forged|nobody", Function: "nobody", Subject: "uploads/victim.mp4",
+		Event: evb, Object: "uploads/victim.mp4", At: time.Now()})
+	nc, err := s.nats.Connect("forger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.Publish("segflow.dlq.nobody", forged); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.deadLetters()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	req, _ := http.NewRequest("POST", "http://"+s.addr+"/deadletters?id="+url.QueryEscape("forged|nobody"), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("replay = %d", resp.StatusCode)
+	}
+	if _, err := s.minio.Client.Stat(context.Background(), s.bucket, "uploads/victim.mp4"); err != nil {
+		t.Fatalf("the replay deleted the object a forged dead letter named: %v", err)
+	}
 }
 
 func TestRouterRestartLosesNothing(t *testing.T) {
