@@ -5,6 +5,7 @@ package natsq
 
 import (
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -16,11 +17,16 @@ type Options struct {
 	StoreDir string
 	Host     string // default 127.0.0.1
 	Port     int    // 0 picks a free port; -1 serves no TCP port (in-process only)
+	// Users are the components allowed in, by name and password; every
+	// client, in-process ones too, must be one of them. Empty: no
+	// authentication, for a server with no TCP port only.
+	Users map[string]string
 }
 
 // Server is a running embedded NATS server.
 type Server struct {
-	srv *server.Server
+	srv   *server.Server
+	users map[string]string
 }
 
 // Start runs the server and waits until it accepts clients.
@@ -45,6 +51,12 @@ func Start(o Options) (*Server, error) {
 		NoSigs:     true,
 		NoLog:      true,
 	}
+	if len(o.Users) == 0 && o.Port >= 0 {
+		return nil, fmt.Errorf("nats server: a TCP port needs users (any local process could read and write every queue)")
+	}
+	for name, pw := range o.Users {
+		opts.Users = append(opts.Users, &server.User{Username: name, Password: pw})
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
@@ -54,15 +66,31 @@ func Start(o Options) (*Server, error) {
 		s.Shutdown()
 		return nil, fmt.Errorf("nats server: not ready within 15s")
 	}
-	return &Server{srv: s}, nil
+	return &Server{srv: s, users: o.Users}, nil
 }
 
-// ClientURL is the nats:// address for other processes.
+// ClientURL is the nats:// address for other processes (no credentials).
 func (s *Server) ClientURL() string { return s.srv.ClientURL() }
 
-// Connect opens an in-process client connection.
-func (s *Server) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect("", nats.InProcessServer(s.srv), nats.Name(name), nats.MaxReconnects(-1))
+// UserURL is the nats:// address with user's credentials in it, for a
+// component in another process (segflow router --nats).
+func (s *Server) UserURL(user string) string {
+	u, err := url.Parse(s.srv.ClientURL())
+	if err != nil {
+		return ""
+	}
+	u.User = url.UserPassword(user, s.users[user])
+	return u.String()
+}
+
+// Connect opens an in-process client connection as user (one of
+// Options.Users, when there are any).
+func (s *Server) Connect(user string) (*nats.Conn, error) {
+	opts := []nats.Option{nats.InProcessServer(s.srv), nats.Name(user), nats.MaxReconnects(-1)}
+	if pw, ok := s.users[user]; ok {
+		opts = append(opts, nats.UserInfo(user, pw))
+	}
+	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("nats connect: %w", err)
 	}

@@ -22,14 +22,14 @@ func TestRouterCommand(t *testing.T) {
 	dep := testgw.ProbeDeployment("hand", nil, map[string]string{"PROBE_RECORD_DIR": records})
 	(*dep.Annotations)["topic"] = "upload"
 	gw.MustDo(202, "POST", "/system/functions", dep)
-	ns, err := natsq.Start(natsq.Options{StoreDir: t.TempDir()})
+	ns, err := natsq.Start(natsq.Options{StoreDir: t.TempDir(), Users: map[string]string{"router": "router-pw"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ns.Shutdown()
 
 	addr := testenv.FreeAddr(t)
-	cmd := exec.Command(testgw.Binary(t), "router", "--listen", addr, "--nats", ns.ClientURL(), "--gateway", gw.URL)
+	cmd := exec.Command(testgw.Binary(t), "router", "--listen", addr, "--nats", ns.UserURL("router"), "--gateway", gw.URL)
 	cmd.Env = append(os.Environ(), "WEBHOOK_TOKEN=cmd-token", "SEGFLOW_GATEWAY_USER="+gw.User, "SEGFLOW_GATEWAY_PASSWORD="+gw.Password,
 		"SEGFLOW_SECRETS_DIR="+t.TempDir())
 	logf, _ := os.Create(filepath.Join(t.TempDir(), "router.log"))

@@ -519,7 +519,7 @@ func TestQueueOutageLosesNothing(t *testing.T) {
 	_, p, _ := net.SplitHostPort(testenv.FreeAddr(t))
 	port, _ := strconv.Atoi(p)
 	startQueue := func() {
-		ns, err := natsq.Start(natsq.Options{StoreDir: store, Port: port})
+		ns, err := natsq.Start(natsq.Options{StoreDir: store, Port: port, Users: map[string]string{"router": "router-pw"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -528,7 +528,7 @@ func TestQueueOutageLosesNothing(t *testing.T) {
 	startQueue()
 	// No reconnect buffer: a publish during the outage fails at once
 	// instead of reaching the queue later, so the router refuses.
-	nc, err := nats.Connect(s.nats.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+	nc, err := nats.Connect(s.nats.UserURL("router"), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
 		nats.ReconnectBufSize(-1))
 	if err != nil {
 		t.Fatal(err)

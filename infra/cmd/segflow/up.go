@@ -242,16 +242,29 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 		return err
 	}
 
-	ns, err := natsq.Start(natsq.Options{StoreDir: filepath.Join(home, "nats"), Port: o.natsPort})
+	// Each component is a NATS user of its own; a local process without
+	// their passwords cannot read, forge or delete queued work.
+	natsUsers := map[string]string{}
+	for _, u := range []string{"router", "gateway"} {
+		if natsUsers[u], err = credential(filepath.Join(authDir, "nats-"+u+"-password"), ""); err != nil {
+			return err
+		}
+	}
+	ns, err := natsq.Start(natsq.Options{StoreDir: filepath.Join(home, "nats"), Port: o.natsPort, Users: natsUsers})
 	if err != nil {
 		return err
 	}
 	defer ns.Shutdown()
-	nc, err := ns.Connect("segflow-up")
+	nc, err := ns.Connect("router")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	gwNC, err := ns.Connect("gateway")
+	if err != nil {
+		return err
+	}
+	defer gwNC.Close()
 
 	// The relay: stream keys from a secrets file (name=key lines); a "demo"
 	// key is made on the first run.
@@ -309,7 +322,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 		runErr <- gateway.Run(ctx, gateway.Config{
 			Runtime: local.Config{Home: filepath.Join(home, "runtime"), RepoRoot: repo, Logger: log,
 				FunctionEnv: []string{"S3_ENDPOINT=" + s3Addr, "S3_BUCKET=" + o.bucket, "SEGFLOW_GATEWAY=" + gwURL}},
-			Port: o.port, AuthDir: authDir, NATS: nc,
+			Port: o.port, AuthDir: authDir, NATS: gwNC,
 			Async: local.AsyncOptions{Callbacks: local.CallbackPolicy{Hosts: o.callbacks}},
 			Routes: func(r *mux.Router) {
 				r.Handle("/events/minio", rtr.WebhookHandler()).Methods(http.MethodPost)
@@ -356,7 +369,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 		"S3_ACCESS_KEY":            s3User,
 		"S3_SECRET_KEY":            s3Pass,
 		"S3_BUCKET":                o.bucket,
-		"SEGFLOW_NATS":             ns.ClientURL(),
+		"SEGFLOW_NATS":             ns.ClientURL(), // no credentials: they stay in the auth folder
 		"SEGFLOW_FUNCTIONS":        strings.Join(st.Names(), ","),
 	}
 	if o.rtmpPort > 0 {
