@@ -23,6 +23,7 @@ import (
 func gatewayCmd() *cobra.Command {
 	var (
 		port        int
+		host        string
 		authDir     string
 		natsURL     string
 		functionEnv []string
@@ -58,12 +59,13 @@ func gatewayCmd() *cobra.Command {
 			defer nc.Close()
 			return gateway.Run(ctx, gateway.Config{
 				Runtime: local.Config{Home: home, RepoRoot: repo, FunctionEnv: functionEnv, Logger: log},
-				Port:    port, AuthDir: authDir, NATS: nc,
+				Host:    host, Port: port, AuthDir: authDir, NATS: nc,
 				Async: local.AsyncOptions{Concurrency: concurrency, Callbacks: local.CallbackPolicy{Hosts: callbacks}},
 			})
 		},
 	}
 	cmd.Flags().IntVar(&port, "port", 8080, "gateway port")
+	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "address to listen on (0.0.0.0: every interface)")
 	cmd.Flags().StringVar(&authDir, "auth-dir", "", "folder with basic-auth-user and basic-auth-password (empty: no auth)")
 	cmd.Flags().StringVar(&natsURL, "nats", "", "NATS URL (empty: embedded JetStream under the home folder)")
 	cmd.Flags().StringArrayVar(&functionEnv, "function-env", nil, "KEY=VALUE given to every function (repeatable)")

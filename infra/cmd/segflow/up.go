@@ -39,6 +39,7 @@ import (
 // upOptions are the ports and names of the local stack.
 type upOptions struct {
 	detach    bool
+	host      string // the gateway's listen address
 	port      int
 	s3Port    int
 	natsPort  int
@@ -67,6 +68,7 @@ func upCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "return once everything is healthy; `segflow down` stops it")
 	cmd.Flags().IntVar(&o.port, "port", 8080, "gateway port")
+	cmd.Flags().StringVar(&o.host, "host", "127.0.0.1", "the gateway's listen address (0.0.0.0: every interface)")
 	cmd.Flags().IntVar(&o.s3Port, "s3-port", 9000, "MinIO S3 port (the console gets the next one)")
 	cmd.Flags().IntVar(&o.natsPort, "nats-port", 4222, "NATS port")
 	cmd.Flags().StringVar(&o.bucket, "bucket", "media", "media bucket")
@@ -322,7 +324,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 		runErr <- gateway.Run(ctx, gateway.Config{
 			Runtime: local.Config{Home: filepath.Join(home, "runtime"), RepoRoot: repo, Logger: log,
 				FunctionEnv: []string{"S3_ENDPOINT=" + s3Addr, "S3_BUCKET=" + o.bucket, "SEGFLOW_GATEWAY=" + gwURL}},
-			Port: o.port, AuthDir: authDir, NATS: gwNC,
+			Host: o.host, Port: o.port, AuthDir: authDir, NATS: gwNC,
 			Async: local.AsyncOptions{Callbacks: local.CallbackPolicy{Hosts: o.callbacks}},
 			Routes: func(r *mux.Router) {
 				r.Handle("/events/minio", rtr.WebhookHandler()).Methods(http.MethodPost)

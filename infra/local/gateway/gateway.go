@@ -1,6 +1,7 @@
-// Package gateway puts the local runtime behind faas-provider's bootstrap,
-// so it answers the OpenFaaS gateway REST API (/system/*, /function/*,
-// /async-function/*, /healthz, /metrics) with basic auth on /system/*.
+// Package gateway serves the local runtime as an OpenFaaS gateway: the REST
+// API faas-provider defines (/system/*, /function/*, /async-function/*,
+// /healthz, /metrics) with basic auth on /system/*, on 127.0.0.1 unless
+// told otherwise.
 package gateway
 
 import (
@@ -10,24 +11,23 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/nats-io/nats.go"
-	bootstrap "github.com/openfaas/faas-provider"
-	"github.com/openfaas/faas-provider/types"
+	"github.com/openfaas/faas-provider/auth"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/segflow/segflow/infra/local"
-	"github.com/segflow/segflow/infra/local/handlers"
 )
 
 // Config configures the gateway.
 type Config struct {
 	Runtime local.Config
+	// Host is the address the gateway listens on: 127.0.0.1 unless told
+	// otherwise (0.0.0.0 serves every interface).
+	Host string
 	// Port is the gateway's TCP port (8080 by default, as OpenFaaS).
 	Port int
 	// AuthDir holds basic-auth-user and basic-auth-password; empty turns
@@ -53,21 +53,25 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Port == 0 {
 		cfg.Port = 8080
 	}
-	// bootstrap.Serve exits the process on a busy port; find out first.
-	l, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
-	if err != nil {
-		return fmt.Errorf("gateway port %d: %w", cfg.Port, err)
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
 	}
-	l.Close()
+	var creds *auth.BasicAuthCredentials
 	if cfg.AuthDir != "" {
-		for _, f := range []string{"basic-auth-user", "basic-auth-password"} {
-			if _, err := os.Stat(filepath.Join(cfg.AuthDir, f)); err != nil {
-				return fmt.Errorf("gateway auth: %w", err)
-			}
+		c, err := (&auth.ReadBasicAuthFromDisk{SecretMountPath: cfg.AuthDir}).Read()
+		if err != nil {
+			return fmt.Errorf("gateway auth: %w", err)
 		}
+		creds = c
 	}
-	// faas-provider registers its HTTP metrics on the default registry and
-	// serves /metrics from it, so the runtime's metrics go there too.
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("gateway %s: %w", addr, err)
+	}
+	defer l.Close()
+	// The runtime's metrics go to the default registry, which /metrics
+	// serves.
 	cfg.Runtime.Registerer = prometheus.DefaultRegisterer
 	rt, err := local.Open(ctx, cfg.Runtime)
 	if err != nil {
@@ -84,57 +88,36 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer q.Close()
 
-	r := bootstrap.Router()
+	r := mux.NewRouter()
 	r.Use(func(h http.Handler) http.Handler { return sameOriginWrites(h) })
-	async := handlers.MakeAsyncHandler(rt, q, log)
-	r.HandleFunc("/async-function/{name:["+bootstrap.NameExpression+"]+}", async).Methods(http.MethodPost)
-	r.HandleFunc("/async-function/{name:["+bootstrap.NameExpression+"]+}/{params:.*}", async).Methods(http.MethodPost)
 	if cfg.Routes != nil {
 		cfg.Routes(r)
 	}
-	fh := &types.FaaSHandlers{
-		FunctionProxy:  handlers.MakeProxyHandler(rt),
-		FunctionLister: handlers.MakeListHandler(rt),
-		DeployFunction: handlers.MakeDeployHandler(rt, log),
-		UpdateFunction: handlers.MakeUpdateHandler(rt, log),
-		DeleteFunction: handlers.MakeDeleteHandler(rt, log),
-		FunctionStatus: handlers.MakeStatusHandler(rt),
-		ScaleFunction:  handlers.MakeScaleHandler(rt, log),
-		Secrets:        handlers.MakeSecretHandler(rt, log),
-		Logs:           handlers.MakeLogHandler(rt),
-		Health: handlers.MakeHealthHandler(func() error {
-			if !cfg.NATS.IsConnected() {
-				return errors.New("nats disconnected")
-			}
-			return nil
-		}),
-		Info:           handlers.MakeInfoHandler(),
-		ListNamespaces: handlers.MakeNamespacesHandler(),
-	}
-	port := cfg.Port
-	fc := &types.FaaSConfig{
-		TCPPort:         &port,
-		ReadTimeout:     time.Minute, // headers and body; a call's body has its own 30 s (local.Invoke)
-		WriteTimeout:    15 * time.Minute,
-		EnableBasicAuth: cfg.AuthDir != "",
-		SecretMountPath: cfg.AuthDir,
-	}
-	if cfg.Ready != nil {
-		go waitReady(ctx, port, func() { cfg.Ready(rt) })
-	}
-	log.Info("gateway listening", "port", port, "auth", cfg.AuthDir != "")
-	bootstrap.Serve(ctx, fh, fc)
-	return nil
-}
-
-func waitReady(ctx context.Context, port int, ready func()) {
-	for ctx.Err() == nil {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
-		if err == nil {
-			c.Close()
-			ready()
-			return
+	registerAPI(r, rt, q, creds, log, func() error {
+		if !cfg.NATS.IsConnected() {
+			return errors.New("nats disconnected")
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	})
+	srv := &http.Server{
+		Handler:        r,
+		ReadTimeout:    time.Minute, // headers and body; a call's body has its own 30 s (local.Invoke)
+		WriteTimeout:   15 * time.Minute,
+		MaxHeaderBytes: http.DefaultMaxHeaderBytes,
 	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	log.Info("gateway listening", "addr", addr, "auth", creds != nil)
+	if cfg.Ready != nil {
+		go cfg.Ready(rt)
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("gateway: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	return nil
 }

@@ -1,11 +1,14 @@
 package gateway_test
 
 import (
+	"fmt"
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -233,5 +236,27 @@ func TestCrossOriginWritesRefused(t *testing.T) {
 		if got := send(tc.origin, tc.site, tc.ctype, scale); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// The gateway listens on loopback unless told otherwise: the kernel's
+// table of listening sockets has its port on 127.0.0.1 only.
+func TestGatewayListensOnLoopback(t *testing.T) {
+	g := testgw.Start(t)
+	raw, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Skip("no /proc/net/tcp:", err)
+	}
+	port, _ := strconv.Atoi(g.Port)
+	suffix := fmt.Sprintf(":%04X", port)
+	var listening []string
+	for _, line := range strings.Split(string(raw), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 3 && f[3] == "0A" && strings.HasSuffix(f[1], suffix) { // 0A: LISTEN
+			listening = append(listening, f[1])
+		}
+	}
+	if len(listening) != 1 || listening[0] != "0100007F"+suffix { // 127.0.0.1, little-endian hex
+		t.Fatalf("port %d listens on %v, want 127.0.0.1 only", port, listening)
 	}
 }
