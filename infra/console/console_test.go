@@ -158,7 +158,7 @@ func TestResumableUpload(t *testing.T) {
 		{"not json", "POST", "/ui/api/uploads", "{", 400},
 		{"key outside uploads", "POST", "/ui/api/uploads/sign", map[string]any{"key": "assets/x/status.json", "uploadId": "u", "part": 1}, 400},
 		{"part 0", "POST", "/ui/api/uploads/sign", map[string]any{"key": "uploads/a.mp4", "uploadId": "u", "part": 0}, 400},
-		{"unknown upload", "POST", "/ui/api/uploads/complete", map[string]any{"key": "uploads/a.mp4", "uploadId": "nope"}, 502},
+		{"unknown upload", "POST", "/ui/api/uploads/complete", map[string]any{"key": "uploads/a.mp4", "uploadId": "nope"}, 404},
 		{"unknown asset", "GET", "/ui/api/status/none-0000000000", nil, 404},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -243,5 +243,34 @@ func TestPagesCarrySecurityHeaders(t *testing.T) {
 	}
 	if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
 		t.Errorf("headers: %v", resp.Header)
+	}
+}
+
+// TestCompleteChecksDeclaredSize: parts that add up to more (or less) than
+// the upload declared are not joined into an upload.
+func TestCompleteChecksDeclaredSize(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	bucket := m.Bucket(t, "media")
+	ui := &console.Console{Store: m.Client, Bucket: bucket, MediaBase: "http://" + m.Options.Endpoint + "/" + bucket}
+	srv := httptest.NewServer(ui.Handler())
+	defer srv.Close()
+	c := client{t, srv.URL}
+	var plan struct{ Key, UploadID string }
+	c.call("POST", "/ui/api/uploads", map[string]any{"name": "small.mp4", "size": 1000, "type": "video/mp4"}, 200, &plan)
+	var signed struct{ URL string }
+	c.call("POST", "/ui/api/uploads/sign", map[string]any{"key": plan.Key, "uploadId": plan.UploadID, "part": 1}, 200, &signed)
+	req, _ := http.NewRequest("PUT", signed.URL, bytes.NewReader(make([]byte, 64<<10)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("part: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	var refused struct{ Error string }
+	c.call("POST", "/ui/api/uploads/complete", map[string]any{"key": plan.Key, "uploadId": plan.UploadID}, 400, &refused)
+	if !strings.Contains(refused.Error, "65536 bytes, 1000 were declared") {
+		t.Fatalf("refusal: %q", refused.Error)
+	}
+	if _, err := m.Client.Stat(t.Context(), bucket, plan.Key); err == nil {
+		t.Fatal("the oversized upload became an object")
 	}
 }

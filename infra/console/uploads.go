@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -98,7 +99,7 @@ func (c *Console) createUpload(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, err)
 		return
 	}
-	if key, err = c.freeKey(r.Context(), key); err != nil {
+	if key, err = c.freeKey(r.Context(), key, in.Size); err != nil {
 		httpjson.Error(w, http.StatusBadGateway, err)
 		return
 	}
@@ -120,7 +121,7 @@ func (c *Console) createUpload(w http.ResponseWriter, r *http.Request) {
 // claim is a create-only marker under reservedPrefix (a key the bucket
 // announces to no one), so two uploads of one name started at once, or
 // one started while another is still going up, get different keys.
-func (c *Console) freeKey(ctx context.Context, key string) (string, error) {
+func (c *Console) freeKey(ctx context.Context, key string, size int64) (string, error) {
 	ext := path.Ext(key)
 	base := strings.TrimSuffix(key, ext)
 	for n := 1; n <= 1000; n++ {
@@ -135,7 +136,7 @@ func (c *Console) freeKey(ctx context.Context, key string) (string, error) {
 		if !errors.Is(err, storage.ErrNotFound) {
 			return "", err
 		}
-		ok, err := c.claim(ctx, k)
+		ok, err := c.claim(ctx, k, size)
 		if err != nil {
 			return "", fmt.Errorf("claim %s: %w", k, err)
 		}
@@ -150,10 +151,13 @@ func (c *Console) freeKey(ctx context.Context, key string) (string, error) {
 // claim expiry whose upload never completed (the page was closed). Each
 // claim's body is unique, so its ETag is too: of two uploads taking over
 // one expired claim, only the first write on its ETag succeeds.
-func (c *Console) claim(ctx context.Context, key string) (bool, error) {
-	body := []byte(fmt.Sprintf("%s %d", time.Now().UTC().Format(time.RFC3339Nano), rand.Int64()))
+func (c *Console) claim(ctx context.Context, key string, size int64) (bool, error) {
+	body, err := json.Marshal(claimRecord{At: time.Now().UTC(), Nonce: rand.Int64(), Size: size})
+	if err != nil {
+		return false, err
+	}
 	marker := reservedPrefix + key
-	err := c.Store.PutBytes(ctx, c.Bucket, marker, body, storage.PutOptions{IfNoneMatch: "*"})
+	err = c.Store.PutBytes(ctx, c.Bucket, marker, body, storage.PutOptions{IfNoneMatch: "*"})
 	if !storage.IsPreconditionFailed(err) {
 		return err == nil, err
 	}
@@ -176,6 +180,40 @@ func (c *Console) claimExpiry() time.Duration {
 		return c.ClaimExpiry
 	}
 	return 24 * time.Hour
+}
+
+// claimRecord is a claim's body: unique (At, Nonce), and the size the
+// upload declared, which its parts must add up to.
+type claimRecord struct {
+	At    time.Time `json:"at"`
+	Nonce int64     `json:"nonce"`
+	Size  int64     `json:"size"`
+}
+
+// checkSize compares the parts that arrived with the size the upload
+// declared when it claimed its key: a page (or anyone holding the
+// presigned part URLs) could otherwise send far more than it announced.
+func (c *Console) checkSize(ctx context.Context, ref uploadRef) error {
+	b, err := c.Store.GetBytes(ctx, c.Bucket, reservedPrefix+ref.Key)
+	if err != nil {
+		return fmt.Errorf("upload %s: its claim: %w", ref.Key, err)
+	}
+	var claimed claimRecord
+	if err := json.Unmarshal(b, &claimed); err != nil {
+		return fmt.Errorf("upload %s: its claim: %w", ref.Key, err)
+	}
+	parts, err := c.Store.Parts(ctx, c.Bucket, ref.Key, ref.UploadID)
+	if err != nil {
+		return err
+	}
+	var got int64
+	for _, p := range parts {
+		got += p.Size
+	}
+	if got != claimed.Size {
+		return fmt.Errorf("upload %s: parts add up to %d bytes, %d were declared", ref.Key, got, claimed.Size)
+	}
+	return nil
 }
 
 // reservedPrefix holds the console's claims on upload keys.
@@ -223,6 +261,14 @@ func (c *Console) completeUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := in.check(); err != nil {
 		httpjson.Error(w, http.StatusBadRequest, err)
+		return
+	}
+	if err := c.checkSize(r.Context(), in); err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, storage.ErrNotFound) {
+			code = http.StatusNotFound // no such upload (no claim on its key)
+		}
+		httpjson.Error(w, code, err)
 		return
 	}
 	etag, err := c.Store.CompleteMultipart(r.Context(), c.Bucket, in.Key, in.UploadID)
