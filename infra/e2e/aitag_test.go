@@ -85,7 +85,9 @@ func TestAITagSearchAndCaptions(t *testing.T) {
 				Start, End  float64
 			}
 		}
-		resp, err := http.Get(s.Env["SEGFLOW_GATEWAY"] + "/api/assets/" + id)
+		req, _ := http.NewRequest(http.MethodGet, s.Env["SEGFLOW_GATEWAY"]+"/api/assets/"+id, nil)
+		req.SetBasicAuth(s.Env["SEGFLOW_GATEWAY_USER"], s.Env["SEGFLOW_GATEWAY_PASSWORD"])
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,6 +33,8 @@ function el(tag, attrs = {}, ...children) {
     if (k === "class") e.className = v;
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else if (k === "dataset") Object.assign(e.dataset, v);
+    // Through the CSSOM: the page's CSP forbids style attributes.
+    else if (k === "style") Object.assign(e.style, v);
     else e.setAttribute(k, v);
   }
   for (const c of children) e.append(c);
@@ -326,7 +328,7 @@ function drawTags() {
   if (!d) return;
   $("#tags").replaceChildren(...state.tags.filter((t) => t.kind !== "loudness").map((t) => el("div", {
     class: `tag ${t.kind}`, title: `${t.kind}: ${t.label} (${fmtTime(t.start)}–${fmtTime(t.end)})`,
-    style: `left:${(100 * t.start) / d}%;width:${(100 * Math.max(t.end - t.start, 0)) / d}%`,
+    style: { left: `${(100 * t.start) / d}%`, width: `${(100 * Math.max(t.end - t.start, 0)) / d}%` },
     onclick: () => seek(t.start),
   })));
 }
