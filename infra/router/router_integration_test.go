@@ -277,16 +277,22 @@ func TestQueuedDeliveriesAreNotHandedOutTwice(t *testing.T) {
 	}
 	s.waitFor("slowseg", n, 30*time.Second)
 	time.Sleep(2 * time.Second) // room for a redelivered copy to arrive
-	got := s.received("slowseg")
+	s.checkEachOnceFirstTime("slowseg", n)
+}
+
+// checkEachOnceFirstTime: fn got n events, each once and as attempt 1.
+func (s *stack) checkEachOnceFirstTime(fn string, n int) {
+	s.t.Helper()
+	got := s.received(fn)
 	seen := map[string]int{}
 	for _, r := range got {
 		seen[r.Subject]++
 		if r.Attempt != "1" {
-			t.Errorf("%s delivered as attempt %s", r.Subject, r.Attempt)
+			s.t.Errorf("%s delivered as attempt %s", r.Subject, r.Attempt)
 		}
 	}
 	if len(got) != n || len(seen) != n {
-		t.Errorf("%d deliveries of %d segments, want each of %d once: %v", len(got), len(seen), n, seen)
+		s.t.Errorf("%d deliveries of %d events, want each of %d once: %v", len(got), len(seen), n, seen)
 	}
 }
 
@@ -304,17 +310,7 @@ func TestBusyFunctionCostsNoAttempts(t *testing.T) {
 	}
 	s.waitFor("narrow", n, 30*time.Second)
 	time.Sleep(time.Second) // room for a second copy to arrive
-	got := s.received("narrow")
-	seen := map[string]int{}
-	for _, r := range got {
-		seen[r.Subject]++
-		if r.Attempt != "1" {
-			t.Errorf("%s delivered as attempt %s", r.Subject, r.Attempt)
-		}
-	}
-	if len(got) != n || len(seen) != n {
-		t.Errorf("%d deliveries of %d segments, want each of %d once", len(got), len(seen), n)
-	}
+	s.checkEachOnceFirstTime("narrow", n)
 	if dl := s.deadLetters(); len(dl) != 0 {
 		t.Errorf("dead letters: %+v", dl)
 	}
