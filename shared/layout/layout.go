@@ -1,4 +1,4 @@
-// Package layout is the bucket's key layout (DESIGN.md, "Data flow") in one
+// Package layout is the bucket's key layout (ARCHITECTURE.md, "Bucket layout") in one
 // place: which key means what, the topic each key raises, and the builders
 // every stage uses so that outputs land under deterministic keys.
 package layout
