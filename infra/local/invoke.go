@@ -80,8 +80,11 @@ func (rt *Runtime) Invoke(w http.ResponseWriter, r *http.Request, name, subPath 
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			code = resp.StatusCode
-			resp.Header.Set("X-Call-Id", callID)
-			resp.Header.Set("X-Start-Time", startTime)
+			// The answer already carries the gateway's pair (set above, for
+			// error answers too); the proxy adds the function's headers to
+			// it, so a function's own copies would make them twice.
+			resp.Header.Del("X-Call-Id")
+			resp.Header.Del("X-Start-Time")
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

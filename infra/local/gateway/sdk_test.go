@@ -106,7 +106,8 @@ func TestGoSDKClient(t *testing.T) {
 			t.Fatalf("deploy = %d %v", code, err)
 		}
 		code, body, hdr := invoke(t, c, "echo", false, http.MethodPost, "", "hello watchdog", nil)
-		if code != 200 || body != "hello watchdog" || hdr.Get("X-Call-Id") == "" || hdr.Get("X-Start-Time") == "" {
+		if code != 200 || body != "hello watchdog" || len(hdr.Values("X-Call-Id")) != 1 || hdr.Get("X-Call-Id") == "" ||
+			len(hdr.Values("X-Start-Time")) != 1 || hdr.Get("X-Start-Time") == "" {
 			t.Fatalf("invoke = %d %q %v", code, body, hdr)
 		}
 		env := types.FunctionDeployment{Service: "env-test", Image: "functions/alpine:latest", EnvProcess: "env",
