@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -25,6 +24,8 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/segflow/segflow/infra/watchdog"
 )
 
 // Namespace is the one namespace the local runtime has, named as OpenFaaS
@@ -291,7 +292,7 @@ func (rt *Runtime) replicaCommand(ctx context.Context, dep types.FunctionDeploym
 				"the local runtime runs no container images: deploy a function of this repository, or give a command to run per request "+
 				"(faas-cli deploy --fprocess, the stack's fprocess)", ErrBadRequest, dep.Image, imageName(dep.Image), rt.cfg.RepoRoot)
 		}
-		if err := lookFProcess(dep.EnvProcess, dir); err != nil {
+		if err := watchdog.Check(dep.EnvProcess, dir); err != nil {
 			return nil, fmt.Errorf("%w: function %s: %v", ErrBadRequest, dep.Service, err)
 		}
 		return []string{rt.cfg.Watchdog, "watchdog"}, nil
@@ -313,30 +314,6 @@ func (rt *Runtime) replicaCommand(ctx context.Context, dep types.FunctionDeploym
 		return nil, fmt.Errorf("deploy %s: %w", dep.Service, err)
 	}
 	return []string{stable}, nil
-}
-
-// lookFProcess checks that an fprocess's program exists here, so a deploy
-// of a command only an image has ("./handler") fails with a reason instead
-// of answering 500 on every call.
-func lookFProcess(fprocess, dir string) error {
-	argv := strings.Fields(fprocess)
-	if len(argv) == 0 {
-		return errors.New("fprocess is empty")
-	}
-	prog := argv[0]
-	if strings.Contains(prog, "/") {
-		if !filepath.IsAbs(prog) {
-			prog = filepath.Join(dir, prog)
-		}
-		if st, err := os.Stat(prog); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-			return fmt.Errorf("fprocess %q: %s is no executable on this machine (it exists only in the image)", fprocess, argv[0])
-		}
-		return nil
-	}
-	if _, err := exec.LookPath(prog); err != nil {
-		return fmt.Errorf("fprocess %q: %s is not installed on this machine: %w", fprocess, prog, err)
-	}
-	return nil
 }
 
 // Update redeploys an existing function; ErrNotFound when there is none.

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -106,13 +107,10 @@ type Handler struct {
 
 // New checks cfg and returns the per-request handler.
 func New(cfg Config) (*Handler, error) {
+	if err := Check(cfg.FProcess, ""); err != nil {
+		return nil, fmt.Errorf("watchdog: %w", err)
+	}
 	argv := strings.Fields(cfg.FProcess)
-	if len(argv) == 0 {
-		return nil, errors.New("watchdog: fprocess is empty")
-	}
-	if _, err := exec.LookPath(argv[0]); err != nil {
-		return nil, fmt.Errorf("watchdog: fprocess %q: %w", cfg.FProcess, err)
-	}
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
@@ -202,4 +200,30 @@ func requestEnv(r *http.Request) []string {
 		env = append(env, "Http_Query="+r.URL.RawQuery)
 	}
 	return env
+}
+
+// Check says whether fprocess's program exists here: on $PATH, or as a
+// file relative to dir (the replica's working folder) when it names a
+// path. The runtime asks at deploy, so a command only an image has
+// ("./handler") fails with a reason instead of answering 500 on every
+// call; New asks again where the replica runs.
+func Check(fprocess, dir string) error {
+	argv := strings.Fields(fprocess)
+	if len(argv) == 0 {
+		return errors.New("fprocess is empty")
+	}
+	prog := argv[0]
+	if strings.Contains(prog, "/") {
+		if !filepath.IsAbs(prog) {
+			prog = filepath.Join(dir, prog)
+		}
+		if st, err := os.Stat(prog); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return fmt.Errorf("fprocess %q: %s is no executable on this machine (it exists only in the image)", fprocess, argv[0])
+		}
+		return nil
+	}
+	if _, err := exec.LookPath(prog); err != nil {
+		return fmt.Errorf("fprocess %q: %s is not installed on this machine: %w", fprocess, prog, err)
+	}
+	return nil
 }
