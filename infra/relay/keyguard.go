@@ -99,3 +99,13 @@ func (r *Relay) wrongKey(protocol string, addr net.Addr) {
 	r.log.Warn("relay: wrong stream key refused", "protocol", protocol, "remote", addr.String(),
 		"failures", n, "backoff", wait.String())
 }
+
+// backingOff is how long addr must still wait after its wrong keys; a
+// connection refused for it is counted.
+func (r *Relay) backingOff(protocol string, addr net.Addr) time.Duration {
+	wait := r.keys.waiting(addr)
+	if wait > 0 {
+		r.metrics.refused.WithLabelValues(protocol, "backoff").Inc()
+	}
+	return wait
+}

@@ -52,8 +52,7 @@ func (r *Relay) listenRTMP(addr string) error {
 
 // serveRTMP takes one publisher: rtmp://host/live/<stream key>.
 func (r *Relay) serveRTMP(c net.Conn) error {
-	if wait := r.keys.waiting(c.RemoteAddr()); wait > 0 {
-		r.metrics.refused.WithLabelValues("rtmp", "backoff").Inc()
+	if wait := r.backingOff("rtmp", c.RemoteAddr()); wait > 0 {
 		return fmt.Errorf("refused for %s more after wrong stream keys", wait.Round(time.Second))
 	}
 	c.SetDeadline(time.Now().Add(handshakeTimeout))

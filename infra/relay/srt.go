@@ -33,8 +33,7 @@ func (r *Relay) listenSRT(addr string) error {
 				}
 				continue
 			}
-			if r.keys.waiting(req.RemoteAddr()) > 0 {
-				r.metrics.refused.WithLabelValues("srt", "backoff").Inc()
+			if r.backingOff("srt", req.RemoteAddr()) > 0 {
 				req.Reject(srt.REJX_UNAUTHORIZED)
 				continue
 			}
