@@ -190,30 +190,19 @@ type claimRecord struct {
 	Size  int64     `json:"size"`
 }
 
-// checkSize compares the parts that arrived with the size the upload
-// declared when it claimed its key: a page (or anyone holding the
-// presigned part URLs) could otherwise send far more than it announced.
-func (c *Console) checkSize(ctx context.Context, ref uploadRef) error {
-	b, err := c.Store.GetBytes(ctx, c.Bucket, reservedPrefix+ref.Key)
+// declaredSize is the size the upload declared when it claimed its key:
+// its parts must add up to it, or a page (or anyone holding the presigned
+// part URLs) could send far more than it announced.
+func (c *Console) declaredSize(ctx context.Context, key string) (int64, error) {
+	b, err := c.Store.GetBytes(ctx, c.Bucket, reservedPrefix+key)
 	if err != nil {
-		return fmt.Errorf("upload %s: its claim: %w", ref.Key, err)
+		return 0, fmt.Errorf("upload %s: its claim: %w", key, err)
 	}
 	var claimed claimRecord
 	if err := json.Unmarshal(b, &claimed); err != nil {
-		return fmt.Errorf("upload %s: its claim: %w", ref.Key, err)
+		return 0, fmt.Errorf("upload %s: its claim: %w", key, err)
 	}
-	parts, err := c.Store.Parts(ctx, c.Bucket, ref.Key, ref.UploadID)
-	if err != nil {
-		return err
-	}
-	var got int64
-	for _, p := range parts {
-		got += p.Size
-	}
-	if got != claimed.Size {
-		return fmt.Errorf("upload %s: parts add up to %d bytes, %d were declared", ref.Key, got, claimed.Size)
-	}
-	return nil
+	return claimed.Size, nil
 }
 
 // reservedPrefix holds the console's claims on upload keys.
@@ -263,7 +252,8 @@ func (c *Console) completeUpload(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, err)
 		return
 	}
-	if err := c.checkSize(r.Context(), in); err != nil {
+	size, err := c.declaredSize(r.Context(), in.Key)
+	if err != nil {
 		code := http.StatusBadRequest
 		if errors.Is(err, storage.ErrNotFound) {
 			code = http.StatusNotFound // no such upload (no claim on its key)
@@ -271,7 +261,11 @@ func (c *Console) completeUpload(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, code, err)
 		return
 	}
-	etag, err := c.Store.CompleteMultipart(r.Context(), c.Bucket, in.Key, in.UploadID)
+	etag, err := c.Store.CompleteMultipart(r.Context(), c.Bucket, in.Key, in.UploadID, size)
+	if errors.Is(err, storage.ErrSizeMismatch) {
+		httpjson.Error(w, http.StatusBadRequest, err)
+		return
+	}
 	if err != nil {
 		httpjson.Error(w, http.StatusBadGateway, err)
 		return

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -73,16 +74,28 @@ func (c *Client) Parts(ctx context.Context, bucket, key, uploadID string) ([]Par
 	}
 }
 
+// ErrSizeMismatch: an upload's parts do not add up to the size it was to
+// have.
+var ErrSizeMismatch = errors.New("size mismatch")
+
 // CompleteMultipart joins every uploaded part into the object and returns
-// its ETag. The parts are the server's own list, so a client cannot name
-// parts it did not send.
-func (c *Client) CompleteMultipart(ctx context.Context, bucket, key, uploadID string) (string, error) {
+// its ETag, when the parts add up to size bytes (ErrSizeMismatch else). The
+// parts are the server's own list, so a client cannot name parts it did
+// not send, nor send more (or less) than the upload declared.
+func (c *Client) CompleteMultipart(ctx context.Context, bucket, key, uploadID string, size int64) (string, error) {
 	parts, err := c.Parts(ctx, bucket, key, uploadID)
 	if err != nil {
 		return "", err
 	}
 	if len(parts) == 0 {
 		return "", fmt.Errorf("storage: complete %s/%s: no parts uploaded", bucket, key)
+	}
+	var got int64
+	for _, p := range parts {
+		got += p.Size
+	}
+	if got != size {
+		return "", fmt.Errorf("storage: complete %s/%s: parts add up to %d bytes, %d were declared: %w", bucket, key, got, size, ErrSizeMismatch)
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i].Number < parts[j].Number })
 	cp := make([]minio.CompletePart, len(parts))

@@ -3,6 +3,7 @@ package storage_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -69,7 +70,10 @@ func TestPresignedMultipart(t *testing.T) {
 		t.Fatal("part 0 presigned")
 	}
 	put(2)
-	etag, err := c.CompleteMultipart(ctx, bucket, key, id)
+	if _, err := c.CompleteMultipart(ctx, bucket, key, id, int64(len(body))+1); !errors.Is(err, storage.ErrSizeMismatch) {
+		t.Fatalf("completed with a size the parts do not add up to: %v", err)
+	}
+	etag, err := c.CompleteMultipart(ctx, bucket, key, id, int64(len(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +90,7 @@ func TestPresignedMultipart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CompleteMultipart(ctx, bucket, "uploads/empty.mp4", id2); err == nil {
+	if _, err := c.CompleteMultipart(ctx, bucket, "uploads/empty.mp4", id2, 0); err == nil {
 		t.Fatal("completed an upload with no parts")
 	}
 	if err := c.AbortMultipart(ctx, bucket, "uploads/empty.mp4", id2); err != nil {
