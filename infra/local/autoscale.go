@@ -26,7 +26,7 @@ type rateSample struct {
 	n  uint64
 }
 
-// callRate records a sample (at most one a second) and returns the call rate
+// callRateLocked records a sample (at most one a second) and returns the call rate
 // over the window, or -1 while the samples span less than rateMinSpan.
 // f.mu is held.
 func (f *function) callRateLocked(now time.Time) float64 {
