@@ -5,6 +5,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -71,6 +73,7 @@ func TestVODEndToEnd(t *testing.T) {
 	}
 	// Two callers with no credentials open calls to split whose bodies never
 	// come (split takes two at once): the uploads go through all the same.
+	var stalled []net.Conn
 	for range 2 {
 		c, err := net.Dial("tcp", strings.TrimPrefix(s.Env["SEGFLOW_GATEWAY"], "http://"))
 		if err != nil {
@@ -78,6 +81,7 @@ func TestVODEndToEnd(t *testing.T) {
 		}
 		defer c.Close()
 		io.WriteString(c, "POST /function/split HTTP/1.1\r\nHost: gw\r\nContent-Length: 1000000\r\n\r\n")
+		stalled = append(stalled, c)
 	}
 	start := time.Now()
 	s.Upload("uploads/clip.mp4", src, nil)
@@ -88,11 +92,20 @@ func TestVODEndToEnd(t *testing.T) {
 	}
 	for k := range bad {
 		id := assetOf(t, s, k)
-		st := s.WaitStatus(id, 10*time.Second-time.Since(start), asset.StateFailed)
+		st := s.WaitStatus(id, 2*time.Minute, asset.StateFailed)
 		if st.Error == "" || st.Stages["split"].Error == "" {
 			t.Errorf("%s failed without a reason: %+v", k, st)
 		}
 		t.Logf("%s: failed in %s: %s", k, time.Since(start).Round(time.Millisecond), st.Error)
+	}
+	// The bad uploads were judged while both stalled calls were still
+	// waiting for their bodies (the gateway has neither answered nor
+	// closed them), so those calls held none of split's slots. This is
+	// the proof, not a time budget: a loaded machine only makes it slower.
+	for i, c := range stalled {
+		if err := stillWaiting(c); err != nil {
+			t.Errorf("stalled call %d ended before the bad uploads failed (%s after upload): %v", i, time.Since(start).Round(time.Millisecond), err)
+		}
 	}
 
 	id := assetOf(t, s, "uploads/clip.mp4")
@@ -490,4 +503,17 @@ func subsequence(have []string, want ...string) bool {
 		}
 	}
 	return len(want) == 0
+}
+
+// stillWaiting reports an error when the server has answered or closed c:
+// a read that times out means the call is still open and unanswered.
+func stillWaiting(c net.Conn) error {
+	_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	var b [512]byte
+	n, err := c.Read(b[:])
+	var ne net.Error
+	if n == 0 && errors.As(err, &ne) && ne.Timeout() {
+		return nil
+	}
+	return fmt.Errorf("read %q: %v", b[:n], err)
 }
