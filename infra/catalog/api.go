@@ -42,10 +42,16 @@ type API struct {
 	// MediaBase is where players fetch the bucket's objects from
 	// (http://host:9000/media).
 	MediaBase string
+	// AssetBase, when set, is the URL an asset's files are under, ending in
+	// '/' (playback.Server.Base: signed URLs for private assets).
+	AssetBase func(id string) string
 }
 
 // Playback is the master playlist URL of an asset.
 func (a *API) Playback(id string) string {
+	if a.AssetBase != nil {
+		return a.AssetBase(id) + "master.m3u8"
+	}
 	return strings.TrimRight(a.MediaBase, "/") + "/" + layout.Asset(id).Master()
 }
 

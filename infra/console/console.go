@@ -31,6 +31,10 @@ type Console struct {
 	// MediaBase is where the browser reads the bucket's public assets/
 	// objects (playlists, segments, sprites, tags): http://host:9000/media.
 	MediaBase string
+	// AssetBase is the URL an asset's files are under for the browser,
+	// ending in '/' (playback.Server.Base): MediaBase's assets/<id>/ for a
+	// public asset, a signed gateway URL for a private one.
+	AssetBase func(id string) string
 	// PartSize is the multipart part size (default 8 MiB; S3's minimum is
 	// 5 MiB for every part but the last).
 	PartSize int64

@@ -53,15 +53,18 @@ func (c *Console) pending(ctx context.Context, id, source string) (*asset.Status
 }
 
 // media gives the browser the URLs of an asset's playable objects, so the
-// pages never spell out the bucket layout themselves.
+// pages never spell out the bucket layout themselves: the bucket's for a
+// public asset, signed expiring ones for a private asset.
 func (c *Console) media(w http.ResponseWriter, r *http.Request) {
-	a := layout.Asset(r.PathValue("id"))
-	base := strings.TrimRight(c.MediaBase, "/") + "/"
+	id := r.PathValue("id")
+	base := strings.TrimRight(c.MediaBase, "/") + "/" + layout.Asset(id).Prefix()
+	if c.AssetBase != nil {
+		base = c.AssetBase(id)
+	}
 	httpjson.Write(w, http.StatusOK, map[string]string{
-		"master":     base + a.Master(),
-		"storyboard": base + a.Thumb("storyboard.vtt"),
-		"poster":     base + a.Thumb("poster.jpg"),
-		"tags":       base + a.Tags(-1),
+		"master":     base + "master.m3u8",
+		"storyboard": base + "thumbs/storyboard.vtt",
+		"poster":     base + "thumbs/poster.jpg",
 	})
 }
 

@@ -44,6 +44,9 @@ type newUpload struct {
 	Name string `json:"name"`
 	Size int64  `json:"size"`
 	Type string `json:"type"`
+	// Private puts it under uploads/private/: a private asset, played
+	// through signed, expiring URLs only.
+	Private bool `json:"private"`
 }
 
 type uploadPlan struct {
@@ -72,7 +75,7 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._ -]+`)
 // control characters, no leading dots.
 const maxNameBytes = 255
 
-func uploadKey(name string) (string, error) {
+func uploadKey(name string, private bool) (string, error) {
 	base := strings.TrimLeft(unsafeName.ReplaceAllString(path.Base(strings.ReplaceAll(name, `\`, "/")), "_"), ". ")
 	if base == "" || base == "_" {
 		return "", fmt.Errorf("file name %q has nothing usable", name)
@@ -81,6 +84,9 @@ func uploadKey(name string) (string, error) {
 	// refuses it, with a 502, after the claim.
 	if len(base) > maxNameBytes {
 		return "", fmt.Errorf("file name of %d bytes: at most %d", len(base), maxNameBytes)
+	}
+	if private {
+		return layout.PrivateUploadsPrefix + base, nil
 	}
 	return layout.UploadsPrefix + base, nil
 }
@@ -94,7 +100,7 @@ func (c *Console) createUpload(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, fmt.Errorf("upload %q: size %d outside 1..5 TiB", in.Name, in.Size))
 		return
 	}
-	key, err := uploadKey(in.Name)
+	key, err := uploadKey(in.Name, in.Private)
 	if err != nil {
 		httpjson.Error(w, http.StatusBadRequest, err)
 		return

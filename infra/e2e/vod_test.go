@@ -154,6 +154,60 @@ func TestVODEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("each function holds its own MinIO user's keys only", func(t *testing.T) {
+		// What a function that runs hostile input could do with its keys:
+		// exactly its grant. The asset above was made under these users.
+		secrets := filepath.Join(s.Home, "runtime", "secrets")
+		if _, err := os.Stat(filepath.Join(secrets, "s3-access-key")); err == nil {
+			t.Fatal("a shared s3-access-key secret exists")
+		}
+		keysOf := func(fn string) *storage.Client {
+			ak, _ := os.ReadFile(filepath.Join(secrets, fn+"-s3-access-key"))
+			sk, _ := os.ReadFile(filepath.Join(secrets, fn+"-s3-secret-key"))
+			if len(ak) == 0 || string(ak) == s.Env["S3_ACCESS_KEY"] || string(sk) == s.Env["S3_SECRET_KEY"] {
+				t.Fatalf("%s's keys: %q (root is %q)", fn, ak, s.Env["S3_ACCESS_KEY"])
+			}
+			c, err := storage.New(storage.Options{Endpoint: s.Env["S3_ENDPOINT"], AccessKey: string(ak), SecretKey: string(sk)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		a := layout.Asset(id)
+		refused := []struct {
+			fn, what string
+			do   func(c *storage.Client) error
+		}{
+			{"split", "overwrite a rendition", func(c *storage.Client) error {
+				return c.PutBytes(ctx, s.Bucket, a.Rendition("720p", 0, ".ts"), []byte("x"), storage.PutOptions{})
+			}},
+			{"split", "write a playlist", func(c *storage.Client) error {
+				return c.PutBytes(ctx, s.Bucket, a.Master(), []byte("#EXTM3U"), storage.PutOptions{})
+			}},
+			{"transcode", "write an upload", func(c *storage.Client) error {
+				return c.PutBytes(ctx, s.Bucket, "uploads/planted.mp4", []byte("x"), storage.PutOptions{})
+			}},
+			{"transcode", "read an upload", func(c *storage.Client) error {
+				_, err := c.GetBytes(ctx, s.Bucket, "uploads/clip.mp4")
+				return err
+			}},
+			{"packager", "delete a segment", func(c *storage.Client) error { return c.Remove(ctx, s.Bucket, a.Source(0)) }},
+			{"watermark", "overwrite the manifest", func(c *storage.Client) error {
+				return c.PutBytes(ctx, s.Bucket, a.Manifest(), []byte("{}"), storage.PutOptions{})
+			}},
+			{"aitag", "list the bucket", func(c *storage.Client) error {
+				_, err := c.List(ctx, s.Bucket, "", storage.ListOptions{})
+				return err
+			}},
+			{"thumbnail", "make a bucket", func(c *storage.Client) error { return c.EnsureBucket(ctx, "planted") }},
+		}
+		for _, r := range refused {
+			if err := r.do(keysOf(r.fn)); err == nil || !strings.Contains(err.Error(), "Access Denied") {
+				t.Errorf("%s's keys could %s: %v", r.fn, r.what, err)
+			}
+		}
+	})
+
 	t.Run("cross-site writes and anonymous catalog reads are refused", func(t *testing.T) {
 		gw := s.Env["SEGFLOW_GATEWAY"]
 		do := func(method, path, origin, ctype, body string, auth bool) *http.Response {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,8 @@ import (
 
 	"github.com/segflow/segflow/infra/local"
 	"github.com/segflow/segflow/infra/router"
+	"github.com/segflow/segflow/infra/s3iam"
+	"github.com/segflow/segflow/shared/storage"
 )
 
 // Stack is a parsed stack file and the folder it was read from, which
@@ -79,11 +82,13 @@ func lintFields(raw []byte) error {
 }
 
 // segflowAnnotations are the annotations segflow reads, each a positive
-// whole number except the handler folder.
+// whole number except the handler folder and the storage grant.
 var segflowAnnotations = map[string]bool{
 	router.AnnotationConcurrency: true,
 	router.AnnotationMaxAttempts: true,
 	local.AnnotationHandler:      false,
+	s3iam.ReadAnnotation:         false,
+	s3iam.WriteAnnotation:        false,
 }
 
 // Validate checks what faas-cli or the gateway would refuse, and segflow's
@@ -118,8 +123,50 @@ func (s *Stack) Validate() error {
 		if err := local.ValidateDeployment(dep); err != nil {
 			return err
 		}
+		if err := validateGrant(dep); err != nil {
+			return fmt.Errorf("function %s: %w", name, err)
+		}
 	}
 	return nil
+}
+
+// validateGrant checks a function's storage grant and that it takes the
+// keys of its own MinIO user, which a grant without them never reaches.
+func validateGrant(dep types.FunctionDeployment) error {
+	var a map[string]string
+	if dep.Annotations != nil {
+		a = *dep.Annotations
+	}
+	g, ok := s3iam.GrantFromAnnotations(a)
+	if !ok {
+		return nil
+	}
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	ak, sk := storage.SecretNames(dep.Service)
+	if !slices.Contains(dep.Secrets, ak) || !slices.Contains(dep.Secrets, sk) {
+		return fmt.Errorf("it has an s3 grant, so its secrets must list %s and %s", ak, sk)
+	}
+	return nil
+}
+
+// Grants are the storage grants of the functions that declare one.
+func (s *Stack) Grants() (map[string]s3iam.Grant, error) {
+	out := map[string]s3iam.Grant{}
+	for _, name := range s.Names() {
+		dep, err := s.Deployment(name)
+		if err != nil {
+			return nil, err
+		}
+		if dep.Annotations == nil {
+			continue
+		}
+		if g, ok := s3iam.GrantFromAnnotations(*dep.Annotations); ok {
+			out[name] = g
+		}
+	}
+	return out, nil
 }
 
 // Names returns the function names in order.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/segflow/segflow/infra/local"
+	"github.com/segflow/segflow/infra/s3iam"
 	"github.com/segflow/segflow/infra/stack"
 	"github.com/segflow/segflow/shared/layout"
 )
@@ -70,8 +71,12 @@ func TestRepoStackIsWhatFaasCliReads(t *testing.T) {
 				labels["com.openfaas.scale.min"] == "" || labels["com.openfaas.scale.max"] == "" {
 				t.Errorf("scale labels %v", labels)
 			}
-			if strings.Join(dep.Secrets, ",") != "s3-access-key,s3-secret-key" {
+			// Its own MinIO user's keys, and a grant for that user.
+			if strings.Join(dep.Secrets, ",") != name+"-s3-access-key,"+name+"-s3-secret-key" {
 				t.Errorf("secrets %v", dep.Secrets)
+			}
+			if g, ok := s3iam.GrantFromAnnotations(*dep.Annotations); !ok || len(g.Write) == 0 {
+				t.Errorf("no storage grant: %+v", g)
 			}
 			if dep.Limits == nil || dep.Limits.Memory == "" || dep.Requests == nil || dep.Requests.CPU == "" {
 				t.Errorf("limits %+v requests %+v", dep.Limits, dep.Requests)
@@ -100,6 +105,8 @@ func TestParseIsStrict(t *testing.T) {
 		{"no image", "version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f}\n", "image"},
 		{"bad name", "version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  F_1: {lang: go, handler: ./f, image: f}\n", "invalid function name"},
 		{"mistyped segflow annotation", "version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f, image: f, annotations: {com.segflow.concurency: \"2\"}}\n", "com.segflow.concurency"},
+		{"grant without its user's keys", "version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f, image: f, annotations: {com.segflow.s3.read: \"uploads/*\"}, secrets: [s3-access-key, s3-secret-key]}\n", "f-s3-access-key"},
+		{"grant outside the bucket", "version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f, image: f, annotations: {com.segflow.s3.write: \"../other/*\"}, secrets: [f-s3-access-key, f-s3-secret-key]}\n", "inside the bucket"},
 		{"concurrency not a number", "version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  f: {lang: go, handler: ./f, image: f, annotations: {com.segflow.concurrency: two}}\n", "whole number"},
 	}
 	for _, tc := range tests {

@@ -30,7 +30,17 @@ const (
 	// LogosPrefix holds the images an upload may burn in as a watermark;
 	// nothing else in the bucket can be named as one.
 	LogosPrefix = "logos/"
+	// PrivateUploadsPrefix holds uploads that become private assets: their
+	// ids start with PrivateIDPrefix, which the bucket's anonymous read
+	// excludes, and players reach them through signed playback URLs.
+	PrivateUploadsPrefix = UploadsPrefix + "private/"
+	// PrivateIDPrefix starts every private asset's id. Public ids never
+	// hold '_' (their slugs are letters, digits and '-').
+	PrivateIDPrefix = "private_"
 )
+
+// Private says whether the asset id is a private asset's.
+func Private(id string) bool { return strings.HasPrefix(id, PrivateIDPrefix) }
 
 // SubtitlesRendition is the folder of the WebVTT caption segments.
 const SubtitlesRendition = "subs"
@@ -130,7 +140,8 @@ func Topic(key string) string {
 // AssetID names the asset an upload becomes: a readable slug of the file
 // name and a hash of key and content tag, so the same file uploaded twice
 // is the same asset (and its stages rewrite the same keys) while a new file
-// under the same name is a new asset.
+// under the same name is a new asset. An upload under uploads/private/
+// becomes a private asset (PrivateIDPrefix).
 func AssetID(uploadKey, etag string) string {
 	base := path.Base(uploadKey)
 	base = strings.TrimSuffix(base, path.Ext(base))
@@ -151,7 +162,11 @@ func AssetID(uploadKey, etag string) string {
 		slug = "asset"
 	}
 	sum := sha256.Sum256([]byte(uploadKey + "\x00" + strings.Trim(etag, `"`)))
-	return slug + "-" + hex.EncodeToString(sum[:])[:10]
+	id := slug + "-" + hex.EncodeToString(sum[:])[:10]
+	if strings.HasPrefix(uploadKey, PrivateUploadsPrefix) {
+		id = PrivateIDPrefix + id
+	}
+	return id
 }
 
 // SegmentName is the file name of segment n: zero-padded so listings sort.

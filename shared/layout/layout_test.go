@@ -89,3 +89,27 @@ func TestAssetID(t *testing.T) {
 		t.Fatalf("builder and parser disagree on %q", k)
 	}
 }
+
+// Only an upload under uploads/private/ makes a private asset, whatever
+// the file is called.
+func TestPrivateAssetID(t *testing.T) {
+	for _, tc := range []struct {
+		key     string
+		private bool
+	}{
+		{"uploads/private/talk.mp4", true},
+		{"uploads/private/sub/talk.mp4", true},
+		{"uploads/private_talk.mp4", false},
+		{"uploads/Private Talk.mp4", false},
+		{"uploads/private-talk.mp4", false},
+		{"uploads/privately/talk.mp4", false},
+	} {
+		id := AssetID(tc.key, "e")
+		if Private(id) != tc.private {
+			t.Errorf("%s: id %q private=%v, want %v", tc.key, id, Private(id), tc.private)
+		}
+		if k := Asset(id).Rendition("720p", 3, ".ts"); Parse(k).AssetID != id || Parse(k).Kind != KindRenditionSegment {
+			t.Errorf("%s: %q parses as %+v", tc.key, k, Parse(k))
+		}
+	}
+}

@@ -34,7 +34,7 @@ type Env struct {
 // NewEnv reads the function's settings: S3_* for storage (keys as secrets),
 // S3_BUCKET for the default bucket.
 func NewEnv(name string) (*Env, error) {
-	opts, err := storage.OptionsFromEnv()
+	opts, err := storage.OptionsFromEnv(name)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

@@ -35,20 +35,36 @@ type Options struct {
 	Region    string // empty lets the client discover it
 }
 
+// SecretNames are the secrets that hold a user's S3 keys: the
+// function's own, "<user>-s3-access-key" and "<user>-s3-secret-key", or
+// the shared "s3-access-key" and "s3-secret-key" for user "".
+func SecretNames(user string) (accessKey, secretKey string) {
+	if user == "" {
+		return "s3-access-key", "s3-secret-key"
+	}
+	return user + "-s3-access-key", user + "-s3-secret-key"
+}
+
 // OptionsFromEnv reads S3_ENDPOINT, S3_SECURE and S3_REGION from the
-// environment and the keys from the secrets s3-access-key / s3-secret-key
-// (files as OpenFaaS mounts them, or $S3_ACCESS_KEY / $S3_SECRET_KEY).
-func OptionsFromEnv() (Options, error) {
+// environment and user's keys from its secrets (files as OpenFaaS mounts
+// them, or the environment: $SPLIT_S3_ACCESS_KEY for user split). When
+// user has no keys of its own, the shared ones are used ($S3_ACCESS_KEY),
+// as a deployment that gives every function one MinIO user has them.
+func OptionsFromEnv(user string) (Options, error) {
 	o := Options{
 		Endpoint: config.Env("S3_ENDPOINT", "127.0.0.1:9000"),
 		Secure:   config.Env("S3_SECURE", "false") == "true",
 		Region:   config.Env("S3_REGION", ""),
 	}
+	ak, sk := SecretNames(user)
+	if _, err := config.Secret(ak); err != nil && user != "" {
+		ak, sk = SecretNames("")
+	}
 	var err error
-	if o.AccessKey, err = config.Secret("s3-access-key"); err != nil {
+	if o.AccessKey, err = config.Secret(ak); err != nil {
 		return o, err
 	}
-	if o.SecretKey, err = config.Secret("s3-secret-key"); err != nil {
+	if o.SecretKey, err = config.Secret(sk); err != nil {
 		return o, err
 	}
 	return o, nil
@@ -419,10 +435,26 @@ func (c *Client) PutJSON(ctx context.Context, bucket, key string, v any, opts Pu
 }
 
 // SetPublicRead lets anyone GET objects under prefix (playlists and
-// segments for players and CDNs) while everything else stays private.
-func (c *Client) SetPublicRead(ctx context.Context, bucket, prefix string) error {
-	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":["s3:GetObject"],"Resource":["arn:aws:s3:::%s/%s*"]}]}`, bucket, prefix)
-	if err := c.mc.SetBucketPolicy(ctx, bucket, policy); err != nil {
+// segments for players and CDNs) except those under the except prefixes
+// (private assets), while everything else stays private.
+func (c *Client) SetPublicRead(ctx context.Context, bucket, prefix string, except ...string) error {
+	type statement struct {
+		Effect    string              `json:"Effect"`
+		Principal map[string][]string `json:"Principal"`
+		Action    []string            `json:"Action"`
+		Resource  []string            `json:"Resource"`
+	}
+	anyone := map[string][]string{"AWS": {"*"}}
+	arn := func(p string) []string { return []string{"arn:aws:s3:::" + bucket + "/" + p + "*"} }
+	st := []statement{{Effect: "Allow", Principal: anyone, Action: []string{"s3:GetObject"}, Resource: arn(prefix)}}
+	for _, p := range except {
+		st = append(st, statement{Effect: "Deny", Principal: anyone, Action: []string{"s3:GetObject"}, Resource: arn(p)})
+	}
+	policy, err := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": st})
+	if err != nil {
+		return err
+	}
+	if err := c.mc.SetBucketPolicy(ctx, bucket, string(policy)); err != nil {
 		return fmt.Errorf("storage: public read on %s/%s: %w", bucket, prefix, err)
 	}
 	return nil

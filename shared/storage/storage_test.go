@@ -124,10 +124,13 @@ func TestStorageAgainstMinIO(t *testing.T) {
 		}
 	})
 	t.Run("public read covers only the prefix", func(t *testing.T) {
-		if err := c.SetPublicRead(ctx, bucket, "assets/"); err != nil {
+		if err := c.SetPublicRead(ctx, bucket, "assets/", "assets/private_"); err != nil {
 			t.Fatal(err)
 		}
-		for key, want := range map[string]int{"assets/a1/source/0.ts": 200, "uploads/other.mp4": 403} {
+		if err := c.PutBytes(ctx, bucket, "assets/private_a2/720p.m3u8", []byte("#EXTM3U"), storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for key, want := range map[string]int{"assets/a1/source/0.ts": 200, "uploads/other.mp4": 403, "assets/private_a2/720p.m3u8": 403} {
 			resp, err := http.Get("http://" + m.Options.Endpoint + "/" + bucket + "/" + key)
 			if err != nil {
 				t.Fatal(err)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -77,11 +75,10 @@ func credential(p, fixed string) (string, error) {
 	}
 	v := fixed
 	if v == "" {
-		buf := make([]byte, 18)
-		if _, err := rand.Read(buf); err != nil {
+		var err error
+		if v, err = newSecret(); err != nil {
 			return "", err
 		}
-		v = hex.EncodeToString(buf)
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return "", err

@@ -45,7 +45,7 @@ func routerCmd() *cobra.Command {
 				gw = gwclient.New(gw.URL, config.SecretOr("basic-auth-user", "admin"), config.SecretOr("basic-auth-password", ""))
 			}
 			var store *storage.Client
-			if opts, err := storage.OptionsFromEnv(); err == nil {
+			if opts, err := storage.OptionsFromEnv(""); err == nil {
 				if store, err = storage.New(opts); err != nil {
 					return err
 				}

@@ -26,8 +26,10 @@ import (
 	"github.com/segflow/segflow/infra/local"
 	"github.com/segflow/segflow/infra/local/gateway"
 	"github.com/segflow/segflow/infra/natsq"
+	"github.com/segflow/segflow/infra/playback"
 	"github.com/segflow/segflow/infra/relay"
 	"github.com/segflow/segflow/infra/router"
+	"github.com/segflow/segflow/infra/s3iam"
 	"github.com/segflow/segflow/infra/stack"
 	"github.com/segflow/segflow/shared/config"
 	"github.com/segflow/segflow/shared/layout"
@@ -229,7 +231,8 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 		return err
 	}
 	defer ms.Stop()
-	sc, err := storage.New(storage.Options{Endpoint: s3Addr, AccessKey: s3User, SecretKey: s3Pass})
+	rootOpts := storage.Options{Endpoint: s3Addr, AccessKey: s3User, SecretKey: s3Pass}
+	sc, err := storage.New(rootOpts)
 	if err != nil {
 		return err
 	}
@@ -240,9 +243,40 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 		return err
 	}
 	// Players fetch playlists and segments straight from the bucket.
-	if err := sc.SetPublicRead(ctx, o.bucket, layout.AssetsPrefix); err != nil {
+	if err := sc.SetPublicRead(ctx, o.bucket, layout.AssetsPrefix, layout.AssetsPrefix+layout.PrivateIDPrefix); err != nil {
 		return err
 	}
+	// The root keys stay here, with the relay and the router. The console
+	// (whose presigned part URLs carry the signer's key id) and the catalog
+	// get MinIO users of their own, as every function does at deploy, each
+	// with a new secret on every start.
+	admin := adminFor(rootOpts)
+	uiStore, err := scopedClient(ctx, admin, rootOpts, o.bucket, "segflow-console", console.StorageGrant())
+	if err != nil {
+		return err
+	}
+	catStore, err := scopedClient(ctx, admin, rootOpts, o.bucket, "segflow-catalog", catalog.StorageGrant())
+	if err != nil {
+		return err
+	}
+	// Private assets (uploads/private/) are not in the bucket's anonymous
+	// read; players get them through the gateway's /play/ with a signed,
+	// expiring token, read as a user that sees private assets only.
+	playKey, err := credential(filepath.Join(authDir, "playback-key"), "")
+	if err != nil {
+		return err
+	}
+	signer, err := playback.NewSigner([]byte(playKey))
+	if err != nil {
+		return err
+	}
+	playStore, err := scopedClient(ctx, admin, rootOpts, o.bucket, "segflow-playback", playback.StorageGrant())
+	if err != nil {
+		return err
+	}
+	play := &playback.Server{Signer: signer, Store: playStore, Bucket: o.bucket, Public: "http://" + s3Addr + "/" + o.bucket,
+		Gateway: gwURL, TTL: 4 * time.Hour, Log: log.With("component", "playback")}
+	assetBase := func(id string) string { return play.Base(id, 0) }
 
 	// Each component is a NATS user of its own; a local process without
 	// their passwords cannot read, forge or delete queued work.
@@ -310,14 +344,14 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	creds := &auth.BasicAuthCredentials{User: gwUser, Password: gwPass}
 	// SQLite in the home folder, or PostgreSQL when SEGFLOW_CATALOG_URL
 	// names one (postgres://...), for several gateways sharing a catalog.
-	cat, err := catalog.Open(config.Env("SEGFLOW_CATALOG_URL", filepath.Join(home, "catalog.db")), sc, o.bucket)
+	cat, err := catalog.Open(config.Env("SEGFLOW_CATALOG_URL", filepath.Join(home, "catalog.db")), catStore, o.bucket)
 	if err != nil {
 		return err
 	}
 	defer cat.Close()
 	go cat.Run(ctx, 2*time.Second, log.With("component", "catalog"))
-	api := &catalog.API{Catalog: cat, MediaBase: "http://" + s3Addr + "/" + o.bucket}
-	ui := &console.Console{Store: sc, Bucket: o.bucket, MediaBase: api.MediaBase}
+	api := &catalog.API{Catalog: cat, MediaBase: play.Public, AssetBase: assetBase}
+	ui := &console.Console{Store: uiStore, Bucket: o.bucket, MediaBase: play.Public, AssetBase: assetBase}
 	ready := make(chan error, 1)
 	runErr := make(chan error, 1)
 	go func() {
@@ -331,14 +365,17 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 				r.HandleFunc("/system/deadletters", auth.DecorateWithBasicAuth(rtr.DeadLettersHandler(), creds))
 				// The catalog knows every asset's name, on-screen text and
 				// speech: it answers the gateway's users only.
+				r.PathPrefix("/api/play/").Handler(auth.DecorateWithBasicAuth(play.Handler().ServeHTTP, creds))
 				r.PathPrefix("/api/").Handler(auth.DecorateWithBasicAuth(api.Handler().ServeHTTP, creds))
+				// The token in the path is the credential: no basic auth.
+				r.PathPrefix("/play/").Handler(play.Handler())
 				// The web console: it can upload and replay dead letters, so it
 				// sits behind the gateway's basic auth.
 				r.Handle("/ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 				r.PathPrefix("/ui/").Handler(auth.DecorateWithBasicAuth(ui.Handler().ServeHTTP, creds))
 			},
 			Ready: func(rt *local.Runtime) {
-				err := deployStack(ctx, rt, gw, st, s3User, s3Pass, log)
+				err := deployStack(ctx, gw, admin, st, o.bucket, log)
 				if err == nil {
 					err = rtr.Refresh(ctx)
 				}
@@ -395,13 +432,11 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	}
 }
 
-// deployStack seeds the storage secrets and deploys every function through
-// the gateway API, as faas-cli would.
-func deployStack(ctx context.Context, rt *local.Runtime, c *gwclient.Client, st *stack.Stack, s3User, s3Pass string, log *slog.Logger) error {
-	for name, v := range map[string]string{"s3-access-key": s3User, "s3-secret-key": s3Pass} {
-		if err := c.PutSecret(ctx, name, v); err != nil {
-			return fmt.Errorf("secret %s: %w", name, err)
-		}
+// deployStack gives every function its MinIO user and deploys it through
+// the gateway API, as `segflow grant` and faas-cli would.
+func deployStack(ctx context.Context, c *gwclient.Client, admin *s3iam.Admin, st *stack.Stack, bucket string, log *slog.Logger) error {
+	if err := grantFunctions(ctx, admin, c, st, bucket, nil); err != nil {
+		return err
 	}
 	for _, n := range st.Names() {
 		start := time.Now()

@@ -21,15 +21,25 @@ import (
 // storageFor signs in to the stack's object store: S3_* from the
 // environment, else from the env file `segflow up` wrote.
 func storageFor(cmd *cobra.Command) (*storage.Client, string, error) {
+	o, bucket, err := storageOptions(cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := storage.New(o)
+	return c, bucket, err
+}
+
+// storageOptions are the S3_* settings storageFor signs in with.
+func storageOptions(cmd *cobra.Command) (storage.Options, string, error) {
 	get := func(k string) string { return os.Getenv(k) }
 	if os.Getenv("S3_ACCESS_KEY") == "" {
 		home, err := homeDir(cmd)
 		if err != nil {
-			return nil, "", err
+			return storage.Options{}, "", err
 		}
 		env, err := readEnvFile(filepath.Join(home, "env"))
 		if err != nil {
-			return nil, "", fmt.Errorf("no S3_* in the environment and no %s: is `segflow up` running? (%w)", filepath.Join(home, "env"), err)
+			return storage.Options{}, "", fmt.Errorf("no S3_* in the environment and no %s: is `segflow up` running? (%w)", filepath.Join(home, "env"), err)
 		}
 		get = func(k string) string { return env[k] }
 	}
@@ -37,9 +47,8 @@ func storageFor(cmd *cobra.Command) (*storage.Client, string, error) {
 	if bucket == "" {
 		bucket = "media"
 	}
-	c, err := storage.New(storage.Options{Endpoint: get("S3_ENDPOINT"), AccessKey: get("S3_ACCESS_KEY"),
-		SecretKey: get("S3_SECRET_KEY"), Secure: get("S3_SECURE") == "true", Region: get("S3_REGION")})
-	return c, bucket, err
+	return storage.Options{Endpoint: get("S3_ENDPOINT"), AccessKey: get("S3_ACCESS_KEY"),
+		SecretKey: get("S3_SECRET_KEY"), Secure: get("S3_SECURE") == "true", Region: get("S3_REGION")}, bucket, nil
 }
 
 func uploadCmd() *cobra.Command {

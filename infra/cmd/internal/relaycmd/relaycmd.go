@@ -40,7 +40,7 @@ func New() *cobra.Command {
 				runtime.GOMAXPROCS(1)
 			}
 			log := telemetry.NewLogger(os.Stderr, "relay")
-			opts, err := storage.OptionsFromEnv()
+			opts, err := storage.OptionsFromEnv("")
 			if err != nil {
 				return err
 			}

@@ -65,7 +65,8 @@ function putPart(url, blob, onProgress) {
 async function upload(file) {
   const status = $("#upload-status");
   const bar = $("#progress");
-  const memo = `segflow-upload:${file.name}|${file.size}|${file.lastModified}`;
+  const priv = $("#private").checked;
+  const memo = `segflow-upload:${file.name}|${file.size}|${file.lastModified}|${priv}`;
   bar.hidden = false;
   bar.value = 0;
   try {
@@ -80,7 +81,7 @@ async function upload(file) {
       }
     }
     if (!plan) {
-      plan = await api("/ui/api/uploads", { method: "POST", body: JSON.stringify({ name: file.name, size: file.size, type: file.type }) });
+      plan = await api("/ui/api/uploads", { method: "POST", body: JSON.stringify({ name: file.name, size: file.size, type: file.type, private: priv }) });
       localStorage.setItem(memo, JSON.stringify(plan));
       status.textContent = `Uploading ${file.name}`;
     }

@@ -1,0 +1,201 @@
+package playback
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segflow/segflow/infra/internal/httpjson"
+	"github.com/segflow/segflow/infra/s3iam"
+	"github.com/segflow/segflow/shared/config"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/storage"
+)
+
+// Server hands out asset URLs and serves private assets' files to players
+// with a valid token.
+type Server struct {
+	Signer *Signer
+	// Store reads the bucket, signed in as a user that may read private
+	// assets and nothing else (StorageGrant).
+	Store  *storage.Client
+	Bucket string
+	// Public is where the bucket serves public assets (http://host:9000/media).
+	Public string
+	// Gateway is this server's base URL (http://127.0.0.1:8080).
+	Gateway string
+	// TTL is how long a URL from Base stays valid.
+	TTL time.Duration
+	Log *slog.Logger
+	// client fetches from the bucket; nil uses a default with timeouts.
+	client *http.Client
+}
+
+// StorageGrant is what the playback route reads: private assets only.
+func StorageGrant() s3iam.Grant {
+	return s3iam.Grant{Read: []string{layout.AssetsPrefix + layout.PrivateIDPrefix + "*"}}
+}
+
+// Base is the URL asset id's files are under, ending in '/': the bucket's
+// assets/<id>/ for a public asset, and for a private one the gateway's
+// /play/<token>/<id>/, valid for ttl (s.TTL when 0).
+func (s *Server) Base(id string, ttl time.Duration) string {
+	if ttl <= 0 {
+		ttl = s.TTL
+	}
+	return s.baseUntil(id, time.Now().Add(ttl))
+}
+
+func (s *Server) baseUntil(id string, exp time.Time) string {
+	if !layout.Private(id) {
+		return strings.TrimRight(s.Public, "/") + "/" + layout.Asset(id).Prefix()
+	}
+	return strings.TrimRight(s.Gateway, "/") + "/play/" + s.Signer.Token(id, exp) + "/" + id + "/"
+}
+
+// playable are the kinds of file a player (or a page showing an asset)
+// asks for; the manifest, status and per-stage documents stay unserved.
+var playable = map[string]bool{".m3u8": true, ".ts": true, ".m4s": true, ".mp4": true, ".aac": true,
+	".vtt": true, ".jpg": true, ".png": true, ".webp": true}
+
+// Handler serves GET and HEAD /play/<token>/<id>/<file...> to anyone
+// with a token, and GET /api/play/<id>?ttl= (issue), which the caller
+// puts behind the gateway's auth.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /play/{token}/{id}/{file...}", s.serve)
+	mux.HandleFunc("GET /api/play/{id}", s.issue)
+	mux.HandleFunc("OPTIONS /play/", func(w http.ResponseWriter, r *http.Request) {
+		cors(w.Header())
+		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD")
+		w.Header().Set("Access-Control-Allow-Headers", "Range")
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+func cors(h http.Header) {
+	// The token is the credential, so any page may play with it; nothing
+	// here reads cookies or basic auth.
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range")
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	cors(w.Header())
+	id, file := r.PathValue("id"), r.PathValue("file")
+	if !layout.Private(id) || strings.Contains(id, "/") {
+		http.Error(w, "not a private asset", http.StatusNotFound)
+		return
+	}
+	exp, err := s.Signer.Verify(r.PathValue("token"), id, time.Now())
+	if err != nil {
+		// Forbidden either way; the body says which, for the one who
+		// shares a link that has run out.
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
+	if file == "" || path.Clean("/"+file) != "/"+file || !playable[path.Ext(file)] {
+		http.Error(w, "no such file", http.StatusNotFound)
+		return
+	}
+	key := layout.Asset(id).Prefix() + file
+	if storage.ValidKey(key) != nil {
+		http.Error(w, "no such file", http.StatusNotFound)
+		return
+	}
+	s.proxy(w, r, key, exp)
+}
+
+// proxy fetches key with a presigned URL (the player's Range and
+// conditional headers go along) and streams the answer back.
+func (s *Server) proxy(w http.ResponseWriter, r *http.Request, key string, exp time.Time) {
+	u, err := s.Store.Presign(r.Context(), r.Method, s.Bucket, key, time.Minute)
+	if err != nil {
+		http.Error(w, "storage: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), nil)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	for _, h := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since"} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	c := s.client
+	if c == nil {
+		c = &http.Client{Timeout: 5 * time.Minute}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		http.Error(w, "storage: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		http.Error(w, "no such file", http.StatusNotFound)
+		return
+	case resp.StatusCode >= 400 && resp.StatusCode != http.StatusRequestedRangeNotSatisfiable:
+		if s.Log != nil {
+			s.Log.Error("playback: storage refused", "key", key, "status", resp.StatusCode)
+		}
+		http.Error(w, "storage: "+resp.Status, http.StatusBadGateway)
+		return
+	}
+	for _, h := range []string{"Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "ETag", "Last-Modified"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	// Caches may keep it no longer than the token lives.
+	maxAge := max(0, int(time.Until(exp).Seconds()))
+	w.Header().Set("Cache-Control", "private, max-age="+strconv.Itoa(maxAge))
+	w.WriteHeader(resp.StatusCode)
+	if r.Method != http.MethodHead {
+		_, _ = io.Copy(w, resp.Body)
+	}
+}
+
+// MaxTTL bounds what IssueHandler signs: a link that never ends is a
+// public asset by another name.
+const MaxTTL = 7 * 24 * time.Hour
+
+// issue answers GET /api/play/{id}?ttl=2h with the asset's master
+// playlist URL and when it stops working (never, for a public asset).
+func (s *Server) issue(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if id == "" || strings.ContainsAny(id, "/\\") || storage.ValidKey(layout.Asset(id).Master()) != nil {
+		httpjson.Error(w, http.StatusBadRequest, fmt.Errorf("asset id %q", id))
+		return
+	}
+	ttl := s.TTL
+	if v := r.URL.Query().Get("ttl"); v != "" {
+		d, err := config.ParseDuration(v)
+		if err != nil || d <= 0 || d > MaxTTL {
+			httpjson.Error(w, http.StatusBadRequest, fmt.Errorf("ttl %q: want a duration up to %s", v, MaxTTL))
+			return
+		}
+		ttl = d
+	}
+	exp := time.Now().Add(ttl).Truncate(time.Second).UTC()
+	out := struct {
+		URL     string     `json:"url"`
+		Expires *time.Time `json:"expires,omitempty"`
+	}{URL: s.baseUntil(id, exp) + "master.m3u8"}
+	if layout.Private(id) {
+		out.Expires = &exp
+	}
+	httpjson.Write(w, http.StatusOK, out)
+}
