@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -207,6 +208,40 @@ func TestConsoleInBrowser(t *testing.T) {
 	if n := eval[int](t, b, `segflow.rereads`); n != 0 {
 		t.Errorf("the page read the tags or the storyboard %d times in 3 s after both were done", n)
 	}
+
+	// A private upload: the bucket refuses its files to anyone, and the
+	// page plays it through the gateway's signed, expiring /play/ URLs.
+	short := filepath.Join(dir, "board-meeting.mp4")
+	mediatest.Make(t, short, mediatest.Clip{Seconds: 6, Width: 640, Height: 360, FPS: 30, Audio: true})
+	b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS("#private")), chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{short}))
+	b.poll(t, 60*time.Second, "private upload completes", `(document.querySelector("#upload-status").dataset.asset || "").startsWith("private_")`, s)
+	priv := eval[string](t, b, `document.querySelector("#upload-status").dataset.asset`)
+	if want := assetOf(t, s, "uploads/private/board-meeting.mp4"); priv != want {
+		t.Fatalf("page says asset %s, the bucket's private upload is %s", priv, want)
+	}
+	b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS("#private"))) // later uploads are public again
+	b.poll(t, 4*time.Minute, "private asset complete", fmt.Sprintf(`document.querySelector("#detail").dataset.state === "complete" && segflow.state.media.master.includes("/play/") && segflow.state.media.master.includes(%q)`, priv), s)
+	b.poll(t, 30*time.Second, "hls.js levels of the private asset", `!!(segflow.hls && segflow.hls.levels && segflow.hls.levels.length >= 1 && segflow.hls.url.includes("/play/"))`, s)
+	eval[bool](t, b, `(async () => { segflow.video.muted = true; segflow.video.currentTime = 0; await segflow.video.play(); return true })()`)
+	b.poll(t, 30*time.Second, "private asset plays", `segflow.video.currentTime > 1.5`, s)
+	master := eval[string](t, b, `segflow.state.media.master`)
+	anon := s.Env["S3_ENDPOINT"]
+	for _, u := range []string{"http://" + anon + "/" + s.Bucket + "/assets/" + priv + "/master.m3u8", "http://" + anon + "/" + s.Bucket + "/assets/" + priv + "/source/00000.ts"} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("anonymous %s = %d, want 403", u, resp.StatusCode)
+		}
+	}
+	if resp, err := http.Get(master); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("signed %s: %v %v", master, resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	eval[bool](t, b, `(() => { segflow.video.pause(); return true })()`)
 
 	// Resume after a reload: the first part goes up, then the page is
 	// reloaded before the rest; dropping the same file again sends only what

@@ -5,12 +5,14 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -205,6 +207,39 @@ func TestVODEndToEnd(t *testing.T) {
 			if err := r.do(keysOf(r.fn)); err == nil || !strings.Contains(err.Error(), "Access Denied") {
 				t.Errorf("%s's keys could %s: %v", r.fn, r.what, err)
 			}
+		}
+	})
+
+	t.Run("the console signs part URLs as its own user", func(t *testing.T) {
+		call := func(path string, in, out any) {
+			t.Helper()
+			b, _ := json.Marshal(in)
+			req, _ := http.NewRequest(http.MethodPost, s.Env["SEGFLOW_GATEWAY"]+path, bytes.NewReader(b))
+			req.Header.Set("Content-Type", "application/json")
+			req.SetBasicAuth(s.Env["SEGFLOW_GATEWAY_USER"], s.Env["SEGFLOW_GATEWAY_PASSWORD"])
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK || json.Unmarshal(body, out) != nil {
+				t.Fatalf("%s = %d %s", path, resp.StatusCode, body)
+			}
+		}
+		var plan struct {
+			Key      string `json:"key"`
+			UploadID string `json:"uploadId"`
+		}
+		call("/ui/api/uploads", map[string]any{"name": "signed.mp4", "size": 1000}, &plan)
+		var signed struct{ URL string }
+		call("/ui/api/uploads/sign", map[string]any{"key": plan.Key, "uploadId": plan.UploadID, "part": 1}, &signed)
+		u, err := url.Parse(signed.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cred := u.Query().Get("X-Amz-Credential"); !strings.HasPrefix(cred, "segflow-console/") {
+			t.Fatalf("part URL signed as %q, want the console's own user", cred)
 		}
 	})
 

@@ -175,6 +175,24 @@ func (c *Client) Replay(ctx context.Context, id string) (int, error) {
 	return out.Replayed, err
 }
 
+// Playback is an asset's master playlist URL for players, and for a
+// private asset when that URL stops working.
+type Playback struct {
+	URL     string     `json:"url"`
+	Expires *time.Time `json:"expires,omitempty"`
+}
+
+// PlaybackURL asks the gateway for the asset's playback URL; ttl 0 takes
+// the gateway's default.
+func (c *Client) PlaybackURL(ctx context.Context, id string, ttl time.Duration) (Playback, error) {
+	p := "/api/play/" + url.PathEscape(id)
+	if ttl > 0 {
+		p += "?ttl=" + url.QueryEscape(ttl.String())
+	}
+	var out Playback
+	return out, c.do(ctx, http.MethodGet, p, nil, &out)
+}
+
 // do calls one of segflow's own routes with basic auth and JSON.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader

@@ -54,8 +54,7 @@ func storageOptions(cmd *cobra.Command) (storage.Options, string, error) {
 func uploadCmd() *cobra.Command {
 	var (
 		key, codecs, wmText, wmImage, wmPos, wmOpacity string
-		wait                                           bool
-		quiet                                          bool
+		wait, quiet, private                           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "upload FILE",
@@ -75,8 +74,13 @@ func uploadCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if key == "" {
+			switch {
+			case key == "" && private:
+				key = layout.PrivateUploadsPrefix + filepath.Base(args[0])
+			case key == "":
 				key = layout.UploadsPrefix + filepath.Base(args[0])
+			case private && !strings.HasPrefix(key, layout.PrivateUploadsPrefix):
+				return fmt.Errorf("key %q: private uploads go under %s", key, layout.PrivateUploadsPrefix)
 			}
 			if !strings.HasPrefix(key, layout.UploadsPrefix) {
 				return fmt.Errorf("key %q: uploads go under %s", key, layout.UploadsPrefix)
@@ -116,6 +120,7 @@ func uploadCmd() *cobra.Command {
 	cmd.Flags().StringVar(&wmImage, "watermark-image", "", "burn this PNG (a key in the bucket) into the video")
 	cmd.Flags().StringVar(&wmPos, "watermark-position", "", "top-left, top-right, bottom-left, bottom-right (default) or center")
 	cmd.Flags().StringVar(&wmOpacity, "watermark-opacity", "", "watermark opacity, 0..1 (default 0.7)")
+	cmd.Flags().BoolVar(&private, "private", false, "a private asset (uploads/private/): played through signed, expiring URLs only (segflow play)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the asset is complete or failed")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return cmd
