@@ -34,6 +34,18 @@ build() { # build NAME MODULE
 }
 build minio github.com/minio/minio
 
+# staticcheck, pinned: the tests' lint (scripts/test.sh). The version is in
+# the file name, so changing it here builds the new one once.
+STATICCHECK=v0.8.2
+if [ ! -x "$BIN/staticcheck-$STATICCHECK" ]; then
+  echo "setup: building staticcheck $STATICCHECK (first run only)" >&2
+  tmp="$(mktemp -d)"
+  GOBIN="$tmp" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK"
+  mv "$tmp/staticcheck" "$BIN/staticcheck-$STATICCHECK"
+  rmdir "$tmp"
+fi
+ln -sf "staticcheck-$STATICCHECK" "$BIN/staticcheck"
+
 # The console's hls.js, from npm at the version its package-lock pins,
 # installed once per lock into the cache and copied where the segflow
 # binary embeds it.

@@ -3,9 +3,10 @@
 # test of the workspace against real MinIO, ffmpeg and HTTP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh >/dev/null
+bin="$(bash scripts/setup.sh)"
 # Every module of go.work; the test fixtures under testdata are built by the
 # tests themselves.
 mapfile -t pkgs < <(go list -m -f '{{.Dir}}/...' | sed "s|^$PWD/|./|")
 go vet "${pkgs[@]}"
+"$bin/staticcheck" "${pkgs[@]}"
 exec go test -count=1 -timeout 40m "$@" "${pkgs[@]}"

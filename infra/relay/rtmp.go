@@ -99,7 +99,7 @@ func (r *Relay) serveRTMP(c net.Conn) error {
 	var (
 		st       *stream
 		sps, pps []byte
-		aac      *mpeg4audio.Config
+		aac      *mpeg4audio.AudioSpecificConfig
 		werr     error
 		audioAt  = time.Duration(-1) // first audio frame, while no video came
 	)

@@ -32,7 +32,7 @@ const ptsOffset = time.Second
 // segments, so the pieces play as one timeline.
 type segmenter struct {
 	Target    time.Duration
-	Audio     *mpeg4audio.Config // nil: video only
+	Audio     *mpeg4audio.AudioSpecificConfig // nil: video only
 	OnSegment func(Segment)
 	// Create makes the file a new segment is written to: segments go
 	// straight to disk, so a stream holds no segment in memory.

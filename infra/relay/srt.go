@@ -120,7 +120,7 @@ func (r *Relay) serveSRT(conn srt.Conn, name string) error {
 		r.metrics.refused.WithLabelValues("srt", "codec").Inc()
 		return fmt.Errorf("stream %s: no H.264 video track", name)
 	}
-	var aconf *mpeg4audio.Config
+	var aconf *mpeg4audio.AudioSpecificConfig
 	if audio != nil {
 		c := audio.Codec.(*tscodecs.MPEG4Audio).Config
 		aconf = &c

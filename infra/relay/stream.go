@@ -38,7 +38,7 @@ type stream struct {
 
 // newStream starts an asset for a publisher whose video is H.264 with the
 // given SPS, and audio AAC when audio is non-nil.
-func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.Config) (*stream, error) {
+func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.AudioSpecificConfig) (*stream, error) {
 	var p h264.SPS
 	if err := p.Unmarshal(sps); err != nil {
 		return nil, fmt.Errorf("stream %s: H.264 SPS: %w", name, err)

@@ -16,7 +16,7 @@ import (
 // CPU does besides reading the socket.
 type tsWriter struct {
 	w     io.Writer
-	audio *mpeg4audio.Config
+	audio *mpeg4audio.AudioSpecificConfig
 
 	pkt      [tsPacketSize]byte
 	hdr      []byte   // reused PES header (and ADTS headers)
@@ -172,19 +172,18 @@ func appendTimestamp(b []byte, prefix byte, ts int64) []byte {
 
 var adtsRates = []int{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
 
-func appendADTS(b []byte, c *mpeg4audio.Config, n int) ([]byte, error) {
+func appendADTS(b []byte, c *mpeg4audio.AudioSpecificConfig, n int) ([]byte, error) {
 	rate := -1
 	for i, r := range adtsRates {
 		if r == c.SampleRate {
 			rate = i
 		}
 	}
-	ch := c.ChannelCount
-	if ch == 8 {
-		ch = 7
-	}
+	// ADTS carries the channel configuration as such (7 is 7.1); 0, a
+	// layout in a program config element, it cannot say.
+	ch := int(c.ChannelConfig)
 	if rate < 0 || ch < 1 || ch > 7 || c.Type < 1 || c.Type > 4 {
-		return b, fmt.Errorf("aac %d Hz, %d channels, object type %d: not expressible in ADTS", c.SampleRate, c.ChannelCount, c.Type)
+		return b, fmt.Errorf("aac %d Hz, channel configuration %d, object type %d: not expressible in ADTS", c.SampleRate, c.ChannelConfig, c.Type)
 	}
 	frame := 7 + n
 	if frame > 0x1fff {

@@ -9,7 +9,7 @@ import (
 
 func TestTSWriterTablesAndHeaders(t *testing.T) {
 	var buf bytes.Buffer
-	w := &tsWriter{w: &buf, audio: &mpeg4audio.Config{Type: 2, SampleRate: 48000, ChannelCount: 2}}
+	w := &tsWriter{w: &buf, audio: &mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 48000, ChannelConfig: 2}}
 	if err := w.writeTables(); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestTSWriterTablesAndHeaders(t *testing.T) {
 	if err != nil || len(a) != 7 || a[0] != 0xff || a[1] != 0xf1 || int(a[3]&3)<<11|int(a[4])<<3|int(a[5]>>5) != 107 {
 		t.Fatalf("adts % x %v", a, err)
 	}
-	for _, c := range []mpeg4audio.Config{{Type: 2, SampleRate: 47999, ChannelCount: 2}, {Type: 2, SampleRate: 48000, ChannelCount: 0}, {Type: 29, SampleRate: 48000, ChannelCount: 2}} {
+	for _, c := range []mpeg4audio.AudioSpecificConfig{{Type: 2, SampleRate: 47999, ChannelConfig: 2}, {Type: 2, SampleRate: 48000, ChannelConfig: 0}, {Type: 29, SampleRate: 48000, ChannelConfig: 2}} {
 		if _, err := appendADTS(nil, &c, 10); err == nil {
 			t.Errorf("%+v accepted", c)
 		}

@@ -238,10 +238,10 @@ func TestEventsReachSubscribersExactlyOnce(t *testing.T) {
 	// A function's own output never comes back to it.
 	s.put("assets/a1/source/00009.ts", map[string]string{"Segflow-Producer": "onsegment"})
 
-	gotU := s.waitFor("onupload", 10, 20*time.Second)
-	gotS := s.waitFor("onsegment", 4, 20*time.Second)
+	s.waitFor("onupload", 10, 20*time.Second)
+	s.waitFor("onsegment", 4, 20*time.Second)
 	time.Sleep(1500 * time.Millisecond) // room for any duplicate to show up
-	gotU, gotS = s.received("onupload"), s.received("onsegment")
+	gotU, gotS := s.received("onupload"), s.received("onsegment")
 
 	sort.Strings(uploads)
 	sort.Strings(segs)
@@ -361,9 +361,9 @@ func TestRetryThenSuccessAndDeadLetterReplay(t *testing.T) {
 		map[string]string{"com.segflow.max-attempts": "3"})
 
 	s.put("uploads/a.mp4", nil)
-	got := s.waitFor("flaky", 3, 20*time.Second)
+	s.waitFor("flaky", 3, 20*time.Second)
 	time.Sleep(time.Second)
-	if got = s.received("flaky"); len(got) != 3 || got[2].Attempt != "3" || got[0].ID != got[2].ID {
+	if got := s.received("flaky"); len(got) != 3 || got[2].Attempt != "3" || got[0].ID != got[2].ID {
 		t.Fatalf("flaky deliveries = %+v, want attempts 1..3 of one event", got)
 	}
 

@@ -156,7 +156,7 @@ func TestSQSSource(t *testing.T) {
 	} {
 		send(body)
 	}
-	got := s.waitFor("onupload", 2, 20*time.Second)
+	s.waitFor("onupload", 2, 20*time.Second)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		left, deleted := q.counts()
@@ -169,7 +169,7 @@ func TestSQSSource(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond) // room for a duplicate to show up
-	got = s.received("onupload")
+	got := s.received("onupload")
 	if subj := subjects(got); len(got) != 2 || subj[0] != "uploads/film one.mp4" || subj[1] != "uploads/via sns.mp4" {
 		t.Fatalf("onupload received %+v", got)
 	}

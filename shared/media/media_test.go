@@ -120,7 +120,6 @@ func TestSplitTranscodeSeams(t *testing.T) {
 			}
 		}
 	}
-	var keyTimes []string
 	for _, r := range rungs {
 		whole := filepath.Join(dir, r.Name+"-all"+r.SegmentExt())
 		parts := files[r.Name]
@@ -149,7 +148,6 @@ func TestSplitTranscodeSeams(t *testing.T) {
 		if want := "0.000,2.000,4.000,4.500,6.500,8.500,9.000"; keys != want {
 			t.Errorf("%s: keyframes at %v, want %s", r.Name, keys, want)
 		}
-		keyTimes = append(keyTimes, keys)
 		if math.Abs(ps[0].PTS-segs[0].Start) > 0.0015 {
 			t.Errorf("%s starts at %.4f, source at %.4f", r.Name, ps[0].PTS, segs[0].Start)
 		}
