@@ -1,9 +1,9 @@
-// Package function is the aitag stage: per source segment it runs the
+// Package aitag is the aitag stage: per source segment it runs the
 // taggers (scene cuts, black and frozen video, silence and loudness,
 // on-screen text, speech), writes the segment's tags in asset time, its
 // captions as a WebVTT segment of the subtitle rendition, and, once every
 // segment is tagged, the asset-level merge the catalog indexes.
-package function
+package aitag
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/segflow/segflow/shared/asset"
@@ -74,12 +73,8 @@ func tag(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 	// was said, so the subtitle rendition has no holes.
 	vtt := captions(st.Tags, origin)
 	if err := e.Store.PutBytes(ctx, t.Bucket, a.Rendition(layout.SubtitlesRendition, n, ".vtt"), []byte(vtt),
-		storage.PutOptions{ContentType: "text/vtt", Metadata: e.Meta(
-			"Segment-Index", strconv.Itoa(n),
-			"Segment-Start", strconv.FormatFloat(start, 'f', 6, 64),
-			"Segment-Duration", strconv.FormatFloat(dur, 'f', 6, 64),
-			"Bandwidth", strconv.Itoa(len(vtt)*8),
-			"Codecs", "wvtt")}); err != nil {
+		storage.PutOptions{ContentType: "text/vtt", Metadata: asset.SegmentMeta{Index: n, Start: start, Duration: dur,
+			Bandwidth: int64(len(vtt) * 8), Codecs: "wvtt"}.Encode(e.Meta())}); err != nil {
 		return "", err
 	}
 	var tagErrs []string
@@ -114,11 +109,8 @@ func segmentTiming(m *asset.Manifest, n int, info storage.Info) (float64, float6
 	if n < len(m.Segments) {
 		start, dur = m.Segments[n].Start, m.Segments[n].Duration
 	}
-	if v, err := strconv.ParseFloat(info.Meta("Segment-Start"), 64); err == nil {
-		start = v
-	}
-	if v, err := strconv.ParseFloat(info.Meta("Segment-Duration"), 64); err == nil && v > 0 {
-		dur = v
+	if sm, err := asset.ReadSegmentMeta(info); err == nil {
+		start, dur = sm.Start, sm.Duration
 	}
 	return start, dur
 }
@@ -133,8 +125,11 @@ func originOf(ctx context.Context, e *stage.Env, bucket string, m *asset.Manifes
 	if err != nil {
 		return 0, err
 	}
-	start, _ := strconv.ParseFloat(info.Meta("Segment-Start"), 64)
-	return start, nil
+	sm, err := asset.ReadSegmentMeta(info)
+	if err != nil {
+		return 0, err
+	}
+	return sm.Start, nil
 }
 
 // merge writes tags/asset.json once every segment's tags are there.

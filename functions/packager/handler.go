@@ -1,9 +1,9 @@
-// Package function is the packager stage: on every new rendition segment
+// Package packager is the packager stage: on every new rendition segment
 // it rebuilds the asset's HLS playlists from what the bucket holds (a
 // listing plus each segment's metadata), so concurrent and repeated calls
 // converge, and a playlist is only ever replaced by one that lists at least
 // as much. ENDLIST goes on once every segment of a rendition is there.
-package function
+package packager
 
 import (
 	"bytes"
@@ -16,7 +16,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/hls"
@@ -342,18 +341,15 @@ func collect(objs []storage.Info, m *asset.Manifest) map[string]hls.Rendition {
 		if !ok {
 			continue
 		}
-		dur, err := strconv.ParseFloat(o.Meta("Segment-Duration"), 64)
-		if err != nil || dur <= 0 {
+		sm, err := asset.ReadSegmentMeta(o)
+		if err != nil {
 			continue // not finished writing its metadata: leave it for the next call
 		}
-		bw, _ := strconv.ParseInt(o.Meta("Bandwidth"), 10, 64)
-		if c := o.Meta("Codecs"); c != "" {
-			r.Codecs = c
+		if sm.Codecs != "" {
+			r.Codecs = sm.Codecs
 		}
-		seg := hls.Segment{Index: k.Index, URI: k.Rendition + "/" + path.Base(o.Key), Duration: dur, Bandwidth: bw}
-		if wc, err := time.Parse(time.RFC3339Nano, o.Meta("Segment-Wallclock")); err == nil {
-			seg.ProgramDateTime = wc
-		}
+		seg := hls.Segment{Index: k.Index, URI: k.Rendition + "/" + path.Base(o.Key), Duration: sm.Duration,
+			Bandwidth: sm.Bandwidth, ProgramDateTime: sm.Wallclock}
 		r.Segments = append(r.Segments, seg)
 		out[k.Rendition] = r
 	}

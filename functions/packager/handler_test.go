@@ -1,4 +1,4 @@
-package function
+package packager
 
 import (
 	"bytes"

@@ -1,9 +1,9 @@
-// Package function is the split stage: an upload becomes an asset. It
+// Package split is the split stage: an upload becomes an asset. It
 // probes the file, refuses what is not usable media with a failed status
 // that says why, cuts the video at keyframes into ~4 s source segments
 // (stream copy; audio encoded once so its seams are clean), and writes the
 // manifest and the segments, whose writes trigger the next stages.
-package function
+package split
 
 import (
 	"context"
@@ -268,9 +268,7 @@ func startUploads(ctx context.Context, e *stage.Env, bucket string, a layout.Ass
 			for s := range u.next {
 				err := e.Store.PutFile(u.ctx, bucket, a.Source(s.Index), s.Path, storage.PutOptions{
 					ContentType: "video/mp2t",
-					Metadata: e.Meta("Segment-Index", strconv.Itoa(s.Index),
-						"Segment-Start", strconv.FormatFloat(s.Start, 'f', 6, 64),
-						"Segment-Duration", strconv.FormatFloat(s.Duration, 'f', 6, 64)),
+					Metadata:    asset.SegmentMeta{Index: s.Index, Start: s.Start, Duration: s.Duration}.Encode(e.Meta()),
 				})
 				if err != nil {
 					u.cancel(fmt.Errorf("segment %d: %w", s.Index, err))

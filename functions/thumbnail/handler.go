@@ -1,8 +1,8 @@
-// Package function is the thumbnail stage: per source segment a thumbnail
+// Package thumbnail is the thumbnail stage: per source segment a thumbnail
 // and a strip of scrub-preview tiles (the first segment also gives the
 // poster); once every segment's strip is in the bucket, the sprite sheet
 // and its WebVTT storyboard (#xywh cues) that players use for scrubbing.
-package function
+package thumbnail
 
 import (
 	"context"

@@ -1,11 +1,11 @@
-// Package function is the transcode stage: one call per source (or
+// Package transcode is the transcode stage: one call per source (or
 // watermarked) segment makes every rendition of the asset's ladder from a
 // single decode, plus the segment's audio, and writes them under
 // assets/<id>/<rendition>/<n>, which triggers the packager.
 //
 // A single rendition can be made again on its own: call the function with
 // the segment's CloudEvent and ?rendition=<name> (repeatable).
-package function
+package transcode
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
@@ -68,7 +69,7 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 	if err != nil {
 		return "", e.FailSegment(ctx, t, err)
 	}
-	seg := segmentOf(m, n, srcInfo)
+	seg, wallclock := segmentOf(m, n, srcInfo)
 	a := layout.Asset(id)
 	for _, o := range outs {
 		if o.InitPath != "" {
@@ -92,16 +93,8 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 		if seg.Duration > 0 {
 			bw = int64(float64(o.Bytes*8) / seg.Duration)
 		}
-		meta := e.Meta(
-			"Segment-Index", strconv.Itoa(n),
-			"Segment-Start", strconv.FormatFloat(seg.Start, 'f', 6, 64),
-			"Segment-Duration", strconv.FormatFloat(seg.Duration, 'f', 6, 64),
-			"Bandwidth", strconv.FormatInt(bw, 10),
-			"Codecs", o.Codecs,
-		)
-		if wc := srcInfo.Meta("Segment-Wallclock"); wc != "" {
-			meta["Segment-Wallclock"] = wc
-		}
+		meta := asset.SegmentMeta{Index: n, Start: seg.Start, Duration: seg.Duration, Wallclock: wallclock,
+			Bandwidth: bw, Codecs: o.Codecs}.Encode(e.Meta())
 		if o.Rung.Name != "audio" {
 			meta["Resolution"] = fmt.Sprintf("%dx%d", o.Rung.Width, o.Rung.Height)
 			meta["Frame-Rate"] = strconv.FormatFloat(m.FPS, 'f', 3, 64)
@@ -121,17 +114,17 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 }
 
 // segmentOf returns segment n's timing: from the segment's own metadata
-// (a live segment is not in the manifest yet), else from the manifest.
-func segmentOf(m *asset.Manifest, n int, src storage.Info) asset.Segment {
+// (a live segment is not in the manifest yet), else from the manifest;
+// and a live segment's wall clock.
+func segmentOf(m *asset.Manifest, n int, src storage.Info) (asset.Segment, time.Time) {
 	seg := asset.Segment{Index: n}
 	if n < len(m.Segments) {
 		seg = m.Segments[n]
 	}
-	if v, err := strconv.ParseFloat(src.Meta("Segment-Start"), 64); err == nil {
-		seg.Start = v
+	sm, err := asset.ReadSegmentMeta(src)
+	if err != nil {
+		return seg, time.Time{}
 	}
-	if v, err := strconv.ParseFloat(src.Meta("Segment-Duration"), 64); err == nil && v > 0 {
-		seg.Duration = v
-	}
-	return seg
+	seg.Start, seg.Duration = sm.Start, sm.Duration
+	return seg, sm.Wallclock
 }

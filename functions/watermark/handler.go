@@ -1,8 +1,8 @@
-// Package function is the watermark stage: when the upload asked for a
+// Package watermark is the watermark stage: when the upload asked for a
 // watermark, it burns the text or PNG into each source segment and writes
 // assets/<id>/marked/<n>.ts, which transcode takes instead of the source.
 // Without one it does nothing.
-package function
+package watermark
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"path/filepath"
 
+	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/stage"
@@ -59,10 +60,8 @@ func mark(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 	}
 	// The marked copy carries the source segment's timing on to transcode.
 	meta := e.Meta()
-	for _, k := range []string{"Segment-Index", "Segment-Start", "Segment-Duration", "Segment-Wallclock"} {
-		if v := srcInfo.Meta(k); v != "" {
-			meta[k] = v
-		}
+	if sm, err := asset.ReadSegmentMeta(srcInfo); err == nil {
+		meta = asset.SegmentMeta{Index: sm.Index, Start: sm.Start, Duration: sm.Duration, Wallclock: sm.Wallclock}.Encode(meta)
 	}
 	if err := e.Store.PutFile(ctx, t.Bucket, layout.Asset(id).Marked(n), out,
 		storage.PutOptions{ContentType: "video/mp2t", Metadata: meta}); err != nil {

@@ -178,7 +178,7 @@ func TestVODEndToEnd(t *testing.T) {
 		a := layout.Asset(id)
 		refused := []struct {
 			fn, what string
-			do   func(c *storage.Client) error
+			do       func(c *storage.Client) error
 		}{
 			{"split", "overwrite a rendition", func(c *storage.Client) error {
 				return c.PutBytes(ctx, s.Bucket, a.Rendition("720p", 0, ".ts"), []byte("x"), storage.PutOptions{})

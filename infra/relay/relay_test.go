@@ -126,8 +126,8 @@ func (e *env) checkSegments(m *asset.Manifest, seconds int) {
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		if info.Meta("Segment-Index") != strconv.Itoa(i) || info.Meta("Segment-Wallclock") == "" {
-			e.t.Errorf("segment %d metadata %v", i, info.Metadata)
+		if sm, err := asset.ReadSegmentMeta(info); err != nil || sm.Index != i || sm.Wallclock.IsZero() || math.Abs(sm.Duration-s.Duration) > 1e-5 {
+			e.t.Errorf("segment %d metadata %v: %+v %v", i, info.Metadata, sm, err)
 		}
 		if err := mediatest.Decodes(p); err != nil {
 			e.t.Errorf("segment %d: %v", i, err)

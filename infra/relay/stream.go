@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -94,13 +93,9 @@ func (st *stream) onSegment(s Segment) {
 	st.segments = append(st.segments, seg)
 	st.bytes += s.Size
 	st.mu.Unlock()
-	it := item{Key: layout.Asset(st.id).Source(s.Index), ContentType: "video/mp2t", Metadata: map[string]string{
-		layout.ProducerMeta: "relay",
-		"Segment-Index":     strconv.Itoa(s.Index),
-		"Segment-Start":     strconv.FormatFloat(seg.Start, 'f', 6, 64),
-		"Segment-Duration":  strconv.FormatFloat(seg.Duration, 'f', 6, 64),
-		"Segment-Wallclock": s.Wallclock.UTC().Format(time.RFC3339Nano),
-	}}
+	meta := asset.SegmentMeta{Index: s.Index, Start: seg.Start, Duration: seg.Duration, Wallclock: s.Wallclock}
+	it := item{Key: layout.Asset(st.id).Source(s.Index), ContentType: "video/mp2t",
+		Metadata: meta.Encode(map[string]string{layout.ProducerMeta: "relay"})}
 	st.r.metrics.segments.WithLabelValues(st.name).Inc()
 	st.r.metrics.bitrate.WithLabelValues(st.name).Set(float64(s.Size*8) / max(s.Duration.Seconds(), 0.001))
 	if err := st.spool.AddFile(it, s.Path, s.Size); err != nil {

@@ -1,0 +1,89 @@
+package asset
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/segflow/segflow/shared/storage"
+)
+
+// SegmentMeta is the user metadata every media segment object carries
+// (source, marked, rendition and caption segments): where it sits on the
+// asset's timeline and, for what a playlist lists, its peak bit rate and
+// codecs. The writers (split, the relay, watermark, transcode, aitag) and
+// the readers (transcode, aitag, packager) share it through Encode and
+// ReadSegmentMeta only.
+type SegmentMeta struct {
+	Index    int
+	Start    float64 // seconds on the asset's timeline
+	Duration float64 // seconds
+	// Wallclock is when a live segment's first frame was received (the
+	// playlist's PROGRAM-DATE-TIME); zero for files.
+	Wallclock time.Time
+	Bandwidth int64  // peak bits per second; 0 when not measured
+	Codecs    string // RFC 6381; empty when not known
+}
+
+// The metadata keys (S3 sends them as X-Amz-Meta-<key>).
+const (
+	metaIndex     = "Segment-Index"
+	metaStart     = "Segment-Start"
+	metaDuration  = "Segment-Duration"
+	metaWallclock = "Segment-Wallclock"
+	metaBandwidth = "Bandwidth"
+	metaCodecs    = "Codecs"
+)
+
+// Encode adds m to an object's metadata and returns it (a new map when
+// meta is nil). Index, Start and Duration are always written; the rest
+// when set.
+func (m SegmentMeta) Encode(meta map[string]string) map[string]string {
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[metaIndex] = strconv.Itoa(m.Index)
+	meta[metaStart] = strconv.FormatFloat(m.Start, 'f', 6, 64)
+	meta[metaDuration] = strconv.FormatFloat(m.Duration, 'f', 6, 64)
+	if !m.Wallclock.IsZero() {
+		meta[metaWallclock] = m.Wallclock.UTC().Format(time.RFC3339Nano)
+	}
+	if m.Bandwidth > 0 {
+		meta[metaBandwidth] = strconv.FormatInt(m.Bandwidth, 10)
+	}
+	if m.Codecs != "" {
+		meta[metaCodecs] = m.Codecs
+	}
+	return meta
+}
+
+// ReadSegmentMeta reads what Encode wrote from an object's info. A
+// segment without a start and a positive duration is an error: it was
+// written by something else, or its metadata has not arrived yet.
+func ReadSegmentMeta(info storage.Info) (SegmentMeta, error) {
+	var m SegmentMeta
+	var err error
+	if m.Start, err = strconv.ParseFloat(info.Meta(metaStart), 64); err != nil {
+		return m, fmt.Errorf("segment %s: %s %q: %w", info.Key, metaStart, info.Meta(metaStart), err)
+	}
+	if m.Duration, err = strconv.ParseFloat(info.Meta(metaDuration), 64); err != nil || m.Duration <= 0 {
+		return m, fmt.Errorf("segment %s: %s %q: not a positive number", info.Key, metaDuration, info.Meta(metaDuration))
+	}
+	if v := info.Meta(metaIndex); v != "" {
+		if m.Index, err = strconv.Atoi(v); err != nil {
+			return m, fmt.Errorf("segment %s: %s %q: %w", info.Key, metaIndex, v, err)
+		}
+	}
+	if v := info.Meta(metaWallclock); v != "" {
+		if m.Wallclock, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return m, fmt.Errorf("segment %s: %s %q: %w", info.Key, metaWallclock, v, err)
+		}
+	}
+	if v := info.Meta(metaBandwidth); v != "" {
+		if m.Bandwidth, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return m, fmt.Errorf("segment %s: %s %q: %w", info.Key, metaBandwidth, v, err)
+		}
+	}
+	m.Codecs = info.Meta(metaCodecs)
+	return m, nil
+}
