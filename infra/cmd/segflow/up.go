@@ -438,6 +438,21 @@ func deployStack(ctx context.Context, c *gwclient.Client, admin *s3iam.Admin, st
 	if err := grantFunctions(ctx, admin, c, st, bucket, nil); err != nil {
 		return err
 	}
+	// Before functions had users of their own, the shared secrets held
+	// MinIO's root keys; a state folder from then must not keep them for
+	// any deployment that lists them.
+	secrets, err := c.GetSecrets(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, sec := range secrets {
+		if ak, sk := storage.SecretNames(""); sec.Name == ak || sec.Name == sk {
+			if err := c.DeleteSecret(ctx, sec.Name, ""); err != nil {
+				return fmt.Errorf("remove the shared secret %s: %w", sec.Name, err)
+			}
+			log.Info("removed the shared secret that held MinIO's root keys", "secret", sec.Name)
+		}
+	}
 	for _, n := range st.Names() {
 		start := time.Now()
 		dep, err := st.LocalDeployment(n)
