@@ -55,6 +55,69 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 	if err != nil {
 		return "", err
 	}
+	p, err := makePlan(m, objs)
+	if err != nil {
+		return "", err
+	}
+	have := make(map[string]storage.Info, len(objs))
+	for _, o := range objs {
+		have[o.Key] = o
+	}
+	replace, rankOf := monotonic, countRank
+	if m.Live {
+		replace, rankOf = monotonicLive, lastRank
+	}
+	for _, pl := range p.media {
+		key, rk := a.Playlist(pl.name), rankOf(pl.body)
+		if err := put(ctx, e, bucket, have[key], key, pl.body, rk, func(old rank) bool { return !rk.ahead(old) }, replace(pl.body)); err != nil {
+			return "", err
+		}
+	}
+	// The master's bandwidths are measured over the segments listed so far,
+	// so it records that count in a comment (players skip comments) and is
+	// only replaced by a master computed from at least as many.
+	if err := put(ctx, e, bucket, have[a.Master()], a.Master(), p.master, rank{n: p.listed},
+		func(old rank) bool { return !m.Live && old.n > p.listed },
+		func(old []byte) ([]byte, error) {
+			if string(old) == string(p.master) || (!m.Live && listedIn(old) > p.listed) {
+				return nil, nil
+			}
+			return p.master, nil
+		}); err != nil {
+		return "", err
+	}
+	if p.complete < p.renditions {
+		return fmt.Sprintf("packaged %s: %d of %d renditions complete, %d segments listed", id, p.complete, p.renditions, p.listed), nil
+	}
+	if err := asset.UpdateStatus(ctx, e.Store, bucket, id, name, func(s *asset.Status) {
+		s.SetStage(name, asset.StateDone, nil)
+		if s.State != asset.StateFailed {
+			s.State = asset.StateComplete
+		}
+	}); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("packaged %s: %d renditions complete", id, p.renditions), nil
+}
+
+// plan is what one rebuild writes: the media playlists (video, audio,
+// then captions), the master, and how far they reach. It comes from the
+// manifest and one listing only, so it is tested without storage.
+type plan struct {
+	media  []playlist
+	master []byte
+	// listed counts the segments in every media playlist; complete the
+	// renditions (captions aside: the asset plays without them) whose
+	// playlist ended, of renditions.
+	listed, complete, renditions int
+}
+
+type playlist struct {
+	name string
+	body []byte
+}
+
+func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 	renditions := collect(objs, m)
 	var video []hls.Rendition
 	for _, r := range m.Ladder {
@@ -71,7 +134,6 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 	if sr, ok := renditions[layout.SubtitlesRendition]; ok && len(sr.Segments) > 0 {
 		subs = &sr
 	}
-
 	all := append([]hls.Rendition(nil), video...)
 	if audio != nil {
 		all = append(all, *audio)
@@ -80,9 +142,8 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 	if m.Splitting {
 		opts.Total = 0 // more segments are coming
 	}
-	replace, rankOf := monotonic, countRank
 	if m.Live {
-		opts, replace, rankOf = liveOptions(m, all), monotonicLive, lastRank
+		opts = liveOptions(m, all)
 		// A live segment is listed only once every rendition of it exists.
 		keep := everywhere(all)
 		for i := range all {
@@ -92,72 +153,35 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 		if audio != nil {
 			audio = &all[len(all)-1]
 		}
+		if subs != nil {
+			*subs = onlyIndices(*subs, keep)
+		}
 	}
-	have := make(map[string]storage.Info, len(objs))
-	for _, o := range objs {
-		have[o.Key] = o
-	}
-	putMedia := func(key string, body []byte) error {
-		rk := rankOf(body)
-		return put(ctx, e, bucket, have[key], key, body, rk, func(old rank) bool { return !rk.ahead(old) }, replace(body))
-	}
-	complete, listed := 0, 0
-	write := func(r hls.Rendition) error {
+	p := plan{renditions: len(all)}
+	add := func(r hls.Rendition, counts bool) error {
 		body, n, done, err := hls.Media(r, opts)
 		if err != nil {
 			return err
 		}
-		if done {
-			complete++
+		if done && counts {
+			p.complete++
 		}
-		listed += n
-		return putMedia(a.Playlist(r.Name), body)
+		p.listed += n
+		p.media = append(p.media, playlist{r.Name, body})
+		return nil
 	}
 	for _, r := range all {
-		if err := write(r); err != nil {
-			return "", err
+		if err := add(r, true); err != nil {
+			return p, err
 		}
 	}
-	required := complete
 	if subs != nil {
-		if m.Live {
-			*subs = onlyIndices(*subs, everywhere(all))
-		}
-		body, n, _, err := hls.Media(*subs, opts)
-		if err != nil {
-			return "", err
-		}
-		listed += n
-		if err := putMedia(a.Playlist(subs.Name), body); err != nil {
-			return "", err
+		if err := add(*subs, false); err != nil {
+			return p, err
 		}
 	}
-	// The master's bandwidths are measured over the segments listed so far,
-	// so it records that count in a comment (players skip comments) and is
-	// only replaced by a master computed from at least as many.
-	master := append(hls.Master(video, audio, subs), fmt.Sprintf("%s%d\n", listedComment, listed)...)
-	if err := put(ctx, e, bucket, have[a.Master()], a.Master(), master, rank{n: listed},
-		func(old rank) bool { return !m.Live && old.n > listed },
-		func(old []byte) ([]byte, error) {
-			if string(old) == string(master) || (!m.Live && listedIn(old) > listed) {
-				return nil, nil
-			}
-			return master, nil
-		}); err != nil {
-		return "", err
-	}
-	if required == len(all) {
-		if err := asset.UpdateStatus(ctx, e.Store, bucket, id, name, func(s *asset.Status) {
-			s.SetStage(name, asset.StateDone, nil)
-			if s.State != asset.StateFailed {
-				s.State = asset.StateComplete
-			}
-		}); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("packaged %s: %d renditions complete", id, len(all)), nil
-	}
-	return fmt.Sprintf("packaged %s: %d of %d renditions complete, %d segments listed", id, complete, len(all), listed), nil
+	p.master = append(hls.Master(video, audio, subs), fmt.Sprintf("%s%d\n", listedComment, p.listed)...)
+	return p, nil
 }
 
 // rankMeta is the user metadata each playlist is written with: its rank,

@@ -69,13 +69,31 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 	if err != nil {
 		return "", e.FailSegment(ctx, t, err)
 	}
+	if err := writeOutputs(ctx, e, t, m, srcInfo, outs); err != nil {
+		return "", err
+	}
+	made := make([]string, 0, len(outs))
+	for _, o := range outs {
+		made = append(made, o.Rung.Name)
+	}
+	if err := e.RenditionsDone(ctx, t, made); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("transcoded segment %d of %s into %d renditions", n, id, len(rungs)), nil
+}
+
+// writeOutputs puts each rendition's segment (and its init segment) into
+// the bucket with the segment's metadata: timing from the source, peak
+// bit rate and codecs from the output.
+func writeOutputs(ctx context.Context, e *stage.Env, t *stage.Trigger, m *asset.Manifest, srcInfo storage.Info, outs []media.Output) error {
+	n := t.Layout.Index
 	seg, wallclock := segmentOf(m, n, srcInfo)
-	a := layout.Asset(id)
+	a := layout.Asset(t.Layout.AssetID)
 	for _, o := range outs {
 		if o.InitPath != "" {
 			if err := e.Store.PutFile(ctx, t.Bucket, a.InitSegment(o.Rung.Name), o.InitPath,
 				storage.PutOptions{ContentType: "video/mp4", Metadata: e.Meta()}); err != nil {
-				return "", err
+				return err
 			}
 		}
 	}
@@ -100,17 +118,10 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 			meta["Frame-Rate"] = strconv.FormatFloat(m.FPS, 'f', 3, 64)
 		}
 		if err := e.Store.PutFile(ctx, t.Bucket, key, o.Path, storage.PutOptions{ContentType: ctype, Metadata: meta}); err != nil {
-			return "", err
+			return err
 		}
 	}
-	made := make([]string, 0, len(outs))
-	for _, o := range outs {
-		made = append(made, o.Rung.Name)
-	}
-	if err := e.RenditionsDone(ctx, t, made); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("transcoded segment %d of %s into %d renditions", n, id, len(rungs)), nil
+	return nil
 }
 
 // segmentOf returns segment n's timing: from the segment's own metadata

@@ -71,86 +71,117 @@ func (s *logStore) Close() {
 	}
 }
 
-// Query implements logs.Requester.
+// Query implements logs.Requester: the last req.Tail messages (since
+// req.Since), then, when following, each new one as it is written, also
+// for a function that has logged nothing yet.
 func (s *logStore) Query(ctx context.Context, req logs.Request) (<-chan logs.Message, error) {
 	f, err := os.Open(s.path(req.Name))
-	if err != nil {
-		if os.IsNotExist(err) && !req.Follow {
-			ch := make(chan logs.Message)
-			close(ch)
-			return ch, nil
-		}
-		if !os.IsNotExist(err) {
-			return nil, fmt.Errorf("logs %s: %w", req.Name, err)
-		}
+	switch {
+	case os.IsNotExist(err) && !req.Follow:
+		ch := make(chan logs.Message)
+		close(ch)
+		return ch, nil
+	case err != nil && !os.IsNotExist(err):
+		return nil, fmt.Errorf("logs %s: %w", req.Name, err)
 	}
 	ch := make(chan logs.Message, 64)
 	go func() {
 		defer close(ch)
 		if f == nil {
-			return
+			// Its file comes with its first line.
+			if f = waitForFile(ctx, s.path(req.Name)); f == nil {
+				return
+			}
 		}
 		defer f.Close()
-		// Read what is there, keeping only the last Tail messages.
 		r := bufio.NewReader(f)
-		var backlog []logs.Message
-		for {
-			line, err := r.ReadBytes('\n')
-			if err == io.EOF {
-				// A partial line stays for the follow loop.
-				if len(line) > 0 {
-					_, _ = f.Seek(-int64(len(line)), io.SeekCurrent)
-					r.Reset(f)
-				}
-				break
-			}
-			if err != nil {
-				return
-			}
-			var m logs.Message
-			if json.Unmarshal(line, &m) != nil || (req.Since != nil && m.Timestamp.Before(*req.Since)) {
-				continue
-			}
-			backlog = append(backlog, m)
-			if req.Tail > 0 && len(backlog) > req.Tail {
-				backlog = backlog[1:]
-			}
-		}
-		for _, m := range backlog {
-			select {
-			case ch <- m:
-			case <-ctx.Done():
+		for _, m := range backlog(f, r, req) {
+			if !send(ctx, ch, m) {
 				return
 			}
 		}
-		if !req.Follow {
-			return
-		}
-		var partial []byte
-		for {
-			line, err := r.ReadBytes('\n')
-			partial = append(partial, line...)
-			if err == io.EOF {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(200 * time.Millisecond):
-				}
-				continue
-			}
-			if err != nil {
-				return
-			}
-			var m logs.Message
-			if json.Unmarshal(partial, &m) == nil {
-				select {
-				case ch <- m:
-				case <-ctx.Done():
-					return
-				}
-			}
-			partial = nil
+		if req.Follow {
+			follow(ctx, r, ch)
 		}
 	}()
 	return ch, nil
+}
+
+// followPoll is how often a followed log is checked for new lines.
+const followPoll = 200 * time.Millisecond
+
+func send(ctx context.Context, ch chan<- logs.Message, m logs.Message) bool {
+	select {
+	case ch <- m:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// waitForFile opens path once it exists, or returns nil when ctx ends.
+func waitForFile(ctx context.Context, path string) *os.File {
+	for {
+		if f, err := os.Open(path); err == nil {
+			return f
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(followPoll):
+		}
+	}
+}
+
+// backlog reads the whole messages in f, keeping the last req.Tail
+// written since req.Since. A partial last line is left unread in r, for
+// follow.
+func backlog(f *os.File, r *bufio.Reader, req logs.Request) []logs.Message {
+	var out []logs.Message
+	for {
+		line, err := r.ReadBytes('\n')
+		if err == io.EOF {
+			if len(line) > 0 {
+				_, _ = f.Seek(-int64(len(line)), io.SeekCurrent)
+				r.Reset(f)
+			}
+			return out
+		}
+		if err != nil {
+			return out
+		}
+		var m logs.Message
+		if json.Unmarshal(line, &m) != nil || (req.Since != nil && m.Timestamp.Before(*req.Since)) {
+			continue
+		}
+		out = append(out, m)
+		if req.Tail > 0 && len(out) > req.Tail {
+			out = out[1:]
+		}
+	}
+}
+
+// follow sends each message written to r from now on until ctx ends.
+func follow(ctx context.Context, r *bufio.Reader, ch chan<- logs.Message) {
+	var partial []byte
+	for {
+		line, err := r.ReadBytes('\n')
+		partial = append(partial, line...)
+		if err == io.EOF {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(followPoll):
+			}
+			continue
+		}
+		if err != nil {
+			return
+		}
+		var m logs.Message
+		if json.Unmarshal(partial, &m) == nil && !send(ctx, ch, m) {
+			return
+		}
+		partial = nil
+	}
 }

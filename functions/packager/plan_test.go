@@ -1,0 +1,89 @@
+package packager
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media"
+	"github.com/segflow/segflow/shared/storage"
+)
+
+// The plan is the packager's whole decision, made from a manifest and a
+// listing: which segments each playlist lists, when it ends, what the
+// master says. No storage needed.
+func TestMakePlan(t *testing.T) {
+	const id = "clip-0123456789"
+	a := layout.Asset(id)
+	ladder := []media.Rung{{Name: "720p", Codec: "h264", Width: 1280, Height: 720}, {Name: "360p", Codec: "h264", Width: 640, Height: 360}}
+	vod := &asset.Manifest{ID: id, Audio: true, Ladder: ladder, Segments: []asset.Segment{{Index: 0, Duration: 2}, {Index: 1, Start: 2, Duration: 2}, {Index: 2, Start: 4, Duration: 1}}}
+	live := *vod
+	live.Live, live.SegmentTarget = true, 2
+	seg := func(rendition string, n int, meta bool) storage.Info {
+		info := storage.Info{Key: a.Rendition(rendition, n, ".ts")}
+		if meta {
+			info.Metadata = asset.SegmentMeta{Index: n, Start: float64(2 * n), Duration: 2, Bandwidth: 1_000_000, Codecs: "avc1.64001f"}.Encode(nil)
+		}
+		return info
+	}
+	listing := func(skip string) []storage.Info {
+		var out []storage.Info
+		for _, r := range []string{"720p", "360p", "audio"} {
+			for n := range 3 {
+				if r+"/"+layout.SegmentName(n, "") != skip {
+					out = append(out, seg(r, n, true))
+				}
+			}
+		}
+		return append(out, storage.Info{Key: a.Manifest()}, seg("360p", 7, false)) // not a segment yet: no metadata
+	}
+	for _, tc := range []struct {
+		name      string
+		m         *asset.Manifest
+		objs      []storage.Info
+		complete  int
+		listed    int
+		ended     []string // playlists with ENDLIST
+		notListed string   // a segment URI no playlist may list
+	}{
+		{"every segment there", vod, listing(""), 3, 9, []string{"720p", "360p", "audio"}, "360p/00007.ts"},
+		{"one segment missing", vod, listing("360p/00002"), 2, 8, []string{"720p", "audio"}, "360p/00002.ts"},
+		{"still splitting", func() *asset.Manifest { m := *vod; m.Splitting = true; return &m }(), listing(""), 0, 9, nil, "360p/00007.ts"},
+		// Live lists a segment only once every rendition has it.
+		{"live, one rendition behind", &live, listing("360p/00002"), 0, 6, nil, "720p/00002.ts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := makePlan(tc.m, tc.objs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.complete != tc.complete || p.listed != tc.listed || p.renditions != 3 {
+				t.Fatalf("complete %d listed %d of %d renditions, want %d, %d of 3", p.complete, p.listed, p.renditions, tc.complete, tc.listed)
+			}
+			var names []string
+			for _, pl := range p.media {
+				names = append(names, pl.name)
+				body := string(pl.body)
+				ended := strings.Contains(body, "#EXT-X-ENDLIST")
+				want := false
+				for _, e := range tc.ended {
+					want = want || e == pl.name
+				}
+				if ended != want {
+					t.Errorf("%s ENDLIST %v, want %v:\n%s", pl.name, ended, want, body)
+				}
+				if strings.Contains(body, strings.TrimPrefix(tc.notListed, pl.name+"/")) && strings.HasPrefix(tc.notListed, pl.name+"/") {
+					t.Errorf("%s lists %s:\n%s", pl.name, tc.notListed, body)
+				}
+			}
+			if strings.Join(names, ",") != "720p,360p,audio" {
+				t.Errorf("playlists %v", names)
+			}
+			master := string(p.master)
+			if !strings.Contains(master, "720p.m3u8") || !strings.Contains(master, `CODECS="avc1.64001f`) || listedIn(p.master) != tc.listed {
+				t.Errorf("master:\n%s", master)
+			}
+		})
+	}
+}

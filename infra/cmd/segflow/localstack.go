@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/nats-io/nats.go"
+	"github.com/openfaas/faas-provider/auth"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/segflow/segflow/infra/catalog"
+	"github.com/segflow/segflow/infra/console"
+	"github.com/segflow/segflow/infra/gwclient"
+	"github.com/segflow/segflow/infra/local"
+	"github.com/segflow/segflow/infra/local/gateway"
+	"github.com/segflow/segflow/infra/natsq"
+	"github.com/segflow/segflow/infra/playback"
+	"github.com/segflow/segflow/infra/relay"
+	"github.com/segflow/segflow/infra/router"
+	"github.com/segflow/segflow/infra/s3iam"
+	"github.com/segflow/segflow/infra/stack"
+	"github.com/segflow/segflow/shared/config"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/miniosrv"
+	"github.com/segflow/segflow/shared/storage"
+)
+
+// stackCreds are the stack's own secrets in the state folder, each made
+// on the first run and kept (0600): see README's Security section.
+type stackCreds struct {
+	GatewayUser, GatewayPassword string
+	S3User, S3Password           string // MinIO's root
+	WebhookToken                 string // what MinIO's notifications carry
+	PlaybackKey                  string // signs private assets' URLs
+	DemoStreamKey                string
+	NATS                         map[string]string // component: password
+}
+
+// natsUsers are the components that use the queue, each a user.
+var natsUsers = []string{"router", "gateway"}
+
+func loadCreds(home string) (stackCreds, error) {
+	authDir, minioDir := filepath.Join(home, "auth"), filepath.Join(home, "minio-auth")
+	c := stackCreds{NATS: map[string]string{}}
+	fields := []struct {
+		dst         *string
+		path, fixed string
+	}{
+		{&c.GatewayUser, filepath.Join(authDir, "basic-auth-user"), "admin"},
+		{&c.GatewayPassword, filepath.Join(authDir, "basic-auth-password"), ""},
+		{&c.S3User, filepath.Join(minioDir, "root-user"), "segflow"},
+		{&c.S3Password, filepath.Join(minioDir, "root-password"), ""},
+		{&c.WebhookToken, filepath.Join(minioDir, "webhook-token"), ""},
+		{&c.PlaybackKey, filepath.Join(authDir, "playback-key"), ""},
+		{&c.DemoStreamKey, filepath.Join(authDir, "demo-stream-key"), ""},
+	}
+	for _, f := range fields {
+		v, err := credential(f.path, f.fixed)
+		if err != nil {
+			return c, err
+		}
+		*f.dst = v
+	}
+	for _, u := range natsUsers {
+		v, err := credential(filepath.Join(authDir, "nats-"+u+"-password"), "")
+		if err != nil {
+			return c, err
+		}
+		c.NATS[u] = v
+	}
+	return c, nil
+}
+
+// localStack is what `segflow up` runs in its process, started in order
+// by its start* methods. Its goroutines (the gateway, the catalog's sync)
+// end with the context they were given; close, called after that context
+// ended, joins them and then stops everything else in reverse order.
+type localStack struct {
+	o          upOptions
+	home, repo string
+	log        *slog.Logger
+	creds      stackCreds
+	st         *stack.Stack
+	gwURL      string
+	s3Addr     string
+
+	closers []func()
+	wg      sync.WaitGroup
+
+	minio   *miniosrv.Server
+	root    *storage.Client // MinIO's root: the relay, the router, bucket set-up
+	rootOps storage.Options
+	admin   *s3iam.Admin
+	queue   *natsq.Server
+	rtr     *router.Router
+	gw      *gwclient.Client
+}
+
+func (s *localStack) onClose(f func()) { s.closers = append(s.closers, f) }
+
+func (s *localStack) close() {
+	s.wg.Wait()
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+func (s *localStack) authDir() string { return filepath.Join(s.home, "auth") }
+
+// startStorage runs MinIO and sets the bucket up: notifications to the
+// router's webhook, anonymous read of public assets only.
+func (s *localStack) startStorage(ctx context.Context) error {
+	// What MinIO posts while the router is not up yet (or restarting) is
+	// dropped; the router's catch-up finds those writes in the bucket.
+	target := s.webhookTarget()
+	minioLog, err := os.OpenFile(filepath.Join(s.home, "minio.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	s.onClose(func() { minioLog.Close() })
+	s.log.Info("starting minio", "address", s.s3Addr)
+	s.minio, err = miniosrv.Start(ctx, miniosrv.Options{
+		DataDir: filepath.Join(s.home, "minio"), Address: s.s3Addr, Console: fmt.Sprintf("127.0.0.1:%d", s.o.s3Port+1),
+		RootUser: s.creds.S3User, RootPassword: s.creds.S3Password, Log: minioLog, Env: target.Env(),
+	})
+	if err != nil {
+		return err
+	}
+	s.onClose(func() { s.minio.Stop() })
+	s.rootOps = storage.Options{Endpoint: s.s3Addr, AccessKey: s.creds.S3User, SecretKey: s.creds.S3Password}
+	if s.root, err = storage.New(s.rootOps); err != nil {
+		return err
+	}
+	s.admin = adminFor(s.rootOps)
+	if err := s.root.EnsureBucket(ctx, s.o.bucket); err != nil {
+		return err
+	}
+	if err := target.Subscribe(ctx, s.root, s.o.bucket); err != nil {
+		return err
+	}
+	// Players fetch public assets' playlists and segments straight from
+	// the bucket; private ones only through /play/.
+	return s.root.SetPublicRead(ctx, s.o.bucket, layout.AssetsPrefix, layout.AssetsPrefix+layout.PrivateIDPrefix)
+}
+
+func (s *localStack) webhookTarget() router.MinIOTarget {
+	return router.MinIOTarget{ID: "segflow", Endpoint: s.gwURL + "/events/minio", Token: s.creds.WebhookToken}
+}
+
+// scoped returns a client signed in as user, a MinIO user with grant g
+// and a new secret: the root keys stay with the relay and the router.
+func (s *localStack) scoped(ctx context.Context, user string, g s3iam.Grant) (*storage.Client, error) {
+	return scopedClient(ctx, s.admin, s.rootOps, s.o.bucket, user, g)
+}
+
+// startQueue runs NATS JetStream with a user per component (a local
+// process without their passwords cannot read, forge or delete queued
+// work) and connects each.
+func (s *localStack) startQueue() (map[string]*nats.Conn, error) {
+	var err error
+	s.queue, err = natsq.Start(natsq.Options{StoreDir: filepath.Join(s.home, "nats"), Port: s.o.natsPort, Users: s.creds.NATS})
+	if err != nil {
+		return nil, err
+	}
+	s.onClose(s.queue.Shutdown)
+	conns := map[string]*nats.Conn{}
+	for _, u := range natsUsers {
+		nc, err := s.queue.Connect(u)
+		if err != nil {
+			return nil, err
+		}
+		s.onClose(nc.Close)
+		conns[u] = nc
+	}
+	return conns, nil
+}
+
+// startRelay runs RTMP and SRT ingest with the stream keys of
+// auth/stream-keys (name=key lines; a "demo" key on the first run).
+func (s *localStack) startRelay() error {
+	if s.o.rtmpPort <= 0 && s.o.srtPort <= 0 {
+		return nil
+	}
+	keysFile := filepath.Join(s.authDir(), "stream-keys")
+	if !fileExists(keysFile) {
+		if err := os.WriteFile(keysFile, []byte("# stream=key, one per line\ndemo="+s.creds.DemoStreamKey+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	keys, err := relay.LoadKeys(keysFile)
+	if err != nil {
+		return err
+	}
+	cfg := relay.Config{Keys: keys, Store: s.root, Bucket: s.o.bucket, SpoolDir: filepath.Join(s.home, "spool"),
+		Logger: s.log.With("component", "relay"), Registerer: prometheus.DefaultRegisterer}
+	if s.o.rtmpPort > 0 {
+		cfg.RTMPAddr = fmt.Sprintf(":%d", s.o.rtmpPort)
+	}
+	if s.o.srtPort > 0 {
+		cfg.SRTAddr = fmt.Sprintf(":%d", s.o.srtPort)
+	}
+	rl := &relay.Relay{}
+	if err := rl.Initialize(cfg); err != nil {
+		return err
+	}
+	s.onClose(rl.Close)
+	return nil
+}
+
+// startRouter opens the router on its queue connection.
+func (s *localStack) startRouter(ctx context.Context, nc *nats.Conn) error {
+	s.gw = gwclient.New(s.gwURL, s.creds.GatewayUser, s.creds.GatewayPassword)
+	var err error
+	s.rtr, err = router.Open(ctx, router.Config{NATS: nc, Gateway: s.gw, Token: s.creds.WebhookToken, Storage: s.root,
+		CatchUpBucket: s.o.bucket, Logger: s.log.With("component", "router"), Registerer: prometheus.DefaultRegisterer})
+	if err != nil {
+		return err
+	}
+	s.onClose(s.rtr.Close)
+	return nil
+}
+
+// routes are segflow's own routes on the gateway: the router's webhook
+// and dead letters, the catalog, playback and the console, each a MinIO
+// user of its own.
+func (s *localStack) routes(ctx context.Context) (func(*mux.Router), error) {
+	// The console's presigned part URLs carry the signer's key id.
+	uiStore, err := s.scoped(ctx, "segflow-console", console.StorageGrant())
+	if err != nil {
+		return nil, err
+	}
+	catStore, err := s.scoped(ctx, "segflow-catalog", catalog.StorageGrant())
+	if err != nil {
+		return nil, err
+	}
+	signer, err := playback.NewSigner([]byte(s.creds.PlaybackKey))
+	if err != nil {
+		return nil, err
+	}
+	playStore, err := s.scoped(ctx, "segflow-playback", playback.StorageGrant())
+	if err != nil {
+		return nil, err
+	}
+	play := &playback.Server{Signer: signer, Store: playStore, Bucket: s.o.bucket, Public: "http://" + s.s3Addr + "/" + s.o.bucket,
+		Gateway: s.gwURL, TTL: 4 * time.Hour, Log: s.log.With("component", "playback")}
+	assetBase := func(id string) string { return play.Base(id, 0) }
+	// SQLite in the home folder, or PostgreSQL when SEGFLOW_CATALOG_URL
+	// names one (postgres://...), for several gateways sharing a catalog.
+	cat, err := catalog.Open(config.Env("SEGFLOW_CATALOG_URL", filepath.Join(s.home, "catalog.db")), catStore, s.o.bucket)
+	if err != nil {
+		return nil, err
+	}
+	s.onClose(func() { cat.Close() })
+	s.wg.Go(func() { cat.Run(ctx, 2*time.Second, s.log.With("component", "catalog")) })
+	api := &catalog.API{Catalog: cat, MediaBase: play.Public, AssetBase: assetBase}
+	ui := &console.Console{Store: uiStore, Bucket: s.o.bucket, MediaBase: play.Public, AssetBase: assetBase}
+	creds := &auth.BasicAuthCredentials{User: s.creds.GatewayUser, Password: s.creds.GatewayPassword}
+	withAuth := func(h http.Handler) http.Handler { return auth.DecorateWithBasicAuth(h.ServeHTTP, creds) }
+	return func(r *mux.Router) {
+		r.Handle("/events/minio", s.rtr.WebhookHandler()).Methods(http.MethodPost)
+		r.Handle("/system/deadletters", withAuth(http.HandlerFunc(s.rtr.DeadLettersHandler())))
+		// The catalog knows every asset's name, on-screen text and speech:
+		// it answers the gateway's users only, as does issuing play URLs.
+		r.PathPrefix("/api/play/").Handler(withAuth(play.Handler()))
+		r.PathPrefix("/api/").Handler(withAuth(api.Handler()))
+		// The token in the path is the credential: no basic auth.
+		r.PathPrefix("/play/").Handler(play.Handler())
+		// The web console can upload and replay dead letters.
+		r.Handle("/ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+		r.PathPrefix("/ui/").Handler(withAuth(ui.Handler()))
+	}, nil
+}
+
+// runGateway serves the gateway until ctx ends; it returns once the
+// stack's functions are deployed (ready) or the gateway failed, and
+// done reports how the gateway ended.
+func (s *localStack) runGateway(ctx context.Context, nc *nats.Conn, routes func(*mux.Router)) (done <-chan error, err error) {
+	ready := make(chan error, 1)
+	runErr := make(chan error, 1)
+	s.wg.Go(func() {
+		runErr <- gateway.Run(ctx, gateway.Config{
+			// The stack deploys as written for OpenFaaS: the runtime's
+			// function settings (this MinIO, this bucket) win over the
+			// stack's defaults.
+			Runtime: local.Config{Home: filepath.Join(s.home, "runtime"), RepoRoot: s.repo, Logger: s.log,
+				FunctionEnv: []string{"S3_ENDPOINT=" + s.s3Addr, "S3_BUCKET=" + s.o.bucket, "SEGFLOW_GATEWAY=" + s.gwURL}},
+			Host: s.o.host, Port: s.o.port, AuthDir: s.authDir(), NATS: nc,
+			Async:  local.AsyncOptions{Callbacks: local.CallbackPolicy{Hosts: s.o.callbacks}},
+			Routes: routes,
+			Ready: func(*local.Runtime) {
+				err := deployStack(ctx, s.gw, s.admin, s.st, s.o.bucket, s.log)
+				if err == nil {
+					err = s.rtr.Refresh(ctx)
+				}
+				ready <- err
+			},
+		})
+	})
+	select {
+	case err := <-runErr:
+		if err == nil {
+			err = errors.New("gateway stopped before it was ready")
+		}
+		return nil, err
+	case err := <-ready:
+		return runErr, err
+	}
+}
+
+// env is what the env file exports: where everything is, and the keys a
+// user at a shell needs (NATS's stay in the auth folder).
+func (s *localStack) env() map[string]string {
+	env := map[string]string{
+		"SEGFLOW_PID":              strconv.Itoa(os.Getpid()),
+		"SEGFLOW_HOME":             s.home,
+		"SEGFLOW_GATEWAY":          s.gwURL,
+		"SEGFLOW_CONSOLE":          s.gwURL + "/ui/",
+		"OPENFAAS_URL":             s.gwURL,
+		"SEGFLOW_GATEWAY_USER":     s.creds.GatewayUser,
+		"SEGFLOW_GATEWAY_PASSWORD": s.creds.GatewayPassword,
+		"S3_ENDPOINT":              s.s3Addr,
+		"S3_ACCESS_KEY":            s.creds.S3User,
+		"S3_SECRET_KEY":            s.creds.S3Password,
+		"S3_BUCKET":                s.o.bucket,
+		"SEGFLOW_NATS":             s.queue.ClientURL(),
+		"SEGFLOW_FUNCTIONS":        strings.Join(s.st.Names(), ","),
+	}
+	if s.o.rtmpPort > 0 {
+		env["SEGFLOW_RTMP_URL"] = fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", s.o.rtmpPort, s.creds.DemoStreamKey)
+	}
+	if s.o.srtPort > 0 {
+		env["SEGFLOW_SRT_URL"] = fmt.Sprintf("srt://127.0.0.1:%d?streamid=%s", s.o.srtPort, s.creds.DemoStreamKey)
+	}
+	return env
+}
