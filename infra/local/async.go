@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/segflow/segflow/infra/natsq"
+	"github.com/segflow/segflow/shared/retry"
 )
 
 // Names of the JetStream objects that hold async calls.
@@ -224,6 +225,7 @@ func (q *AsyncQueue) requeue(msg jetstream.Msg, c AsyncCall, log *slog.Logger) {
 // callback posts the result to X-Callback-Url with the headers OpenFaaS's
 // queue-worker sends, retrying briefly; the call itself is not re-run.
 func (q *AsyncQueue) callback(ctx context.Context, c AsyncCall, res *Result, log *slog.Logger) {
+	b := retry.Backoff(200*time.Millisecond, time.Second)
 	for attempt := 1; attempt <= 3; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.CallbackURL, bytes.NewReader(res.Body))
 		if err != nil {
@@ -246,10 +248,8 @@ func (q *AsyncQueue) callback(ctx context.Context, c AsyncCall, res *Result, log
 			err = fmt.Errorf("callback answered %d", resp.StatusCode)
 		}
 		log.Warn("callback failed", "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
+		if !retry.Wait(ctx, b) {
 			return
-		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/segflow/segflow/shared/retry"
 	"github.com/segflow/segflow/shared/storage"
 )
 
@@ -174,7 +175,7 @@ func (s *spool) report() {
 // run uploads items in order, retrying the head with backoff until it goes.
 func (s *spool) run() {
 	defer close(s.done)
-	backoff := 250 * time.Millisecond
+	b := retry.Backoff(250*time.Millisecond, 5*time.Second)
 	for {
 		s.mu.Lock()
 		abandon := s.abandon
@@ -194,15 +195,15 @@ func (s *spool) run() {
 			continue
 		}
 		if err := s.upload(ps[0]); err != nil {
-			s.log.Warn("spool: upload failed, keeping it", "item", filepath.Base(ps[0]), "err", err, "retry_in", backoff.String())
+			wait := b.NextBackOff()
+			s.log.Warn("spool: upload failed, keeping it", "item", filepath.Base(ps[0]), "err", err, "retry_in", wait.String())
 			select {
 			case <-s.wake:
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
-			backoff = min(backoff*2, 5*time.Second)
 			continue
 		}
-		backoff = 250 * time.Millisecond
+		b.Reset()
 		s.report()
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/segflow/segflow/infra/natsq"
 	"github.com/segflow/segflow/shared/events"
+	retrypkg "github.com/segflow/segflow/shared/retry"
 	"github.com/segflow/segflow/shared/tracing"
 )
 
@@ -189,33 +189,26 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg, c fnConfig) {
 // requests) delays its events instead of dead-lettering them. Only a
 // function busy for a whole DeliveryTimeout turns it into a counted retry.
 func (r *Router) waitOutBusy(ctx context.Context, d delivery, attempt int, out outcome, status int, err error, log *slog.Logger) (outcome, int, error) {
-	var waited time.Duration
-	for round := 1; out == busy; round++ {
+	start := time.Now()
+	b := retrypkg.Backoff(r.cfg.BackoffBase, r.cfg.BackoffMax)
+	for out == busy {
 		r.metrics.busy.WithLabelValues(d.Function).Inc()
-		if waited >= r.cfg.DeliveryTimeout {
+		if waited := time.Since(start); waited >= r.cfg.DeliveryTimeout {
 			return retry, status, fmt.Errorf("busy for %s: %w", waited.Round(time.Second), err)
 		}
-		delay := r.backoff(round)
-		log.Warn("router: function busy, waiting", "status", status, "delay_ms", delay.Milliseconds())
-		select {
-		case <-ctx.Done():
+		log.Warn("router: function busy, waiting", "status", status)
+		if !retrypkg.Wait(ctx, b) {
 			return retry, status, ctx.Err()
-		case <-time.After(delay):
 		}
-		waited += delay
 		out, status, err = r.deliver(ctx, d, attempt)
 	}
 	return out, status, err
 }
 
-// backoff is exponential with jitter: base*2^(attempt-1), capped, then a
-// random point in its upper half so retries of many events spread out.
+// backoff is the wait before redelivery after attempt: segflow's retry
+// schedule between BackoffBase and BackoffMax.
 func (r *Router) backoff(attempt int) time.Duration {
-	d := r.cfg.BackoffBase << min(attempt-1, 20)
-	if d <= 0 || d > r.cfg.BackoffMax {
-		d = r.cfg.BackoffMax
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	return retrypkg.Nth(r.cfg.BackoffBase, r.cfg.BackoffMax, attempt)
 }
 
 // deliver posts the event in binary mode to the function through the

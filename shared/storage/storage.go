@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/segflow/segflow/shared/config"
+	"github.com/segflow/segflow/shared/retry"
 	"github.com/segflow/segflow/shared/tracing"
 )
 
@@ -352,6 +352,7 @@ func IsPreconditionFailed(err error) bool {
 // not exist and returns nil to leave it as it is. Concurrent updaters
 // therefore never lose each other's changes.
 func (c *Client) Update(ctx context.Context, bucket, key string, opts PutOptions, change func(old []byte) ([]byte, error)) error {
+	b := retry.Backoff(10*time.Millisecond, 200*time.Millisecond)
 	for attempt := 0; ; attempt++ {
 		etag := ""
 		old, info, err := c.getBytes(ctx, bucket, key)
@@ -377,10 +378,8 @@ func (c *Client) Update(ctx context.Context, bucket, key string, opts PutOptions
 		if err == nil || !IsPreconditionFailed(err) || attempt >= 50 {
 			return err
 		}
-		select {
-		case <-ctx.Done():
+		if !retry.Wait(ctx, b) {
 			return ctx.Err()
-		case <-time.After(time.Duration(rand.IntN(20*(attempt+1))) * time.Millisecond):
 		}
 	}
 }

@@ -1,31 +1,37 @@
-// Package proctree measures a process and its descendants from /proc, for
-// benchmarks that compare whole services (RSS, CPU seconds).
+// Package proctree measures a process and its descendants, for benchmarks
+// that compare whole services (RSS, CPU seconds). /proc is read through
+// prometheus/procfs, which the metrics already depend on.
 package proctree
 
 import (
-	"os"
-	"strconv"
-	"strings"
+	"github.com/prometheus/procfs"
 )
 
-// Pids returns pid and every descendant of it.
-func Pids(pid int) []int {
-	children := map[int][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if f := statFields(p); len(f) > 1 {
-			pp, _ := strconv.Atoi(f[1])
-			children[pp] = append(children[pp], p)
-		}
+// userHZ is the kernel's clock tick for /proc times (procfs's own).
+const userHZ = 100
+
+// tree is pid and its descendants with their /proc/<pid>/stat.
+func tree(pid int) map[int]procfs.ProcStat {
+	all, err := procfs.AllProcs()
+	if err != nil {
+		return nil
 	}
-	var out []int
+	stats := map[int]procfs.ProcStat{}
+	children := map[int][]int{}
+	for _, p := range all {
+		st, err := p.Stat()
+		if err != nil {
+			continue // ended while listed
+		}
+		stats[p.PID] = st
+		children[st.PPID] = append(children[st.PPID], p.PID)
+	}
+	out := map[int]procfs.ProcStat{}
 	var walk func(int)
 	walk = func(p int) {
-		out = append(out, p)
+		if st, ok := stats[p]; ok {
+			out[p] = st
+		}
 		for _, c := range children[p] {
 			walk(c)
 		}
@@ -34,30 +40,20 @@ func Pids(pid int) []int {
 	return out
 }
 
-// statFields are /proc/<pid>/stat's fields after "(comm)", which may hold
-// spaces: state, ppid, ...
-func statFields(pid int) []string {
-	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return nil
+// Pids returns pid and every descendant of it.
+func Pids(pid int) []int {
+	var out []int
+	for p := range tree(pid) {
+		out = append(out, p)
 	}
-	return strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+	return out
 }
 
 // RSS sums the resident memory of pid and its descendants, in bytes.
 func RSS(pid int) int64 {
 	var total int64
-	for _, p := range Pids(pid) {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/status")
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "VmRSS:") {
-				kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-				total += kb * 1024
-			}
-		}
+	for _, st := range tree(pid) {
+		total += int64(st.ResidentMemory())
 	}
 	return total
 }
@@ -81,16 +77,8 @@ type Usage struct{ Self, Children float64 }
 // and waited for (whose exits fall between the readings).
 func Usages(pid int) map[int]Usage {
 	out := map[int]Usage{}
-	for _, p := range Pids(pid) {
-		f := statFields(p)
-		if len(f) < 15 {
-			continue
-		}
-		var t [4]int64
-		for i := range t {
-			t[i], _ = strconv.ParseInt(f[11+i], 10, 64)
-		}
-		out[p] = Usage{Self: float64(t[0]+t[1]) / 100, Children: float64(t[2]+t[3]) / 100} // USER_HZ
+	for p, st := range tree(pid) {
+		out[p] = Usage{Self: st.CPUTime(), Children: float64(st.CUTime+st.CSTime) / userHZ}
 	}
 	return out
 }
