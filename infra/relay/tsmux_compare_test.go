@@ -68,7 +68,7 @@ func loadFrames(tb testing.TB) esFrames {
 	if err := pkts.Unmarshal(adts); err != nil {
 		tb.Fatal(err)
 	}
-	f.aacConf = mpeg4audio.AudioSpecificConfig{Type: pkts[0].Type, SampleRate: pkts[0].SampleRate, ChannelConfig: uint8(pkts[0].ChannelCount)}
+	f.aacConf = mpeg4audio.AudioSpecificConfig{Type: pkts[0].Type, SampleRate: pkts[0].SampleRate, ChannelConfig: pkts[0].ChannelConfig}
 	for i, p := range pkts {
 		f.audio = append(f.audio, p.AU)
 		f.audioPTS = append(f.audioPTS, 90000+int64(i)*1024*90000/48000)

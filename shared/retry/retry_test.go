@@ -24,7 +24,7 @@ func TestBackoff(t *testing.T) {
 	// Spread: two schedules do not wait in step.
 	same := 0
 	for range 50 {
-		if Nth(first, max, 3) == Nth(first, max, 3) {
+		if a, b := Nth(first, max, 3), Nth(first, max, 3); a == b {
 			same++
 		}
 	}
