@@ -36,3 +36,8 @@ func newRuntimeMetrics(reg prometheus.Registerer) *runtimeMetrics {
 	}
 	return m
 }
+
+// RegisterMetrics registers the metrics this package exports on reg, as
+// a running component does: for what reads the names (the dashboard's
+// and the alerts' checks).
+func RegisterMetrics(reg prometheus.Registerer) { newRuntimeMetrics(reg) }

@@ -30,6 +30,7 @@ type env struct {
 	relay *relay.Relay
 	rtmp  string
 	srt   string
+	spool string // the relay's spool folder
 }
 
 func start(t *testing.T) *env {
@@ -43,9 +44,10 @@ func start(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.srt = testenv.FreeAddr(t)
+	e.spool = filepath.Join(dir, "spool")
 	e.relay = &relay.Relay{}
 	if err := e.relay.Initialize(relay.Config{RTMPAddr: "127.0.0.1:0", SRTAddr: e.srt, Keys: k,
-		Store: e.minio.Client, Bucket: "media", SpoolDir: filepath.Join(dir, "spool"),
+		Store: e.minio.Client, Bucket: "media", SpoolDir: e.spool,
 		DrainTimeout: 90 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
@@ -226,9 +228,21 @@ func TestStorageOutageLosesNoSegment(t *testing.T) {
 	e := start(t)
 	done := make(chan error, 1)
 	go func() { done <- publish(t, 30, "flv", "rtmp://"+e.rtmp+"/live/"+key) }()
-	time.Sleep(5 * time.Second)
+	time.Sleep(5 * time.Second) // a few segments go up before the outage
 	e.minio.Stop()
-	time.Sleep(20 * time.Second)
+	// The outage lasts until the spool holds 5 segments on disk: what it
+	// keeps while the bucket is away is the claim under test.
+	deadline := time.Now().Add(25 * time.Second)
+	for {
+		held, _ := filepath.Glob(filepath.Join(e.spool, "*", "*.item"))
+		if len(held) >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the spool holds %d items after the bucket went away, want 5", len(held))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	e.minio.Start(t)
 	if err := <-done; err != nil {
 		t.Fatal(err)

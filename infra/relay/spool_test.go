@@ -5,8 +5,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,7 +53,31 @@ func TestSpoolCarriesItemsOverARestart(t *testing.T) {
 
 	m := testenv.StartMinIO(t)
 	m.Bucket(t, "media")
-	second, err := openSpool(dir, "media", m.Client, 1<<20, log, nil)
+	// The second spool reaches MinIO through a proxy that records the
+	// order of the uploads.
+	target, _ := url.Parse("http://" + m.Options.Endpoint)
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host // signed by the client
+	}}
+	var mu sync.Mutex
+	var puts []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			mu.Lock()
+			puts = append(puts, strings.TrimPrefix(r.URL.Path, "/media/"))
+			mu.Unlock()
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	via := m.Options
+	via.Endpoint = strings.TrimPrefix(srv.URL, "http://")
+	viaProxy, err := storage.New(via)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := openSpool(dir, "media", viaProxy, 1<<20, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +95,12 @@ func TestSpoolCarriesItemsOverARestart(t *testing.T) {
 		if err != nil || info.Meta("Segment-Index") == "" || info.ContentType != "video/mp2t" {
 			t.Fatalf("%s: metadata %+v %v", key, info, err)
 		}
+	}
+	mu.Lock()
+	order := strings.Join(puts, " ")
+	mu.Unlock()
+	if want := "assets/x/source/00000.ts assets/x/source/00001.ts assets/x/source/00002.ts"; order != want {
+		t.Fatalf("uploaded in the order %q, want %q", order, want)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		left, _ := filepath.Glob(filepath.Join(dir, "*"))

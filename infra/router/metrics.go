@@ -41,3 +41,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return m
 }
+
+// RegisterMetrics registers the metrics this package exports on reg, as
+// a running component does: for what reads the names (the dashboard's
+// and the alerts' checks).
+func RegisterMetrics(reg prometheus.Registerer) { newMetrics(reg) }
