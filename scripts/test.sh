@@ -7,6 +7,8 @@ bin="$(bash scripts/setup.sh)"
 # Every module of go.work; the test fixtures under testdata are built by the
 # tests themselves.
 mapfile -t pkgs < <(go list -m -f '{{.Dir}}/...' | sed "s|^$PWD/|./|")
+unformatted="$(gofmt -l functions infra shared template)"
+[ -z "$unformatted" ] || { echo "test: not gofmt-formatted:" $unformatted >&2; exit 1; }
 go vet "${pkgs[@]}"
 "$bin/staticcheck" "${pkgs[@]}"
 exec go test -count=1 -timeout 40m "$@" "${pkgs[@]}"

@@ -10,22 +10,46 @@ import (
 	"time"
 )
 
+// waitUsers returns once n calls for key are inside c (running or
+// waiting for their turn).
+func waitUsers(t *testing.T, c *coalescer, key string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		k := c.keys[key]
+		users := 0
+		if k != nil {
+			users = k.users
+		}
+		c.mu.Unlock()
+		if users >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls inside, want %d", users, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // A call's result must come from a run that saw the bucket after the
-// call's own write; a burst of calls must cost fewer runs than calls.
+// call's own write; a burst of calls that arrive during a run costs one
+// more run, not one each.
 func TestCoalescerSeesEveryCallsWrite(t *testing.T) {
 	var c coalescer
 	var written, runs atomic.Int64
+	release := make(chan struct{})
 	run := func() (string, error) {
-		runs.Add(1)
-		seen := written.Load() // the "listing"
-		time.Sleep(20 * time.Millisecond)
-		return strconv.FormatInt(seen, 10), nil
+		if runs.Add(1) == 1 {
+			<-release // the burst arrives while the first run goes on
+		}
+		return strconv.FormatInt(written.Load(), 10), nil // the "listing"
 	}
 	const calls = 40
 	var wg sync.WaitGroup
 	for i := range calls {
 		wg.Go(func() {
-			time.Sleep(time.Duration(i%8) * 3 * time.Millisecond)
 			mine := written.Add(1) // the object the event is about
 			msg, err := c.Do(context.Background(), "asset", run)
 			if err != nil {
@@ -37,9 +61,11 @@ func TestCoalescerSeesEveryCallsWrite(t *testing.T) {
 			}
 		})
 	}
+	waitUsers(t, &c, "asset", calls)
+	close(release)
 	wg.Wait()
-	if n := runs.Load(); n >= calls/2 {
-		t.Errorf("%d runs for %d calls in a burst: not coalesced", n, calls)
+	if n := runs.Load(); n > 2 {
+		t.Errorf("%d runs for a burst of %d calls during one run: want at most 2", n, calls)
 	}
 	if len(c.keys) != 0 {
 		t.Errorf("%d keys left after every call returned", len(c.keys))
@@ -57,9 +83,7 @@ func TestCoalescerNeverReusesFailure(t *testing.T) {
 	}
 	errc := make(chan error, 1)
 	go func() { _, err := c.Do(context.Background(), "a", first); errc <- err }()
-	for runs.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitUsers(t, &c, "a", 1)
 	// Two calls arrive during the failing first run: neither takes its
 	// failure, each runs again.
 	fails := func() (string, error) { runs.Add(1); return "", errors.New("still down") }
@@ -72,7 +96,7 @@ func TestCoalescerNeverReusesFailure(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(20 * time.Millisecond)
+	waitUsers(t, &c, "a", 3)
 	close(release)
 	if err := <-errc; err == nil {
 		t.Fatal("first call: want its run's error")
@@ -89,9 +113,9 @@ func TestCoalescerNeverReusesFailure(t *testing.T) {
 
 func TestCoalescerGivesUpWhenCancelled(t *testing.T) {
 	var c coalescer
-	release := make(chan struct{})
-	go c.Do(context.Background(), "a", func() (string, error) { <-release; return "", nil })
-	time.Sleep(10 * time.Millisecond)
+	release, running := make(chan struct{}), make(chan struct{})
+	go c.Do(context.Background(), "a", func() (string, error) { close(running); <-release; return "", nil })
+	<-running
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := c.Do(ctx, "a", func() (string, error) { return "", nil }); !errors.Is(err, context.DeadlineExceeded) {

@@ -14,8 +14,15 @@ import (
 	"github.com/segflow/segflow/shared/layout"
 )
 
-// Run keeps the index in step with the bucket until ctx ends.
-func (c *Catalog) Run(ctx context.Context, every time.Duration, log *slog.Logger) {
+// Watch keeps the index in step with the bucket, syncing every interval
+// in the background until Close.
+func (c *Catalog) Watch(every time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.stopWatch = cancel
+	c.watching.Go(func() { c.watch(ctx, every, log) })
+}
+
+func (c *Catalog) watch(ctx context.Context, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

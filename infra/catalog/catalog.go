@@ -37,6 +37,9 @@ type Catalog struct {
 	bucket string
 	mu     sync.Mutex // one writer
 
+	stopWatch context.CancelFunc // nil until Watch
+	watching  sync.WaitGroup
+
 	// A finished asset whose status has not changed for settleAfter is
 	// settled: Sync looks at it again only every recheck, so a library's
 	// idle cost is its active assets, not three requests per asset every
@@ -67,8 +70,14 @@ func Open(path string, store *storage.Client, bucket string) (*Catalog, error) {
 
 func (c *Catalog) q(query string) string { return c.d.rebind(query) }
 
-// Close closes the database.
-func (c *Catalog) Close() error { return c.db.Close() }
+// Close stops Watch's syncing, waits for it, and closes the database.
+func (c *Catalog) Close() error {
+	if c.stopWatch != nil {
+		c.stopWatch()
+	}
+	c.watching.Wait()
+	return c.db.Close()
+}
 
 // Sync indexes the assets whose status or tags changed since last time.
 func (c *Catalog) Sync(ctx context.Context) (int, error) {

@@ -51,8 +51,8 @@ func BenchmarkVODPipeline(b *testing.B) {
 		if err := s.GW.DeleteFunction(context.Background(), fn, ""); err != nil {
 			b.Fatal(err)
 		}
+		s.WaitRouted(fn, false)
 	}
-	time.Sleep(3 * time.Second) // the router's next subscription refresh
 	// Every pipeline run uploads under a key of its own: the stack lives
 	// across a sub-benchmark's runs (go test runs it once with b.N = 1,
 	// then with the -benchtime count), and an upload that repeats a key and

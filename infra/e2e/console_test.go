@@ -290,7 +290,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err := s.GW.Deploy(context.Background(), broken); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second) // the router's next subscription refresh
+	s.WaitRouted(broken.Service, true)
 
 	// A file that is not media: the page shows why it failed.
 	b.do(t, 10*time.Second, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{junk}))

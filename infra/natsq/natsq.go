@@ -29,8 +29,8 @@ type Server struct {
 	users map[string]string
 }
 
-// Start runs the server and waits until it accepts clients.
-func Start(o Options) (*Server, error) {
+// Open runs the server and waits until it accepts clients; Close stops it.
+func Open(o Options) (*Server, error) {
 	if o.Host == "" {
 		o.Host = "127.0.0.1"
 	}
@@ -97,8 +97,8 @@ func (s *Server) Connect(user string) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// Shutdown stops the server after flushing JetStream state to disk.
-func (s *Server) Shutdown() {
+// Close stops the server after flushing JetStream state to disk.
+func (s *Server) Close() {
 	s.srv.Shutdown()
 	s.srv.WaitForShutdown()
 }

@@ -14,14 +14,14 @@ import (
 // TestQueueNeedsAUser: a local process without a component's password
 // can neither read nor write the queues.
 func TestQueueNeedsAUser(t *testing.T) {
-	if _, err := natsq.Start(natsq.Options{StoreDir: t.TempDir()}); err == nil {
+	if _, err := natsq.Open(natsq.Options{StoreDir: t.TempDir()}); err == nil {
 		t.Fatal("a TCP server with no users started")
 	}
-	ns, err := natsq.Start(natsq.Options{StoreDir: t.TempDir(), Users: map[string]string{"router": "pw-r", "gateway": "pw-g"}})
+	ns, err := natsq.Open(natsq.Options{StoreDir: t.TempDir(), Users: map[string]string{"router": "pw-r", "gateway": "pw-g"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Shutdown()
+	defer ns.Close()
 	if nc, err := nats.Connect(ns.ClientURL()); err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
 		if nc != nil {
 			nc.Close()

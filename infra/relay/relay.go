@@ -59,8 +59,17 @@ type Relay struct {
 	wg      sync.WaitGroup
 }
 
-// Initialize starts the listeners.
-func (r *Relay) Initialize(cfg Config) error {
+// Open starts the listeners; Close stops them, ends every publish (its
+// spool drained within DrainTimeout) and joins every goroutine.
+func Open(cfg Config) (*Relay, error) {
+	r := &Relay{}
+	if err := r.open(cfg); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Relay) open(cfg Config) error {
 	if cfg.Keys == nil || cfg.Store == nil || cfg.Bucket == "" || cfg.SpoolDir == "" {
 		return errors.New("relay: Keys, Store, Bucket and SpoolDir are required")
 	}

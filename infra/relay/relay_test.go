@@ -45,8 +45,7 @@ func start(t *testing.T) *env {
 	}
 	e.srt = testenv.FreeAddr(t)
 	e.spool = filepath.Join(dir, "spool")
-	e.relay = &relay.Relay{}
-	if err := e.relay.Initialize(relay.Config{RTMPAddr: "127.0.0.1:0", SRTAddr: e.srt, Keys: k,
+	if e.relay, err = relay.Open(relay.Config{RTMPAddr: "127.0.0.1:0", SRTAddr: e.srt, Keys: k,
 		Store: e.minio.Client, Bucket: "media", SpoolDir: e.spool,
 		DrainTimeout: 90 * time.Second}); err != nil {
 		t.Fatal(err)

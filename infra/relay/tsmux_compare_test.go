@@ -149,7 +149,9 @@ func newTheirs(w io.Writer, f esFrames) (*theirs, error) {
 	return t, t.w.Initialize()
 }
 func (t *theirs) video(pts int64, au [][]byte) error { return t.w.WriteH264(t.v, pts, pts, au) }
-func (t *theirs) audio(pts int64, au []byte) error   { return t.w.WriteMPEG4Audio(t.a, pts, [][]byte{au}) }
+func (t *theirs) audio(pts int64, au []byte) error {
+	return t.w.WriteMPEG4Audio(t.a, pts, [][]byte{au})
+}
 
 // ffprobe's view of a TS file: per packet, the stream kind, timestamps,
 // size and keyframe flag.

@@ -22,11 +22,11 @@ func TestRouterCommand(t *testing.T) {
 	dep := testgw.ProbeDeployment("hand", nil, map[string]string{"PROBE_RECORD_DIR": records})
 	(*dep.Annotations)["topic"] = "upload"
 	gw.MustDo(202, "POST", "/system/functions", dep)
-	ns, err := natsq.Start(natsq.Options{StoreDir: t.TempDir(), Users: map[string]string{"router": "router-pw"}})
+	ns, err := natsq.Open(natsq.Options{StoreDir: t.TempDir(), Users: map[string]string{"router": "router-pw"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Shutdown()
+	defer ns.Close()
 
 	addr := testenv.FreeAddr(t)
 	cmd := exec.Command(testgw.Binary(t), "router", "--listen", addr, "--nats", ns.UserURL("router"), "--gateway", gw.URL)

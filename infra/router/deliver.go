@@ -37,9 +37,27 @@ func (w *fnWorkers) stop() {
 	w.cancel()
 }
 
+// consumerName is the durable JetStream consumer of fn's deliveries.
+func consumerName(fn string) string { return "deliver-" + fn }
+
+// Backlog is how many of fn's deliveries are queued or in flight (taken
+// and not yet acknowledged). At 0 everything queued for fn so far has been
+// answered for good: no copy of it can come again.
+func (r *Router) Backlog(ctx context.Context, fn string) (int, error) {
+	cons, err := r.js.Consumer(ctx, eventsStream, consumerName(fn))
+	if err != nil {
+		return 0, fmt.Errorf("router: consumer of %s: %w", fn, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("router: consumer of %s: %w", fn, err)
+	}
+	return int(info.NumPending) + info.NumAckPending, nil
+}
+
 func (r *Router) startWorkers(ctx context.Context, fn string, c fnConfig) (*fnWorkers, error) {
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, eventsStream, jetstream.ConsumerConfig{
-		Durable:       "deliver-" + fn,
+		Durable:       consumerName(fn),
 		FilterSubject: eventsSubject + fn,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       r.cfg.AckWait,

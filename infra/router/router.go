@@ -84,6 +84,9 @@ type Config struct {
 	AckWait    time.Duration
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// SQS, when set, is a queue of S3 notifications the router polls
+	// (beside its webhook) from Open until Close.
+	SQS *SQSSource
 }
 
 // Router routes bucket events to functions.
@@ -153,6 +156,13 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 	}
 	r.wg.Add(1)
 	go r.refreshLoop()
+	if cfg.SQS != nil {
+		if cfg.SQS.Client == nil || cfg.SQS.QueueURL == "" {
+			r.Close()
+			return nil, errors.New("router: sqs: client and queue URL are required")
+		}
+		r.wg.Go(func() { r.pollSQS(r.ctx, *cfg.SQS) })
+	}
 	switch {
 	case cfg.CatchUpBucket == "":
 	case cfg.Storage == nil:

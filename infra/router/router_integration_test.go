@@ -6,9 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/minio/minio-go/v7"
-	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/nats-io/nats.go"
 	"github.com/openfaas/faas-provider/types"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/infra/internal/testgw"
@@ -53,6 +53,7 @@ type stack struct {
 	records string               // where probe functions record the events they get
 	metrics *prometheus.Registry // the current router's
 	bucket  string
+	sqs     *router.SQSSource // polled by the routers opened after it is set
 }
 
 func newStack(t testing.TB) *stack {
@@ -64,12 +65,12 @@ func newStack(t testing.TB) *stack {
 		t.Fatal(err)
 	}
 	s.gw = testgw.Start(t)
-	ns, err := natsq.Start(natsq.Options{StoreDir: t.TempDir(), Port: -1})
+	ns, err := natsq.Open(natsq.Options{StoreDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.nats = ns
-	t.Cleanup(func() { s.nats.Shutdown() })
+	t.Cleanup(func() { s.nats.Close() })
 	s.startRouter()
 	t.Cleanup(s.stopRouter)
 	return s
@@ -94,7 +95,7 @@ func (s *stack) openRouter(nc *nats.Conn) {
 		BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Registerer: s.metrics,
 		// Far below a queue's wait in these tests: a delivery the router
 		// holds must stay its own however long it waits.
-		AckWait: time.Second,
+		AckWait: time.Second, SQS: s.sqs,
 	})
 	if err != nil {
 		s.t.Fatal(err)
@@ -204,6 +205,27 @@ func (s *stack) waitFor(fn string, n int, within time.Duration) []rec {
 	return nil
 }
 
+// waitDrained returns once each function's deliveries are all answered
+// for good (none queued, none in flight): what it received by then is
+// all it can receive of what was queued, so a count checked after this
+// proves "no second copy" without a waiting window.
+func (s *stack) waitDrained(fns ...string) {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, fn := range fns {
+		for {
+			n, err := s.rt.Backlog(context.Background(), fn)
+			if err == nil && n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				s.t.Fatalf("%s's deliveries never drained: %d left (%v)", fn, n, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
 func subjects(rs []rec) []string {
 	var out []string
 	for _, r := range rs {
@@ -240,7 +262,7 @@ func TestEventsReachSubscribersExactlyOnce(t *testing.T) {
 
 	s.waitFor("onupload", 10, 20*time.Second)
 	s.waitFor("onsegment", 4, 20*time.Second)
-	time.Sleep(1500 * time.Millisecond) // room for any duplicate to show up
+	s.waitDrained("onupload", "onsegment")
 	gotU, gotS := s.received("onupload"), s.received("onsegment")
 
 	sort.Strings(uploads)
@@ -276,7 +298,7 @@ func TestQueuedDeliveriesAreNotHandedOutTwice(t *testing.T) {
 		s.put(fmt.Sprintf("assets/q1/source/%05d.ts", i), nil)
 	}
 	s.waitFor("slowseg", n, 30*time.Second)
-	time.Sleep(2 * time.Second) // room for a redelivered copy to arrive
+	s.waitDrained("slowseg")
 	s.checkEachOnceFirstTime("slowseg", n)
 }
 
@@ -309,7 +331,7 @@ func TestBusyFunctionCostsNoAttempts(t *testing.T) {
 		s.put(fmt.Sprintf("assets/b1/source/%05d.ts", i), nil)
 	}
 	s.waitFor("narrow", n, 30*time.Second)
-	time.Sleep(time.Second) // room for a second copy to arrive
+	s.waitDrained("narrow")
 	s.checkEachOnceFirstTime("narrow", n)
 	if dl := s.deadLetters(); len(dl) != 0 {
 		t.Errorf("dead letters: %+v", dl)
@@ -345,7 +367,7 @@ func TestInvalidUploadKeyFailsItsAsset(t *testing.T) {
 	if st == nil || st.State != asset.StateFailed || !strings.Contains(st.Stages["split"].Error, "control character") {
 		t.Fatalf("status of %s = %+v, %v; want failed with the reason", id, st, err)
 	}
-	time.Sleep(time.Second)
+	s.waitDrained("takesuploads")
 	if got := s.received("takesuploads"); len(got) != 1 || got[0].Subject != "uploads/fine.mp4" {
 		t.Errorf("deliveries = %+v, want only the valid upload", got)
 	}
@@ -362,7 +384,7 @@ func TestRetryThenSuccessAndDeadLetterReplay(t *testing.T) {
 
 	s.put("uploads/a.mp4", nil)
 	s.waitFor("flaky", 3, 20*time.Second)
-	time.Sleep(time.Second)
+	s.waitDrained("flaky")
 	if got := s.received("flaky"); len(got) != 3 || got[2].Attempt != "3" || got[0].ID != got[2].ID {
 		t.Fatalf("flaky deliveries = %+v, want attempts 1..3 of one event", got)
 	}
@@ -510,12 +532,12 @@ func TestQueueOutageLosesNothing(t *testing.T) {
 	// The router reaches this queue over TCP, so the queue can stop and
 	// come back on the same address and store.
 	s.stopRouter()
-	s.nats.Shutdown()
+	s.nats.Close()
 	store := t.TempDir()
 	_, p, _ := net.SplitHostPort(testenv.FreeAddr(t))
 	port, _ := strconv.Atoi(p)
 	startQueue := func() {
-		ns, err := natsq.Start(natsq.Options{StoreDir: store, Port: port, Users: map[string]string{"router": "router-pw"}})
+		ns, err := natsq.Open(natsq.Options{StoreDir: store, Port: port, Users: map[string]string{"router": "router-pw"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -543,7 +565,7 @@ func TestQueueOutageLosesNothing(t *testing.T) {
 	s.waitFor("steady", 2, 20*time.Second)
 	time.Sleep(500 * time.Millisecond) // a checkpoint tick
 
-	s.nats.Shutdown()
+	s.nats.Close()
 	var during []string
 	for i := 0; i < 3; i++ {
 		k := fmt.Sprintf("uploads/during-%d.mp4", i)

@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -11,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	retrypkg "github.com/segflow/segflow/shared/retry"
 )
 
 // SQSSource is where AWS S3 sends a bucket's notifications on AWS: an SQS
@@ -22,23 +23,20 @@ type SQSSource struct {
 	Wait time.Duration
 }
 
-// PollSQS ingests the queue's S3 notifications through the same conversion
+// pollSQS ingests the queue's S3 notifications through the same conversion
 // and queueing as the webhook until ctx ends. A message is deleted once its
 // deliveries are in JetStream; one that could not be queued is left to
 // come back after the queue's visibility timeout; one that can never be
 // read is logged, counted as malformed and deleted, since only the
 // failures that may pass later belong in the queue's redrive policy.
-func (r *Router) PollSQS(ctx context.Context, src SQSSource) error {
-	if src.Client == nil || src.QueueURL == "" {
-		return errors.New("router: sqs: client and queue URL are required")
-	}
+func (r *Router) pollSQS(ctx context.Context, src SQSSource) {
 	wait := src.Wait
 	if wait <= 0 || wait > 20*time.Second {
 		wait = 20 * time.Second
 	}
 	log := r.log.With("queue", src.QueueURL)
 	log.Info("router: polling sqs")
-	pause := time.Second
+	pause := retrypkg.Backoff(time.Second, 30*time.Second)
 	for ctx.Err() == nil {
 		if !r.Ready() {
 			sleep(ctx, 100*time.Millisecond)
@@ -51,12 +49,12 @@ func (r *Router) PollSQS(ctx context.Context, src SQSSource) error {
 			if ctx.Err() != nil {
 				break
 			}
-			log.Warn("router: sqs receive", "err", err, "retry_in_ms", pause.Milliseconds())
-			sleep(ctx, pause)
-			pause = min(2*pause, 30*time.Second)
+			wait := pause.NextBackOff()
+			log.Warn("router: sqs receive", "err", err, "retry_in_ms", wait.Milliseconds())
+			sleep(ctx, wait)
 			continue
 		}
-		pause = time.Second
+		pause.Reset()
 		var done []types.DeleteMessageBatchRequestEntry
 		for i, m := range out.Messages {
 			body := aws.ToString(m.Body)
@@ -88,7 +86,6 @@ func (r *Router) PollSQS(ctx context.Context, src SQSSource) error {
 		}
 	}
 	log.Info("router: sqs polling stopped")
-	return nil
 }
 
 // parseSQSBody reads an S3 notification from an SQS message body, also

@@ -131,12 +131,10 @@ func TestSQSSource(t *testing.T) {
 	client := sqs.New(sqs.Options{Region: "eu-west-1", BaseEndpoint: aws.String(srv.URL),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")})
 	queueURL := srv.URL + "/123456789012/segflow-events"
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- s.rt.PollSQS(ctx, router.SQSSource{Client: client, QueueURL: queueURL, Wait: time.Second})
-	}()
-	defer func() { cancel(); <-done }()
+	// A router that polls the queue from Open until Close.
+	s.stopRouter()
+	s.sqs = &router.SQSSource{Client: client, QueueURL: queueURL, Wait: time.Second}
+	s.startRouter()
 
 	send := func(body string) {
 		t.Helper()

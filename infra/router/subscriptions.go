@@ -60,6 +60,7 @@ func (r *Router) Refresh(ctx context.Context) error {
 		if _, ok := cfgs[name]; !ok {
 			w.stop()
 			delete(r.workers, name)
+			r.log.Info("router: stopped delivering", "function", name)
 		}
 	}
 	return nil

@@ -62,8 +62,9 @@ func fileExecutable(p string) bool {
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
-// Start launches the server and waits until it answers its liveness probe.
-func Start(ctx context.Context, o Options) (*Server, error) {
+// Open launches the server and waits until it answers its liveness probe;
+// Close stops it.
+func Open(ctx context.Context, o Options) (*Server, error) {
 	if o.Binary == "" {
 		b, err := FindBinary("minio")
 		if err != nil {
@@ -96,7 +97,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	s := &Server{opts: o, cmd: cmd, done: make(chan struct{})}
 	go func() { s.err = cmd.Wait(); close(s.done) }()
 	if err := s.waitReady(ctx, 60*time.Second); err != nil {
-		s.Stop()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -137,8 +138,8 @@ func (s *Server) Pid() int { return s.cmd.Process.Pid }
 // Done is closed when the process has exited.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
-// Stop terminates the server and waits for it.
-func (s *Server) Stop() {
+// Close terminates the server and waits for it.
+func (s *Server) Close() {
 	select {
 	case <-s.done:
 		return

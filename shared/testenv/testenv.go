@@ -51,7 +51,7 @@ func StartMinIO(t testing.TB, env ...string) *MinIO {
 	if testing.Verbose() {
 		opts.Log = os.Stderr
 	}
-	srv, err := miniosrv.Start(context.Background(), opts)
+	srv, err := miniosrv.Open(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("start minio: %v", err)
 	}
@@ -61,18 +61,18 @@ func StartMinIO(t testing.TB, env ...string) *MinIO {
 		t.Fatal(err)
 	}
 	m := &MinIO{opts: opts, Server: srv, Options: so, Client: c, DataDir: opts.DataDir}
-	t.Cleanup(func() { m.Server.Stop() })
+	t.Cleanup(func() { m.Server.Close() })
 	return m
 }
 
 // Stop stops the server (an outage); Start brings it back on the same
 // address and data.
-func (m *MinIO) Stop() { m.Server.Stop() }
+func (m *MinIO) Stop() { m.Server.Close() }
 
 // Start restarts a stopped server.
 func (m *MinIO) Start(t testing.TB) {
 	t.Helper()
-	srv, err := miniosrv.Start(context.Background(), m.opts)
+	srv, err := miniosrv.Open(context.Background(), m.opts)
 	if err != nil {
 		t.Fatalf("restart minio: %v", err)
 	}

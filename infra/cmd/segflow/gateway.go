@@ -47,21 +47,31 @@ func gatewayCmd() *cobra.Command {
 					return fmt.Errorf("nats %s: %w", natsURL, err)
 				}
 			} else {
-				ns, err := natsq.Start(natsq.Options{StoreDir: filepath.Join(home, "nats"), Port: -1})
+				ns, err := natsq.Open(natsq.Options{StoreDir: filepath.Join(home, "nats"), Port: -1})
 				if err != nil {
 					return err
 				}
-				defer ns.Shutdown()
+				defer ns.Close()
 				if nc, err = ns.Connect("gateway"); err != nil {
 					return err
 				}
 			}
 			defer nc.Close()
-			return gateway.Run(ctx, gateway.Config{
+			g, err := gateway.Open(ctx, gateway.Config{
 				Runtime: local.Config{Home: home, RepoRoot: repo, FunctionEnv: functionEnv, Logger: log},
 				Host:    host, Port: port, AuthDir: authDir, NATS: nc,
 				Async: local.AsyncOptions{Concurrency: concurrency, Callbacks: local.CallbackPolicy{Hosts: callbacks}},
 			})
+			if err != nil {
+				return err
+			}
+			defer g.Close()
+			select {
+			case err := <-g.Done():
+				return fmt.Errorf("gateway: %w", err)
+			case <-ctx.Done():
+				return nil
+			}
 		},
 	}
 	cmd.Flags().IntVar(&port, "port", 8080, "gateway port")

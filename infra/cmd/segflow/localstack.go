@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -81,10 +79,9 @@ func loadCreds(home string) (stackCreds, error) {
 	return c, nil
 }
 
-// localStack is what `segflow up` runs in its process, started in order
-// by its start* methods. Its goroutines (the gateway, the catalog's sync)
-// end with the context they were given; close, called after that context
-// ended, joins them and then stops everything else in reverse order.
+// localStack is what `segflow up` runs in its process, each component
+// opened in order by a start* method (Open ... Close, as every
+// long-running component of segflow); close stops them in reverse order.
 type localStack struct {
 	o          upOptions
 	home, repo string
@@ -95,7 +92,6 @@ type localStack struct {
 	s3Addr     string
 
 	closers []func()
-	wg      sync.WaitGroup
 
 	minio   *miniosrv.Server
 	root    *storage.Client // MinIO's root: the relay, the router, bucket set-up
@@ -109,7 +105,6 @@ type localStack struct {
 func (s *localStack) onClose(f func()) { s.closers = append(s.closers, f) }
 
 func (s *localStack) close() {
-	s.wg.Wait()
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		s.closers[i]()
 	}
@@ -129,14 +124,14 @@ func (s *localStack) startStorage(ctx context.Context) error {
 	}
 	s.onClose(func() { minioLog.Close() })
 	s.log.Info("starting minio", "address", s.s3Addr)
-	s.minio, err = miniosrv.Start(ctx, miniosrv.Options{
+	s.minio, err = miniosrv.Open(ctx, miniosrv.Options{
 		DataDir: filepath.Join(s.home, "minio"), Address: s.s3Addr, Console: fmt.Sprintf("127.0.0.1:%d", s.o.s3Port+1),
 		RootUser: s.creds.S3User, RootPassword: s.creds.S3Password, Log: minioLog, Env: target.Env(),
 	})
 	if err != nil {
 		return err
 	}
-	s.onClose(func() { s.minio.Stop() })
+	s.onClose(s.minio.Close)
 	s.rootOps = storage.Options{Endpoint: s.s3Addr, AccessKey: s.creds.S3User, SecretKey: s.creds.S3Password}
 	if s.root, err = storage.New(s.rootOps); err != nil {
 		return err
@@ -168,11 +163,11 @@ func (s *localStack) scoped(ctx context.Context, user string, g s3iam.Grant) (*s
 // work) and connects each.
 func (s *localStack) startQueue() (map[string]*nats.Conn, error) {
 	var err error
-	s.queue, err = natsq.Start(natsq.Options{StoreDir: filepath.Join(s.home, "nats"), Port: s.o.natsPort, Users: s.creds.NATS})
+	s.queue, err = natsq.Open(natsq.Options{StoreDir: filepath.Join(s.home, "nats"), Port: s.o.natsPort, Users: s.creds.NATS})
 	if err != nil {
 		return nil, err
 	}
-	s.onClose(s.queue.Shutdown)
+	s.onClose(s.queue.Close)
 	conns := map[string]*nats.Conn{}
 	for _, u := range natsUsers {
 		nc, err := s.queue.Connect(u)
@@ -209,8 +204,8 @@ func (s *localStack) startRelay() error {
 	if s.o.srtPort > 0 {
 		cfg.SRTAddr = fmt.Sprintf(":%d", s.o.srtPort)
 	}
-	rl := &relay.Relay{}
-	if err := rl.Initialize(cfg); err != nil {
+	rl, err := relay.Open(cfg)
+	if err != nil {
 		return err
 	}
 	s.onClose(rl.Close)
@@ -260,8 +255,8 @@ func (s *localStack) routes(ctx context.Context) (func(*mux.Router), error) {
 	if err != nil {
 		return nil, err
 	}
+	cat.Watch(2*time.Second, s.log.With("component", "catalog"))
 	s.onClose(func() { cat.Close() })
-	s.wg.Go(func() { cat.Run(ctx, 2*time.Second, s.log.With("component", "catalog")) })
 	api := &catalog.API{Catalog: cat, MediaBase: play.Public, AssetBase: assetBase}
 	ui := &console.Console{Store: uiStore, Bucket: s.o.bucket, MediaBase: play.Public, AssetBase: assetBase}
 	creds := &auth.BasicAuthCredentials{User: s.creds.GatewayUser, Password: s.creds.GatewayPassword}
@@ -281,40 +276,26 @@ func (s *localStack) routes(ctx context.Context) (func(*mux.Router), error) {
 	}, nil
 }
 
-// runGateway serves the gateway until ctx ends; it returns once the
-// stack's functions are deployed (ready) or the gateway failed, and
-// done reports how the gateway ended.
-func (s *localStack) runGateway(ctx context.Context, nc *nats.Conn, routes func(*mux.Router)) (done <-chan error, err error) {
-	ready := make(chan error, 1)
-	runErr := make(chan error, 1)
-	s.wg.Go(func() {
-		runErr <- gateway.Run(ctx, gateway.Config{
-			// The stack deploys as written for OpenFaaS: the runtime's
-			// function settings (this MinIO, this bucket) win over the
-			// stack's defaults.
-			Runtime: local.Config{Home: filepath.Join(s.home, "runtime"), RepoRoot: s.repo, Logger: s.log,
-				FunctionEnv: []string{"S3_ENDPOINT=" + s.s3Addr, "S3_BUCKET=" + s.o.bucket, "SEGFLOW_GATEWAY=" + s.gwURL}},
-			Host: s.o.host, Port: s.o.port, AuthDir: s.authDir(), NATS: nc,
-			Async:  local.AsyncOptions{Callbacks: local.CallbackPolicy{Hosts: s.o.callbacks}},
-			Routes: routes,
-			Ready: func(*local.Runtime) {
-				err := deployStack(ctx, s.gw, s.admin, s.st, s.o.bucket, s.log)
-				if err == nil {
-					err = s.rtr.Refresh(ctx)
-				}
-				ready <- err
-			},
-		})
+// startGateway serves the gateway (the OpenFaaS API and the functions'
+// runtime) and deploys the stack through it, as faas-cli would.
+func (s *localStack) startGateway(ctx context.Context, nc *nats.Conn, routes func(*mux.Router)) (*gateway.Gateway, error) {
+	g, err := gateway.Open(ctx, gateway.Config{
+		// The stack deploys as written for OpenFaaS: the runtime's function
+		// settings (this MinIO, this bucket) win over the stack's defaults.
+		Runtime: local.Config{Home: filepath.Join(s.home, "runtime"), RepoRoot: s.repo, Logger: s.log,
+			FunctionEnv: []string{"S3_ENDPOINT=" + s.s3Addr, "S3_BUCKET=" + s.o.bucket, "SEGFLOW_GATEWAY=" + s.gwURL}},
+		Host: s.o.host, Port: s.o.port, AuthDir: s.authDir(), NATS: nc,
+		Async:  local.AsyncOptions{Callbacks: local.CallbackPolicy{Hosts: s.o.callbacks}},
+		Routes: routes,
 	})
-	select {
-	case err := <-runErr:
-		if err == nil {
-			err = errors.New("gateway stopped before it was ready")
-		}
+	if err != nil {
 		return nil, err
-	case err := <-ready:
-		return runErr, err
 	}
+	s.onClose(g.Close)
+	if err := deployStack(ctx, s.gw, s.admin, s.st, s.o.bucket, s.log); err != nil {
+		return nil, err
+	}
+	return g, s.rtr.Refresh(ctx)
 }
 
 // env is what the env file exports: where everything is, and the keys a

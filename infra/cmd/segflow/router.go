@@ -63,11 +63,6 @@ func routerCmd() *cobra.Command {
 				// MinIO's webhook drops what the router misses; SQS keeps it.
 				rc.CatchUpBucket = config.Env("S3_BUCKET", "media")
 			}
-			r, err := router.Open(ctx, rc)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
 			if sqsQueue != "" {
 				// Region, credentials and any endpoint override
 				// (AWS_ENDPOINT_URL_SQS) the AWS way: environment, profile,
@@ -76,10 +71,13 @@ func routerCmd() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("aws config: %w", err)
 				}
-				go func() {
-					_ = r.PollSQS(ctx, router.SQSSource{Client: sqs.NewFromConfig(cfg), QueueURL: sqsQueue})
-				}()
+				rc.SQS = &router.SQSSource{Client: sqs.NewFromConfig(cfg), QueueURL: sqsQueue}
 			}
+			r, err := router.Open(ctx, rc)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
 			mux := http.NewServeMux()
 			mux.Handle("/events/minio", r.WebhookHandler())
 			mux.Handle("/healthz", telemetry.HealthHandler(func() error {

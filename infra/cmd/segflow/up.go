@@ -175,7 +175,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	s := &localStack{o: o, home: home, repo: repo, log: log, creds: creds, st: st,
 		gwURL: fmt.Sprintf("http://127.0.0.1:%d", o.port), s3Addr: fmt.Sprintf("127.0.0.1:%d", o.s3Port)}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer s.close() // after stop: everything started sees ctx end first
+	defer s.close()
 	defer stop()
 
 	if err := s.startStorage(ctx); err != nil {
@@ -195,7 +195,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	if err != nil {
 		return err
 	}
-	gwDone, err := s.runGateway(ctx, conns["gateway"], routes)
+	g, err := s.startGateway(ctx, conns["gateway"], routes)
 	if err != nil {
 		return err
 	}
@@ -206,8 +206,10 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	printEndpoints(cmd, env, envFile)
 	log.Info("segflow up", "gateway", s.gwURL, "s3", s.s3Addr, "bucket", o.bucket)
 	select {
-	case err := <-gwDone:
-		return err
+	case <-ctx.Done():
+		return nil
+	case err := <-g.Done():
+		return fmt.Errorf("gateway: %w", err)
 	case <-s.minio.Done():
 		return errors.New("minio exited; stack stopped")
 	}

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -141,6 +142,28 @@ func (s *Stack) Down() {
 		<-done
 	}
 	s.cmd = nil
+}
+
+// WaitRouted returns once the stack's router delivers to fn (delivering)
+// or has stopped delivering to it, which it logs when it next reads the
+// deployments after a deploy or a removal.
+func (s *Stack) WaitRouted(fn string, delivering bool) {
+	s.T.Helper()
+	line := func(msg string) string {
+		return fmt.Sprintf(`"msg":%q,"service":"segflow","component":"router","function":%q`, msg, fn)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(s.Home, "up.log"))
+		on := strings.LastIndex(string(b), line("router: delivering")) > strings.LastIndex(string(b), line("router: stopped delivering"))
+		if on == delivering {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.T.Fatalf("the router never took %s's deployment (delivering %v)\n%s", fn, delivering, s.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Log is what segflow up (and every function) logged.

@@ -39,12 +39,20 @@ type Config struct {
 	// Routes adds endpoints beside the gateway's (the router's webhook, the
 	// catalog API) before serving starts.
 	Routes func(r *mux.Router)
-	// Ready is called once the port accepts connections.
-	Ready func(rt *local.Runtime)
 }
 
-// Run serves until ctx ends, then stops the async worker and every function.
-func Run(ctx context.Context, cfg Config) error {
+// Gateway is a serving gateway: the OpenFaaS API, the function runtime
+// under it and the async queue.
+type Gateway struct {
+	Runtime *local.Runtime
+	srv     *http.Server
+	queue   *local.AsyncQueue
+	served  chan error
+}
+
+// Open starts the runtime and the async queue and serves the gateway on
+// its port; it returns once the port accepts calls. Close stops it.
+func Open(ctx context.Context, cfg Config) (*Gateway, error) {
 	log := cfg.Runtime.Logger
 	if log == nil {
 		log = slog.Default()
@@ -56,38 +64,37 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"
 	}
+	if cfg.NATS == nil {
+		return nil, errors.New("gateway: no NATS connection for the async queue")
+	}
 	var creds *auth.BasicAuthCredentials
 	if cfg.AuthDir != "" {
 		c, err := (&auth.ReadBasicAuthFromDisk{SecretMountPath: cfg.AuthDir}).Read()
 		if err != nil {
-			return fmt.Errorf("gateway auth: %w", err)
+			return nil, fmt.Errorf("gateway auth: %w", err)
 		}
 		creds = c
 	}
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("gateway %s: %w", addr, err)
+		return nil, fmt.Errorf("gateway %s: %w", addr, err)
 	}
-	defer l.Close()
 	// The runtime's metrics go to the default registry, which /metrics
 	// serves.
 	cfg.Runtime.Registerer = prometheus.DefaultRegisterer
 	rt, err := local.Open(ctx, cfg.Runtime)
 	if err != nil {
-		return err
-	}
-	defer rt.Close()
-	if cfg.NATS == nil {
-		return errors.New("gateway: no NATS connection for the async queue")
+		l.Close()
+		return nil, err
 	}
 	cfg.Async.Logger = log
 	q, err := local.OpenAsync(ctx, cfg.NATS, rt, cfg.Async)
 	if err != nil {
-		return err
+		rt.Close()
+		l.Close()
+		return nil, err
 	}
-	defer q.Close()
-
 	r := mux.NewRouter()
 	r.Use(func(h http.Handler) http.Handler { return sameOriginWrites(h) })
 	if cfg.Routes != nil {
@@ -99,25 +106,26 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	})
-	srv := &http.Server{
+	g := &Gateway{Runtime: rt, queue: q, served: make(chan error, 1), srv: &http.Server{
 		Handler:        r,
 		ReadTimeout:    time.Minute, // headers and body; a call's body has its own 30 s (local.Invoke)
 		WriteTimeout:   15 * time.Minute,
 		MaxHeaderBytes: http.DefaultMaxHeaderBytes,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	}}
+	go func() { g.served <- g.srv.Serve(l) }()
 	log.Info("gateway listening", "addr", addr, "auth", creds != nil)
-	if cfg.Ready != nil {
-		go cfg.Ready(rt)
-	}
-	select {
-	case err := <-errc:
-		return fmt.Errorf("gateway: %w", err)
-	case <-ctx.Done():
-	}
+	return g, nil
+}
+
+// Done yields the error that ended serving before Close.
+func (g *Gateway) Done() <-chan error { return g.served }
+
+// Close stops taking calls, lets the running ones finish (up to 20 s),
+// then stops the async worker and every function.
+func (g *Gateway) Close() {
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(sctx)
-	return nil
+	_ = g.srv.Shutdown(sctx)
+	g.queue.Close()
+	g.Runtime.Close()
 }

@@ -55,9 +55,9 @@ func New() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			reg := telemetry.NewRegistry()
-			r := &relay.Relay{}
-			if err := r.Initialize(relay.Config{RTMPAddr: rtmpAddr, SRTAddr: srtAddr, Keys: keys, Store: sc,
-				Bucket: config.Env("S3_BUCKET", "media"), SpoolDir: spoolDir, Logger: log, Registerer: reg}); err != nil {
+			r, err := relay.Open(relay.Config{RTMPAddr: rtmpAddr, SRTAddr: srtAddr, Keys: keys, Store: sc,
+				Bucket: config.Env("S3_BUCKET", "media"), SpoolDir: spoolDir, Logger: log, Registerer: reg})
+			if err != nil {
 				return err
 			}
 			mux := http.NewServeMux()

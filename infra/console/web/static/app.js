@@ -230,12 +230,12 @@ async function refreshStatus() {
   renderStatus(st);
   const playable = st.state === "complete" || (st.stages && st.stages.packager && st.stages.packager.state === "done");
   if (playable && !state.hls && !video.src) startPlayer();
-  // The storyboard and the merged tags are read once the asset completes
-  // and again when their stage says it wrote them (thumbnail and aitag
-  // mark themselves done for the asset after their last segment), not on
-  // every poll.
+  // The storyboard is read once thumbnail says it wrote it (it marks
+  // itself done for the asset after its last segment; an asset can
+  // complete before that), and the merged tags once the asset completes
+  // and again when aitag is done: not on every poll.
   const completed = st.state === "complete" && (!before || before.state !== "complete");
-  if (completed || stageDone(st, "thumbnail") && !stageDone(before, "thumbnail")) loadStoryboard();
+  if (stageDone(st, "thumbnail") && !stageDone(before, "thumbnail")) loadStoryboard();
   if (completed || (before && before.state !== st.state) || stageDone(st, "aitag") && !stageDone(before, "aitag")) loadTags();
 }
 
