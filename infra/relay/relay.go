@@ -1,19 +1,25 @@
 // Package relay is segflow's one long-running media service: it takes live
-// publishes (RTMP, SRT) authenticated by stream key, cuts them at
-// keyframes into MPEG-TS source segments without decoding, and puts them
-// in the bucket through an on-disk spool, where they trigger the same
-// functions as VOD uploads.
+// publishes authenticated by stream key from its protocol servers
+// (relay/rtmp, relay/srt, through the relay/publish contract), cuts them at
+// keyframes into MPEG-TS source segments without decoding (relay/mpegts),
+// and puts them in the bucket through an on-disk spool (relay/spool), where
+// they trigger the same functions as VOD uploads.
 package relay
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/segflow/segflow/infra/relay/publish"
+	"github.com/segflow/segflow/infra/relay/rtmp"
+	"github.com/segflow/segflow/infra/relay/srt"
 	"github.com/segflow/segflow/shared/storage"
 )
 
@@ -47,16 +53,12 @@ type Relay struct {
 	metrics *metrics
 	keys    *keyGuard // backs off addresses that send wrong stream keys
 
-	rtmp net.Listener
-	srt  interface{ Close() }
-
-	done chan struct{} // closed by Close
+	rtmp *rtmp.Server
+	srt  *srt.Server
 
 	mu      sync.Mutex
 	active  map[string]bool // streams publishing now
-	conns   map[net.Conn]bool
 	closing bool
-	wg      sync.WaitGroup
 }
 
 // Open starts the listeners; Close stops them, ends every publish (its
@@ -89,16 +91,17 @@ func (r *Relay) open(cfg Config) error {
 		cfg.Logger = slog.Default()
 	}
 	r.cfg, r.log, r.metrics, r.keys = cfg, cfg.Logger, newMetrics(cfg.Registerer), newKeyGuard()
-	r.active, r.conns, r.done = map[string]bool{}, map[net.Conn]bool{}, make(chan struct{})
+	r.active = map[string]bool{}
+	var err error
 	if cfg.RTMPAddr != "" {
-		if err := r.listenRTMP(cfg.RTMPAddr); err != nil {
-			return err
+		if r.rtmp, err = rtmp.Open(cfg.RTMPAddr, protocolHost{r, "rtmp"}); err != nil {
+			return fmt.Errorf("relay: %w", err)
 		}
 	}
 	if cfg.SRTAddr != "" {
-		if err := r.listenSRT(cfg.SRTAddr); err != nil {
+		if r.srt, err = srt.Open(cfg.SRTAddr, protocolHost{r, "srt"}); err != nil {
 			r.Close()
-			return err
+			return fmt.Errorf("relay: %w", err)
 		}
 	}
 	return nil
@@ -109,14 +112,17 @@ func (r *Relay) RTMPAddr() string { return r.rtmp.Addr().String() }
 
 // claim marks a stream as publishing; a second publisher of the same
 // stream is refused while the first one is on.
-func (r *Relay) claim(name string) bool {
+func (r *Relay) claim(name string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.active[name] || r.closing {
-		return false
+	switch {
+	case r.closing:
+		return publish.ErrClosing
+	case r.active[name]:
+		return fmt.Errorf("%w: %s", publish.ErrBusy, name)
 	}
 	r.active[name] = true
-	return true
+	return nil
 }
 
 func (r *Relay) release(name string) {
@@ -125,33 +131,11 @@ func (r *Relay) release(name string) {
 	r.mu.Unlock()
 }
 
-func (r *Relay) track(c net.Conn, on bool) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if on && r.closing {
-		return false
-	}
-	if on {
-		r.conns[c] = true
-	} else {
-		delete(r.conns, c)
-	}
-	return true
-}
-
-func (r *Relay) closed() <-chan struct{} { return r.done }
-
 // Close stops accepting, ends every publish (their spools drain for up to
 // DrainTimeout) and returns when all are done.
 func (r *Relay) Close() {
 	r.mu.Lock()
-	if !r.closing {
-		close(r.done)
-	}
 	r.closing = true
-	for c := range r.conns {
-		c.Close()
-	}
 	r.mu.Unlock()
 	if r.rtmp != nil {
 		r.rtmp.Close()
@@ -159,5 +143,42 @@ func (r *Relay) Close() {
 	if r.srt != nil {
 		r.srt.Close()
 	}
-	r.wg.Wait()
 }
+
+// protocolHost is the relay as one protocol's server sees it (publish.Host).
+type protocolHost struct {
+	r        *Relay
+	protocol string
+}
+
+func (h protocolHost) Admit(remote net.Addr) time.Duration { return h.r.backingOff(h.protocol, remote) }
+
+func (h protocolHost) Claim(key string, remote net.Addr) (string, error) {
+	name, ok := h.r.cfg.Keys.Stream(key)
+	if !ok {
+		h.r.wrongKey(h.protocol, remote)
+		return "", publish.ErrWrongKey
+	}
+	h.r.keys.succeeded(remote)
+	if err := h.r.claim(name); err != nil {
+		h.Refused("busy")
+		return "", err
+	}
+	return name, nil
+}
+
+func (h protocolHost) Release(name string) { h.r.release(name) }
+
+func (h protocolHost) Start(name string, sps []byte, audio *mpeg4audio.AudioSpecificConfig) (publish.Stream, error) {
+	st, err := h.r.newStream(name, sps, audio)
+	if err != nil {
+		return nil, err // not a nil *stream in an interface
+	}
+	return st, nil
+}
+
+func (h protocolHost) Refused(reason string) {
+	h.r.metrics.refused.WithLabelValues(h.protocol, reason).Inc()
+}
+
+func (h protocolHost) Logger() *slog.Logger { return h.r.log }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
+	"github.com/segflow/segflow/infra/relay/mpegts"
 )
 
 // Segment is a closed MPEG-TS segment of a live stream.
@@ -43,7 +45,7 @@ type segmenter struct {
 
 	file      *os.File
 	buf       *bufio.Writer
-	w         *tsWriter
+	w         *mpegts.Writer
 	index     int
 	start     time.Duration
 	started   bool
@@ -58,11 +60,11 @@ func (s *segmenter) open(start time.Duration) error {
 	}
 	if s.buf == nil {
 		s.buf = bufio.NewWriterSize(f, 64<<10)
-		s.w = &tsWriter{w: s.buf, audio: s.Audio}
+		s.w = mpegts.NewWriter(s.buf, s.Audio)
 	}
 	s.file = f
 	s.buf.Reset(f)
-	if err := s.w.writeTables(); err != nil {
+	if err := s.w.WriteTables(); err != nil {
 		return fmt.Errorf("segment tables: %w", err)
 	}
 	s.start, s.started, s.wallclock = start, true, time.Now()

@@ -12,6 +12,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
+	"github.com/segflow/segflow/infra/relay/spool"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/media"
@@ -25,7 +26,7 @@ type stream struct {
 	id       string
 	log      *slog.Logger
 	seg      *segmenter
-	spool    *spool
+	spool    *spool.Spool
 	manifest asset.Manifest
 	fps      float64
 	started  time.Time
@@ -56,7 +57,7 @@ func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.AudioSpecif
 	st.manifest = asset.Manifest{ID: st.id, Source: "live/" + name, Width: p.Width(), Height: p.Height(),
 		FPS: st.fps, VideoCodec: "h264", Audio: audio != nil, Ladder: ladder, Live: true,
 		LiveWindow: r.cfg.Window, SegmentTarget: r.cfg.SegmentTarget.Seconds(), Created: now}
-	st.spool, err = openSpool(filepath.Join(r.cfg.SpoolDir, st.id), r.cfg.Bucket, r.cfg.Store, r.cfg.SpoolMaxBytes, st.log,
+	st.spool, err = spool.Open(filepath.Join(r.cfg.SpoolDir, st.id), r.cfg.Bucket, r.cfg.Store, r.cfg.SpoolMaxBytes, st.log,
 		func(items int, bytes int64) {
 			r.metrics.spoolItems.WithLabelValues(name).Set(float64(items))
 			r.metrics.spoolBytes.WithLabelValues(name).Set(float64(bytes))
@@ -83,7 +84,7 @@ func (st *stream) putManifest(extra ...asset.Segment) error {
 	if err != nil {
 		return err
 	}
-	return st.spool.Add(item{Key: layout.Asset(st.id).Manifest(), ContentType: "application/json",
+	return st.spool.Add(spool.Item{Key: layout.Asset(st.id).Manifest(), ContentType: "application/json",
 		Metadata: map[string]string{layout.ProducerMeta: "relay"}}, b)
 }
 
@@ -94,7 +95,7 @@ func (st *stream) onSegment(s Segment) {
 	st.bytes += s.Size
 	st.mu.Unlock()
 	meta := asset.SegmentMeta{Index: s.Index, Start: seg.Start, Duration: seg.Duration, Wallclock: s.Wallclock}
-	it := item{Key: layout.Asset(st.id).Source(s.Index), ContentType: "video/mp2t",
+	it := spool.Item{Key: layout.Asset(st.id).Source(s.Index), ContentType: "video/mp2t",
 		Metadata: meta.Encode(map[string]string{layout.ProducerMeta: "relay"})}
 	st.r.metrics.segments.WithLabelValues(st.name).Inc()
 	st.r.metrics.bitrate.WithLabelValues(st.name).Set(float64(s.Size*8) / max(s.Duration.Seconds(), 0.001))
@@ -106,10 +107,19 @@ func (st *stream) onSegment(s Segment) {
 	st.log.Debug("segment closed", "index", s.Index, "duration", seg.Duration, "bytes", s.Size)
 }
 
-// end closes the last segment and marks the asset ended. The ended
+// SetParams, WriteH264 and WriteAAC feed the segmenter (publish.Stream).
+func (st *stream) SetParams(sps, pps []byte) { st.seg.SPS, st.seg.PPS = sps, pps }
+
+func (st *stream) WriteH264(pts, dts time.Duration, au [][]byte) error {
+	return st.seg.WriteH264(pts, dts, au)
+}
+
+func (st *stream) WriteAAC(pts time.Duration, aus [][]byte) error { return st.seg.WriteAAC(pts, aus) }
+
+// End closes the last segment and marks the asset ended. The ended
 // manifest (listing that last segment) is queued before the segment, so
 // the packager knows the stream is over by the time its renditions land.
-func (st *stream) end() {
+func (st *stream) End() {
 	var last *Segment
 	st.seg.OnSegment = func(s Segment) { last = &s }
 	if err := st.seg.Flush(time.Duration(float64(time.Second) / st.fps)); err != nil {

@@ -1,4 +1,4 @@
-package relay
+package spool
 
 import (
 	"bytes"
@@ -30,7 +30,7 @@ func TestSpoolCarriesItemsOverARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := openSpool(dir, "media", down, 1<<20, log, nil)
+	first, err := Open(dir, "media", down, 1<<20, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestSpoolCarriesItemsOverARestart(t *testing.T) {
 		key := fmt.Sprintf("assets/x/source/%05d.ts", i)
 		data := bytes.Repeat([]byte{byte(i + 1)}, 1000*(i+1))
 		items[key] = data
-		if err := first.Add(item{Key: key, ContentType: "video/mp2t", Metadata: map[string]string{"Segment-Index": fmt.Sprint(i)}}, data); err != nil {
+		if err := first.Add(Item{Key: key, ContentType: "video/mp2t", Metadata: map[string]string{"Segment-Index": fmt.Sprint(i)}}, data); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -77,7 +77,7 @@ func TestSpoolCarriesItemsOverARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := openSpool(dir, "media", viaProxy, 1<<20, log, nil)
+	second, err := Open(dir, "media", viaProxy, 1<<20, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

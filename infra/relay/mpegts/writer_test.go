@@ -1,4 +1,4 @@
-package relay
+package mpegts
 
 import (
 	"bytes"
@@ -9,8 +9,8 @@ import (
 
 func TestTSWriterTablesAndHeaders(t *testing.T) {
 	var buf bytes.Buffer
-	w := &tsWriter{w: &buf, audio: &mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 48000, ChannelConfig: 2}}
-	if err := w.writeTables(); err != nil {
+	w := NewWriter(&buf, &mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 48000, ChannelConfig: 2})
+	if err := w.WriteTables(); err != nil {
 		t.Fatal(err)
 	}
 	b := buf.Bytes()

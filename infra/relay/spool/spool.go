@@ -1,4 +1,6 @@
-package relay
+// Package spool keeps what a live stream has to upload on local disk and
+// uploads it in order, through storage outages and relay restarts.
+package spool
 
 import (
 	"context"
@@ -18,21 +20,21 @@ import (
 	"github.com/segflow/segflow/shared/storage"
 )
 
-// errSpoolFull is returned when an item would take the spool over its bound.
-var errSpoolFull = errors.New("spool full")
+// ErrFull is returned when an Item would take the spool over its bound.
+var ErrFull = errors.New("spool full")
 
-// item is one object waiting for the bucket.
-type item struct {
+// Item is one object waiting for the bucket.
+type Item struct {
 	Key         string            `json:"key"`
 	ContentType string            `json:"contentType"`
 	Metadata    map[string]string `json:"metadata"`
 }
 
 // spool keeps what a stream has to upload on local disk and uploads it in
-// order: item n+1 never lands before item n. While storage is down items
+// order: Item n+1 never lands before Item n. While storage is down items
 // pile up (to MaxBytes) and go out in order once it is back; a relay that
 // restarts finds its spool folders and carries on.
-type spool struct {
+type Spool struct {
 	dir      string
 	bucket   string
 	store    *storage.Client
@@ -49,11 +51,14 @@ type spool struct {
 	done    chan struct{}
 }
 
-func openSpool(dir, bucket string, store *storage.Client, maxBytes int64, log *slog.Logger, onDepth func(int, int64)) (*spool, error) {
+// Open opens the spool in dir (made if missing), picks up what a previous
+// one left there, and starts uploading; Close stops it. onDepth, when not
+// nil, hears the items and bytes waiting after each change.
+func Open(dir, bucket string, store *storage.Client, maxBytes int64, log *slog.Logger, onDepth func(items int, bytes int64)) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("spool %s: %w", dir, err)
 	}
-	s := &spool{dir: dir, bucket: bucket, store: store, maxBytes: maxBytes, log: log, onDepth: onDepth,
+	s := &Spool{dir: dir, bucket: bucket, store: store, maxBytes: maxBytes, log: log, onDepth: onDepth,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	// Pick up after a restart.
 	// Scratch files of segments cut short by a crash are of no use.
@@ -75,7 +80,7 @@ func openSpool(dir, bucket string, store *storage.Client, maxBytes int64, log *s
 }
 
 // Add queues an object held in memory (a manifest).
-func (s *spool) Add(it item, data []byte) error {
+func (s *Spool) Add(it Item, data []byte) error {
 	f, err := s.Create()
 	if err != nil {
 		return err
@@ -96,22 +101,22 @@ func (s *spool) Add(it item, data []byte) error {
 }
 
 // Create opens a scratch file in the spool's folder for AddFile.
-func (s *spool) Create() (*os.File, error) {
+func (s *Spool) Create() (*os.File, error) {
 	return os.CreateTemp(s.dir, "part-*.tmp")
 }
 
-// An item is one file: the object's bytes, then its header (JSON) and the
-// header's length in 4 bytes; the rename to <seq>.item marks it complete.
-// One file per item, not data and header apart, halves the files the
+// An Item is one file: the object's bytes, then its header (JSON) and the
+// header's length in 4 bytes; the rename to <seq>.Item marks it complete.
+// One file per Item, not data and header apart, halves the files the
 // relay creates and deletes (inode allocation was ~9% of its CPU).
-func trailer(it item) []byte {
+func trailer(it Item) []byte {
 	hdr, _ := json.Marshal(it)
 	return binary.BigEndian.AppendUint32(hdr, uint32(len(hdr)))
 }
 
 // AddFile queues the object written to path (made by Create), taking the
 // file over. It is on disk, in order, when AddFile returns.
-func (s *spool) AddFile(it item, path string, size int64) error {
+func (s *Spool) AddFile(it Item, path string, size int64) error {
 	t := trailer(it)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err == nil {
@@ -127,9 +132,9 @@ func (s *spool) AddFile(it item, path string, size int64) error {
 	return s.queue(it, path, size+int64(len(t)))
 }
 
-// queue takes over the complete item file at path (fileSize bytes, its
+// queue takes over the complete Item file at path (fileSize bytes, its
 // trailer included) as the next item.
-func (s *spool) queue(it item, path string, fileSize int64) error {
+func (s *Spool) queue(it Item, path string, fileSize int64) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -139,7 +144,7 @@ func (s *spool) queue(it item, path string, fileSize int64) error {
 	if s.bytes+fileSize > s.maxBytes {
 		s.mu.Unlock()
 		os.Remove(path)
-		return fmt.Errorf("%s: %w (%d bytes queued)", it.Key, errSpoolFull, s.bytes)
+		return fmt.Errorf("%s: %w (%d bytes queued)", it.Key, ErrFull, s.bytes)
 	}
 	s.seq++
 	n := s.seq
@@ -156,13 +161,13 @@ func (s *spool) queue(it item, path string, fileSize int64) error {
 	return nil
 }
 
-func (s *spool) pending() []string {
+func (s *Spool) pending() []string {
 	ps, _ := filepath.Glob(filepath.Join(s.dir, "*.item"))
 	sort.Strings(ps)
 	return ps
 }
 
-func (s *spool) report() {
+func (s *Spool) report() {
 	if s.onDepth == nil {
 		return
 	}
@@ -173,7 +178,7 @@ func (s *spool) report() {
 }
 
 // run uploads items in order, retrying the head with backoff until it goes.
-func (s *spool) run() {
+func (s *Spool) run() {
 	defer close(s.done)
 	b := retry.Backoff(250*time.Millisecond, 5*time.Second)
 	for {
@@ -208,7 +213,7 @@ func (s *spool) run() {
 	}
 }
 
-func (s *spool) upload(path string) error {
+func (s *Spool) upload(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		s.log.Error("spool: unreadable item dropped", "item", path, "err", err)
@@ -235,8 +240,8 @@ func (s *spool) upload(path string) error {
 
 // readItem reads a spooled item's header from its trailer: the header,
 // the object's length (the bytes before the trailer) and the file's.
-func readItem(f *os.File) (item, int64, int64, error) {
-	var it item
+func readItem(f *os.File) (Item, int64, int64, error) {
+	var it Item
 	st, err := f.Stat()
 	if err != nil {
 		return it, 0, 0, err
@@ -262,7 +267,7 @@ func readItem(f *os.File) (item, int64, int64, error) {
 
 // Close waits until everything queued is uploaded or ctx ends; what is
 // left stays on disk for the next start.
-func (s *spool) Close(ctx context.Context) error {
+func (s *Spool) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()

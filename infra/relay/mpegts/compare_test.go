@@ -1,4 +1,4 @@
-package relay
+package mpegts
 
 import (
 	"bytes"
@@ -129,11 +129,11 @@ func mux(tb testing.TB, f esFrames, m muxer) {
 	}
 }
 
-type ours struct{ w *tsWriter }
+type ours struct{ w *Writer }
 
 func newOurs(w io.Writer, f esFrames) (*ours, error) {
-	o := &ours{&tsWriter{w: w, audio: &f.aacConf}}
-	return o, o.w.writeTables()
+	o := &ours{NewWriter(w, &f.aacConf)}
+	return o, o.w.WriteTables()
 }
 func (o *ours) video(pts int64, au [][]byte) error { return o.w.WriteH264(pts, pts, au) }
 func (o *ours) audio(pts int64, au []byte) error   { return o.w.WriteAAC(pts, [][]byte{au}) }

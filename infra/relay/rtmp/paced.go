@@ -1,4 +1,4 @@
-package relay
+package rtmp
 
 import (
 	"bufio"

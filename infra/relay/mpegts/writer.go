@@ -1,4 +1,5 @@
-package relay
+// Package mpegts writes H.264 and AAC as MPEG-TS, the relay's segments.
+package mpegts
 
 import (
 	"fmt"
@@ -8,15 +9,15 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 )
 
-// tsWriter writes H.264 and AAC as MPEG-TS with no allocation per frame:
+// Writer writes H.264 and AAC as MPEG-TS with no allocation per frame:
 // each packet is built in one fixed array, filled straight from the PES's
 // pieces (headers in a reused buffer, the frame's own NAL units). It does what the relay needs and nothing more (one video
 // and at most one AAC track, PCR on video, PAT/PMT at the start), at a
 // fraction of a general muxer's cost: muxing is most of what the relay's
 // CPU does besides reading the socket.
-type tsWriter struct {
+type Writer struct {
 	w     io.Writer
-	audio *mpeg4audio.AudioSpecificConfig
+	audio *mpeg4audio.AudioSpecificConfig // nil: video only
 
 	pkt      [tsPacketSize]byte
 	hdr      []byte   // reused PES header (and ADTS headers)
@@ -48,8 +49,13 @@ const (
 	ccAudio
 )
 
-// writeTables writes the PAT and the PMT; a segment starts with them.
-func (t *tsWriter) writeTables() error {
+// NewWriter writes to w: H.264 video and, when audio is not nil, AAC.
+func NewWriter(w io.Writer, audio *mpeg4audio.AudioSpecificConfig) *Writer {
+	return &Writer{w: w, audio: audio}
+}
+
+// WriteTables writes the PAT and the PMT; a segment starts with them.
+func (t *Writer) WriteTables() error {
 	// PAT: program 1 -> PMT PID.
 	pat := []byte{0x00, 0xb0, 0x0d, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01, 0xe0 | pidPMT>>8, pidPMT & 0xff}
 	if err := t.writeSection(0, &t.cc[ccPAT], pat); err != nil {
@@ -67,7 +73,7 @@ func (t *tsWriter) writeTables() error {
 }
 
 // writeSection writes one PSI section (with its CRC) in one packet.
-func (t *tsWriter) writeSection(pid uint16, cc *uint8, section []byte) error {
+func (t *Writer) writeSection(pid uint16, cc *uint8, section []byte) error {
 	p := &t.pkt
 	p[0], p[1], p[2], p[3] = 0x47, 0x40|byte(pid>>8), byte(pid), 0x10|*cc
 	*cc = (*cc + 1) & 0x0f
@@ -84,7 +90,7 @@ func (t *tsWriter) writeSection(pid uint16, cc *uint8, section []byte) error {
 
 // WriteH264 writes one access unit (NAL units without start codes) with
 // its timestamps in 90 kHz ticks.
-func (t *tsWriter) WriteH264(pts, dts int64, au [][]byte) error {
+func (t *Writer) WriteH264(pts, dts int64, au [][]byte) error {
 	if len(au) == 0 {
 		return nil
 	}
@@ -112,7 +118,7 @@ func (t *tsWriter) WriteH264(pts, dts int64, au [][]byte) error {
 
 // WriteAAC writes AAC access units, the first at pts, as ADTS frames in
 // one PES.
-func (t *tsWriter) WriteAAC(pts int64, aus [][]byte) error {
+func (t *Writer) WriteAAC(pts int64, aus [][]byte) error {
 	if t.audio == nil || len(aus) == 0 {
 		return nil
 	}
@@ -202,7 +208,7 @@ func appendADTS(b []byte, c *mpeg4audio.AudioSpecificConfig, n int) ([]byte, err
 // packetize splits one PES into packets; the first starts the unit and
 // carries the random-access flag and PCR (pcr < 0: none), the last is
 // padded with adaptation-field stuffing.
-func (t *tsWriter) packetize(pid uint16, cc *uint8, parts [][]byte, random bool, pcr int64) error {
+func (t *Writer) packetize(pid uint16, cc *uint8, parts [][]byte, random bool, pcr int64) error {
 	left := 0
 	for _, b := range parts {
 		left += len(b)

@@ -1,68 +1,109 @@
-package relay
+// Package rtmp is the relay's RTMP server: publishers only
+// (rtmp://host/live/<stream key>), H.264 and AAC, read message by message.
+package rtmp
 
 import (
 	"errors"
 	"fmt"
 	"net"
 	"path"
+	"sync"
 	"time"
 
 	"github.com/bluenviron/gortmplib"
 	"github.com/bluenviron/gortmplib/pkg/message"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
+	"github.com/segflow/segflow/infra/relay/publish"
 )
 
-// handshakeTimeout bounds the RTMP handshake and the wait for media, so
-// a peer that sends garbage or stops half-way ties up nothing.
-const handshakeTimeout = 10 * time.Second
+// Server accepts RTMP publishers for a host.
+type Server struct {
+	host publish.Host
+	ln   net.Listener
 
-func (r *Relay) listenRTMP(addr string) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("relay: rtmp listen %s: %w", addr, err)
-	}
-	r.rtmp = l
-	r.log.Info("relay: rtmp listening", "addr", l.Addr().String())
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			if !r.track(c, true) {
-				c.Close()
-				return
-			}
-			r.wg.Add(1)
-			go func() {
-				defer r.wg.Done()
-				defer r.track(c, false)
-				defer c.Close()
-				if err := r.serveRTMP(c); err != nil {
-					r.log.Info("relay: rtmp connection closed", "remote", c.RemoteAddr().String(), "err", err.Error())
-				}
-			}()
-		}
-	}()
-	return nil
+	mu      sync.Mutex
+	conns   map[net.Conn]bool
+	closing bool
+	wg      sync.WaitGroup
 }
 
-// serveRTMP takes one publisher: rtmp://host/live/<stream key>.
-func (r *Relay) serveRTMP(c net.Conn) error {
-	if wait := r.backingOff("rtmp", c.RemoteAddr()); wait > 0 {
+// Open listens on addr; Close stops it and ends every publish.
+func Open(addr string, host publish.Host) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("rtmp listen %s: %w", addr, err)
+	}
+	s := &Server{host: host, ln: ln, conns: map[net.Conn]bool{}}
+	host.Logger().Info("relay: rtmp listening", "addr", ln.Addr().String())
+	s.wg.Go(s.accept)
+	return s, nil
+}
+
+// Addr is the address it listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Close stops accepting, closes every connection and waits for their
+// publishes to end.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+func (s *Server) accept() {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !s.track(c, true) {
+			c.Close()
+			return
+		}
+		s.wg.Go(func() {
+			defer s.track(c, false)
+			defer c.Close()
+			if err := s.serve(c); err != nil {
+				s.host.Logger().Info("relay: rtmp connection closed", "remote", c.RemoteAddr().String(), "err", err.Error())
+			}
+		})
+	}
+}
+
+func (s *Server) track(c net.Conn, on bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on && s.closing {
+		return false
+	}
+	if on {
+		s.conns[c] = true
+	} else {
+		delete(s.conns, c)
+	}
+	return true
+}
+
+// serve takes one publisher.
+func (s *Server) serve(c net.Conn) error {
+	if wait := s.host.Admit(c.RemoteAddr()); wait > 0 {
 		return fmt.Errorf("refused for %s more after wrong stream keys", wait.Round(time.Second))
 	}
-	c.SetDeadline(time.Now().Add(handshakeTimeout))
+	c.SetDeadline(time.Now().Add(publish.HandshakeTimeout))
 	rw := newPacedConn(c)
 	sc := &gortmplib.ServerConn{RW: rw}
-	name, err := r.acceptRTMP(sc, c.RemoteAddr())
+	name, err := s.handshake(sc, c.RemoteAddr())
 	if err != nil {
 		return err
 	}
-	defer r.release(name)
+	defer s.host.Release(name)
 	if err := sc.AcceptAction(); err != nil {
 		return fmt.Errorf("stream %s: %w", name, err)
 	}
@@ -74,15 +115,15 @@ func (r *Relay) serveRTMP(c net.Conn) error {
 	// publishers send the sequence headers before the first frames, so the
 	// stream starts at its first video frame with the tracks announced by
 	// then.
-	p := &rtmpPublish{r: r, name: name, audioAt: -1}
+	p := &publisher{host: s.host, name: name, audioAt: -1}
 	defer p.end()
-	// A publisher that goes quiet for handshakeTimeout is dropped. The
+	// A publisher that goes quiet for HandshakeTimeout is dropped. The
 	// deadline moves at most once a second: re-arming it on every message
 	// (dozens a second per stream) is needless timer work.
 	armed := time.Time{}
 	for {
 		if now := time.Now(); now.Sub(armed) > time.Second {
-			c.SetDeadline(now.Add(handshakeTimeout))
+			c.SetDeadline(now.Add(publish.HandshakeTimeout))
 			armed = now
 		}
 		msg, err := sc.Read()
@@ -95,55 +136,48 @@ func (r *Relay) serveRTMP(c net.Conn) error {
 	}
 }
 
-// acceptRTMP runs the handshake and takes the stream key; the stream it
+// handshake runs the handshake and takes the stream key; the stream it
 // names is then claimed (release it).
-func (r *Relay) acceptRTMP(sc *gortmplib.ServerConn, remote net.Addr) (string, error) {
+func (s *Server) handshake(sc *gortmplib.ServerConn, remote net.Addr) (string, error) {
 	if err := sc.Initialize(); err != nil {
-		r.metrics.refused.WithLabelValues("rtmp", "handshake").Inc()
+		s.host.Refused("handshake")
 		return "", fmt.Errorf("handshake: %w", err)
 	}
 	if err := sc.AcceptConn(); err != nil {
-		r.metrics.refused.WithLabelValues("rtmp", "handshake").Inc()
+		s.host.Refused("handshake")
 		return "", fmt.Errorf("connect: %w", err)
 	}
 	if !sc.Publish {
-		r.metrics.refused.WithLabelValues("rtmp", "play").Inc()
+		s.host.Refused("play")
 		_ = sc.RejectAction()
 		return "", errors.New("playing is not offered: players read HLS from the bucket")
 	}
-	name, ok := r.cfg.Keys.Stream(path.Base(sc.URL.Path))
-	if !ok {
-		r.wrongKey("rtmp", remote)
+	name, err := s.host.Claim(path.Base(sc.URL.Path), remote)
+	if err != nil {
 		_ = sc.RejectAction()
-		return "", errors.New("wrong stream key")
-	}
-	r.keys.succeeded(remote)
-	if !r.claim(name) {
-		r.metrics.refused.WithLabelValues("rtmp", "busy").Inc()
-		_ = sc.RejectAction()
-		return "", fmt.Errorf("stream %s is already publishing", name)
+		return "", err
 	}
 	return name, nil
 }
 
-// rtmpPublish is one RTMP publisher's state: the sequence headers seen so
+// publisher is one RTMP publisher's state: the sequence headers seen so
 // far, and the stream once its first video frame came.
-type rtmpPublish struct {
-	r        *Relay
+type publisher struct {
+	host     publish.Host
 	name     string
-	st       *stream
+	st       publish.Stream
 	sps, pps []byte
 	aac      *mpeg4audio.AudioSpecificConfig
 	audioAt  time.Duration // first audio frame while no video came; -1 before
 }
 
-func (p *rtmpPublish) end() {
+func (p *publisher) end() {
 	if p.st != nil {
-		p.st.end()
+		p.st.End()
 	}
 }
 
-func (p *rtmpPublish) handle(msg message.Message) error {
+func (p *publisher) handle(msg message.Message) error {
 	switch m := msg.(type) {
 	case *message.Video:
 		return p.video(m)
@@ -153,9 +187,9 @@ func (p *rtmpPublish) handle(msg message.Message) error {
 	return nil
 }
 
-func (p *rtmpPublish) video(m *message.Video) error {
+func (p *publisher) video(m *message.Video) error {
 	if m.Codec != message.CodecH264 {
-		p.r.metrics.refused.WithLabelValues("rtmp", "codec").Inc()
+		p.host.Refused("codec")
 		return fmt.Errorf("video codec %d: only H.264 is taken", m.Codec)
 	}
 	switch m.Type {
@@ -165,20 +199,20 @@ func (p *rtmpPublish) video(m *message.Video) error {
 		}
 		p.sps, p.pps = m.AVCConfig.SequenceParameterSets[0].NALUnit, m.AVCConfig.PictureParameterSets[0].NALUnit
 		if p.st != nil {
-			p.st.seg.SPS, p.st.seg.PPS = p.sps, p.pps
+			p.st.SetParams(p.sps, p.pps)
 		}
 	case message.VideoTypeAU:
 		if p.sps == nil {
-			p.r.metrics.refused.WithLabelValues("rtmp", "codec").Inc()
+			p.host.Refused("codec")
 			return errors.New("video before its H.264 sequence header")
 		}
 		if p.st == nil {
-			st, err := p.r.newStream(p.name, p.sps, p.aac)
+			st, err := p.host.Start(p.name, p.sps, p.aac)
 			if err != nil {
 				return err
 			}
 			p.st = st
-			p.st.seg.SPS, p.st.seg.PPS = p.sps, p.pps
+			p.st.SetParams(p.sps, p.pps)
 		}
 		var au h264.AVCC
 		if err := au.Unmarshal(m.AU); err != nil {
@@ -187,12 +221,12 @@ func (p *rtmpPublish) video(m *message.Video) error {
 			}
 			return err
 		}
-		return p.st.seg.WriteH264(m.DTS+m.PTSDelta, m.DTS, au)
+		return p.st.WriteH264(m.DTS+m.PTSDelta, m.DTS, au)
 	}
 	return nil
 }
 
-func (p *rtmpPublish) audio(m *message.Audio) error {
+func (p *publisher) audio(m *message.Audio) error {
 	if m.Codec != message.CodecMPEG4Audio {
 		return nil // other audio is not carried (the segments stay video-only)
 	}
@@ -203,14 +237,14 @@ func (p *rtmpPublish) audio(m *message.Audio) error {
 		}
 	case message.AudioAACTypeAU:
 		if p.st != nil {
-			return p.st.seg.WriteAAC(m.DTS, [][]byte{m.AU})
+			return p.st.WriteAAC(m.DTS, [][]byte{m.AU})
 		}
 		// Audio alone makes no segments: refuse it rather than hold the
 		// stream key with nothing coming out.
 		if p.audioAt < 0 {
 			p.audioAt = m.DTS
-		} else if m.DTS-p.audioAt > handshakeTimeout/2 {
-			p.r.metrics.refused.WithLabelValues("rtmp", "codec").Inc()
+		} else if m.DTS-p.audioAt > publish.HandshakeTimeout/2 {
+			p.host.Refused("codec")
 			return errors.New("no H.264 video track")
 		}
 	}

@@ -1,0 +1,53 @@
+// Package publish is the contract between the relay and its protocol
+// servers (rtmp, srt): a server speaks its protocol, the relay decides who
+// may publish and what becomes of the frames.
+package publish
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+)
+
+// Errors of Host.Claim.
+var (
+	ErrWrongKey = errors.New("wrong stream key")
+	ErrBusy     = errors.New("stream is already publishing")
+	ErrClosing  = errors.New("relay closing")
+)
+
+// HandshakeTimeout bounds a handshake and every wait for media, so a peer
+// that sends garbage or stops half-way ties up nothing.
+const HandshakeTimeout = 10 * time.Second
+
+// Host is the relay as one protocol's server sees it.
+type Host interface {
+	// Admit is how long remote must still wait after its wrong keys
+	// before it is heard again (0: now); a refusal is counted.
+	Admit(remote net.Addr) time.Duration
+	// Claim takes the stream a key names for one publisher; Release
+	// gives it back. Wrong keys are counted and backed off.
+	Claim(key string, remote net.Addr) (name string, err error)
+	Release(name string)
+	// Start opens the publish's asset at its first video frame: H.264
+	// with that SPS, AAC when audio is not nil.
+	Start(name string, sps []byte, audio *mpeg4audio.AudioSpecificConfig) (Stream, error)
+	// Refused counts a connection refused for reason (handshake, play,
+	// codec, format, ...).
+	Refused(reason string)
+	Logger() *slog.Logger
+}
+
+// Stream takes one publish's frames, timestamps on its own timeline.
+type Stream interface {
+	// SetParams gives the parameter sets a protocol sends apart from the
+	// frames (RTMP's sequence header).
+	SetParams(sps, pps []byte)
+	WriteH264(pts, dts time.Duration, au [][]byte) error
+	WriteAAC(pts time.Duration, aus [][]byte) error
+	// End closes the last segment and ends the asset.
+	End()
+}
