@@ -24,8 +24,8 @@ type hit struct {
 }
 
 func search(t *testing.T, s *teststack.Stack, q string) []hit {
-	req, _ := http.NewRequest(http.MethodGet, s.Env["SEGFLOW_GATEWAY"]+"/api/search?q="+url.QueryEscape(q), nil)
-	req.SetBasicAuth(s.Env["SEGFLOW_GATEWAY_USER"], s.Env["SEGFLOW_GATEWAY_PASSWORD"])
+	req, _ := http.NewRequest(http.MethodGet, s.Env.Gateway+"/api/search?q="+url.QueryEscape(q), nil)
+	req.SetBasicAuth(s.Env.GatewayUser, s.Env.GatewayPassword)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -85,8 +85,8 @@ func TestAITagSearchAndCaptions(t *testing.T) {
 				Start, End  float64
 			}
 		}
-		req, _ := http.NewRequest(http.MethodGet, s.Env["SEGFLOW_GATEWAY"]+"/api/assets/"+id, nil)
-		req.SetBasicAuth(s.Env["SEGFLOW_GATEWAY_USER"], s.Env["SEGFLOW_GATEWAY_PASSWORD"])
+		req, _ := http.NewRequest(http.MethodGet, s.Env.Gateway+"/api/assets/"+id, nil)
+		req.SetBasicAuth(s.Env.GatewayUser, s.Env.GatewayPassword)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

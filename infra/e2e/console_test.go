@@ -129,8 +129,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	u, _ := url.Parse(s.Env["SEGFLOW_CONSOLE"])
-	u.User = url.UserPassword(s.Env["SEGFLOW_GATEWAY_USER"], s.Env["SEGFLOW_GATEWAY_PASSWORD"])
+	u, _ := url.Parse(s.Env.Console)
+	u.User = url.UserPassword(s.Env.GatewayUser, s.Env.GatewayPassword)
 	b := newBrowser(t)
 	b.do(t, 30*time.Second, chromedp.Navigate(u.String()), chromedp.WaitVisible(chromedp.CSS("#drop")))
 
@@ -225,7 +225,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	eval[bool](t, b, `(async () => { segflow.video.muted = true; segflow.video.currentTime = 0; await segflow.video.play(); return true })()`)
 	b.poll(t, 30*time.Second, "private asset plays", `segflow.video.currentTime > 1.5`, s)
 	master := eval[string](t, b, `segflow.state.media.master`)
-	anon := s.Env["S3_ENDPOINT"]
+	anon := s.Env.S3Endpoint
 	for _, u := range []string{"http://" + anon + "/" + s.Bucket + "/assets/" + priv + "/master.m3u8", "http://" + anon + "/" + s.Bucket + "/assets/" + priv + "/source/00000.ts"} {
 		resp, err := http.Get(u)
 		if err != nil {
@@ -322,7 +322,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=30",
 		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=30",
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "96k", "-f", "flv", s.Env["SEGFLOW_RTMP_URL"])
+		"-c:a", "aac", "-b:a", "96k", "-f", "flv", s.Env.RTMPURL)
 	if err := pub.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 				"-f", "lavfi", "-i", "testsrc2=size=854x480:rate=30:duration=30",
 				"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=30",
 				"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
-				"-c:a", "aac", "-f", "flv", s.Env["SEGFLOW_RTMP_URL"]).Run()
+				"-c:a", "aac", "-f", "flv", s.Env.RTMPURL).Run()
 		}()
 		id := waitLiveAsset(b, s, since)
 		a := layout.Asset(id)
@@ -80,7 +80,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 
 // meanCallSeconds reads the gateway's call-duration histogram.
 func meanCallSeconds(b *testing.B, s *teststack.Stack, fn string) float64 {
-	resp, err := http.Get(s.Env["SEGFLOW_GATEWAY"] + "/metrics")
+	resp, err := http.Get(s.Env.Gateway + "/metrics")
 	if err != nil {
 		b.Fatal(err)
 	}

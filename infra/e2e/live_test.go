@@ -28,8 +28,8 @@ func TestLive(t *testing.T) {
 	}
 	s := teststack.Up(t)
 	tests := []struct{ name, format, url string }{
-		{"rtmp", "flv", s.Env["SEGFLOW_RTMP_URL"]},
-		{"srt", "mpegts", s.Env["SEGFLOW_SRT_URL"] + "&pkt_size=1316"},
+		{"rtmp", "flv", s.Env.RTMPURL},
+		{"srt", "mpegts", s.Env.SRTURL + "&pkt_size=1316"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

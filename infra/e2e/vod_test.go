@@ -77,7 +77,7 @@ func TestVODEndToEnd(t *testing.T) {
 	// come (split takes two at once): the uploads go through all the same.
 	var stalled []net.Conn
 	for range 2 {
-		c, err := net.Dial("tcp", strings.TrimPrefix(s.Env["SEGFLOW_GATEWAY"], "http://"))
+		c, err := net.Dial("tcp", strings.TrimPrefix(s.Env.Gateway, "http://"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestVODEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req, _ := events.NewRequest(ctx, s.Env["SEGFLOW_GATEWAY"]+"/function/split", e)
+		req, _ := events.NewRequest(ctx, s.Env.Gateway+"/function/split", e)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -166,10 +166,10 @@ func TestVODEndToEnd(t *testing.T) {
 		keysOf := func(fn string) *storage.Client {
 			ak, _ := os.ReadFile(filepath.Join(secrets, fn+"-s3-access-key"))
 			sk, _ := os.ReadFile(filepath.Join(secrets, fn+"-s3-secret-key"))
-			if len(ak) == 0 || string(ak) == s.Env["S3_ACCESS_KEY"] || string(sk) == s.Env["S3_SECRET_KEY"] {
-				t.Fatalf("%s's keys: %q (root is %q)", fn, ak, s.Env["S3_ACCESS_KEY"])
+			if len(ak) == 0 || string(ak) == s.Env.S3AccessKey || string(sk) == s.Env.S3SecretKey {
+				t.Fatalf("%s's keys: %q (root is %q)", fn, ak, s.Env.S3AccessKey)
 			}
-			c, err := storage.New(storage.Options{Endpoint: s.Env["S3_ENDPOINT"], AccessKey: string(ak), SecretKey: string(sk)})
+			c, err := storage.New(storage.Options{Endpoint: s.Env.S3Endpoint, AccessKey: string(ak), SecretKey: string(sk)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -214,9 +214,9 @@ func TestVODEndToEnd(t *testing.T) {
 		call := func(path string, in, out any) {
 			t.Helper()
 			b, _ := json.Marshal(in)
-			req, _ := http.NewRequest(http.MethodPost, s.Env["SEGFLOW_GATEWAY"]+path, bytes.NewReader(b))
+			req, _ := http.NewRequest(http.MethodPost, s.Env.Gateway+path, bytes.NewReader(b))
 			req.Header.Set("Content-Type", "application/json")
-			req.SetBasicAuth(s.Env["SEGFLOW_GATEWAY_USER"], s.Env["SEGFLOW_GATEWAY_PASSWORD"])
+			req.SetBasicAuth(s.Env.GatewayUser, s.Env.GatewayPassword)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -244,7 +244,7 @@ func TestVODEndToEnd(t *testing.T) {
 	})
 
 	t.Run("cross-site writes and anonymous catalog reads are refused", func(t *testing.T) {
-		gw := s.Env["SEGFLOW_GATEWAY"]
+		gw := s.Env.Gateway
 		do := func(method, path, origin, ctype, body string, auth bool) *http.Response {
 			req, _ := http.NewRequest(method, gw+path, strings.NewReader(body))
 			if origin != "" {
@@ -254,7 +254,7 @@ func TestVODEndToEnd(t *testing.T) {
 				req.Header.Set("Content-Type", ctype)
 			}
 			if auth {
-				req.SetBasicAuth(s.Env["SEGFLOW_GATEWAY_USER"], s.Env["SEGFLOW_GATEWAY_PASSWORD"])
+				req.SetBasicAuth(s.Env.GatewayUser, s.Env.GatewayPassword)
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -288,7 +288,7 @@ func TestVODEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req, _ := events.NewRequest(ctx, s.Env["SEGFLOW_GATEWAY"]+"/function/split", e)
+		req, _ := events.NewRequest(ctx, s.Env.Gateway+"/function/split", e)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("split again: %v %v", err, resp)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"github.com/segflow/segflow/infra/catalog"
 	"github.com/segflow/segflow/infra/console"
+	"github.com/segflow/segflow/infra/envfile"
 	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/infra/local"
 	"github.com/segflow/segflow/infra/local/gateway"
@@ -300,27 +300,16 @@ func (s *localStack) startGateway(ctx context.Context, nc *nats.Conn, routes fun
 
 // env is what the env file exports: where everything is, and the keys a
 // user at a shell needs (NATS's stay in the auth folder).
-func (s *localStack) env() map[string]string {
-	env := map[string]string{
-		"SEGFLOW_PID":              strconv.Itoa(os.Getpid()),
-		"SEGFLOW_HOME":             s.home,
-		"SEGFLOW_GATEWAY":          s.gwURL,
-		"SEGFLOW_CONSOLE":          s.gwURL + "/ui/",
-		"OPENFAAS_URL":             s.gwURL,
-		"SEGFLOW_GATEWAY_USER":     s.creds.GatewayUser,
-		"SEGFLOW_GATEWAY_PASSWORD": s.creds.GatewayPassword,
-		"S3_ENDPOINT":              s.s3Addr,
-		"S3_ACCESS_KEY":            s.creds.S3User,
-		"S3_SECRET_KEY":            s.creds.S3Password,
-		"S3_BUCKET":                s.o.bucket,
-		"SEGFLOW_NATS":             s.queue.ClientURL(),
-		"SEGFLOW_FUNCTIONS":        strings.Join(s.st.Names(), ","),
-	}
+func (s *localStack) env() envfile.Env {
+	e := envfile.Env{PID: os.Getpid(), Home: s.home, Gateway: s.gwURL, Console: s.gwURL + "/ui/",
+		GatewayUser: s.creds.GatewayUser, GatewayPassword: s.creds.GatewayPassword,
+		S3Endpoint: s.s3Addr, S3AccessKey: s.creds.S3User, S3SecretKey: s.creds.S3Password, S3Bucket: s.o.bucket,
+		NATS: s.queue.ClientURL(), Functions: strings.Join(s.st.Names(), ",")}
 	if s.o.rtmpPort > 0 {
-		env["SEGFLOW_RTMP_URL"] = fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", s.o.rtmpPort, s.creds.DemoStreamKey)
+		e.RTMPURL = fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", s.o.rtmpPort, s.creds.DemoStreamKey)
 	}
 	if s.o.srtPort > 0 {
-		env["SEGFLOW_SRT_URL"] = fmt.Sprintf("srt://127.0.0.1:%d?streamid=%s", s.o.srtPort, s.creds.DemoStreamKey)
+		e.SRTURL = fmt.Sprintf("srt://127.0.0.1:%d?streamid=%s", s.o.srtPort, s.creds.DemoStreamKey)
 	}
-	return env
+	return e
 }

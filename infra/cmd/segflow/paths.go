@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/segflow/segflow/infra/envfile"
 	"github.com/segflow/segflow/infra/gwclient"
 )
 
@@ -89,61 +87,24 @@ func credential(p, fixed string) (string, error) {
 	return v, nil
 }
 
-// readEnvFile reads the KEY='value' lines `segflow up` writes.
-func readEnvFile(p string) (map[string]string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimPrefix(strings.TrimSpace(sc.Text()), "export ")
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		out[k] = strings.Trim(v, "'")
-	}
-	return out, sc.Err()
-}
-
-func writeEnvFile(p string, vals map[string]string) error {
-	keys := make([]string, 0, len(vals))
-	for k := range vals {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var sb strings.Builder
-	sb.WriteString("# written by segflow up; source it: . " + p + "\n")
-	for _, k := range keys {
-		fmt.Fprintf(&sb, "export %s='%s'\n", k, strings.ReplaceAll(vals[k], "'", `'\''`))
-	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, []byte(sb.String()), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
-}
-
 // client builds a gateway client: --gateway or $OPENFAAS_URL, else the
 // local stack's env file; credentials from $SEGFLOW_GATEWAY_USER/PASSWORD
 // or that file.
 func client(cmd *cobra.Command) (*gwclient.Client, error) {
+	env := envfile.FromEnviron()
 	url, _ := cmd.Flags().GetString("gateway")
 	if url == "" {
-		url = os.Getenv("OPENFAAS_URL")
+		url = env.Gateway
 	}
-	user, pass := os.Getenv("SEGFLOW_GATEWAY_USER"), os.Getenv("SEGFLOW_GATEWAY_PASSWORD")
+	user, pass := env.GatewayUser, env.GatewayPassword
 	if url == "" || user == "" {
 		if home, err := homeDir(cmd); err == nil {
-			if env, err := readEnvFile(filepath.Join(home, "env")); err == nil {
+			if file, err := envfile.Read(filepath.Join(home, "env")); err == nil {
 				if url == "" {
-					url = env["SEGFLOW_GATEWAY"]
+					url = file.Gateway
 				}
 				if user == "" {
-					user, pass = env["SEGFLOW_GATEWAY_USER"], env["SEGFLOW_GATEWAY_PASSWORD"]
+					user, pass = file.GatewayUser, file.GatewayPassword
 				}
 			}
 		}

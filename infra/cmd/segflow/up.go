@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/segflow/segflow/infra/envfile"
 	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/infra/s3iam"
 	"github.com/segflow/segflow/infra/stack"
@@ -103,7 +104,7 @@ func upDetached(cmd *cobra.Command, home string) error {
 	go func() { exited <- child.Wait() }()
 	deadline := time.After(15 * time.Minute)
 	for {
-		if env, err := readEnvFile(envFile); err == nil && env["SEGFLOW_PID"] == strconv.Itoa(child.Process.Pid) {
+		if env, err := envfile.Read(envFile); err == nil && env.PID == child.Process.Pid {
 			printEndpoints(cmd, env, envFile)
 			return nil
 		}
@@ -117,22 +118,22 @@ func upDetached(cmd *cobra.Command, home string) error {
 	}
 }
 
-func printEndpoints(cmd *cobra.Command, env map[string]string, envFile string) {
+func printEndpoints(cmd *cobra.Command, env envfile.Env, envFile string) {
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "segflow is up (pid %s)\n", env["SEGFLOW_PID"])
-	fmt.Fprintf(out, "  gateway   %s  (user %s, password in %s)\n", env["SEGFLOW_GATEWAY"], env["SEGFLOW_GATEWAY_USER"], envFile)
-	fmt.Fprintf(out, "  console   %s  (same user and password)\n", env["SEGFLOW_CONSOLE"])
-	fmt.Fprintf(out, "  s3        http://%s  bucket %s\n", env["S3_ENDPOINT"], env["S3_BUCKET"])
-	fmt.Fprintf(out, "  nats      %s\n", env["SEGFLOW_NATS"])
+	fmt.Fprintf(out, "segflow is up (pid %d)\n", env.PID)
+	fmt.Fprintf(out, "  gateway   %s  (user %s, password in %s)\n", env.Gateway, env.GatewayUser, envFile)
+	fmt.Fprintf(out, "  console   %s  (same user and password)\n", env.Console)
+	fmt.Fprintf(out, "  s3        http://%s  bucket %s\n", env.S3Endpoint, env.S3Bucket)
+	fmt.Fprintf(out, "  nats      %s\n", env.NATS)
 	// The stream key stays out of what is printed (and so out of
 	// segflow.log); the env file (0600) has the full URLs.
-	if u := env["SEGFLOW_RTMP_URL"]; u != "" {
+	if u := env.RTMPURL; u != "" {
 		fmt.Fprintf(out, "  rtmp      %s/<key>  ($SEGFLOW_RTMP_URL)\n", u[:strings.LastIndex(u, "/")])
 	}
-	if u := env["SEGFLOW_SRT_URL"]; u != "" {
+	if u := env.SRTURL; u != "" {
 		fmt.Fprintf(out, "  srt       %s?streamid=<key>  ($SEGFLOW_SRT_URL)\n", strings.SplitN(u, "?", 2)[0])
 	}
-	fmt.Fprintf(out, "  functions %s\n", env["SEGFLOW_FUNCTIONS"])
+	fmt.Fprintf(out, "  functions %s\n", env.Functions)
 	fmt.Fprintf(out, "load it in a shell with: . %s\n", envFile)
 }
 
@@ -200,7 +201,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 		return err
 	}
 	env := s.env()
-	if err := writeEnvFile(envFile, env); err != nil {
+	if err := envfile.Write(envFile, env); err != nil {
 		return err
 	}
 	printEndpoints(cmd, env, envFile)

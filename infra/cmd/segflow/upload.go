@@ -13,6 +13,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/segflow/segflow/infra/envfile"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
@@ -29,26 +30,25 @@ func storageFor(cmd *cobra.Command) (*storage.Client, string, error) {
 	return c, bucket, err
 }
 
-// storageOptions are the S3_* settings storageFor signs in with.
+// storageOptions are the S3_* settings storageFor signs in with: from the
+// environment, else from the env file `segflow up` wrote.
 func storageOptions(cmd *cobra.Command) (storage.Options, string, error) {
-	get := func(k string) string { return os.Getenv(k) }
-	if os.Getenv("S3_ACCESS_KEY") == "" {
+	env := envfile.FromEnviron()
+	if env.S3AccessKey == "" {
 		home, err := homeDir(cmd)
 		if err != nil {
 			return storage.Options{}, "", err
 		}
-		env, err := readEnvFile(filepath.Join(home, "env"))
-		if err != nil {
+		if env, err = envfile.Read(filepath.Join(home, "env")); err != nil {
 			return storage.Options{}, "", fmt.Errorf("no S3_* in the environment and no %s: is `segflow up` running? (%w)", filepath.Join(home, "env"), err)
 		}
-		get = func(k string) string { return env[k] }
 	}
-	bucket := get("S3_BUCKET")
+	bucket := env.S3Bucket
 	if bucket == "" {
 		bucket = "media"
 	}
-	return storage.Options{Endpoint: get("S3_ENDPOINT"), AccessKey: get("S3_ACCESS_KEY"),
-		SecretKey: get("S3_SECRET_KEY"), Secure: get("S3_SECURE") == "true", Region: get("S3_REGION")}, bucket, nil
+	return storage.Options{Endpoint: env.S3Endpoint, AccessKey: env.S3AccessKey, SecretKey: env.S3SecretKey,
+		Secure: os.Getenv("S3_SECURE") == "true", Region: os.Getenv("S3_REGION")}, bucket, nil
 }
 
 func uploadCmd() *cobra.Command {

@@ -3,7 +3,6 @@
 package teststack
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segflow/segflow/infra/envfile"
 	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"github.com/segflow/segflow/shared/asset"
@@ -28,7 +28,7 @@ import (
 type Stack struct {
 	T      testing.TB
 	Home   string
-	Env    map[string]string
+	Env    envfile.Env
 	Store  *storage.Client
 	Bucket string
 	GW     *gwclient.Client
@@ -73,7 +73,7 @@ func Up(t testing.TB, env ...string) *Stack {
 	exited := make(chan error, 1)
 	go func() { exited <- s.cmd.Wait() }()
 	deadline := time.After(5 * time.Minute)
-	for s.Env == nil {
+	for s.Env.PID == 0 {
 		select {
 		case err := <-exited:
 			t.Fatalf("segflow up exited: %v\n%s", err, s.Log())
@@ -81,15 +81,15 @@ func Up(t testing.TB, env ...string) *Stack {
 			t.Fatalf("segflow up not ready\n%s", s.Log())
 		case <-time.After(100 * time.Millisecond):
 		}
-		s.Env = readEnv(filepath.Join(s.Home, "env"))
+		s.Env, _ = envfile.Read(filepath.Join(s.Home, "env"))
 	}
 	go func() { <-exited }()
-	s.Bucket = s.Env["S3_BUCKET"]
-	s.Store, err = storage.New(storage.Options{Endpoint: s.Env["S3_ENDPOINT"], AccessKey: s.Env["S3_ACCESS_KEY"], SecretKey: s.Env["S3_SECRET_KEY"]})
+	s.Bucket = s.Env.S3Bucket
+	s.Store, err = storage.New(storage.Options{Endpoint: s.Env.S3Endpoint, AccessKey: s.Env.S3AccessKey, SecretKey: s.Env.S3SecretKey})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.GW = gwclient.New(s.Env["SEGFLOW_GATEWAY"], s.Env["SEGFLOW_GATEWAY_USER"], s.Env["SEGFLOW_GATEWAY_PASSWORD"])
+	s.GW = gwclient.New(s.Env.Gateway, s.Env.GatewayUser, s.Env.GatewayPassword)
 	return s
 }
 
@@ -103,26 +103,6 @@ func freeUDPPort(t testing.TB) string {
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
-
-func readEnv(p string) map[string]string {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "=")
-		if ok {
-			out[k] = strings.Trim(v, "'")
-		}
-	}
-	if out["SEGFLOW_PID"] == "" {
-		return nil
-	}
-	return out
-}
 
 // Down stops the stack.
 func (s *Stack) Down() {
