@@ -13,7 +13,7 @@ bin=$(bash scripts/setup.sh | tail -n 1)
 export SEGFLOW_HOME="${SEGFLOW_HOME:-$PWD/.segflow}"
 mkdir -p "$SEGFLOW_HOME/bin"
 # The commit goes into /system/info (faas-cli version, the certifier).
-pkg=github.com/segflow/segflow/infra/local/handlers
+pkg=github.com/segflow/segflow/infra/provider/handlers
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 go build -ldflags "-X $pkg.Commit=$commit -X $pkg.Version=$(git describe --tags --always 2>/dev/null || echo dev)" \
   -o "$SEGFLOW_HOME/bin/segflow" ./infra/cmd/segflow

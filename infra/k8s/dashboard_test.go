@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 
-	"github.com/segflow/segflow/infra/local"
+	"github.com/segflow/segflow/infra/provider"
 	"github.com/segflow/segflow/infra/relay"
 	"github.com/segflow/segflow/infra/router"
 	"github.com/segflow/segflow/shared/telemetry"
@@ -38,7 +38,7 @@ func exported(t *testing.T) map[string]bool {
 	})
 	router.RegisterMetrics(reg)
 	relay.RegisterMetrics(reg)
-	local.RegisterMetrics(reg)
+	provider.RegisterMetrics(reg)
 	telemetry.NewHTTPMetrics(reg, "function")
 	if len(names) < 20 {
 		t.Fatalf("only %d metric names registered: %v", len(names), names)

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/segflow/segflow/infra/internal/testgw"
-	"github.com/segflow/segflow/infra/natsq"
+	"github.com/segflow/segflow/infra/queue"
 	"github.com/segflow/segflow/shared/testenv"
 )
 
@@ -22,7 +22,7 @@ func TestRouterCommand(t *testing.T) {
 	dep := testgw.ProbeDeployment("hand", nil, map[string]string{"PROBE_RECORD_DIR": records})
 	(*dep.Annotations)["topic"] = "upload"
 	gw.MustDo(202, "POST", "/system/functions", dep)
-	ns, err := natsq.Open(natsq.Options{StoreDir: t.TempDir(), Users: map[string]string{"router": "router-pw"}})
+	ns, err := queue.Open(queue.Options{StoreDir: t.TempDir(), Users: map[string]string{"router": "router-pw"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/segflow/segflow/infra/natsq"
+	"github.com/segflow/segflow/infra/queue"
 	"github.com/segflow/segflow/shared/events"
 	retrypkg "github.com/segflow/segflow/shared/retry"
 	"github.com/segflow/segflow/shared/tracing"
@@ -102,11 +102,11 @@ func (r *Router) work(ctx context.Context, cons jetstream.Consumer, fn string, c
 		msg  jetstream.Msg
 		stop func()
 	}
-	queue := make(chan taken, maxAckPending(c))
+	waiting := make(chan taken, maxAckPending(c))
 	var workers sync.WaitGroup
 	for range c.concurrency {
 		workers.Go(func() {
-			for t := range queue {
+			for t := range waiting {
 				if ctx.Err() != nil {
 					_ = t.msg.Nak() // stopped before its turn: back to JetStream
 				} else {
@@ -117,7 +117,7 @@ func (r *Router) work(ctx context.Context, cons jetstream.Consumer, fn string, c
 		})
 	}
 	defer workers.Wait()
-	defer close(queue)
+	defer close(waiting)
 	for {
 		msg, err := it.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -131,7 +131,7 @@ func (r *Router) work(ctx context.Context, cons jetstream.Consumer, fn string, c
 			_ = msg.Nak() // buffered when we stopped: back to JetStream
 			continue
 		}
-		queue <- taken{msg, natsq.KeepInProgress(msg, r.cfg.AckWait/3)}
+		waiting <- taken{msg, queue.KeepInProgress(msg, r.cfg.AckWait/3)}
 	}
 }
 

@@ -24,7 +24,7 @@ import (
 
 	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/infra/internal/testgw"
-	"github.com/segflow/segflow/infra/natsq"
+	"github.com/segflow/segflow/infra/queue"
 	"github.com/segflow/segflow/infra/router"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/events"
@@ -46,7 +46,7 @@ type stack struct {
 	t       testing.TB
 	minio   *testenv.MinIO
 	gw      *testgw.GW
-	nats    *natsq.Server
+	nats    *queue.Server
 	addr    string // router's listen address
 	rt      *router.Router
 	srv     *http.Server
@@ -65,7 +65,7 @@ func newStack(t testing.TB) *stack {
 		t.Fatal(err)
 	}
 	s.gw = testgw.Start(t)
-	ns, err := natsq.Open(natsq.Options{StoreDir: t.TempDir(), Port: -1})
+	ns, err := queue.Open(queue.Options{StoreDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -537,7 +537,7 @@ func TestQueueOutageLosesNothing(t *testing.T) {
 	_, p, _ := net.SplitHostPort(testenv.FreeAddr(t))
 	port, _ := strconv.Atoi(p)
 	startQueue := func() {
-		ns, err := natsq.Open(natsq.Options{StoreDir: store, Port: port, Users: map[string]string{"router": "router-pw"}})
+		ns, err := queue.Open(queue.Options{StoreDir: store, Port: port, Users: map[string]string{"router": "router-pw"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,7 +20,7 @@ import (
 	sdkstack "github.com/openfaas/go-sdk/stack"
 	"gopkg.in/yaml.v3"
 
-	"github.com/segflow/segflow/infra/local"
+	"github.com/segflow/segflow/infra/provider"
 	"github.com/segflow/segflow/infra/router"
 	"github.com/segflow/segflow/infra/s3iam"
 	"github.com/segflow/segflow/shared/storage"
@@ -86,7 +86,7 @@ func lintFields(raw []byte) error {
 var segflowAnnotations = map[string]bool{
 	router.AnnotationConcurrency: true,
 	router.AnnotationMaxAttempts: true,
-	local.AnnotationHandler:      false,
+	provider.AnnotationHandler:   false,
 	s3iam.ReadAnnotation:         false,
 	s3iam.WriteAnnotation:        false,
 }
@@ -120,7 +120,7 @@ func (s *Stack) Validate() error {
 		if err != nil {
 			return err
 		}
-		if err := local.ValidateDeployment(dep); err != nil {
+		if err := provider.ValidateDeployment(dep); err != nil {
 			return err
 		}
 		if err := validateGrant(dep); err != nil {
@@ -253,7 +253,7 @@ func (s *Stack) LocalDeployment(name string) (types.FunctionDeployment, error) {
 	if dep.Annotations != nil {
 		a = *dep.Annotations
 	}
-	a[local.AnnotationHandler] = s.HandlerDir(name)
+	a[provider.AnnotationHandler] = s.HandlerDir(name)
 	dep.Annotations = &a
 	return dep, nil
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/segflow/segflow/infra/local"
+	"github.com/segflow/segflow/infra/provider"
 	"github.com/segflow/segflow/infra/s3iam"
 	"github.com/segflow/segflow/infra/stack"
 	"github.com/segflow/segflow/shared/layout"
@@ -37,7 +37,7 @@ func TestRepoStackIsWhatFaasCliReads(t *testing.T) {
 	if got := strings.Join(st.Names(), ","); got != strings.Join(want, ",") {
 		t.Fatalf("functions %s, want %s", got, strings.Join(want, ","))
 	}
-	b := &local.Builder{RepoRoot: root, Dir: t.TempDir()}
+	b := &provider.Builder{RepoRoot: root, Dir: t.TempDir()}
 	for _, name := range st.Names() {
 		t.Run(name, func(t *testing.T) {
 			f := st.Functions[name]
@@ -84,7 +84,7 @@ func TestRepoStackIsWhatFaasCliReads(t *testing.T) {
 			if dep.EnvVars["S3_ENDPOINT"] == "" || dep.EnvVars["max_inflight"] == "" || dep.EnvVars["write_timeout"] == "" {
 				t.Errorf("environment %v", dep.EnvVars)
 			}
-			if err := local.ValidateDeployment(dep); err != nil {
+			if err := provider.ValidateDeployment(dep); err != nil {
 				t.Error(err)
 			}
 			// Built the way the template's Dockerfile builds it.

@@ -11,9 +11,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
-	"github.com/segflow/segflow/infra/local"
-	"github.com/segflow/segflow/infra/local/gateway"
-	"github.com/segflow/segflow/infra/natsq"
+	"github.com/segflow/segflow/infra/provider"
+	"github.com/segflow/segflow/infra/provider/gateway"
+	"github.com/segflow/segflow/infra/queue"
 	"github.com/segflow/segflow/shared/telemetry"
 )
 
@@ -47,7 +47,7 @@ func gatewayCmd() *cobra.Command {
 					return fmt.Errorf("nats %s: %w", natsURL, err)
 				}
 			} else {
-				ns, err := natsq.Open(natsq.Options{StoreDir: filepath.Join(home, "nats"), Port: -1})
+				ns, err := queue.Open(queue.Options{StoreDir: filepath.Join(home, "nats"), Port: -1})
 				if err != nil {
 					return err
 				}
@@ -58,9 +58,9 @@ func gatewayCmd() *cobra.Command {
 			}
 			defer nc.Close()
 			g, err := gateway.Open(ctx, gateway.Config{
-				Runtime: local.Config{Home: home, RepoRoot: repo, FunctionEnv: functionEnv, Logger: log},
+				Runtime: provider.Config{Home: home, RepoRoot: repo, FunctionEnv: functionEnv, Logger: log},
 				Host:    host, Port: port, AuthDir: authDir, NATS: nc,
-				Async: local.AsyncOptions{Concurrency: concurrency, Callbacks: local.CallbackPolicy{Hosts: callbacks}},
+				Async: provider.AsyncOptions{Concurrency: concurrency, Callbacks: provider.CallbackPolicy{Hosts: callbacks}},
 			})
 			if err != nil {
 				return err

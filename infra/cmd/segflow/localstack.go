@@ -19,10 +19,10 @@ import (
 	"github.com/segflow/segflow/infra/console"
 	"github.com/segflow/segflow/infra/envfile"
 	"github.com/segflow/segflow/infra/gwclient"
-	"github.com/segflow/segflow/infra/local"
-	"github.com/segflow/segflow/infra/local/gateway"
-	"github.com/segflow/segflow/infra/natsq"
 	"github.com/segflow/segflow/infra/playback"
+	"github.com/segflow/segflow/infra/provider"
+	"github.com/segflow/segflow/infra/provider/gateway"
+	"github.com/segflow/segflow/infra/queue"
 	"github.com/segflow/segflow/infra/relay"
 	"github.com/segflow/segflow/infra/router"
 	"github.com/segflow/segflow/infra/s3iam"
@@ -97,7 +97,7 @@ type localStack struct {
 	root    *storage.Client // MinIO's root: the relay, the router, bucket set-up
 	rootOps storage.Options
 	admin   *s3iam.Admin
-	queue   *natsq.Server
+	queue   *queue.Server
 	rtr     *router.Router
 	gw      *gwclient.Client
 }
@@ -163,7 +163,7 @@ func (s *localStack) scoped(ctx context.Context, user string, g s3iam.Grant) (*s
 // work) and connects each.
 func (s *localStack) startQueue() (map[string]*nats.Conn, error) {
 	var err error
-	s.queue, err = natsq.Open(natsq.Options{StoreDir: filepath.Join(s.home, "nats"), Port: s.o.natsPort, Users: s.creds.NATS})
+	s.queue, err = queue.Open(queue.Options{StoreDir: filepath.Join(s.home, "nats"), Port: s.o.natsPort, Users: s.creds.NATS})
 	if err != nil {
 		return nil, err
 	}
@@ -282,10 +282,10 @@ func (s *localStack) startGateway(ctx context.Context, nc *nats.Conn, routes fun
 	g, err := gateway.Open(ctx, gateway.Config{
 		// The stack deploys as written for OpenFaaS: the runtime's function
 		// settings (this MinIO, this bucket) win over the stack's defaults.
-		Runtime: local.Config{Home: filepath.Join(s.home, "runtime"), RepoRoot: s.repo, Logger: s.log,
+		Runtime: provider.Config{Home: filepath.Join(s.home, "runtime"), RepoRoot: s.repo, Logger: s.log,
 			FunctionEnv: []string{"S3_ENDPOINT=" + s.s3Addr, "S3_BUCKET=" + s.o.bucket, "SEGFLOW_GATEWAY=" + s.gwURL}},
 		Host: s.o.host, Port: s.o.port, AuthDir: s.authDir(), NATS: nc,
-		Async:  local.AsyncOptions{Callbacks: local.CallbackPolicy{Hosts: s.o.callbacks}},
+		Async:  provider.AsyncOptions{Callbacks: provider.CallbackPolicy{Hosts: s.o.callbacks}},
 		Routes: routes,
 	})
 	if err != nil {

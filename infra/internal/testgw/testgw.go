@@ -65,7 +65,7 @@ func RepoRoot() string {
 }
 
 // ProbeDir is the test fixture function's source.
-func ProbeDir() string { return filepath.Join(RepoRoot(), "infra", "local", "testdata", "probe") }
+func ProbeDir() string { return filepath.Join(RepoRoot(), "infra", "provider", "testdata", "probe") }
 
 // GW is a gateway process started for one test.
 type GW struct {

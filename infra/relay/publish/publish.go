@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
@@ -50,4 +51,46 @@ type Stream interface {
 	WriteAAC(pts time.Duration, aus [][]byte) error
 	// End closes the last segment and ends the asset.
 	End()
+}
+
+// Conns tracks a protocol server's open connections, so that its Close
+// can end them all and later ones are refused.
+type Conns[C interface {
+	comparable
+	Close() error
+}] struct {
+	mu      sync.Mutex
+	open    map[C]bool
+	closing bool
+}
+
+// Add tracks c; false once CloseAll has run (close c then).
+func (t *Conns[C]) Add(c C) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closing {
+		return false
+	}
+	if t.open == nil {
+		t.open = map[C]bool{}
+	}
+	t.open[c] = true
+	return true
+}
+
+// Remove stops tracking c.
+func (t *Conns[C]) Remove(c C) {
+	t.mu.Lock()
+	delete(t.open, c)
+	t.mu.Unlock()
+}
+
+// CloseAll closes every tracked connection and refuses new ones.
+func (t *Conns[C]) CloseAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closing = true
+	for c := range t.open {
+		c.Close()
+	}
 }

@@ -23,10 +23,8 @@ type Server struct {
 	host publish.Host
 	ln   net.Listener
 
-	mu      sync.Mutex
-	conns   map[net.Conn]bool
-	closing bool
-	wg      sync.WaitGroup
+	conns publish.Conns[net.Conn]
+	wg    sync.WaitGroup
 }
 
 // Open listens on addr; Close stops it and ends every publish.
@@ -35,7 +33,7 @@ func Open(addr string, host publish.Host) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtmp listen %s: %w", addr, err)
 	}
-	s := &Server{host: host, ln: ln, conns: map[net.Conn]bool{}}
+	s := &Server{host: host, ln: ln}
 	host.Logger().Info("relay: rtmp listening", "addr", ln.Addr().String())
 	s.wg.Go(s.accept)
 	return s, nil
@@ -47,12 +45,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Close stops accepting, closes every connection and waits for their
 // publishes to end.
 func (s *Server) Close() {
-	s.mu.Lock()
-	s.closing = true
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
+	s.conns.CloseAll()
 	s.ln.Close()
 	s.wg.Wait()
 }
@@ -63,32 +56,18 @@ func (s *Server) accept() {
 		if err != nil {
 			return
 		}
-		if !s.track(c, true) {
+		if !s.conns.Add(c) {
 			c.Close()
 			return
 		}
 		s.wg.Go(func() {
-			defer s.track(c, false)
+			defer s.conns.Remove(c)
 			defer c.Close()
 			if err := s.serve(c); err != nil {
 				s.host.Logger().Info("relay: rtmp connection closed", "remote", c.RemoteAddr().String(), "err", err.Error())
 			}
 		})
 	}
-}
-
-func (s *Server) track(c net.Conn, on bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if on && s.closing {
-		return false
-	}
-	if on {
-		s.conns[c] = true
-	} else {
-		delete(s.conns, c)
-	}
-	return true
 }
 
 // serve takes one publisher.

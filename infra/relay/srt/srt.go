@@ -24,10 +24,8 @@ type Server struct {
 	host publish.Host
 	ln   gosrt.Listener
 
-	mu      sync.Mutex
-	conns   map[gosrt.Conn]bool
-	closing bool
-	wg      sync.WaitGroup
+	conns publish.Conns[gosrt.Conn]
+	wg    sync.WaitGroup
 }
 
 // Open listens on addr (UDP); Close stops it and ends every publish.
@@ -36,7 +34,7 @@ func Open(addr string, host publish.Host) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("srt listen %s: %w", addr, err)
 	}
-	s := &Server{host: host, ln: ln, conns: map[gosrt.Conn]bool{}}
+	s := &Server{host: host, ln: ln}
 	host.Logger().Info("relay: srt listening", "addr", addr)
 	s.wg.Go(s.accept)
 	return s, nil
@@ -45,12 +43,7 @@ func Open(addr string, host publish.Host) (*Server, error) {
 // Close stops accepting, closes every connection and waits for their
 // publishes to end.
 func (s *Server) Close() {
-	s.mu.Lock()
-	s.closing = true
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
+	s.conns.CloseAll()
 	s.ln.Close()
 	s.wg.Wait()
 }
@@ -82,34 +75,20 @@ func (s *Server) accept() {
 			s.host.Release(name)
 			continue
 		}
-		if !s.track(conn, true) {
+		if !s.conns.Add(conn) {
 			conn.Close()
 			s.host.Release(name)
 			continue
 		}
 		s.wg.Go(func() {
 			defer s.host.Release(name)
-			defer s.track(conn, false)
+			defer s.conns.Remove(conn)
 			defer conn.Close()
 			if err := s.serve(conn, name); err != nil {
 				s.host.Logger().Info("relay: srt connection closed", "stream", name, "err", err.Error())
 			}
 		})
 	}
-}
-
-func (s *Server) track(c gosrt.Conn, on bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if on && s.closing {
-		return false
-	}
-	if on {
-		s.conns[c] = true
-	} else {
-		delete(s.conns, c)
-	}
-	return true
 }
 
 // streamKey reads the stream key from an SRT stream id: the key itself,
