@@ -155,7 +155,7 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 	}
 	m := asset.Manifest{
 		ID: j.id, Source: j.key, SourceETag: j.info.ETag, Duration: probe.Duration,
-		Width: probe.Video.DisplayWidth, Height: probe.Video.Height, FPS: probe.Video.FPS,
+		Width: probe.Video.DisplayWidth, Height: probe.Video.DisplayHeight, Rotation: probe.Video.Rotation, FPS: probe.Video.FPS,
 		VideoCodec: probe.Video.Codec, Audio: probe.Audio != nil, Ladder: ladder,
 		Watermark: j.opts.watermark, Created: j.info.LastModified.UTC(),
 		Options: asset.UploadOptions{Codecs: j.opts.codecs}, Splitting: true,

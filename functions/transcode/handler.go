@@ -65,7 +65,7 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 		return "", err
 	}
 	outs, err := media.Transcode(ctx, in, filepath.Join(dir, "out"), rungs,
-		media.TranscodeOptions{FPS: m.FPS, Audio: m.Audio && len(only) == 0, Live: m.Live})
+		media.TranscodeOptions{FPS: m.FPS, Audio: m.Audio && len(only) == 0, Live: m.Live, Filter: upright(m, t)})
 	if err != nil {
 		return "", e.FailSegment(ctx, t, err)
 	}
@@ -122,6 +122,16 @@ func writeOutputs(ctx context.Context, e *stage.Env, t *stage.Trigger, m *asset.
 		}
 	}
 	return nil
+}
+
+// upright turns a source segment's picture as the upload showed it (its
+// display rotation does not survive the cut into MPEG-TS); a marked one
+// is upright already: watermark turned it.
+func upright(m *asset.Manifest, t *stage.Trigger) string {
+	if t.Layout.Kind == layout.KindMarkedSegment {
+		return ""
+	}
+	return media.RotateFilter(m.Rotation)
 }
 
 // segmentOf returns segment n's timing: from the segment's own metadata

@@ -29,7 +29,11 @@ type Manifest struct {
 	Segments   []Segment    `json:"segments"`
 	Ladder     []media.Rung `json:"ladder"`
 	Watermark  *Watermark   `json:"watermark,omitempty"`
-	Live       bool         `json:"live,omitempty"`
+	// Rotation is the upload's display rotation (media.VideoStream): its
+	// source segments are stored as recorded and every stage that decodes
+	// them turns them upright. Width and Height are the upright size.
+	Rotation int  `json:"rotation,omitempty"`
+	Live     bool `json:"live,omitempty"`
 	// Splitting says split is still cutting the upload: Segments lists
 	// each segment before it is written and grows until split ends (the
 	// manifest that ends it comes before the last segment). Whatever waits

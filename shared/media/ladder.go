@@ -72,8 +72,12 @@ func Ladder(src *VideoStream, codecs []Codec) ([]Rung, error) {
 	if len(codecs) == 0 {
 		codecs = []Codec{H264}
 	}
-	aspect := float64(src.DisplayWidth) / float64(src.Height)
-	short := min(src.DisplayWidth, src.Height)
+	h := src.DisplayHeight
+	if h == 0 {
+		h = src.Height
+	}
+	aspect := float64(src.DisplayWidth) / float64(h)
+	short := min(src.DisplayWidth, h)
 	var out []Rung
 	for _, c := range codecs {
 		eff, ok := codecEfficiency[c]

@@ -36,13 +36,21 @@ type VideoStream struct {
 	Profile string
 	Width   int
 	Height  int
-	// DisplayWidth accounts for a non-square sample aspect ratio.
-	DisplayWidth int
-	FPS          float64
-	PixFmt       string
-	Duration     float64
-	StartTime    float64
-	BitRate      int64
+	// DisplayWidth and DisplayHeight are the size it is shown at: a
+	// non-square sample aspect ratio applied, and the two swapped for a
+	// quarter-turn Rotation (DisplayHeight 0: Height).
+	DisplayWidth  int
+	DisplayHeight int
+	// Rotation is how far the picture is turned counterclockwise for
+	// display (0, 90, 180 or 270): phones film upright into a landscape
+	// frame and say so in the display matrix, which the source segments'
+	// MPEG-TS does not carry. RotateFilter puts it upright.
+	Rotation  int
+	FPS       float64
+	PixFmt    string
+	Duration  float64
+	StartTime float64
+	BitRate   int64
 }
 
 // AudioStream describes the first audio stream.
@@ -73,6 +81,10 @@ type ffprobeOut struct {
 		Disposition  struct {
 			AttachedPic int `json:"attached_pic"`
 		} `json:"disposition"`
+		SideData []struct {
+			Type     string  `json:"side_data_type"`
+			Rotation float64 `json:"rotation"`
+		} `json:"side_data_list"`
 	} `json:"streams"`
 	Format struct {
 		FormatName string `json:"format_name"`
@@ -120,6 +132,15 @@ func Probe(ctx context.Context, path string) (*Info, error) {
 			if sar := rate(strings.Replace(s.SampleAspect, ":", "/", 1)); sar > 0 && sar != 1 {
 				v.DisplayWidth = int(math.Round(float64(s.Width) * sar))
 			}
+			v.DisplayHeight = s.Height
+			for _, sd := range s.SideData {
+				if sd.Type == "Display Matrix" {
+					v.Rotation = quarterTurns(sd.Rotation)
+				}
+			}
+			if v.Rotation == 90 || v.Rotation == 270 {
+				v.DisplayWidth, v.DisplayHeight = v.DisplayHeight, v.DisplayWidth
+			}
 			info.Video = v
 		case s.CodecType == "audio" && info.Audio == nil:
 			sr, _ := strconv.Atoi(s.SampleRate)
@@ -151,6 +172,36 @@ func CheckIntegrity(ctx context.Context, path string) error {
 		return fmt.Errorf("check %s: %w: %v", path, ErrTruncated, err)
 	}
 	return nil
+}
+
+// quarterTurns normalizes ffprobe's display-matrix rotation (degrees,
+// counterclockwise, -180..180) to 0, 90, 180 or 270; other angles, which
+// no camera writes, count as none.
+func quarterTurns(deg float64) int {
+	d := int(math.Round(deg)) % 360
+	if d < 0 {
+		d += 360
+	}
+	switch d {
+	case 90, 180, 270:
+		return d
+	}
+	return 0
+}
+
+// RotateFilter is the ffmpeg filter that shows a picture turned rotation
+// degrees counterclockwise (VideoStream.Rotation) upright, as ffmpeg's own
+// autorotate does; "" for none.
+func RotateFilter(rotation int) string {
+	switch rotation {
+	case 90:
+		return "transpose=cclock"
+	case 180:
+		return "hflip,vflip"
+	case 270:
+		return "transpose=clock"
+	}
+	return ""
 }
 
 func num(s string) float64 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // WatermarkOptions describe an overlay.
@@ -19,6 +20,9 @@ type WatermarkOptions struct {
 	FontFile string
 	// Live encodes for latency (see encoderThreads).
 	Live bool
+	// Rotation turns the picture upright first (VideoStream.Rotation):
+	// the mark goes where the viewer sees that corner.
+	Rotation int
 }
 
 // DefaultFont ships with Debian's fonts-dejavu-core (scripts/setup.sh).
@@ -77,6 +81,9 @@ func Watermark(ctx context.Context, in, out string, o WatermarkOptions) error {
 			subst(pos[1], map[string]string{"W": "main_w", "H": "main_h", "w": "overlay_w", "h": "overlay_h"}))
 	default:
 		return fmt.Errorf("watermark: neither text nor image")
+	}
+	if rot := RotateFilter(o.Rotation); rot != "" {
+		graph = "[0:v]" + rot + "[up];" + strings.ReplaceAll(graph, "[0:v]", "[up]")
 	}
 	gop := strconv.Itoa(int(max(1, o.FPS*2+0.5)))
 	args = append(args, "-filter_complex", graph, "-map", "[v]", "-map", "0:a?",

@@ -29,7 +29,7 @@ func (o OCR) Tag(ctx context.Context, in Input) ([]Tag, error) {
 	}
 	pattern := filepath.Join(in.WorkDir, "ocr-%04d.png")
 	if _, err := ffmpegLog(ctx, "-i", in.Path, "-map", "0:v:0", "-vf",
-		"setpts=PTS-STARTPTS,fps=2:start_time=0,scale='min(960,iw)':-2,format=gray", pattern); err != nil {
+		"setpts=PTS-STARTPTS,"+in.upright()+"fps=2:start_time=0,scale='min(960,iw)':-2,format=gray", pattern); err != nil {
 		return nil, errorf("ocr", "frames: %v", err)
 	}
 	frames, _ := filepath.Glob(filepath.Join(in.WorkDir, "ocr-*.png"))

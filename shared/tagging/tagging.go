@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/segflow/segflow/shared/media"
 )
 
 // Tag is one finding, with times in seconds from the segment's start.
@@ -27,6 +29,17 @@ type Input struct {
 	Duration float64 // seconds
 	HasAudio bool
 	WorkDir  string // scratch space of this call
+	// Rotation is the picture's display rotation (media.VideoStream): text
+	// is read, and faces and objects found, on the upright picture.
+	Rotation int
+}
+
+// upright is the filter-chain head that turns in's picture upright.
+func (in Input) upright() string {
+	if f := media.RotateFilter(in.Rotation); f != "" {
+		return f + ","
+	}
+	return ""
 }
 
 // Tagger finds tags of one kind of thing.

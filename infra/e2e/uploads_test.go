@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/grafov/m3u8"
+
+	"github.com/segflow/segflow/infra/internal/teststack"
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media"
+	"github.com/segflow/segflow/shared/media/mediatest"
+)
+
+// A phone films upright into a landscape frame and says so in the display
+// matrix; the MPEG-TS source segments do not carry it. Every rendition
+// must come out upright: portrait sizes from the displayed size, and the
+// same picture as ffmpeg's own autorotated decode of the upload.
+func TestPhoneRotationPlaysUpright(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the stack")
+	}
+	s := teststack.Up(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	const seconds, fps = 4.0, 30
+	landscape := filepath.Join(dir, "landscape.mp4")
+	mediatest.Make(t, landscape, mediatest.Clip{Seconds: seconds, Width: 1280, Height: 720, FPS: fps, Audio: true})
+	// What phones write: shown turned 90 degrees clockwise.
+	phone := filepath.Join(dir, "phone.mp4")
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-v", "error", "-y", "-i", landscape, "-c", "copy",
+		"-metadata:s:v:0", "rotate=270", phone).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	probe, err := media.Probe(ctx, phone)
+	if err != nil || probe.Video.Rotation != 270 || probe.Video.DisplayWidth != 720 || probe.Video.DisplayHeight != 1280 {
+		t.Fatalf("probe of the phone clip: %+v %v", probe.Video, err)
+	}
+
+	s.Upload("uploads/phone.mp4", phone, nil)
+	id := assetOf(t, s, "uploads/phone.mp4")
+	s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
+	a := layout.Asset(id)
+	if m := manifest(t, s, id); m.Rotation != 270 || m.Width != 720 || m.Height != 1280 {
+		t.Fatalf("manifest: rotation %d, %dx%d; want 270, 720x1280", m.Rotation, m.Width, m.Height)
+	}
+	b, err := s.Store.GetBytes(ctx, s.Bucket, a.Master())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, _, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	variants := pl.(*m3u8.MasterPlaylist).Variants
+	if len(variants) < 2 {
+		t.Fatalf("master lists %d variants:\n%s", len(variants), b)
+	}
+	for _, v := range variants {
+		var w, h int
+		if _, err := fmt.Sscanf(v.Resolution, "%dx%d", &w, &h); err != nil || h <= w {
+			t.Errorf("variant %s: RESOLUTION %q is not portrait", v.URI, v.Resolution)
+		}
+	}
+	// The top rendition is the upload's picture upright: compared with
+	// ffmpeg's autorotated decode of the upload, not with a sideways one.
+	top := fetchRendition(t, s, a.Prefix(), variants[0].URI, filepath.Join(dir, "top.ts"), seconds, fps)
+	var w, h int
+	fmt.Sscanf(variants[0].Resolution, "%dx%d", &w, &h)
+	psnr, err := media.PSNR(ctx, phone, top, w, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %dx%d, PSNR %.2f dB against the upright upload", variants[0].URI, w, h, psnr)
+	if psnr < 30 {
+		t.Errorf("top rendition PSNR %.2f dB against the upright upload: not the upright picture", psnr)
+	}
+	// The poster is upright too.
+	poster := filepath.Join(dir, "poster.jpg")
+	if _, err := s.Store.GetFile(ctx, s.Bucket, a.Thumb("poster.jpg"), poster); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", poster).Output()
+	var pw, ph int
+	if _, serr := fmt.Sscanf(string(out), "%d,%d", &pw, &ph); err != nil || serr != nil || ph <= pw {
+		t.Errorf("poster is %q (%v): not portrait", out, err)
+	}
+}
