@@ -92,3 +92,40 @@ func TestPhoneRotationPlaysUpright(t *testing.T) {
 		t.Errorf("poster is %q (%v): not portrait", out, err)
 	}
 }
+
+// A source above 1080p also gets a rung at its own height, and none above
+// it.
+func TestQHDGetsItsOwnRung(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the stack")
+	}
+	s := teststack.Up(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	const seconds, fps = 2.0, 30
+	src := filepath.Join(dir, "qhd.mp4")
+	mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 2560, Height: 1440, FPS: fps})
+	s.Upload("uploads/qhd.mp4", src, nil)
+	id := assetOf(t, s, "uploads/qhd.mp4")
+	s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
+	a := layout.Asset(id)
+	b, err := s.Store.GetBytes(ctx, s.Bucket, a.Master())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, _, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range pl.(*m3u8.MasterPlaylist).Variants {
+		got = append(got, v.Resolution)
+	}
+	if len(got) != 5 || got[0] != "2560x1440" || got[1] != "1920x1080" {
+		t.Fatalf("variants %v, want 2560x1440 first, then 1920x1080 and down (5 in all)", got)
+	}
+	top := fetchRendition(t, s, a.Prefix(), pl.(*m3u8.MasterPlaylist).Variants[0].URI, filepath.Join(dir, "top.ts"), seconds, fps)
+	if psnr, err := media.PSNR(ctx, src, top, 2560, 1440); err != nil || psnr < 35 {
+		t.Fatalf("1440p PSNR %.2f dB (%v)", psnr, err)
+	}
+}

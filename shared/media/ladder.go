@@ -46,13 +46,17 @@ func (r Rung) SegmentExt() string {
 }
 
 // h264Rungs follow Apple's HLS authoring guidance for 16:9 H.264
-// (1080p 6000k, 720p 3000k, 540p/480p ~1200k, 360p ~730k).
+// (1080p 6000k, 720p 3000k, 540p/480p ~1200k, 360p ~730k), with 1440p and
+// 2160p above them for the sources that have them (a rung is never above
+// the source: no upscaling).
 var h264Rungs = []struct {
 	height  int
 	bitrate int
 	profile string
 	level   string
 }{
+	{2160, 16_000_000, "high", "5.1"},
+	{1440, 9_000_000, "high", "5.0"},
 	{1080, 6_000_000, "high", "4.0"},
 	{720, 3_000_000, "high", "3.1"},
 	{480, 1_200_000, "main", "3.1"},
