@@ -32,11 +32,26 @@ func TestProbeRejectsBadInput(t *testing.T) {
 	audioOnly := filepath.Join(dir, "tone.m4a")
 	mustFF(t, "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", audioOnly)
 
+	// Files that make ffmpeg open what they name: another media file on
+	// this machine (here the good clip, as TS) or any URL.
+	other := filepath.Join(dir, "someone-elses.ts")
+	mustFF(t, "-i", good, "-c", "copy", "-f", "mpegts", other)
+	playlist := "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n" + other + "\n#EXT-X-ENDLIST\n"
+	image := filepath.Join(dir, "photo.jpg")
+	mustFF(t, "-f", "lavfi", "-i", "testsrc2=size=320x240", "-frames:v", "1", image)
+	png := filepath.Join(dir, "logo.png")
+	mustFF(t, "-f", "lavfi", "-i", "testsrc2=size=320x240", "-frames:v", "1", png)
 	tests := []struct {
 		name string
 		path string
 		want error
 	}{
+		{"an HLS playlist named .mp4", write("evil.mp4", []byte(playlist)), media.ErrNotMedia},
+		{"an HLS playlist after a BOM", write("evil2.mp4", []byte("\ufeff\n"+playlist)), media.ErrNotMedia},
+		{"ffconcat", write("evil.mov", []byte("ffconcat version 1.0\nfile '"+other+"'\n")), media.ErrNotMedia},
+		{"DASH manifest", write("evil.mpd", []byte(`<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011"></MPD>`)), media.ErrNotMedia},
+		{"a JPEG photo", image, media.ErrNotMedia},
+		{"a PNG", png, media.ErrNotMedia},
 		{"random bytes", write("random.mp4", random), media.ErrNotMedia},
 		{"text", write("notes.txt", []byte("hello, this is not a video\n")), media.ErrNotMedia},
 		{"truncated", write("cut.mp4", data[:len(data)/2]), media.ErrTruncated},

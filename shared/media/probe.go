@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -94,6 +97,52 @@ type ffprobeOut struct {
 	} `json:"format"`
 }
 
+// referencing are the demuxers that open the files or URLs their input
+// names.
+var referencing = map[string]bool{"hls": true, "dash": true, "concat": true, "sdp": true, "imf": true, "rtsp": true}
+
+// referenceHeads start the text formats whose demuxers open what they
+// name: HLS, ffconcat, DASH and IMF (XML), SDP.
+var referenceHeads = []string{"#EXTM3U", "ffconcat", "<?xml", "<MPD", "v=0"}
+
+// refuseReferences reads the head of path (a file or an http(s) URL) and
+// refuses it when it is one of referenceHeads.
+func refuseReferences(ctx context.Context, path string) error {
+	var head []byte
+	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, path, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Range", "bytes=0-511")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("read the head: %w", err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("read the head: %s", resp.Status)
+		}
+		head, _ = io.ReadAll(io.LimitReader(resp.Body, 512))
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		head = make([]byte, 512)
+		n, _ := io.ReadFull(f, head)
+		head = head[:n]
+	}
+	text := strings.TrimLeft(strings.TrimPrefix(string(head), "\ufeff"), " \t\r\n")
+	for _, h := range referenceHeads {
+		if strings.HasPrefix(text, h) {
+			return fmt.Errorf("%w: it starts with %q, a playlist or description that names other media", ErrNotMedia, h)
+		}
+	}
+	return nil
+}
+
 // decodable lists the video codecs the ladder takes as input.
 var decodable = map[string]bool{"h264": true, "hevc": true, "vp8": true, "vp9": true, "av1": true,
 	"mpeg2video": true, "mpeg4": true, "prores": true, "mjpeg": true, "dnxhd": true, "theora": true}
@@ -102,6 +151,12 @@ var decodable = map[string]bool{"h264": true, "hevc": true, "vp8": true, "vp9": 
 // ErrNotMedia, ErrNoVideo or ErrUnsupported (wrapped) for files the
 // pipeline cannot take.
 func Probe(ctx context.Context, path string) (*Info, error) {
+	// A playlist or a stream description makes ffmpeg open what it names:
+	// other files on this machine, or any URL the function can reach.
+	// They are refused before ffprobe reads a byte of them.
+	if err := refuseReferences(ctx, path); err != nil {
+		return nil, fmt.Errorf("probe %s: %w", path, err)
+	}
 	out, err := run(ctx, "ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path)
 	if err != nil {
 		var me *Error
@@ -119,6 +174,12 @@ func Probe(ctx context.Context, path string) (*Info, error) {
 	}
 	info := &Info{Format: p.Format.FormatName, Duration: num(p.Format.Duration), BitRate: int64(num(p.Format.BitRate)),
 		StartTime: num(p.Format.StartTime)}
+	switch f := info.Format; {
+	case referencing[f]:
+		return nil, fmt.Errorf("probe %s: %w: a %s playlist or description, which names other media", path, ErrNotMedia, f)
+	case f == "image2" || strings.HasSuffix(f, "_pipe"):
+		return nil, fmt.Errorf("probe %s: %w: a still image (%s), not a video", path, ErrNotMedia, f)
+	}
 	for _, s := range p.Streams {
 		switch {
 		case s.CodecType == "video" && info.Video == nil && s.Disposition.AttachedPic == 0:
