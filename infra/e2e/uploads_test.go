@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/grafov/m3u8"
 
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/asset"
@@ -50,17 +47,9 @@ func TestPhoneRotationPlaysUpright(t *testing.T) {
 	if m := manifest(t, s, id); m.Rotation != 270 || m.Width != 720 || m.Height != 1280 {
 		t.Fatalf("manifest: rotation %d, %dx%d; want 270, 720x1280", m.Rotation, m.Width, m.Height)
 	}
-	b, err := s.Store.GetBytes(ctx, s.Bucket, a.Master())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl, _, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	variants := pl.(*m3u8.MasterPlaylist).Variants
+	variants := masterPlaylist(t, s, id).Variants
 	if len(variants) < 2 {
-		t.Fatalf("master lists %d variants:\n%s", len(variants), b)
+		t.Fatalf("master lists %d variants", len(variants))
 	}
 	for _, v := range variants {
 		var w, h int
@@ -86,10 +75,8 @@ func TestPhoneRotationPlaysUpright(t *testing.T) {
 	if _, err := s.Store.GetFile(ctx, s.Bucket, a.Thumb("poster.jpg"), poster); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", poster).Output()
-	var pw, ph int
-	if _, serr := fmt.Sscanf(string(out), "%d,%d", &pw, &ph); err != nil || serr != nil || ph <= pw {
-		t.Errorf("poster is %q (%v): not portrait", out, err)
+	if pw, ph := mediatest.Size(t, poster); ph <= pw {
+		t.Errorf("poster is %dx%d: not portrait", pw, ph)
 	}
 }
 
@@ -109,22 +96,15 @@ func TestQHDGetsItsOwnRung(t *testing.T) {
 	id := assetOf(t, s, "uploads/qhd.mp4")
 	s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
 	a := layout.Asset(id)
-	b, err := s.Store.GetBytes(ctx, s.Bucket, a.Master())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl, _, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	variants := masterPlaylist(t, s, id).Variants
 	var got []string
-	for _, v := range pl.(*m3u8.MasterPlaylist).Variants {
+	for _, v := range variants {
 		got = append(got, v.Resolution)
 	}
 	if len(got) != 5 || got[0] != "2560x1440" || got[1] != "1920x1080" {
 		t.Fatalf("variants %v, want 2560x1440 first, then 1920x1080 and down (5 in all)", got)
 	}
-	top := fetchRendition(t, s, a.Prefix(), pl.(*m3u8.MasterPlaylist).Variants[0].URI, filepath.Join(dir, "top.ts"), seconds, fps)
+	top := fetchRendition(t, s, a.Prefix(), variants[0].URI, filepath.Join(dir, "top.ts"), seconds, fps)
 	if psnr, err := media.PSNR(ctx, src, top, 2560, 1440); err != nil || psnr < 35 {
 		t.Fatalf("1440p PSNR %.2f dB (%v)", psnr, err)
 	}

@@ -3,7 +3,6 @@ package media_test
 import (
 	"context"
 	"crypto/sha256"
-	"fmt"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -69,10 +68,8 @@ func TestRotation(t *testing.T) {
 				t.Fatal(err)
 			}
 			for file, want := range map[string]bool{marked: quarter, thumb: quarter} {
-				out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", file).Output()
-				var w, h int
-				if _, serr := fmt.Sscanf(string(out), "%d,%d", &w, &h); err != nil || serr != nil || (h > w) != want {
-					t.Errorf("%s is %q: portrait should be %v", filepath.Base(file), out, want)
+				if w, h := mediatest.Size(t, file); (h > w) != want {
+					t.Errorf("%s is %dx%d: portrait should be %v", filepath.Base(file), w, h, want)
 				}
 			}
 		})

@@ -145,3 +145,16 @@ func Codec(t testing.TB, path string) (string, string) {
 	name, tag, _ := strings.Cut(first, ",")
 	return name, tag
 }
+
+// Size returns the first video stream's width and height (an image's
+// too), as ffprobe reads them.
+func Size(t testing.TB, path string) (int, int) {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "stream=width,height", "-of", "csv=p=0", path).Output()
+	var w, h int
+	if _, serr := fmt.Sscanf(string(out), "%d,%d", &w, &h); err != nil || serr != nil {
+		t.Fatalf("ffprobe %s: %q %v %v", path, out, err, serr)
+	}
+	return w, h
+}
