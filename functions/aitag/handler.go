@@ -51,7 +51,7 @@ func tag(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 		return "", err
 	}
 	defer cleanup()
-	in := filepath.Join(dir, "in.ts")
+	in := filepath.Join(dir, "in"+t.Layout.Ext)
 	info, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in)
 	if err != nil {
 		return "", err
@@ -121,7 +121,7 @@ func originOf(ctx context.Context, e *stage.Env, bucket string, m *asset.Manifes
 	if len(m.Segments) > 0 {
 		return m.Segments[0].Start, nil
 	}
-	info, err := e.Store.Stat(ctx, bucket, layout.Asset(m.ID).Source(0))
+	info, err := e.Store.Stat(ctx, bucket, m.SourceKey(0))
 	if err != nil {
 		return 0, err
 	}

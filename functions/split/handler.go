@@ -156,7 +156,7 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 	m := asset.Manifest{
 		ID: j.id, Source: j.key, SourceETag: j.info.ETag, Duration: probe.Duration,
 		Width: probe.Video.DisplayWidth, Height: probe.Video.DisplayHeight, Rotation: probe.Video.Rotation, FPS: probe.Video.FPS,
-		VideoCodec: probe.Video.Codec, Audio: probe.Audio != nil, Ladder: ladder,
+		VideoCodec: probe.Video.Codec, SourceExt: media.SourceExt(probe.Video.Codec), Audio: probe.Audio != nil, Ladder: ladder,
 		Watermark: j.opts.watermark, Created: j.info.LastModified.UTC(),
 		Options: asset.UploadOptions{Codecs: j.opts.codecs}, Splitting: true,
 	}
@@ -266,8 +266,13 @@ func startUploads(ctx context.Context, e *stage.Env, bucket string, a layout.Ass
 	for range parallel {
 		u.wg.Go(func() {
 			for s := range u.next {
-				err := e.Store.PutFile(u.ctx, bucket, a.Source(s.Index), s.Path, storage.PutOptions{
-					ContentType: "video/mp2t",
+				ext := filepath.Ext(s.Path)
+				ctype := "video/mp2t"
+				if ext == ".mkv" {
+					ctype = "video/x-matroska"
+				}
+				err := e.Store.PutFile(u.ctx, bucket, a.Source(s.Index, ext), s.Path, storage.PutOptions{
+					ContentType: ctype,
 					Metadata:    asset.SegmentMeta{Index: s.Index, Start: s.Start, Duration: s.Duration}.Encode(e.Meta()),
 				})
 				if err != nil {

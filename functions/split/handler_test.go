@@ -129,7 +129,7 @@ func TestSplitReadsInPlaceOrACopy(t *testing.T) {
 				t.Fatalf("manifest %+v, split stage %+v", man, st.Stages["split"])
 			}
 			for _, s := range man.Segments {
-				oi, err := m.Client.Stat(ctx, bucket, layout.Asset(id).Source(s.Index))
+				oi, err := m.Client.Stat(ctx, bucket, layout.Asset(id).Source(s.Index, ".ts"))
 				if err != nil {
 					t.Fatal(err)
 				}

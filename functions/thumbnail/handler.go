@@ -48,7 +48,7 @@ func thumbs(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error)
 		return "", err
 	}
 	defer cleanup()
-	in := filepath.Join(dir, "in.ts")
+	in := filepath.Join(dir, "in"+t.Layout.Ext)
 	if _, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in); err != nil {
 		return "", err
 	}

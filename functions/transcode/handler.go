@@ -59,7 +59,7 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 		return "", err
 	}
 	defer cleanup()
-	in := filepath.Join(dir, "in.ts")
+	in := filepath.Join(dir, "in"+t.Layout.Ext)
 	srcInfo, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in)
 	if err != nil {
 		return "", err

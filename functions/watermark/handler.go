@@ -39,7 +39,7 @@ func mark(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 		return "", err
 	}
 	defer cleanup()
-	in, out := filepath.Join(dir, "in.ts"), filepath.Join(dir, "marked.ts")
+	in, out := filepath.Join(dir, "in"+t.Layout.Ext), filepath.Join(dir, "marked.ts")
 	srcInfo, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in)
 	if err != nil {
 		return "", err

@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,5 +109,123 @@ func TestQHDGetsItsOwnRung(t *testing.T) {
 	top := fetchRendition(t, s, a.Prefix(), variants[0].URI, filepath.Join(dir, "top.ts"), seconds, fps)
 	if psnr, err := media.PSNR(ctx, src, top, 2560, 1440); err != nil || psnr < 35 {
 		t.Fatalf("1440p PSNR %.2f dB (%v)", psnr, err)
+	}
+}
+
+// shape is what an upload is expected to become.
+type shape struct {
+	seconds float64
+	fps     int
+	// width and height are the displayed (upright, cropped) source size:
+	// no rendition is larger, and each keeps its aspect within 2%.
+	width, height int
+	// channels of the stereo audio rendition; 0: the asset has no audio.
+	channels int
+}
+
+// checkRenditions reads every variant of an asset's master as a player
+// does and checks what every upload must give: each segment decodes on
+// its own, each rendition lasts the source within a frame at a constant
+// frame rate, is no larger than the source and keeps its aspect, and
+// keyframes fall at the same times in every rung; the audio has the
+// channels asked for and lasts as long. It returns the renditions (one
+// file each, by name) for the caller's own checks.
+func checkRenditions(t *testing.T, s *teststack.Stack, id string, want shape) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	a := layout.Asset(id)
+	master := masterPlaylist(t, s, id)
+	if len(master.Variants) == 0 {
+		t.Fatal("master lists no variants")
+	}
+	frame := 1.0 / float64(want.fps)
+	var keyTimes []string
+	files := map[string]string{}
+	for _, v := range master.Variants {
+		name := strings.TrimSuffix(v.URI, ".m3u8")
+		file := fetchRendition(t, s, a.Prefix(), v.URI, filepath.Join(dir, name+".ts"), want.seconds, want.fps)
+		files[name] = file
+		w, h := mediatest.Size(t, file)
+		if w > want.width || h > want.height {
+			t.Errorf("%s is %dx%d, larger than the %dx%d source", name, w, h, want.width, want.height)
+		}
+		if got, src := float64(w)/float64(h), float64(want.width)/float64(want.height); math.Abs(got/src-1) > 0.02 {
+			t.Errorf("%s is %dx%d: aspect %.3f, the source's %.3f", name, w, h, got, src)
+		}
+		ps := mediatest.Packets(t, file, "v:0")
+		var keys []string
+		for i, p := range ps {
+			if i > 0 && math.Abs(p.PTS-ps[i-1].PTS-frame) > 0.0015 {
+				t.Errorf("%s: frame interval %.4fs at %.3f, want %.4f", name, p.PTS-ps[i-1].PTS, p.PTS, frame)
+			}
+			if p.Key {
+				keys = append(keys, ftoa(p.PTS))
+			}
+		}
+		if span := ps[len(ps)-1].PTS + ps[len(ps)-1].Duration - ps[0].PTS; math.Abs(span-want.seconds) > frame+1e-3 {
+			t.Errorf("%s lasts %.4fs, the source %.3fs", name, span, want.seconds)
+		}
+		keyTimes = append(keyTimes, strings.Join(keys, ","))
+	}
+	for i := 1; i < len(keyTimes); i++ {
+		if keyTimes[i] != keyTimes[0] {
+			t.Errorf("keyframes differ between renditions:\n%s\n%s", keyTimes[0], keyTimes[i])
+		}
+	}
+	if want.channels == 0 {
+		return files
+	}
+	audio := fetchRendition(t, s, a.Prefix(), "audio.m3u8", filepath.Join(dir, "audio.ts"), want.seconds, want.fps)
+	files["audio"] = audio
+	if codec, ch := mediatest.Audio(t, audio); codec != "aac" || ch != want.channels {
+		t.Errorf("audio is %s in %d channels, want aac in %d", codec, ch, want.channels)
+	}
+	aps := mediatest.Packets(t, audio, "a:0")
+	if span := aps[len(aps)-1].PTS + aps[len(aps)-1].Duration - aps[0].PTS; math.Abs(span-want.seconds) > 0.05 {
+		t.Errorf("audio lasts %.3fs, the source %.3fs", span, want.seconds)
+	}
+	return files
+}
+
+// A WebM from a browser or a screen recorder (VP9 and Opus, which
+// MPEG-TS cannot carry) becomes the same H.264 ladder as any MP4, and so
+// do AV1 and ProRes masters.
+func TestNonTSSourcesPlay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the stack")
+	}
+	s := teststack.Up(t)
+	ctx := context.Background()
+	const seconds, fps = 6.0, 25
+	tests := []struct {
+		file         string
+		video, audio []string
+	}{
+		{"screen.webm", []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "2M"}, []string{"-c:a", "libopus"}},
+		{"master.mov", []string{"-c:v", "prores_ks", "-profile:v", "0", "-pix_fmt", "yuv422p10le"}, []string{"-c:a", "pcm_s24le"}},
+		{"film.mkv", []string{"-c:v", "libsvtav1", "-preset", "12"}, []string{"-c:a", "libopus"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), tc.file)
+			mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 1280, Height: 720, FPS: fps, GOP: 2 * fps,
+				Audio: true, VideoArgs: tc.video, AudioArgs: tc.audio})
+			key := "uploads/" + tc.file
+			s.Upload(key, src, nil)
+			id := assetOf(t, s, key)
+			s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
+			renditions := checkRenditions(t, s, id, shape{seconds: seconds, fps: fps, width: 1280, height: 720, channels: 2})
+			if len(renditions) != 4 { // 720p, 480p, 360p and the audio
+				t.Errorf("renditions %v", renditions)
+			}
+			psnr, err := media.PSNR(ctx, src, renditions["720p"], 1280, 720)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: 720p PSNR %.2f dB", tc.file, psnr)
+			if psnr < 30 {
+				t.Errorf("720p PSNR %.2f dB against the upload", psnr)
+			}
+		})
 	}
 }

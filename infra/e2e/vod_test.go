@@ -193,7 +193,7 @@ func TestVODEndToEnd(t *testing.T) {
 				_, err := c.GetBytes(ctx, s.Bucket, "uploads/clip.mp4")
 				return err
 			}},
-			{"packager", "delete a segment", func(c *storage.Client) error { return c.Remove(ctx, s.Bucket, a.Source(0)) }},
+			{"packager", "delete a segment", func(c *storage.Client) error { return c.Remove(ctx, s.Bucket, a.Source(0, ".ts")) }},
 			{"watermark", "overwrite the manifest", func(c *storage.Client) error {
 				return c.PutBytes(ctx, s.Bucket, a.Manifest(), []byte("{}"), storage.PutOptions{})
 			}},

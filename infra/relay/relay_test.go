@@ -123,7 +123,7 @@ func (e *env) checkSegments(m *asset.Manifest, seconds int) {
 			e.t.Fatalf("segment list has a hole at %d: %+v", i, m.Segments)
 		}
 		p := filepath.Join(dir, strconv.Itoa(i)+".ts")
-		info, err := e.minio.Client.GetFile(context.Background(), "media", layout.Asset(m.ID).Source(i), p)
+		info, err := e.minio.Client.GetFile(context.Background(), "media", layout.Asset(m.ID).Source(i, ".ts"), p)
 		if err != nil {
 			e.t.Fatal(err)
 		}

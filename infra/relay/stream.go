@@ -95,7 +95,7 @@ func (st *stream) onSegment(s Segment) {
 	st.bytes += s.Size
 	st.mu.Unlock()
 	meta := asset.SegmentMeta{Index: s.Index, Start: seg.Start, Duration: seg.Duration, Wallclock: s.Wallclock}
-	it := spool.Item{Key: layout.Asset(st.id).Source(s.Index), ContentType: "video/mp2t",
+	it := spool.Item{Key: layout.Asset(st.id).Source(s.Index, ".ts"), ContentType: "video/mp2t",
 		Metadata: meta.Encode(map[string]string{layout.ProducerMeta: "relay"})}
 	st.r.metrics.segments.WithLabelValues(st.name).Inc()
 	st.r.metrics.bitrate.WithLabelValues(st.name).Set(float64(s.Size*8) / max(s.Duration.Seconds(), 0.001))

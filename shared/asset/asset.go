@@ -32,7 +32,10 @@ type Manifest struct {
 	// Rotation is the upload's display rotation (media.VideoStream): its
 	// source segments are stored as recorded and every stage that decodes
 	// them turns them upright. Width and Height are the upright size.
-	Rotation int  `json:"rotation,omitempty"`
+	Rotation int `json:"rotation,omitempty"`
+	// SourceExt is the container of the source segments: ".mkv" for the
+	// codecs MPEG-TS does not carry (media.SourceExt); "" is ".ts".
+	SourceExt string `json:"sourceExt,omitempty"`
 	Live     bool `json:"live,omitempty"`
 	// Splitting says split is still cutting the upload: Segments lists
 	// each segment before it is written and grows until split ends (the
@@ -80,6 +83,15 @@ func (m *Manifest) Rung(name string) (media.Rung, bool) {
 		}
 	}
 	return media.Rung{}, false
+}
+
+// SourceKey is the key of the n-th source segment.
+func (m *Manifest) SourceKey(n int) string {
+	ext := m.SourceExt
+	if ext == "" {
+		ext = ".ts"
+	}
+	return layout.Asset(m.ID).Source(n, ext)
 }
 
 // ReadManifest loads an asset's manifest.

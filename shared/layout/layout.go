@@ -17,7 +17,7 @@ import (
 // Topics a function subscribes to with the `topic` annotation.
 const (
 	TopicUpload           = "upload"            // uploads/<file>
-	TopicSourceSegment    = "segment.source"    // assets/<id>/source/<n>.ts
+	TopicSourceSegment    = "segment.source"    // assets/<id>/source/<n>.ts|.mkv
 	TopicMarkedSegment    = "segment.marked"    // assets/<id>/marked/<n>.ts
 	TopicRenditionSegment = "segment.rendition" // assets/<id>/<rendition>/<n>.<ext>
 )
@@ -84,8 +84,10 @@ func Parse(key string) Key {
 	}
 	ext := path.Ext(parts[3])
 	n, err := strconv.Atoi(strings.TrimSuffix(parts[3], ext))
-	// Captions are a rendition too: WebVTT segments under subs/.
-	media := slices.Contains(segmentExts, ext) && (ext != ".vtt" || parts[2] == SubtitlesRendition)
+	// Captions are a rendition too: WebVTT segments under subs/. Matroska
+	// holds only source segments (of codecs MPEG-TS does not carry).
+	media := slices.Contains(segmentExts, ext) && (ext != ".vtt" || parts[2] == SubtitlesRendition) &&
+		(ext != ".mkv" || parts[2] == "source")
 	if err != nil || n < 0 || !media {
 		return Key{}
 	}
@@ -105,7 +107,7 @@ func Parse(key string) Key {
 }
 
 // segmentExts are the extensions of the media segments under assets/.
-var segmentExts = []string{".ts", ".m4s", ".mp4", ".vtt"}
+var segmentExts = []string{".ts", ".m4s", ".mp4", ".vtt", ".mkv"}
 
 // Filter is a bucket notification rule: keys with this prefix and suffix.
 type Filter struct{ Prefix, Suffix string }
@@ -182,8 +184,9 @@ func (a Asset) key(parts ...string) string {
 // Prefix is assets/<id>/.
 func (a Asset) Prefix() string { return AssetsPrefix + string(a) + "/" }
 
-// Source is the n-th source segment.
-func (a Asset) Source(n int) string { return a.key("source", SegmentName(n, ".ts")) }
+// Source is the n-th source segment, in the container ext (".ts", or
+// ".mkv" for the codecs MPEG-TS does not carry: media.SourceExt).
+func (a Asset) Source(n int, ext string) string { return a.key("source", SegmentName(n, ext)) }
 
 // Marked is the n-th watermarked segment.
 func (a Asset) Marked(n int) string { return a.key("marked", SegmentName(n, ".ts")) }

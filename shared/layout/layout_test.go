@@ -15,6 +15,8 @@ func TestParseAndTopic(t *testing.T) {
 		{"uploads/dir/film.mov", TopicUpload, Key{Kind: KindUpload}},
 		{"uploads/", "", Key{}},
 		{"assets/a1/source/00003.ts", TopicSourceSegment, Key{Kind: KindSourceSegment, AssetID: "a1", Index: 3, Ext: ".ts"}},
+		{"assets/a1/source/00004.mkv", TopicSourceSegment, Key{Kind: KindSourceSegment, AssetID: "a1", Index: 4, Ext: ".mkv"}},
+		{"assets/a1/720p/00004.mkv", "", Key{}},
 		{"assets/a1/marked/00000.ts", TopicMarkedSegment, Key{Kind: KindMarkedSegment, AssetID: "a1", Index: 0, Ext: ".ts"}},
 		{"assets/a1/720p/00012.ts", TopicRenditionSegment, Key{Kind: KindRenditionSegment, AssetID: "a1", Rendition: "720p", Index: 12, Ext: ".ts"}},
 		{"assets/a1/av1-720p/00001.m4s", TopicRenditionSegment, Key{Kind: KindRenditionSegment, AssetID: "a1", Rendition: "av1-720p", Index: 1, Ext: ".m4s"}},
@@ -85,7 +87,7 @@ func TestAssetID(t *testing.T) {
 	if got := AssetID("uploads/../..", "x"); got[:6] != "asset-" {
 		t.Fatalf("hostile name id = %q", got)
 	}
-	if k := Asset(a).Source(7); Parse(k).Kind != KindSourceSegment || Parse(k).AssetID != a || Parse(k).Index != 7 {
+	if k := Asset(a).Source(7, ".ts"); Parse(k).Kind != KindSourceSegment || Parse(k).AssetID != a || Parse(k).Index != 7 {
 		t.Fatalf("builder and parser disagree on %q", k)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -42,11 +43,24 @@ type SplitOptions struct {
 	OnSegments func([]Segment) error
 }
 
-// Split cuts in into MPEG-TS segments at video keyframes: video is copied
-// as it is, audio (if any) is encoded once to AAC stereo 48 kHz across the
-// whole file so that it is continuous over every seam. With OnSegments
-// set, segments are handed over, in order, as soon as they are final,
-// while the rest of the file is still being cut.
+// SourceExt is the container of the source segments of video in codec
+// (Info's VideoStream.Codec): MPEG-TS for the codecs it carries well,
+// which is what the live relay writes too; Matroska for every other one
+// (VP9, AV1, ProRes, DNxHD, MJPEG, ...), which holds whatever ffmpeg
+// reads, still cut by stream copy.
+func SourceExt(codec string) string {
+	switch codec {
+	case "h264", "hevc", "mpeg2video":
+		return ".ts"
+	}
+	return ".mkv"
+}
+
+// Split cuts in into segments (in the container SourceExt picks) at video
+// keyframes: video is copied as it is, audio (if any) is encoded once to
+// AAC stereo 48 kHz across the whole file so that it is continuous over
+// every seam. With OnSegments set, segments are handed over, in order, as
+// soon as they are final, while the rest of the file is still being cut.
 func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) ([]Segment, error) {
 	if o.Target <= 0 {
 		o.Target = 4 * time.Second
@@ -61,17 +75,27 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 	if info.Audio != nil {
 		args = append(args, "-map", "0:a:0", "-c:a", "aac", "-b:a", strconv.Itoa(o.AudioBitrate), "-ac", "2", "-ar", "48000")
 	}
-	// Annex B for H.264/HEVC in TS; a no-op for codecs that need none.
-	switch info.Video.Codec {
-	case "h264":
-		args = append(args, "-bsf:v", "h264_mp4toannexb")
-	case "hevc":
-		args = append(args, "-bsf:v", "hevc_mp4toannexb")
+	ext, format := SourceExt(info.Video.Codec), "matroska"
+	if ext == ".mkv" {
+		// The MPEG-TS muxer starts the timeline 1.4 s in; Matroska keeps
+		// the source's (often 0), where the first DTS of a B-frame encode
+		// of segment 0 would fall below zero and the TS muxer would shift
+		// that rendition's timestamps. The same 1.4 s for both.
+		args = append(args, "-output_ts_offset", "1.4")
+	} else {
+		format = "mpegts"
+		// Annex B for H.264/HEVC in TS; a no-op for codecs that need none.
+		switch info.Video.Codec {
+		case "h264":
+			args = append(args, "-bsf:v", "h264_mp4toannexb")
+		case "hevc":
+			args = append(args, "-bsf:v", "hevc_mp4toannexb")
+		}
 	}
-	args = append(args, "-f", "segment", "-segment_format", "mpegts",
+	args = append(args, "-f", "segment", "-segment_format", format,
 		"-segment_time", strconv.FormatFloat(o.Target.Seconds(), 'f', 3, 64),
 		"-break_non_keyframes", "0", "-reset_timestamps", "0",
-		filepath.Join(outDir, "%05d.ts"))
+		filepath.Join(outDir, "%05d"+ext))
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -81,7 +105,7 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 	if info.Video.FPS > 0 {
 		frame = 1 / info.Video.FPS
 	}
-	w := segmentWatch{dir: outDir, frame: frame, onSegments: o.OnSegments}
+	w := segmentWatch{dir: outDir, ext: ext, frame: frame, onSegments: o.OnSegments}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -120,7 +144,7 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 // is complete; a segment's duration runs to the next one's start, so it is
 // final once the next file is complete too (or the cut is over).
 type segmentWatch struct {
-	dir        string
+	dir, ext   string
 	frame      float64
 	onSegments func([]Segment) error
 	spans      []span // of the complete files
@@ -128,7 +152,7 @@ type segmentWatch struct {
 }
 
 func (w *segmentWatch) advance(ctx context.Context, over bool) error {
-	files, err := filepath.Glob(filepath.Join(w.dir, "*.ts"))
+	files, err := filepath.Glob(filepath.Join(w.dir, "*"+w.ext))
 	if err != nil {
 		return err
 	}
@@ -138,7 +162,7 @@ func (w *segmentWatch) advance(ctx context.Context, over bool) error {
 		complete = len(files)
 	}
 	for len(w.spans) < complete {
-		sp, err := tsVideoSpan(ctx, files[len(w.spans)], w.frame)
+		sp, err := fileVideoSpan(ctx, files[len(w.spans)], w.frame)
 		if err != nil {
 			return err
 		}
@@ -161,13 +185,45 @@ func (w *segmentWatch) advance(ctx context.Context, over bool) error {
 	return w.onSegments(append([]Segment(nil), w.segs[first:]...))
 }
 
-// videoSpan returns the video span of one MPEG-TS file.
+// videoSpan returns the video span of one segment file.
 func videoSpan(ctx context.Context, path string) (float64, float64, error) {
-	s, err := tsVideoSpan(ctx, path, 0)
+	s, err := fileVideoSpan(ctx, path, 0)
 	if err != nil {
 		return 0, 0, err
 	}
 	return s.start, s.end, nil
+}
+
+// fileVideoSpan reads the video span of a segment: MPEG-TS from its PES
+// headers in place; any other container through ffprobe's packet list,
+// with frame ending the last packet when the container gives it no
+// duration (WebM blocks often have none).
+func fileVideoSpan(ctx context.Context, path string, frame float64) (span, error) {
+	if filepath.Ext(path) == ".ts" {
+		return tsVideoSpan(ctx, path, frame)
+	}
+	out, err := run(ctx, "ffprobe", "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0", path)
+	if err != nil {
+		return span{}, fmt.Errorf("%s: %w", path, err)
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, line := range strings.Split(string(out), "\n") {
+		pts, dur, _ := strings.Cut(strings.TrimSpace(line), ",")
+		t, err := strconv.ParseFloat(pts, 64)
+		if err != nil {
+			continue
+		}
+		d, err := strconv.ParseFloat(strings.TrimSuffix(dur, ","), 64)
+		if err != nil || d <= 0 {
+			d = frame
+		}
+		lo, hi = min(lo, t), max(hi, t+d)
+	}
+	if lo > hi {
+		return span{}, fmt.Errorf("%s: no video packets", path)
+	}
+	return span{round6(lo), round6(hi)}, nil
 }
 
 func round6(f float64) float64 { return math.Round(f*1e6) / 1e6 }

@@ -5,6 +5,7 @@ package mediatest
 import (
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,13 @@ type Clip struct {
 	// is (x264 veryfast, CABAC, this average bit rate) instead of
 	// near-lossless (ultrafast crf 10, about 29 Mb/s at 1080p30).
 	Bitrate int
+	// VideoArgs, when set, replace the H.264 encoder settings ("-c:v",
+	// "libvpx-vp9", ...): the container follows the path's extension.
+	VideoArgs []string
+	// AudioArgs, when set, replace the AAC encoder settings.
+	AudioArgs []string
+	// Channels of the sine (default 2).
+	Channels int
 }
 
 // Make writes the clip as H.264/AAC MP4, at near-lossless quality unless
@@ -44,19 +52,33 @@ func Make(t testing.TB, path string, c Clip) {
 	}
 	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", src}
 	if c.Audio {
-		args = append(args, "-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=48000:duration=%g", c.Seconds), "-ac", "2")
+		if c.Channels == 0 {
+			c.Channels = 2
+		}
+		args = append(args, "-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=48000:duration=%g", c.Seconds), "-ac", strconv.Itoa(c.Channels))
 	}
 	quality := []string{"-preset", "ultrafast", "-crf", "10"}
 	if c.Bitrate > 0 {
 		quality = []string{"-preset", "veryfast", "-b:v", strconv.Itoa(c.Bitrate)}
 	}
-	args = append(args, "-c:v", "libx264")
-	args = append(args, quality...)
-	args = append(args, "-g", strconv.Itoa(c.GOP), "-pix_fmt", "yuv420p")
-	if c.Audio {
-		args = append(args, "-c:a", "aac", "-b:a", "192k")
+	video := append([]string{"-c:v", "libx264"}, quality...)
+	video = append(video, "-pix_fmt", "yuv420p")
+	if c.VideoArgs != nil {
+		video = c.VideoArgs
 	}
-	args = append(args, "-movflags", "+faststart", path)
+	args = append(args, video...)
+	args = append(args, "-g", strconv.Itoa(c.GOP))
+	if c.Audio {
+		audio := []string{"-c:a", "aac", "-b:a", "192k"}
+		if c.AudioArgs != nil {
+			audio = c.AudioArgs
+		}
+		args = append(args, audio...)
+	}
+	if ext := filepath.Ext(path); ext == ".mp4" || ext == ".mov" {
+		args = append(args, "-movflags", "+faststart")
+	}
+	args = append(args, path)
 	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
 		t.Fatalf("make clip: %v\n%s", err, out)
 	}
@@ -157,4 +179,19 @@ func Size(t testing.TB, path string) (int, int) {
 		t.Fatalf("ffprobe %s: %q %v %v", path, out, err, serr)
 	}
 	return w, h
+}
+
+// Audio returns the codec and channel count of a file's first audio
+// stream.
+func Audio(t testing.TB, path string) (string, int) {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "a:0",
+		"-show_entries", "stream=codec_name,channels", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	name, ch, _ := strings.Cut(first, ",")
+	n, _ := strconv.Atoi(ch)
+	return name, n
 }

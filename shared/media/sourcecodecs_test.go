@@ -1,0 +1,92 @@
+package media_test
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/segflow/segflow/shared/media"
+	"github.com/segflow/segflow/shared/media/mediatest"
+)
+
+// Uploads come in codecs MPEG-TS does not carry (VP9 and Opus in WebM,
+// AV1, ProRes, MJPEG, DNxHR). They are cut by stream copy all the same,
+// into Matroska segments that keep their timing, and every segment
+// transcodes into the ladder's H.264 with the segment's timestamps.
+func TestSplitAnySourceCodec(t *testing.T) {
+	tests := []struct {
+		name, file, ext string
+		video, audio    []string
+	}{
+		{"vp9 opus webm", "src.webm", ".mkv", []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M"}, []string{"-c:a", "libopus"}},
+		{"av1 mkv", "src.mkv", ".mkv", []string{"-c:v", "libsvtav1", "-preset", "12"}, nil},
+		{"prores mov", "src.mov", ".mkv", []string{"-c:v", "prores_ks", "-profile:v", "0", "-pix_fmt", "yuv422p10le"}, []string{"-c:a", "pcm_s16le"}},
+		{"mjpeg avi", "src.avi", ".mkv", []string{"-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p"}, []string{"-c:a", "pcm_s16le"}},
+		{"dnxhr mxf", "src.mxf", ".mkv", []string{"-c:v", "dnxhd", "-profile:v", "dnxhr_lb", "-pix_fmt", "yuv422p"}, []string{"-c:a", "pcm_s16le"}},
+		{"mpeg-2 ps", "src.mpg", ".ts", []string{"-c:v", "mpeg2video", "-b:v", "2M"}, []string{"-c:a", "mp2"}},
+	}
+	ctx := context.Background()
+	const seconds, fps = 6.0, 25
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			src := filepath.Join(dir, tc.file)
+			mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 640, Height: 360, FPS: fps, GOP: fps,
+				Audio: true, VideoArgs: tc.video, AudioArgs: tc.audio})
+			info, err := media.Probe(ctx, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := media.SourceExt(info.Video.Codec); got != tc.ext {
+				t.Fatalf("%s source segments go in %s, want %s", info.Video.Codec, got, tc.ext)
+			}
+			segs, err := media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{Target: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(segs) < 3 {
+				t.Fatalf("%d segments", len(segs))
+			}
+			total := 0.0
+			for i, s := range segs {
+				if filepath.Ext(s.Path) != tc.ext {
+					t.Errorf("segment %d is %s", i, s.Path)
+				}
+				if i > 0 && math.Abs(segs[i-1].Start+segs[i-1].Duration-s.Start) > 1e-6 {
+					t.Errorf("segment %d starts at %.6f, the one before ends at %.6f", i, s.Start, segs[i-1].Start+segs[i-1].Duration)
+				}
+				if codec, ch := mediatest.Audio(t, s.Path); codec != "aac" || ch != 2 {
+					t.Errorf("segment %d audio is %q in %d channels, want aac stereo", i, codec, ch)
+				}
+				total += s.Duration
+			}
+			if math.Abs(total-seconds) > 1.0/fps+1e-3 {
+				t.Errorf("segments last %.4fs, the source %.1fs", total, seconds)
+			}
+			// Each segment transcodes at its own place on the timeline: the
+			// first too, whose B-frame encode starts decoding before it.
+			rungs := []media.Rung{{Name: "180p", Codec: media.H264, Width: 320, Height: 180, Bitrate: 300_000, Profile: "main", Level: "3.0"}}
+			for _, s := range segs[:2] {
+				outs, err := media.Transcode(ctx, s.Path, filepath.Join(dir, "out", strconv.Itoa(s.Index)), rungs,
+					media.TranscodeOptions{FPS: info.Video.FPS, Audio: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ps := mediatest.Packets(t, outs[0].Path, "v:0")
+				if math.Abs(ps[0].PTS-s.Start) > 1e-3 || !ps[0].Key {
+					t.Errorf("segment %d: rendition starts at %.4f (key %v), the segment at %.4f", s.Index, ps[0].PTS, ps[0].Key, s.Start)
+				}
+				if want := int(math.Round(s.Duration * fps)); len(ps) != want {
+					t.Errorf("segment %d: rendition has %d frames, the segment %d", s.Index, len(ps), want)
+				}
+				if err := mediatest.Decodes(outs[1].Path); err != nil {
+					t.Errorf("segment %d audio: %v", s.Index, err)
+				}
+			}
+		})
+	}
+}
