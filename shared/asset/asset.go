@@ -36,7 +36,7 @@ type Manifest struct {
 	// SourceExt is the container of the source segments: ".mkv" for the
 	// codecs MPEG-TS does not carry (media.SourceExt); "" is ".ts".
 	SourceExt string `json:"sourceExt,omitempty"`
-	Live     bool `json:"live,omitempty"`
+	Live      bool   `json:"live,omitempty"`
 	// Splitting says split is still cutting the upload: Segments lists
 	// each segment before it is written and grows until split ends (the
 	// manifest that ends it comes before the last segment). Whatever waits
