@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -149,16 +150,19 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 	if err != nil {
 		return "", &sourceError{err}
 	}
-	ladder, err := media.Ladder(probe.Video, j.opts.codecs)
-	if err != nil {
-		return j.fail(err)
-	}
 	m := asset.Manifest{
-		ID: j.id, Source: j.key, SourceETag: j.info.ETag, Duration: probe.Duration,
-		Width: probe.Video.DisplayWidth, Height: probe.Video.DisplayHeight, Rotation: probe.Video.Rotation, FPS: probe.Video.FPS,
-		VideoCodec: probe.Video.Codec, SourceExt: media.SourceExt(probe.Video.Codec), Audio: probe.Audio != nil, Ladder: ladder,
-		Watermark: j.opts.watermark, Created: j.info.LastModified.UTC(),
-		Options: asset.UploadOptions{Codecs: j.opts.codecs}, Splitting: true,
+		ID: j.id, Source: j.key, SourceETag: j.info.ETag, Duration: probe.Duration, Audio: probe.Audio != nil,
+		Created: j.info.LastModified.UTC(), Options: asset.UploadOptions{Codecs: j.opts.codecs}, Splitting: true,
+	}
+	if v := probe.Video; v != nil {
+		ladder, err := media.Ladder(v, j.opts.codecs)
+		if err != nil {
+			return j.fail(err)
+		}
+		m.Width, m.Height, m.Rotation, m.FPS, m.VideoCodec = v.DisplayWidth, v.DisplayHeight, v.Rotation, v.FPS, v.Codec
+		m.SourceExt, m.Ladder, m.Watermark = media.SourceExt(v.Codec), ladder, j.opts.watermark
+	} else if err := j.poster(ctx, src, dir, probe); err != nil {
+		return "", err
 	}
 	// Segments go out while the cut goes on, so the first transcodes run
 	// while the rest of the file is still being cut. The manifest lists
@@ -195,8 +199,34 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 	if err := up.wait(); err != nil {
 		return "", err
 	}
+	if m.AudioOnly() {
+		return fmt.Sprintf("split %s into %d segments (%.2fs, audio only)", j.id, len(segs), probe.Duration), nil
+	}
 	return fmt.Sprintf("split %s into %d segments (%.2fs, %dx%d, %d renditions)", j.id, len(segs),
-		probe.Duration, m.Width, m.Height, len(ladder)), nil
+		probe.Duration, m.Width, m.Height, len(m.Ladder)), nil
+}
+
+// posterWidth is the poster's width, as the thumbnail stage makes it.
+const posterWidth = 1280
+
+// poster writes an audio-only upload's cover art (an MP3's or M4A's
+// album picture) as the asset's poster; the thumbnail stage, which makes
+// posters from segments, has no picture to take one from. A picture that
+// does not decode leaves the asset without a poster, not failed.
+func (j *job) poster(ctx context.Context, src, dir string, probe *media.Info) error {
+	if !probe.CoverArt {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	out := filepath.Join(dir, "cover.jpg")
+	if err := media.CoverArt(ctx, src, out, posterWidth); err != nil {
+		j.e.Log.Warn("cover art does not decode; no poster", "asset", j.id, "err", renamed(err, src, j.key).Error())
+		return nil
+	}
+	return j.e.Store.PutFile(ctx, j.bucket, layout.Asset(j.id).Thumb("poster.jpg"), out,
+		storage.PutOptions{ContentType: "image/jpeg", Metadata: j.e.Meta()})
 }
 
 // handOver lists segs in the manifest (one write for all of them), then

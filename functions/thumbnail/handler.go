@@ -41,6 +41,12 @@ func thumbs(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error)
 	if n >= len(m.Segments) {
 		return "", stage.Permanent(fmt.Errorf("segment %d is not in the manifest of %s", n, id))
 	}
+	if m.AudioOnly() { // split made the poster from the cover art, if any
+		if err := e.SegmentSkipped(ctx, t); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("segment %d of %s has no picture", n, id), nil
+	}
 	seg := m.Segments[n]
 	a := layout.Asset(id)
 	dir, cleanup, err := e.WorkDir(ctx)

@@ -229,3 +229,62 @@ func TestNonTSSourcesPlay(t *testing.T) {
 		})
 	}
 }
+
+// A podcast or a song is a valid upload: an audio-only asset whose
+// master's one variant is the AAC audio playlist, with the file's cover
+// art as its poster.
+func TestAudioOnlyUpload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the stack")
+	}
+	s := teststack.Up(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	const seconds = 9.0
+	cover, song := filepath.Join(dir, "cover.jpg"), filepath.Join(dir, "song.mp3")
+	for _, args := range [][]string{
+		{"-f", "lavfi", "-i", "testsrc2=size=600x600", "-frames:v", "1", cover},
+		{"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=440:sample_rate=44100:duration=%g", seconds), "-i", cover,
+			"-map", "0", "-map", "1", "-ac", "2", "-c:a", "libmp3lame", "-b:a", "192k", "-c:v", "mjpeg", "-disposition:v", "attached_pic", song},
+	} {
+		if out, err := exec.Command("ffmpeg", append([]string{"-hide_banner", "-v", "error", "-y"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+	}
+	s.Upload("uploads/song.mp3", song, nil)
+	id := assetOf(t, s, "uploads/song.mp3")
+	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
+	if m := manifest(t, s, id); !m.AudioOnly() || len(m.Segments) < 2 {
+		t.Fatalf("manifest: audio only %v, %d segments", m.AudioOnly(), len(m.Segments))
+	}
+	variants := masterPlaylist(t, s, id).Variants
+	if len(variants) != 1 || variants[0].URI != "audio.m3u8" || variants[0].Codecs != "mp4a.40.2" ||
+		variants[0].Resolution != "" || variants[0].Bandwidth < 100_000 {
+		t.Fatalf("master variants %+v", variants)
+	}
+	a := layout.Asset(id)
+	audio := fetchRendition(t, s, a.Prefix(), "audio.m3u8", filepath.Join(dir, "audio.ts"), seconds, 30)
+	if codec, ch := mediatest.Audio(t, audio); codec != "aac" || ch != 2 {
+		t.Errorf("audio is %s in %d channels", codec, ch)
+	}
+	aps := mediatest.Packets(t, audio, "a:0")
+	for i := 1; i < len(aps); i++ {
+		if gap := aps[i].PTS - aps[i-1].PTS - aps[i-1].Duration; math.Abs(gap) > 0.005 {
+			t.Errorf("audio gap of %.4fs at %.3f", gap, aps[i].PTS)
+		}
+	}
+	if span := aps[len(aps)-1].PTS + aps[len(aps)-1].Duration - aps[0].PTS; math.Abs(span-seconds) > 0.05 {
+		t.Errorf("audio lasts %.3fs, the song %.1fs", span, seconds)
+	}
+	poster := filepath.Join(dir, "poster.jpg")
+	if _, err := s.Store.GetFile(ctx, s.Bucket, a.Thumb("poster.jpg"), poster); err != nil {
+		t.Fatalf("no poster from the cover art: %v", err)
+	}
+	if w, h := mediatest.Size(t, poster); w != 600 || h != 600 {
+		t.Errorf("poster is %dx%d, the cover 600x600", w, h)
+	}
+	st := s.WaitStatus(id, time.Minute, asset.StateComplete)
+	if st.Stages["split"].State != asset.StateDone {
+		t.Errorf("status %+v", st)
+	}
+}

@@ -85,6 +85,10 @@ func (m *Manifest) Rung(name string) (media.Rung, bool) {
 	return media.Rung{}, false
 }
 
+// AudioOnly says the asset is sound alone (a podcast, a song): no ladder,
+// only the audio rendition.
+func (m *Manifest) AudioOnly() bool { return m.Audio && len(m.Ladder) == 0 }
+
 // SourceKey is the key of the n-th source segment.
 func (m *Manifest) SourceKey(n int) string {
 	ext := m.SourceExt

@@ -163,7 +163,8 @@ const (
 // Master renders the master playlist: one variant per video rendition,
 // with the audio rendition (when there is one) as an EXT-X-MEDIA group
 // whose bandwidth each variant includes, and the captions (when there are
-// some) as a SUBTITLES group.
+// some) as a SUBTITLES group. Without video (an audio-only asset) the
+// one variant is the audio playlist.
 func Master(video []Rendition, audio, subs *Rendition) []byte {
 	mp := m3u8.NewMasterPlaylist()
 	mp.SetIndependentSegments(true)
@@ -183,6 +184,18 @@ func Master(video []Rendition, audio, subs *Rendition) []byte {
 		subs = nil
 	}
 	version := uint8(3)
+	if len(video) == 0 && audio != nil {
+		// Sound alone: its one variant is the audio playlist itself.
+		if len(audio.Ready(0)) > 0 {
+			params := m3u8.VariantParams{Bandwidth: uint32(audioPeak), AverageBandwidth: uint32(audioAvg), Codecs: audioCodec}
+			if subs != nil {
+				params.Subtitles, params.Alternatives = SubtitlesGroup, alts[1:]
+			}
+			mp.Append(audio.Name+".m3u8", nil, params)
+		}
+		mp.SetVersion(version)
+		return mp.Encode().Bytes()
+	}
 	for _, v := range video {
 		ready := v.Ready(0)
 		if len(ready) == 0 {

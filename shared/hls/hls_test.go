@@ -85,6 +85,23 @@ func TestMasterHasAudioGroupAndBandwidths(t *testing.T) {
 	}
 }
 
+// An audio-only asset's master has one variant, the audio playlist, with
+// the audio's codec and bandwidth and no picture attributes.
+func TestMasterAudioOnly(t *testing.T) {
+	audio := rend("audio", 0, 1)
+	audio.Audio, audio.Codecs = true, "mp4a.40.2"
+	for i := range audio.Segments {
+		audio.Segments[i].Bandwidth = 130_000
+	}
+	subs := rend("subs", 0)
+	subs.Subtitles = true
+	b := string(Master(nil, &audio, &subs))
+	if !strings.Contains(b, "BANDWIDTH=130000,AVERAGE-BANDWIDTH=130000,CODECS=\"mp4a.40.2\",SUBTITLES=\"subs\"\naudio.m3u8\n") ||
+		strings.Contains(b, "RESOLUTION") || strings.Contains(b, "TYPE=AUDIO") || !strings.Contains(b, `TYPE=SUBTITLES,GROUP-ID="subs"`) {
+		t.Errorf("audio-only master:\n%s", b)
+	}
+}
+
 func TestLiveWindow(t *testing.T) {
 	r := rend("720p", 3, 4, 5, 6, 7)
 	b, n, complete, err := Media(r, MediaOptions{Window: 3})

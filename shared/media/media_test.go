@@ -29,8 +29,9 @@ func TestProbeRejectsBadInput(t *testing.T) {
 	for i := range random {
 		random[i] = byte(i*7919 + i/13)
 	}
-	audioOnly := filepath.Join(dir, "tone.m4a")
-	mustFF(t, "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", audioOnly)
+	srt := write("cues.srt", []byte("1\n00:00:00,000 --> 00:00:01,000\nhello\n"))
+	dataOnly := filepath.Join(dir, "cues.mkv")
+	mustFF(t, "-i", srt, "-c:s", "srt", dataOnly)
 
 	// Files that make ffmpeg open what they name: another media file on
 	// this machine (here the good clip, as TS) or any URL.
@@ -55,7 +56,7 @@ func TestProbeRejectsBadInput(t *testing.T) {
 		{"random bytes", write("random.mp4", random), media.ErrNotMedia},
 		{"text", write("notes.txt", []byte("hello, this is not a video\n")), media.ErrNotMedia},
 		{"truncated", write("cut.mp4", data[:len(data)/2]), media.ErrTruncated},
-		{"audio only", audioOnly, media.ErrNoVideo},
+		{"a subtitle track only", dataOnly, media.ErrNotMedia},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,8 +73,30 @@ func TestProbeRejectsBadInput(t *testing.T) {
 	if err != nil || media.CheckIntegrity(ctx, good) != nil {
 		t.Fatalf("good clip: %v", err)
 	}
-	if info.Video.Width != 320 || info.Video.FPS != 30 || info.Audio == nil || math.Abs(info.Duration-2) > 0.1 {
+	if info.Video.Width != 320 || info.Video.FPS != 30 || info.Audio == nil || math.Abs(info.Duration-2) > 0.1 || info.AudioOnly() {
 		t.Fatalf("info = %+v video %+v", info, info.Video)
+	}
+}
+
+// A song or a podcast is an upload too: audio alone, with its album art
+// (a still picture, not a video) when it has some.
+func TestProbeAudioOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cover := filepath.Join(dir, "cover.jpg")
+	mustFF(t, "-f", "lavfi", "-i", "testsrc2=size=300x300", "-frames:v", "1", cover)
+	plain, song := filepath.Join(dir, "talk.m4a"), filepath.Join(dir, "song.mp3")
+	mustFF(t, "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", plain)
+	mustFF(t, "-f", "lavfi", "-i", "sine=duration=1", "-i", cover, "-map", "0", "-map", "1", "-c:a", "libmp3lame",
+		"-c:v", "mjpeg", "-disposition:v", "attached_pic", song)
+	for _, tc := range []struct {
+		path  string
+		cover bool
+	}{{plain, false}, {song, true}} {
+		info, err := media.Probe(ctx, tc.path)
+		if err != nil || !info.AudioOnly() || info.CoverArt != tc.cover {
+			t.Errorf("%s: %+v %v: want audio only, cover art %v", tc.path, info, err, tc.cover)
+		}
 	}
 }
 

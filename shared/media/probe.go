@@ -17,7 +17,6 @@ import (
 var (
 	ErrEmpty       = errors.New("file is empty")
 	ErrNotMedia    = errors.New("not a media file")
-	ErrNoVideo     = errors.New("no video stream")
 	ErrUnsupported = errors.New("unsupported codec")
 	ErrTruncated   = errors.New("truncated or corrupt media")
 )
@@ -31,7 +30,14 @@ type Info struct {
 	Audio    *AudioStream
 	// StartTime is the container's start time in seconds.
 	StartTime float64
+	// CoverArt says the file carries a still picture (an MP3's or M4A's
+	// album art, ffprobe's attached_pic): an audio-only asset's poster.
+	CoverArt bool
 }
+
+// AudioOnly says the file has sound and no moving picture: a podcast or
+// a song, which becomes an audio-only asset.
+func (i *Info) AudioOnly() bool { return i.Video == nil && i.Audio != nil }
 
 // VideoStream describes the first video stream.
 type VideoStream struct {
@@ -148,8 +154,8 @@ var decodable = map[string]bool{"h264": true, "hevc": true, "vp8": true, "vp9": 
 	"mpeg2video": true, "mpeg4": true, "prores": true, "mjpeg": true, "dnxhd": true, "theora": true}
 
 // Probe reads a file's streams with ffprobe. It fails with ErrEmpty,
-// ErrNotMedia, ErrNoVideo or ErrUnsupported (wrapped) for files the
-// pipeline cannot take.
+// ErrNotMedia or ErrUnsupported (wrapped) for files the pipeline cannot
+// take. A file with audio and no video is fine: Info.AudioOnly.
 func Probe(ctx context.Context, path string) (*Info, error) {
 	// A playlist or a stream description makes ffmpeg open what it names:
 	// other files on this machine, or any URL the function can reach.
@@ -182,6 +188,8 @@ func Probe(ctx context.Context, path string) (*Info, error) {
 	}
 	for _, s := range p.Streams {
 		switch {
+		case s.CodecType == "video" && s.Disposition.AttachedPic != 0:
+			info.CoverArt = true
 		case s.CodecType == "video" && info.Video == nil && s.Disposition.AttachedPic == 0:
 			fps := rate(s.AvgFrameRate)
 			if fps == 0 || fps > 240 {
@@ -214,7 +222,7 @@ func Probe(ctx context.Context, path string) (*Info, error) {
 		return nil, fmt.Errorf("probe %s: %w (format %q, no audio or video)", path, ErrNotMedia, info.Format)
 	}
 	if info.Video == nil {
-		return nil, fmt.Errorf("probe %s: %w", path, ErrNoVideo)
+		return info, nil
 	}
 	if !decodable[info.Video.Codec] || info.Video.Width <= 0 || info.Video.Height <= 0 {
 		return nil, fmt.Errorf("probe %s: %w: video codec %q %dx%d", path, ErrUnsupported, info.Video.Codec, info.Video.Width, info.Video.Height)

@@ -90,3 +90,43 @@ func TestSplitAnySourceCodec(t *testing.T) {
 		})
 	}
 }
+
+// Audio alone (a song, a podcast) is cut into MPEG-TS segments of AAC at
+// the target duration, timed by the audio, and each transcodes to the
+// audio rendition alone.
+func TestSplitAudioOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "talk.mp3")
+	if err := runFF("-f", "lavfi", "-i", "sine=frequency=300:sample_rate=44100:duration=7", "-ac", "1", "-c:a", "libmp3lame", src); err != nil {
+		t.Fatal(err)
+	}
+	info, err := media.Probe(ctx, src)
+	if err != nil || !info.AudioOnly() {
+		t.Fatalf("probe: %+v %v", info, err)
+	}
+	segs, err := media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{Target: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for i, s := range segs {
+		if filepath.Ext(s.Path) != ".ts" || (i < len(segs)-1 && math.Abs(s.Duration-2) > 0.05) {
+			t.Errorf("segment %d: %+v", i, s)
+		}
+		if i > 0 && math.Abs(segs[i-1].Start+segs[i-1].Duration-s.Start) > 1e-6 {
+			t.Errorf("segment %d starts at %.6f, the one before ends at %.6f", i, s.Start, segs[i-1].Start+segs[i-1].Duration)
+		}
+		total += s.Duration
+	}
+	if len(segs) != 4 || math.Abs(total-7) > 0.05 {
+		t.Fatalf("%d segments lasting %.3fs, want 4 lasting 7s", len(segs), total)
+	}
+	outs, err := media.Transcode(ctx, segs[1].Path, filepath.Join(dir, "out"), nil, media.TranscodeOptions{Audio: true})
+	if err != nil || len(outs) != 1 || outs[0].Rung.Name != "audio" {
+		t.Fatalf("transcode: %+v %v", outs, err)
+	}
+	if codec, ch := mediatest.Audio(t, outs[0].Path); codec != "aac" || ch != 2 {
+		t.Errorf("audio rendition is %s in %d channels", codec, ch)
+	}
+}

@@ -71,19 +71,26 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, err
 	}
-	args := []string{"-i", in, "-map", "0:v:0", "-c:v", "copy"}
+	args := []string{"-i", in}
+	if info.Video != nil {
+		args = append(args, "-map", "0:v:0", "-c:v", "copy")
+	}
 	if info.Audio != nil {
 		args = append(args, "-map", "0:a:0", "-c:a", "aac", "-b:a", strconv.Itoa(o.AudioBitrate), "-ac", "2", "-ar", "48000")
 	}
-	ext, format := SourceExt(info.Video.Codec), "matroska"
+	// Audio alone is cut where it falls: every AAC frame starts cleanly.
+	ext, format, spanOf := ".ts", "mpegts", "a:0"
+	if info.Video != nil {
+		ext, spanOf = SourceExt(info.Video.Codec), "v:0"
+	}
 	if ext == ".mkv" {
+		format = "matroska"
 		// The MPEG-TS muxer starts the timeline 1.4 s in; Matroska keeps
 		// the source's (often 0), where the first DTS of a B-frame encode
 		// of segment 0 would fall below zero and the TS muxer would shift
 		// that rendition's timestamps. The same 1.4 s for both.
 		args = append(args, "-output_ts_offset", "1.4")
-	} else {
-		format = "mpegts"
+	} else if info.Video != nil {
 		// Annex B for H.264/HEVC in TS; a no-op for codecs that need none.
 		switch info.Video.Codec {
 		case "h264":
@@ -102,10 +109,10 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 	cut := make(chan error, 1)
 	go func() { cut <- ffmpeg(ctx, args...) }()
 	frame := 0.0 // the last frame's duration ends the last segment
-	if info.Video.FPS > 0 {
+	if info.Video != nil && info.Video.FPS > 0 {
 		frame = 1 / info.Video.FPS
 	}
-	w := segmentWatch{dir: outDir, ext: ext, frame: frame, onSegments: o.OnSegments}
+	w := segmentWatch{dir: outDir, ext: ext, stream: spanOf, frame: frame, onSegments: o.OnSegments}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -145,6 +152,7 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 // final once the next file is complete too (or the cut is over).
 type segmentWatch struct {
 	dir, ext   string
+	stream     string // whose span times the segments: "v:0", or "a:0" for audio alone
 	frame      float64
 	onSegments func([]Segment) error
 	spans      []span // of the complete files
@@ -162,7 +170,7 @@ func (w *segmentWatch) advance(ctx context.Context, over bool) error {
 		complete = len(files)
 	}
 	for len(w.spans) < complete {
-		sp, err := fileVideoSpan(ctx, files[len(w.spans)], w.frame)
+		sp, err := fileSpan(ctx, files[len(w.spans)], w.stream, w.frame)
 		if err != nil {
 			return err
 		}
@@ -187,22 +195,22 @@ func (w *segmentWatch) advance(ctx context.Context, over bool) error {
 
 // videoSpan returns the video span of one segment file.
 func videoSpan(ctx context.Context, path string) (float64, float64, error) {
-	s, err := fileVideoSpan(ctx, path, 0)
+	s, err := fileSpan(ctx, path, "v:0", 0)
 	if err != nil {
 		return 0, 0, err
 	}
 	return s.start, s.end, nil
 }
 
-// fileVideoSpan reads the video span of a segment: MPEG-TS from its PES
-// headers in place; any other container through ffprobe's packet list,
-// with frame ending the last packet when the container gives it no
-// duration (WebM blocks often have none).
-func fileVideoSpan(ctx context.Context, path string, frame float64) (span, error) {
-	if filepath.Ext(path) == ".ts" {
+// fileSpan reads the span of a segment's stream ("v:0" or "a:0"): the
+// video of MPEG-TS from its PES headers in place; anything else through
+// ffprobe's packet list, with frame ending the last packet when the
+// container gives it no duration (WebM blocks often have none).
+func fileSpan(ctx context.Context, path, stream string, frame float64) (span, error) {
+	if filepath.Ext(path) == ".ts" && stream == "v:0" {
 		return tsVideoSpan(ctx, path, frame)
 	}
-	out, err := run(ctx, "ffprobe", "-v", "error", "-select_streams", "v:0",
+	out, err := run(ctx, "ffprobe", "-v", "error", "-select_streams", stream,
 		"-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0", path)
 	if err != nil {
 		return span{}, fmt.Errorf("%s: %w", path, err)
@@ -221,7 +229,7 @@ func fileVideoSpan(ctx context.Context, path string, frame float64) (span, error
 		lo, hi = min(lo, t), max(hi, t+d)
 	}
 	if lo > hi {
-		return span{}, fmt.Errorf("%s: no video packets", path)
+		return span{}, fmt.Errorf("%s: no packets in stream %s", path, stream)
 	}
 	return span{round6(lo), round6(hi)}, nil
 }

@@ -4,16 +4,33 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 )
 
 // Thumbnail writes one JPEG of the frame at offset seconds into the file,
 // scaled to width (height follows the display aspect).
 func Thumbnail(ctx context.Context, in, out string, offset float64, width, rotation int) error {
-	err := ffmpeg(ctx, "-ss", strconv.FormatFloat(offset, 'f', 3, 64), "-i", in, "-frames:v", "1",
-		"-vf", upright(rotation)+fmt.Sprintf("scale=%d:-2", width), "-q:v", "3", "-update", "1", out)
-	if err != nil {
-		return fmt.Errorf("thumbnail %s: %w", in, err)
+	return still(ctx, in, out, width, "-ss", strconv.FormatFloat(offset, 'f', 3, 64), "-i", in,
+		"-vf", upright(rotation)+fmt.Sprintf("scale='min(%d,iw)':-2", width))
+}
+
+// CoverArt writes a file's attached picture (Info.CoverArt: an MP3's or
+// M4A's album art) as a JPEG no wider than width. No seek: the picture
+// comes once, before the first audio packet.
+func CoverArt(ctx context.Context, in, out string, width int) error {
+	return still(ctx, in, out, width, "-i", in, "-map", "0:v:0", "-fps_mode", "passthrough",
+		"-vf", fmt.Sprintf("scale='min(%d,iw)':-2", width))
+}
+
+// still runs ffmpeg with input args to write one JPEG, and fails when it
+// wrote none: ffmpeg exits 0 when a seek or a map leaves it no frame.
+func still(ctx context.Context, in, out string, width int, args ...string) error {
+	if err := ffmpeg(ctx, append(args, "-frames:v", "1", "-q:v", "3", "-update", "1", out)...); err != nil {
+		return fmt.Errorf("still of %s: %w", in, err)
+	}
+	if st, err := os.Stat(out); err != nil || st.Size() == 0 {
+		return fmt.Errorf("still of %s: no frame to take", in)
 	}
 	return nil
 }

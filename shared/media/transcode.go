@@ -65,9 +65,10 @@ type Output struct {
 // Transcode makes every rung of the ladder from one decode of the segment
 // (ffmpeg's split filter), keeping the segment's timestamps so that
 // consecutive segments play as one timeline, with a keyframe at the start
-// and then every GOP in every rung.
+// and then every GOP in every rung. An audio-only asset has no rungs:
+// then only the audio is written.
 func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o TranscodeOptions) ([]Output, error) {
-	if len(rungs) == 0 {
+	if len(rungs) == 0 && !o.Audio {
 		return nil, fmt.Errorf("transcode %s: empty ladder", in)
 	}
 	if o.GOPSeconds <= 0 {
@@ -84,7 +85,10 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 	}
 	gop := strconv.Itoa(int(math.Max(1, math.Round(o.FPS*o.GOPSeconds))))
 
-	args := []string{"-copyts", "-i", in, "-filter_complex", LadderGraph(rungs, o.Filter)}
+	args := []string{"-copyts", "-i", in}
+	if len(rungs) > 0 {
+		args = append(args, "-filter_complex", LadderGraph(rungs, o.Filter))
+	}
 	outs := make([]Output, 0, len(rungs)+1)
 	for i, r := range rungs {
 		out := Output{Rung: r, Path: filepath.Join(outDir, r.Name+r.SegmentExt())}

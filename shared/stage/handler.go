@@ -84,6 +84,14 @@ func (e *Env) SegmentDone(ctx context.Context, t *Trigger, errs ...string) error
 	})
 }
 
+// SegmentSkipped records that this stage has nothing to do for the
+// trigger's segment (thumbnails of an audio-only asset, say).
+func (e *Env) SegmentSkipped(ctx context.Context, t *Trigger) error {
+	return asset.UpdateStatus(ctx, e.Store, t.Bucket, t.Layout.AssetID, e.Name, func(s *asset.Status) {
+		s.SetSegment(t.Layout.Index, e.Name, asset.StateSkipped, nil)
+	})
+}
+
 // AssetDone records this stage as done for the whole asset: what it makes
 // once every segment is through (aitag's merged tags, thumbnail's
 // storyboard) is written, so a status reader knows it need not look again.

@@ -46,6 +46,9 @@ func (Video) Name() string { return "video" }
 
 // Tag implements Tagger.
 func (Video) Tag(ctx context.Context, in Input) ([]Tag, error) {
+	if in.AudioOnly {
+		return nil, nil
+	}
 	log, err := ffmpegLog(ctx, "-i", in.Path, "-map", "0:v:0", "-vf",
 		"setpts=PTS-STARTPTS,blackdetect=d=0.5:pix_th=0.10,freezedetect=n=-60dB:d=1,scdet=threshold=10",
 		"-f", "null", "-")

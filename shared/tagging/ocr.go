@@ -24,6 +24,9 @@ func (OCR) Name() string { return "ocr" }
 
 // Tag implements Tagger.
 func (o OCR) Tag(ctx context.Context, in Input) ([]Tag, error) {
+	if in.AudioOnly {
+		return nil, nil
+	}
 	if o.MinConfidence == 0 {
 		o.MinConfidence = 60
 	}

@@ -25,10 +25,13 @@ type Tag struct {
 
 // Input is the segment a tagger looks at.
 type Input struct {
-	Path     string  // an MPEG-TS segment with video and (maybe) audio
+	Path     string  // a source segment: video and (maybe) audio, or audio alone
 	Duration float64 // seconds
 	HasAudio bool
-	WorkDir  string // scratch space of this call
+	// AudioOnly says there is no picture: the visual taggers have
+	// nothing to look at.
+	AudioOnly bool
+	WorkDir   string // scratch space of this call
 	// Rotation is the picture's display rotation (media.VideoStream): text
 	// is read, and faces and objects found, on the upright picture.
 	Rotation int
