@@ -62,7 +62,7 @@ func tag(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 		return "", err
 	}
 	res := tagging.Run(ctx, tagging.Default(config.Env("AITAG_HTTP_URL", "")),
-		tagging.Input{Path: in, Duration: dur, HasAudio: m.Audio, AudioOnly: m.AudioOnly(), WorkDir: dir, Rotation: m.Rotation})
+		tagging.Input{Path: in, Duration: dur, HasAudio: m.Audio, AudioOnly: m.AudioOnly(), WorkDir: dir, Picture: m.Picture})
 	st := SegmentTags{Asset: id, Segment: n, Start: start - origin, Duration: dur,
 		Tags: tagging.Offset(res.Tags, start-origin), Errors: res.Errors}
 	a := layout.Asset(id)

@@ -159,7 +159,8 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 		if err != nil {
 			return j.fail(err)
 		}
-		m.Width, m.Height, m.Rotation, m.FPS, m.VideoCodec = v.DisplayWidth, v.DisplayHeight, v.Rotation, v.FPS, v.Codec
+		m.Width, m.Height, m.FPS, m.VideoCodec = v.DisplayWidth, v.DisplayHeight, v.FPS, v.Codec
+		m.Picture = v.Picture()
 		m.SourceExt, m.Ladder, m.Watermark = media.SourceExt(v.Codec), ladder, j.opts.watermark
 	} else if err := j.poster(ctx, src, dir, probe); err != nil {
 		return "", err

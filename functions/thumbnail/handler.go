@@ -60,7 +60,7 @@ func thumbs(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error)
 	}
 	jpeg := storage.PutOptions{ContentType: "image/jpeg", Metadata: e.Meta()}
 	thumb := filepath.Join(dir, "thumb.jpg")
-	if err := media.Thumbnail(ctx, in, thumb, 0, thumbWidth, m.Rotation); err != nil {
+	if err := media.Thumbnail(ctx, in, thumb, 0, thumbWidth, m.Picture); err != nil {
 		return "", e.FailSegment(ctx, t, err)
 	}
 	if err := e.Store.PutFile(ctx, t.Bucket, a.Thumb(layout.SegmentName(n, ".jpg")), thumb, jpeg); err != nil {
@@ -68,7 +68,7 @@ func thumbs(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error)
 	}
 	if n == 0 {
 		poster := filepath.Join(dir, "poster.jpg")
-		if err := media.Thumbnail(ctx, in, poster, min(1.0, seg.Duration/2), posterWidth, m.Rotation); err != nil {
+		if err := media.Thumbnail(ctx, in, poster, min(1.0, seg.Duration/2), posterWidth, m.Picture); err != nil {
 			return "", e.FailSegment(ctx, t, err)
 		}
 		if err := e.Store.PutFile(ctx, t.Bucket, a.Thumb("poster.jpg"), poster, jpeg); err != nil {
@@ -76,7 +76,7 @@ func thumbs(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error)
 		}
 	}
 	strip := filepath.Join(dir, "strip.jpg")
-	tiles, err := media.TileStrip(ctx, in, strip, seg.Duration, tileEvery, tileW, tileH, m.Rotation)
+	tiles, err := media.TileStrip(ctx, in, strip, seg.Duration, tileEvery, tileW, tileH, m.Picture)
 	if err != nil {
 		return "", e.FailSegment(ctx, t, err)
 	}

@@ -65,7 +65,7 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 		return "", err
 	}
 	outs, err := media.Transcode(ctx, in, filepath.Join(dir, "out"), rungs,
-		media.TranscodeOptions{FPS: m.FPS, Audio: m.Audio && len(only) == 0, Live: m.Live, Filter: upright(m, t)})
+		media.TranscodeOptions{FPS: m.FPS, Audio: m.Audio && len(only) == 0, Live: m.Live, Filter: picture(m, t)})
 	if err != nil {
 		return "", e.FailSegment(ctx, t, err)
 	}
@@ -124,14 +124,14 @@ func writeOutputs(ctx context.Context, e *stage.Env, t *stage.Trigger, m *asset.
 	return nil
 }
 
-// upright turns a source segment's picture as the upload showed it (its
-// display rotation does not survive the cut into MPEG-TS); a marked one
-// is upright already: watermark turned it.
-func upright(m *asset.Manifest, t *stage.Trigger) string {
+// picture makes a source segment's picture as the viewer is meant to see
+// it (asset.Manifest.Picture); a marked one is that already: watermark
+// made it.
+func picture(m *asset.Manifest, t *stage.Trigger) string {
 	if t.Layout.Kind == layout.KindMarkedSegment {
 		return ""
 	}
-	return media.RotateFilter(m.Rotation)
+	return m.Picture.Filter()
 }
 
 // segmentOf returns segment n's timing: from the segment's own metadata

@@ -45,7 +45,7 @@ func mark(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 		return "", err
 	}
 	o := media.WatermarkOptions{Text: m.Watermark.Text, Position: m.Watermark.Position,
-		Opacity: m.Watermark.Opacity, FPS: m.FPS, Live: m.Live, Rotation: m.Rotation}
+		Opacity: m.Watermark.Opacity, FPS: m.FPS, Live: m.Live, Picture: m.Picture}
 	if m.Watermark.Text == "" {
 		o.Image = filepath.Join(dir, "mark.png")
 		if _, err := e.Store.GetFile(ctx, t.Bucket, m.Watermark.Image, o.Image); err != nil {

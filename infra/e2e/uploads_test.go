@@ -288,3 +288,67 @@ func TestAudioOnlyUpload(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 }
+
+// Broadcast and HDR masters: a 1080i file is deinterlaced before scaling
+// (no rendition shows combing), and HDR10 (PQ) and HLG sources become SDR
+// BT.709 renditions, tone-mapped, as H.264 players expect.
+func TestBroadcastAndHDRSources(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the stack")
+	}
+	s := teststack.Up(t)
+	const seconds, fps = 4.0, 25
+	hdr := func(transfer string) []string {
+		return []string{"-vf", "zscale=tin=bt709:min=bt709:pin=bt709:t=" + transfer + ":m=bt2020nc:p=bt2020:npl=100,format=yuv420p10le",
+			"-c:v", "libx265", "-preset", "ultrafast", "-g", "50",
+			"-x265-params", "log-level=error:colorprim=bt2020:transfer=" + transfer + ":colormatrix=bt2020nc",
+			"-color_primaries", "bt2020", "-color_trc", transfer, "-colorspace", "bt2020nc"}
+	}
+	sdr := func(t *testing.T, name, file string) {
+		if transfer, primaries := mediatest.Color(t, file); transfer != "bt709" || primaries != "bt709" {
+			t.Errorf("%s: transfer %q, primaries %q: not tone-mapped to SDR BT.709", name, transfer, primaries)
+		}
+	}
+	tests := []struct {
+		file   string
+		source string // lavfi video
+		encode []string
+		check  func(t *testing.T, name, file string)
+	}{
+		{"news-1080i.mp4", "testsrc2=size=1920x1080:rate=50",
+			[]string{"-vf", "tinterlace=mode=interleave_top,setfield=tff", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "12",
+				"-flags", "+ildct+ilme", "-x264opts", "tff=1", "-g", "50", "-pix_fmt", "yuv420p"},
+			func(t *testing.T, name, file string) {
+				if woven, progressive := mediatest.Fields(t, file); woven*10 > progressive {
+					t.Errorf("%s: idet sees %d woven and %d progressive frames: not deinterlaced", name, woven, progressive)
+				}
+			}},
+		{"hdr10.mp4", "testsrc2=size=1920x1080:rate=25", hdr("smpte2084"), sdr},
+		{"hlg.mp4", "testsrc2=size=1920x1080:rate=25", hdr("arib-std-b67"), sdr},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), tc.file)
+			mediatest.FFmpeg(t, append(append([]string{"-f", "lavfi", "-i", fmt.Sprintf("%s:duration=%g", tc.source, seconds)}, tc.encode...), src)...)
+			key := "uploads/" + tc.file
+			s.Upload(key, src, nil)
+			id := assetOf(t, s, key)
+			s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
+			renditions := checkRenditions(t, s, id, shape{seconds: seconds, fps: fps, width: 1920, height: 1080})
+			if len(renditions) != 4 {
+				t.Errorf("renditions %v", renditions)
+			}
+			for name, file := range renditions {
+				if name != "audio" {
+					tc.check(t, name, file)
+				}
+			}
+		})
+	}
+	// The sources themselves are what the checks above tell apart.
+	src := filepath.Join(t.TempDir(), "i.mp4")
+	mediatest.FFmpeg(t, append(append([]string{"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=50:duration=1"}, tests[0].encode...), src)...)
+	if woven, progressive := mediatest.Fields(t, src); woven < progressive {
+		t.Errorf("the 1080i source: idet sees %d woven, %d progressive frames", woven, progressive)
+	}
+}

@@ -29,10 +29,11 @@ type Manifest struct {
 	Segments   []Segment    `json:"segments"`
 	Ladder     []media.Rung `json:"ladder"`
 	Watermark  *Watermark   `json:"watermark,omitempty"`
-	// Rotation is the upload's display rotation (media.VideoStream): its
-	// source segments are stored as recorded and every stage that decodes
-	// them turns them upright. Width and Height are the upright size.
-	Rotation int `json:"rotation,omitempty"`
+	// Picture is what makes the viewer's picture of the source segments,
+	// which are stored as recorded: every stage that decodes one applies
+	// it (rotation, deinterlace, crop, tone map). Width and Height are the
+	// size it makes.
+	media.Picture
 	// SourceExt is the container of the source segments: ".mkv" for the
 	// codecs MPEG-TS does not carry (media.SourceExt); "" is ".ts".
 	SourceExt string `json:"sourceExt,omitempty"`

@@ -54,7 +54,13 @@ type VideoStream struct {
 	// display (0, 90, 180 or 270): phones film upright into a landscape
 	// frame and say so in the display matrix, which the source segments'
 	// MPEG-TS does not carry. RotateFilter puts it upright.
-	Rotation  int
+	Rotation int
+	// Interlaced: the stream says its frames hold two fields (field
+	// order tt, bb, tb or bt).
+	Interlaced bool
+	// Transfer is the stream's color transfer (smpte2084 for HDR10's PQ,
+	// arib-std-b67 for HLG, bt709, ...), "" when it does not say.
+	Transfer  string
 	FPS       float64
 	PixFmt    string
 	Duration  float64
@@ -80,6 +86,8 @@ type ffprobeOut struct {
 		Height       int    `json:"height"`
 		SampleAspect string `json:"sample_aspect_ratio"`
 		PixFmt       string `json:"pix_fmt"`
+		FieldOrder   string `json:"field_order"`
+		ColorTrans   string `json:"color_transfer"`
 		AvgFrameRate string `json:"avg_frame_rate"`
 		RFrameRate   string `json:"r_frame_rate"`
 		SampleRate   string `json:"sample_rate"`
@@ -207,6 +215,8 @@ func Probe(ctx context.Context, path string) (*Info, error) {
 					v.Rotation = quarterTurns(sd.Rotation)
 				}
 			}
+			v.Interlaced = s.FieldOrder == "tt" || s.FieldOrder == "bb" || s.FieldOrder == "tb" || s.FieldOrder == "bt"
+			v.Transfer = s.ColorTrans
 			if v.Rotation == 90 || v.Rotation == 270 {
 				v.DisplayWidth, v.DisplayHeight = v.DisplayHeight, v.DisplayWidth
 			}
@@ -231,6 +241,19 @@ func Probe(ctx context.Context, path string) (*Info, error) {
 		info.Video.FPS = 30
 	}
 	return info, nil
+}
+
+// Picture is what makes the viewer's picture of this stream's decoded
+// frames: upright, deinterlaced, HDR mapped to SDR.
+func (v *VideoStream) Picture() Picture {
+	p := Picture{Rotation: v.Rotation, Interlaced: v.Interlaced}
+	switch v.Transfer {
+	case "smpte2084":
+		p.HDR = "pq"
+	case "arib-std-b67":
+		p.HDR = "hlg"
+	}
+	return p
 }
 
 // CheckIntegrity reads every packet of the file (no decoding) and fails

@@ -61,10 +61,10 @@ func TestRotation(t *testing.T) {
 			// What decodes the TS turns it: the watermark and the thumbnail
 			// come out at the displayed size.
 			marked, thumb := filepath.Join(dir, tag+"-marked.ts"), filepath.Join(dir, tag+".jpg")
-			if err := media.Watermark(ctx, ts, marked, media.WatermarkOptions{Text: "up", Position: "top-left", FPS: 30, Rotation: v.Rotation}); err != nil {
+			if err := media.Watermark(ctx, ts, marked, media.WatermarkOptions{Text: "up", Position: "top-left", FPS: 30, Picture: v.Picture()}); err != nil {
 				t.Fatal(err)
 			}
-			if err := media.Thumbnail(ctx, ts, thumb, 0, 90, v.Rotation); err != nil {
+			if err := media.Thumbnail(ctx, ts, thumb, 0, 90, v.Picture()); err != nil {
 				t.Fatal(err)
 			}
 			for file, want := range map[string]bool{marked: quarter, thumb: quarter} {

@@ -10,9 +10,9 @@ import (
 
 // Thumbnail writes one JPEG of the frame at offset seconds into the file,
 // scaled to width (height follows the display aspect).
-func Thumbnail(ctx context.Context, in, out string, offset float64, width, rotation int) error {
+func Thumbnail(ctx context.Context, in, out string, offset float64, width int, pic Picture) error {
 	return still(ctx, in, out, width, "-ss", strconv.FormatFloat(offset, 'f', 3, 64), "-i", in,
-		"-vf", upright(rotation)+fmt.Sprintf("scale='min(%d,iw)':-2", width))
+		"-vf", pic.head()+fmt.Sprintf("scale='min(%d,iw)':-2", width))
 }
 
 // CoverArt writes a file's attached picture (Info.CoverArt: an MP3's or
@@ -38,7 +38,7 @@ func still(ctx context.Context, in, out string, width int, args ...string) error
 // TileStrip writes a horizontal strip of thumbnails taken every interval
 // seconds of a segment of the given duration, each tileW x tileH, and
 // returns how many tiles it holds.
-func TileStrip(ctx context.Context, in, out string, duration, interval float64, tileW, tileH, rotation int) (int, error) {
+func TileStrip(ctx context.Context, in, out string, duration, interval float64, tileW, tileH int, pic Picture) (int, error) {
 	n := int(math.Ceil(duration/interval - 1e-6))
 	if n < 1 {
 		n = 1
@@ -47,16 +47,9 @@ func TileStrip(ctx context.Context, in, out string, duration, interval float64, 
 		interval, tileW, tileH, tileW, tileH, n)
 	// fps counts from the input's own start, which the segment keeps from
 	// the whole asset; setpts puts the segment at zero first.
-	if err := ffmpeg(ctx, "-i", in, "-vf", "setpts=PTS-STARTPTS,"+upright(rotation)+vf, "-frames:v", "1", "-q:v", "4", "-update", "1", out); err != nil {
+	if err := ffmpeg(ctx, "-i", in, "-vf", "setpts=PTS-STARTPTS,"+pic.head()+vf, "-frames:v", "1", "-q:v", "4", "-update", "1", out); err != nil {
 		return 0, fmt.Errorf("tiles %s: %w", in, err)
 	}
 	return n, nil
 }
 
-// upright is RotateFilter as the head of a filter chain ("" or "f,").
-func upright(rotation int) string {
-	if f := RotateFilter(rotation); f != "" {
-		return f + ","
-	}
-	return ""
-}

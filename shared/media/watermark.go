@@ -20,9 +20,9 @@ type WatermarkOptions struct {
 	FontFile string
 	// Live encodes for latency (see encoderThreads).
 	Live bool
-	// Rotation turns the picture upright first (VideoStream.Rotation):
-	// the mark goes where the viewer sees that corner.
-	Rotation int
+	// Picture is applied first (upright, deinterlaced, ...): the mark
+	// goes where the viewer sees that corner.
+	Picture Picture
 }
 
 // DefaultFont ships with Debian's fonts-dejavu-core (scripts/setup.sh).
@@ -82,8 +82,8 @@ func Watermark(ctx context.Context, in, out string, o WatermarkOptions) error {
 	default:
 		return fmt.Errorf("watermark: neither text nor image")
 	}
-	if rot := RotateFilter(o.Rotation); rot != "" {
-		graph = "[0:v]" + rot + "[up];" + strings.ReplaceAll(graph, "[0:v]", "[up]")
+	if pic := o.Picture.Filter(); pic != "" {
+		graph = "[0:v]" + pic + "[up];" + strings.ReplaceAll(graph, "[0:v]", "[up]")
 	}
 	gop := strconv.Itoa(int(max(1, o.FPS*2+0.5)))
 	args = append(args, "-filter_complex", graph, "-map", "[v]", "-map", "0:a?",

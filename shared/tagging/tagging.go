@@ -32,14 +32,14 @@ type Input struct {
 	// nothing to look at.
 	AudioOnly bool
 	WorkDir   string // scratch space of this call
-	// Rotation is the picture's display rotation (media.VideoStream): text
-	// is read, and faces and objects found, on the upright picture.
-	Rotation int
+	// Picture makes the picture as viewers see it (upright, deinterlaced,
+	// ...): text is read, and faces and objects found, on that.
+	Picture media.Picture
 }
 
 // upright is the filter-chain head that turns in's picture upright.
 func (in Input) upright() string {
-	if f := media.RotateFilter(in.Rotation); f != "" {
+	if f := in.Picture.Filter(); f != "" {
 		return f + ","
 	}
 	return ""

@@ -195,3 +195,56 @@ func Audio(t testing.TB, path string) (string, int) {
 	n, _ := strconv.Atoi(ch)
 	return name, n
 }
+
+// FFmpeg runs ffmpeg quietly with args (inputs, filters, an output) and
+// fails the test when it fails: media shaped in ways Make does not.
+func FFmpeg(t testing.TB, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ffmpeg", append([]string{"-hide_banner", "-nostdin", "-v", "error", "-y"}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
+	}
+}
+
+// Fields counts a file's frames by what ffmpeg's idet filter sees in
+// them: woven from two fields (top or bottom first), or progressive.
+func Fields(t testing.TB, path string) (interlaced, progressive int) {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-i", path, "-map", "0:v:0", "-vf", "idet", "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("idet %s: %v\n%s", path, err, out)
+	}
+	var tff, bff int
+	i := strings.LastIndex(string(out), "Multi frame detection:")
+	if i < 0 {
+		t.Fatalf("idet %s printed no counts:\n%s", path, out)
+	}
+	fmt.Sscanf(strings.Join(strings.Fields(string(out[i:])), " "), "Multi frame detection: TFF: %d BFF: %d Progressive: %d", &tff, &bff, &progressive)
+	return tff + bff, progressive
+}
+
+// Color returns the color transfer and primaries a file's first video
+// stream declares ("" when it declares none).
+func Color(t testing.TB, path string) (transfer, primaries string) {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "stream=color_transfer,color_primaries", "-of", "default=nw=1", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
+		switch k {
+		case "color_transfer":
+			transfer = v
+		case "color_primaries":
+			primaries = v
+		}
+	}
+	if transfer == "unknown" {
+		transfer = ""
+	}
+	if primaries == "unknown" {
+		primaries = ""
+	}
+	return transfer, primaries
+}
