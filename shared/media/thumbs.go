@@ -52,4 +52,3 @@ func TileStrip(ctx context.Context, in, out string, duration, interval float64, 
 	}
 	return n, nil
 }
-
