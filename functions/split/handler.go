@@ -155,6 +155,13 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 		Created: j.info.LastModified.UTC(), Options: asset.UploadOptions{Codecs: j.opts.codecs}, Splitting: true,
 	}
 	if v := probe.Video; v != nil {
+		if j.opts.autoCrop {
+			c, err := media.DetectCrop(ctx, src)
+			if err != nil {
+				return "", &sourceError{err}
+			}
+			v = v.Cropped(c)
+		}
 		ladder, err := media.Ladder(v, j.opts.codecs)
 		if err != nil {
 			return j.fail(err)
@@ -338,13 +345,22 @@ func (u *uploads) wait() error {
 type options struct {
 	codecs    []media.Codec
 	watermark *asset.Watermark
+	autoCrop  bool
 }
 
 // uploadOptions reads what the uploader asked for in object metadata:
-// Segflow-Codecs ("h264,av1"), Watermark-Text or Watermark-Image (a key in
-// the bucket), Watermark-Position and Watermark-Opacity.
+// Segflow-Codecs ("h264,av1"), Segflow-Crop ("auto": cut the black bars
+// off), Watermark-Text or Watermark-Image (a key in the bucket),
+// Watermark-Position and Watermark-Opacity.
 func uploadOptions(info storage.Info) (options, error) {
 	var o options
+	switch c := info.Meta("Segflow-Crop"); strings.ToLower(c) {
+	case "auto":
+		o.autoCrop = true
+	case "", "none":
+	default:
+		return o, fmt.Errorf("crop %q: want auto or none", c)
+	}
 	if v := info.Meta("Segflow-Codecs"); v != "" {
 		for _, c := range strings.Split(v, ",") {
 			o.codecs = append(o.codecs, media.Codec(strings.ToLower(strings.TrimSpace(c))))

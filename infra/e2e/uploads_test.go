@@ -352,3 +352,44 @@ func TestBroadcastAndHDRSources(t *testing.T) {
 		t.Errorf("the 1080i source: idet sees %d woven, %d progressive frames", woven, progressive)
 	}
 }
+
+// A letterboxed film uploaded with Segflow-Crop: auto loses its black
+// bars: one crop for every segment, the ladder from the cropped size (no
+// 720p rung for a 1280x536 picture), and no rendition keeps a bar. The
+// same file without the option keeps its frame.
+func TestAutoCrop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the stack")
+	}
+	s := teststack.Up(t)
+	ctx := context.Background()
+	const seconds, fps = 6.0, 25
+	src := filepath.Join(t.TempDir(), "scope.mp4")
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=1280x536:rate=%d:duration=%g", fps, seconds),
+		"-vf", "pad=1280:720:0:92", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "12", "-g", "50", src)
+	s.Upload("uploads/scope.mp4", src, map[string]string{"Segflow-Crop": "auto"})
+	s.Upload("uploads/scope-uncropped.mp4", src, nil)
+	id, whole := assetOf(t, s, "uploads/scope.mp4"), assetOf(t, s, "uploads/scope-uncropped.mp4")
+	s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
+	if m := manifest(t, s, id); m.Crop != "1280:536:0:92" || m.Width != 1280 || m.Height != 536 {
+		t.Fatalf("manifest: crop %q, %dx%d; want 1280:536:0:92, 1280x536", m.Crop, m.Width, m.Height)
+	}
+	renditions := checkRenditions(t, s, id, shape{seconds: seconds, fps: fps, width: 1280, height: 536})
+	if len(renditions) != 2 { // 480p and 360p: 536 is under 720
+		t.Errorf("renditions %v", renditions)
+	}
+	for name, file := range renditions {
+		w, h := mediatest.Size(t, file)
+		c, err := media.DetectCrop(ctx, file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.H < h-4 {
+			t.Errorf("%s (%dx%d) still has bars: cropdetect keeps %v", name, w, h, c)
+		}
+	}
+	s.WaitStatus(whole, 4*time.Minute, asset.StateComplete)
+	if m := manifest(t, s, whole); m.Crop != "" || m.Height != 720 {
+		t.Errorf("without the option: crop %q, height %d", m.Crop, m.Height)
+	}
+}

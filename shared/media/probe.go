@@ -60,7 +60,9 @@ type VideoStream struct {
 	Interlaced bool
 	// Transfer is the stream's color transfer (smpte2084 for HDR10's PQ,
 	// arib-std-b67 for HLG, bt709, ...), "" when it does not say.
-	Transfer  string
+	Transfer string
+	// Crop, "w:h:x:y", is set by Cropped: the part of the frame shown.
+	Crop      string
 	FPS       float64
 	PixFmt    string
 	Duration  float64
@@ -246,7 +248,7 @@ func Probe(ctx context.Context, path string) (*Info, error) {
 // Picture is what makes the viewer's picture of this stream's decoded
 // frames: upright, deinterlaced, HDR mapped to SDR.
 func (v *VideoStream) Picture() Picture {
-	p := Picture{Rotation: v.Rotation, Interlaced: v.Interlaced}
+	p := Picture{Rotation: v.Rotation, Interlaced: v.Interlaced, Crop: v.Crop}
 	switch v.Transfer {
 	case "smpte2084":
 		p.HDR = "pq"
