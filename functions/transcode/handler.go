@@ -64,8 +64,9 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 	if err != nil {
 		return "", err
 	}
+	seg, _ := segmentOf(m, n, srcInfo)
 	outs, err := media.Transcode(ctx, in, filepath.Join(dir, "out"), rungs,
-		media.TranscodeOptions{FPS: m.FPS, Audio: m.Audio && len(only) == 0, Live: m.Live, Filter: picture(m, t)})
+		media.TranscodeOptions{FPS: m.FPS, Audio: m.Audio && len(only) == 0, Live: m.Live, Filter: picture(m, t, seg)})
 	if err != nil {
 		return "", e.FailSegment(ctx, t, err)
 	}
@@ -127,11 +128,13 @@ func writeOutputs(ctx context.Context, e *stage.Env, t *stage.Trigger, m *asset.
 // picture makes a source segment's picture as the viewer is meant to see
 // it (asset.Manifest.Picture); a marked one is that already: watermark
 // made it.
-func picture(m *asset.Manifest, t *stage.Trigger) string {
+func picture(m *asset.Manifest, t *stage.Trigger, seg asset.Segment) string {
 	if t.Layout.Kind == layout.KindMarkedSegment {
 		return ""
 	}
-	return m.Picture.Filter()
+	p := m.Picture
+	p.End = seg.Start + seg.Duration
+	return p.Filter()
 }
 
 // segmentOf returns segment n's timing: from the segment's own metadata

@@ -44,8 +44,12 @@ func mark(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	pic := m.Picture
+	if sm, err := asset.ReadSegmentMeta(srcInfo); err == nil {
+		pic.End = sm.Start + sm.Duration
+	}
 	o := media.WatermarkOptions{Text: m.Watermark.Text, Position: m.Watermark.Position,
-		Opacity: m.Watermark.Opacity, FPS: m.FPS, Live: m.Live, Picture: m.Picture}
+		Opacity: m.Watermark.Opacity, FPS: m.FPS, Live: m.Live, Picture: pic}
 	if m.Watermark.Text == "" {
 		o.Image = filepath.Join(dir, "mark.png")
 		if _, err := e.Store.GetFile(ctx, t.Bucket, m.Watermark.Image, o.Image); err != nil {

@@ -393,3 +393,28 @@ func TestAutoCrop(t *testing.T) {
 		t.Errorf("without the option: crop %q, height %d", m.Crop, m.Height)
 	}
 }
+
+// A phone's variable frame rate (frames dropped in low light, on a 1/600
+// timescale) becomes renditions at a constant rate: every frame interval
+// the same, keyframes aligned across rungs, the duration held.
+func TestVariableFrameRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the stack")
+	}
+	s := teststack.Up(t)
+	ctx := context.Background()
+	const seconds, fps = 8.0, 30
+	src := filepath.Join(t.TempDir(), "phone-vfr.mp4")
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=1280x720:rate=%d:duration=%g", fps, seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=duration=%g", seconds),
+		"-vf", `select='not(eq(mod(n\,11)\,5))*not(eq(mod(n\,17)\,9))',settb=1/600`, "-fps_mode", "vfr", "-enc_time_base", "1/600",
+		"-c:v", "libx264", "-preset", "ultrafast", "-crf", "12", "-g", "30", "-video_track_timescale", "600", "-c:a", "aac", src)
+	probe, err := media.Probe(ctx, src)
+	if err != nil || probe.Video.CFR != fps {
+		t.Fatalf("probe of the VFR clip: %+v %v; want CFR %d", probe.Video, err, fps)
+	}
+	s.Upload("uploads/phone-vfr.mp4", src, nil)
+	id := assetOf(t, s, "uploads/phone-vfr.mp4")
+	s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
+	checkRenditions(t, s, id, shape{seconds: seconds, fps: fps, width: 1280, height: 720, channels: 2})
+}

@@ -23,3 +23,29 @@ func TestCropped(t *testing.T) {
 		}
 	}
 }
+
+func TestPictureFilter(t *testing.T) {
+	tests := []struct {
+		p    Picture
+		want string
+	}{
+		{Picture{}, ""},
+		{Picture{Rotation: 90}, "transpose=cclock"},
+		{Picture{Interlaced: true, Crop: "1920:800:0:140", Rotation: 180}, "bwdif=mode=send_frame:parity=auto:deint=all,crop=1920:800:0:140,hflip,vflip"},
+		{Picture{CFR: 30000.0 / 1001, End: 10.01}, "fps=30000/1001,tpad=stop_mode=clone:stop_duration=1,trim=end_pts=300"},
+		{Picture{CFR: 25}, "fps=25"},
+		{Picture{HDR: "pq"}, tonemap},
+	}
+	for _, tc := range tests {
+		if got := tc.p.Filter(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.p, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ base, mean, want float64 }{
+		{30, 27.4, 30}, {60, 41.2, 60}, {600, 29.6, 30000.0 / 1001}, {1200.0 / 41, 24.3, 24}, {25, 24.1, 25},
+	} {
+		if got := standardRate(tc.base, tc.mean); got != tc.want {
+			t.Errorf("standardRate(%g, %g) = %g, want %g", tc.base, tc.mean, got, tc.want)
+		}
+	}
+}

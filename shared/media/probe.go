@@ -61,6 +61,9 @@ type VideoStream struct {
 	// Transfer is the stream's color transfer (smpte2084 for HDR10's PQ,
 	// arib-std-b67 for HLG, bt709, ...), "" when it does not say.
 	Transfer string
+	// CFR is the constant rate a variable-rate stream is made at (FPS
+	// then says the same); 0 for a constant-rate stream.
+	CFR float64
 	// Crop, "w:h:x:y", is set by Cropped: the part of the frame shown.
 	Crop      string
 	FPS       float64
@@ -205,6 +208,14 @@ func Probe(ctx context.Context, path string) (*Info, error) {
 			if fps == 0 || fps > 240 {
 				fps = rate(s.RFrameRate)
 			}
+			// Phones record at a variable rate: frames come late or not at
+			// all in low light, so the mean rate is under the base one.
+			// Renditions are made at a constant, standard rate.
+			cfr := 0.0
+			if r := rate(s.RFrameRate); fps > 0 && r > 0 && math.Abs(fps/r-1) > 0.01 {
+				cfr = standardRate(r, fps)
+				fps = cfr
+			}
 			v := &VideoStream{Codec: s.CodecName, Profile: s.Profile, Width: s.Width, Height: s.Height,
 				DisplayWidth: s.Width, FPS: fps, PixFmt: s.PixFmt, Duration: num(s.Duration),
 				StartTime: num(s.StartTime), BitRate: int64(num(s.BitRate))}
@@ -217,6 +228,7 @@ func Probe(ctx context.Context, path string) (*Info, error) {
 					v.Rotation = quarterTurns(sd.Rotation)
 				}
 			}
+			v.CFR = cfr
 			v.Interlaced = s.FieldOrder == "tt" || s.FieldOrder == "bb" || s.FieldOrder == "tb" || s.FieldOrder == "bt"
 			v.Transfer = s.ColorTrans
 			if v.Rotation == 90 || v.Rotation == 270 {
@@ -248,7 +260,7 @@ func Probe(ctx context.Context, path string) (*Info, error) {
 // Picture is what makes the viewer's picture of this stream's decoded
 // frames: upright, deinterlaced, HDR mapped to SDR.
 func (v *VideoStream) Picture() Picture {
-	p := Picture{Rotation: v.Rotation, Interlaced: v.Interlaced, Crop: v.Crop}
+	p := Picture{Rotation: v.Rotation, Interlaced: v.Interlaced, Crop: v.Crop, CFR: v.CFR}
 	switch v.Transfer {
 	case "smpte2084":
 		p.HDR = "pq"
@@ -296,6 +308,25 @@ func RotateFilter(rotation int) string {
 		return "transpose=clock"
 	}
 	return ""
+}
+
+// standardRates are the frame rates cameras and players use.
+var standardRates = []float64{24000.0 / 1001, 24, 25, 30000.0 / 1001, 30, 50, 60000.0 / 1001, 60}
+
+// standardRate is the constant rate for a variable-rate stream whose
+// base rate (ffprobe's r_frame_rate) is base and mean rate mean: the base
+// when it is a standard rate, else the standard rate nearest the mean.
+func standardRate(base, mean float64) float64 {
+	best := standardRates[0]
+	for _, r := range standardRates {
+		if math.Abs(base/r-1) < 0.001 {
+			return r
+		}
+		if math.Abs(mean-r) < math.Abs(mean-best) {
+			best = r
+		}
+	}
+	return best
 }
 
 func num(s string) float64 {
