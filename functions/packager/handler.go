@@ -123,10 +123,9 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 	for _, r := range m.Ladder {
 		video = append(video, renditions[r.Name])
 	}
-	var audio *hls.Rendition
-	if m.Audio {
-		ar := renditions["audio"]
-		audio = &ar
+	var audio []hls.Rendition
+	for _, a := range m.AudioSet() {
+		audio = append(audio, renditions[a.Name])
 	}
 	// Captions come from aitag when it runs; they are listed, but the asset
 	// plays without them, so they do not hold back "complete".
@@ -134,10 +133,7 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 	if sr, ok := renditions[layout.SubtitlesRendition]; ok && len(sr.Segments) > 0 {
 		subs = &sr
 	}
-	all := append([]hls.Rendition(nil), video...)
-	if audio != nil {
-		all = append(all, *audio)
-	}
+	all := append(append([]hls.Rendition(nil), video...), audio...)
 	opts := hls.MediaOptions{Total: len(m.Segments)}
 	if m.Splitting {
 		opts.Total = 0 // more segments are coming
@@ -149,10 +145,7 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 		for i := range all {
 			all[i] = onlyIndices(all[i], keep)
 		}
-		video = all[:len(video)]
-		if audio != nil {
-			audio = &all[len(all)-1]
-		}
+		video, audio = all[:len(video)], all[len(video):]
 		if subs != nil {
 			*subs = onlyIndices(*subs, keep)
 		}
@@ -352,8 +345,8 @@ func collect(objs []storage.Info, m *asset.Manifest) map[string]hls.Rendition {
 		}
 		out[r.Name] = h
 	}
-	if m.Audio {
-		out["audio"] = hls.Rendition{Name: "audio", Audio: true, Codecs: "mp4a.40.2"}
+	for _, a := range m.AudioSet() {
+		out[a.Name] = hls.Rendition{Name: a.Name, Audio: true, Codecs: "mp4a.40.2", Language: a.Language, Label: a.Label, Channels: a.Channels}
 	}
 	out[layout.SubtitlesRendition] = hls.Rendition{Name: layout.SubtitlesRendition, Subtitles: true, Codecs: "wvtt"}
 	for _, o := range objs {

@@ -152,7 +152,8 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 	}
 	m := asset.Manifest{
 		ID: j.id, Source: j.key, SourceETag: j.info.ETag, Duration: probe.Duration, Audio: probe.Audio != nil,
-		Created: j.info.LastModified.UTC(), Options: asset.UploadOptions{Codecs: j.opts.codecs}, Splitting: true,
+		AudioRenditions: media.AudioLadder(probe),
+		Created:         j.info.LastModified.UTC(), Options: asset.UploadOptions{Codecs: j.opts.codecs}, Splitting: true,
 	}
 	if v := probe.Video; v != nil {
 		if j.opts.autoCrop {
@@ -186,6 +187,7 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 	up := startUploads(ctx, j.e, j.bucket, layout.Asset(j.id))
 	var handErr error // storage trouble, to be retried, not the upload's fault
 	segs, err := media.Split(ctx, src, dir, probe, media.SplitOptions{
+		Audio: m.AudioRenditions,
 		OnSegments: func(segs []media.Segment) error {
 			if err := check(); err != nil {
 				return err

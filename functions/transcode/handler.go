@@ -65,8 +65,14 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 		return "", err
 	}
 	seg, _ := segmentOf(m, n, srcInfo)
+	var audio []string
+	if len(only) == 0 {
+		for _, a := range m.AudioSet() {
+			audio = append(audio, a.Name)
+		}
+	}
 	outs, err := media.Transcode(ctx, in, filepath.Join(dir, "out"), rungs,
-		media.TranscodeOptions{FPS: m.FPS, Audio: m.Audio && len(only) == 0, Live: m.Live, Filter: picture(m, t, seg)})
+		media.TranscodeOptions{FPS: m.FPS, Audio: audio, Live: m.Live, Filter: picture(m, t, seg)})
 	if err != nil {
 		return "", e.FailSegment(ctx, t, err)
 	}
@@ -103,9 +109,7 @@ func writeOutputs(ctx context.Context, e *stage.Env, t *stage.Trigger, m *asset.
 	for i := len(outs) - 1; i >= 0; i-- {
 		o := outs[i]
 		key, ctype := a.Rendition(o.Rung.Name, n, o.Rung.SegmentExt()), "video/mp2t"
-		if o.Rung.Name == "audio" {
-			key = a.Rendition("audio", n, ".ts")
-		} else if o.Rung.Container() == "fmp4" {
+		if !o.Audio && o.Rung.Container() == "fmp4" {
 			ctype = "video/iso.segment"
 		}
 		bw := int64(0)
@@ -114,7 +118,7 @@ func writeOutputs(ctx context.Context, e *stage.Env, t *stage.Trigger, m *asset.
 		}
 		meta := asset.SegmentMeta{Index: n, Start: seg.Start, Duration: seg.Duration, Wallclock: wallclock,
 			Bandwidth: bw, Codecs: o.Codecs}.Encode(e.Meta())
-		if o.Rung.Name != "audio" {
+		if !o.Audio {
 			meta["Resolution"] = fmt.Sprintf("%dx%d", o.Rung.Width, o.Rung.Height)
 			meta["Frame-Rate"] = strconv.FormatFloat(m.FPS, 'f', 3, 64)
 		}

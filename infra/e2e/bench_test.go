@@ -200,7 +200,7 @@ func segmentLadder(b *testing.B, src, dir string, info *media.Info, rungs []medi
 					sem <- struct{}{}
 					defer func() { <-sem }()
 					out := filepath.Join(dir, "out", strconv.Itoa(seg.Index))
-					if _, err := media.Transcode(ctx, seg.Path, out, rungs, media.TranscodeOptions{FPS: info.Video.FPS, Audio: info.Audio != nil}); err != nil {
+					if _, err := media.Transcode(ctx, seg.Path, out, rungs, media.TranscodeOptions{FPS: info.Video.FPS, Audio: audioNames(info)}); err != nil {
 						mu.Lock()
 						failed = err
 						mu.Unlock()
@@ -263,4 +263,12 @@ func pipeline(b *testing.B, s *teststack.Stack, src, key string) (time.Duration,
 	close(stop)
 	wg.Wait()
 	return d, peak, use
+}
+
+// audioNames are the audio renditions a split of info carries.
+func audioNames(info *media.Info) []string {
+	if info.Audio == nil {
+		return nil
+	}
+	return []string{media.DefaultAudio[0].Name}
 }

@@ -418,3 +418,51 @@ func TestVariableFrameRate(t *testing.T) {
 	s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
 	checkRenditions(t, s, id, shape{seconds: seconds, fps: fps, width: 1280, height: 720, channels: 2})
 }
+
+// A film with a 5.1 English track and a stereo French commentary gets one
+// audio rendition per track, named and tagged from the stream's tags, and
+// the 5.1 kept as its own rendition beside its stereo one.
+func TestSeveralAudioTracks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the stack")
+	}
+	s := teststack.Up(t)
+	dir := t.TempDir()
+	const seconds, fps = 6.0, 25
+	src := filepath.Join(dir, "film.mkv")
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=640x360:rate=%d:duration=%g", fps, seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=300:duration=%g", seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=900:duration=%g", seconds),
+		"-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50",
+		"-c:a", "flac", "-ac:a:0", "6", "-ac:a:1", "2",
+		"-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fre", "-metadata:s:a:1", "title=Commentaire", src)
+	s.Upload("uploads/film.mkv", src, nil)
+	id := assetOf(t, s, "uploads/film.mkv")
+	s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
+	checkRenditions(t, s, id, shape{seconds: seconds, fps: fps, width: 640, height: 360, channels: 2})
+
+	master := string(object(t, s, layout.Asset(id).Master()))
+	want := []struct{ name, attrs string }{
+		{"audio", `NAME="English",DEFAULT=YES,AUTOSELECT=YES,LANGUAGE="en",CHANNELS="2",URI="audio.m3u8"`},
+		{"audio-51", `NAME="English (5.1)",DEFAULT=NO,AUTOSELECT=YES,LANGUAGE="en",CHANNELS="6",URI="audio-51.m3u8"`},
+		{"audio2", `NAME="Commentaire",DEFAULT=NO,AUTOSELECT=YES,LANGUAGE="fr",CHANNELS="2",URI="audio2.m3u8"`},
+	}
+	if n := strings.Count(master, "#EXT-X-MEDIA:TYPE=AUDIO"); n != len(want) {
+		t.Errorf("%d audio renditions in the master, want %d:\n%s", n, len(want), master)
+	}
+	for _, w := range want {
+		if !strings.Contains(master, w.attrs) {
+			t.Errorf("master lacks %s:\n%s", w.attrs, master)
+			continue
+		}
+		file := fetchRendition(t, s, layout.Asset(id).Prefix(), w.name+".m3u8", filepath.Join(dir, w.name+".ts"), seconds, fps)
+		_, ch := mediatest.Audio(t, file)
+		if wantCh := map[bool]int{true: 6, false: 2}[strings.HasSuffix(w.name, "-51")]; ch != wantCh {
+			t.Errorf("%s has %d channels, want %d", w.name, ch, wantCh)
+		}
+		aps := mediatest.Packets(t, file, "a:0")
+		if span := aps[len(aps)-1].PTS + aps[len(aps)-1].Duration - aps[0].PTS; math.Abs(span-seconds) > 0.05 {
+			t.Errorf("%s lasts %.3fs", w.name, span)
+		}
+	}
+}

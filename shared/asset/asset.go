@@ -17,18 +17,22 @@ import (
 
 // Manifest is assets/<id>/manifest.json.
 type Manifest struct {
-	ID         string       `json:"id"`
-	Source     string       `json:"source"` // the upload key
-	SourceETag string       `json:"sourceETag"`
-	Duration   float64      `json:"duration"`
-	Width      int          `json:"width"`
-	Height     int          `json:"height"`
-	FPS        float64      `json:"fps"`
-	VideoCodec string       `json:"videoCodec"`
-	Audio      bool         `json:"audio"`
-	Segments   []Segment    `json:"segments"`
-	Ladder     []media.Rung `json:"ladder"`
-	Watermark  *Watermark   `json:"watermark,omitempty"`
+	ID         string  `json:"id"`
+	Source     string  `json:"source"` // the upload key
+	SourceETag string  `json:"sourceETag"`
+	Duration   float64 `json:"duration"`
+	Width      int     `json:"width"`
+	Height     int     `json:"height"`
+	FPS        float64 `json:"fps"`
+	VideoCodec string  `json:"videoCodec"`
+	Audio      bool    `json:"audio"`
+	// AudioRenditions are the AAC renditions, in the order the source
+	// segments carry them; none listed with Audio set is one stereo
+	// rendition (media.DefaultAudio: live streams, older manifests).
+	AudioRenditions []media.AudioRendition `json:"audioRenditions,omitempty"`
+	Segments        []Segment              `json:"segments"`
+	Ladder          []media.Rung           `json:"ladder"`
+	Watermark       *Watermark             `json:"watermark,omitempty"`
 	// Picture is what makes the viewer's picture of the source segments,
 	// which are stored as recorded: every stage that decodes one applies
 	// it (rotation, deinterlace, crop, tone map). Width and Height are the
@@ -84,6 +88,17 @@ func (m *Manifest) Rung(name string) (media.Rung, bool) {
 		}
 	}
 	return media.Rung{}, false
+}
+
+// AudioSet is the asset's audio renditions (none without audio).
+func (m *Manifest) AudioSet() []media.AudioRendition {
+	switch {
+	case !m.Audio:
+		return nil
+	case len(m.AudioRenditions) == 0:
+		return media.DefaultAudio
+	}
+	return m.AudioRenditions
 }
 
 // AudioOnly says the asset is sound alone (a podcast, a song): no ladder,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/grafov/m3u8"
@@ -31,7 +32,11 @@ type Rendition struct {
 	Codecs     string
 	Resolution string
 	FrameRate  float64
-	Segments   []Segment
+	// Language (RFC 5646), Label (the menu's NAME) and Channels describe
+	// an audio rendition.
+	Language, Label string
+	Channels        int
+	Segments        []Segment
 }
 
 // Ready returns the segments a playlist may list: the run from Start
@@ -161,21 +166,33 @@ const (
 )
 
 // Master renders the master playlist: one variant per video rendition,
-// with the audio rendition (when there is one) as an EXT-X-MEDIA group
-// whose bandwidth each variant includes, and the captions (when there are
-// some) as a SUBTITLES group. Without video (an audio-only asset) the
-// one variant is the audio playlist.
-func Master(video []Rendition, audio, subs *Rendition) []byte {
+// with the audio renditions (when there are some; the first is the
+// default) as one EXT-X-MEDIA group, whose largest bandwidth each variant
+// includes, and the captions (when there are some) as a SUBTITLES group.
+// Without video (an audio-only asset) the one variant is the first audio
+// playlist.
+func Master(video []Rendition, audios []Rendition, subs *Rendition) []byte {
 	mp := m3u8.NewMasterPlaylist()
 	mp.SetIndependentSegments(true)
 	var alts []*m3u8.Alternative
 	var audioPeak, audioAvg int64
 	audioCodec := ""
-	if audio != nil {
-		ready := audio.Ready(0)
-		audioPeak, audioAvg, audioCodec = Peak(ready), Average(ready), audio.Codecs
-		alts = []*m3u8.Alternative{{GroupId: AudioGroup, URI: audio.Name + ".m3u8", Type: "AUDIO",
-			Name: "Main", Language: "und", Default: true, Autoselect: "YES"}}
+	for i, a := range audios {
+		ready := a.Ready(0)
+		audioPeak, audioAvg, audioCodec = max(audioPeak, Peak(ready)), max(audioAvg, Average(ready)), a.Codecs
+		lang, label := a.Language, a.Label
+		if lang == "" {
+			lang = "und"
+		}
+		if label == "" {
+			label = "Main"
+		}
+		alts = append(alts, &m3u8.Alternative{GroupId: AudioGroup, URI: a.Name + ".m3u8", Type: "AUDIO",
+			Name: label, Language: lang, Default: i == 0, Autoselect: "YES"})
+	}
+	var audio *Rendition
+	if len(audios) > 0 {
+		audio = &audios[0]
 	}
 	if subs != nil && len(subs.Ready(0)) > 0 {
 		alts = append(alts, &m3u8.Alternative{GroupId: SubtitlesGroup, URI: subs.Name + ".m3u8", Type: "SUBTITLES",
@@ -189,12 +206,12 @@ func Master(video []Rendition, audio, subs *Rendition) []byte {
 		if len(audio.Ready(0)) > 0 {
 			params := m3u8.VariantParams{Bandwidth: uint32(audioPeak), AverageBandwidth: uint32(audioAvg), Codecs: audioCodec}
 			if subs != nil {
-				params.Subtitles, params.Alternatives = SubtitlesGroup, alts[1:]
+				params.Subtitles, params.Alternatives = SubtitlesGroup, alts[len(audios):]
 			}
 			mp.Append(audio.Name+".m3u8", nil, params)
 		}
 		mp.SetVersion(version)
-		return mp.Encode().Bytes()
+		return withChannels(mp.Encode().Bytes(), audios)
 	}
 	for _, v := range video {
 		ready := v.Ready(0)
@@ -225,7 +242,20 @@ func Master(video []Rendition, audio, subs *Rendition) []byte {
 		mp.Append(v.Name+".m3u8", nil, params)
 	}
 	mp.SetVersion(version)
-	return mp.Encode().Bytes()
+	return withChannels(mp.Encode().Bytes(), audios)
+}
+
+// withChannels adds CHANNELS to the audio renditions' EXT-X-MEDIA tags,
+// which grafov/m3u8 does not write: players pick stereo or 5.1 by it.
+// The tag ends with its URI, which no other attribute names.
+func withChannels(master []byte, audios []Rendition) []byte {
+	for _, a := range audios {
+		if a.Channels > 0 {
+			uri := []byte(`,URI="` + a.Name + `.m3u8"`)
+			master = bytes.ReplaceAll(master, uri, append([]byte(`,CHANNELS="`+strconv.Itoa(a.Channels)+`"`), uri...))
+		}
+	}
+	return master
 }
 
 // Last returns the index of the last segment a rendered media playlist

@@ -62,12 +62,19 @@ func TestMasterHasAudioGroupAndBandwidths(t *testing.T) {
 	}
 	subs := rend("subs", 0)
 	subs.Subtitles = true
-	b := string(Master([]Rendition{rend("720p", 0, 1), rend("1080p")}, &audio, &subs))
+	surround := rend("audio-51", 0, 1)
+	surround.Audio, surround.Codecs, surround.Channels, surround.Label, surround.Language = true, "mp4a.40.2", 6, "English (5.1)", "en"
+	for i := range surround.Segments {
+		surround.Segments[i].Bandwidth = 390_000
+	}
+	audio.Channels, audio.Label, audio.Language = 2, "English", "en"
+	b := string(Master([]Rendition{rend("720p", 0, 1), rend("1080p")}, []Rendition{audio, surround}, &subs))
 	for _, want := range []string{
 		`#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud"`,
-		`URI="audio.m3u8"`,
-		`BANDWIDTH=3230000`,
-		`AVERAGE-BANDWIDTH=3180000`,
+		`NAME="English",DEFAULT=YES,AUTOSELECT=YES,LANGUAGE="en",CHANNELS="2",URI="audio.m3u8"`,
+		`NAME="English (5.1)",DEFAULT=NO,AUTOSELECT=YES,LANGUAGE="en",CHANNELS="6",URI="audio-51.m3u8"`,
+		`BANDWIDTH=3490000`, // the video's peak and the largest audio's
+		`AVERAGE-BANDWIDTH=3440000`,
 		`CODECS="avc1.64001f,mp4a.40.2"`,
 		`RESOLUTION=1280x720`,
 		`FRAME-RATE=29.970`,
@@ -95,7 +102,7 @@ func TestMasterAudioOnly(t *testing.T) {
 	}
 	subs := rend("subs", 0)
 	subs.Subtitles = true
-	b := string(Master(nil, &audio, &subs))
+	b := string(Master(nil, []Rendition{audio}, &subs))
 	if !strings.Contains(b, "BANDWIDTH=130000,AVERAGE-BANDWIDTH=130000,CODECS=\"mp4a.40.2\",SUBTITLES=\"subs\"\naudio.m3u8\n") ||
 		strings.Contains(b, "RESOLUTION") || strings.Contains(b, "TYPE=AUDIO") || !strings.Contains(b, `TYPE=SUBTITLES,GROUP-ID="subs"`) {
 		t.Errorf("audio-only master:\n%s", b)

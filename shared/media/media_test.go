@@ -141,7 +141,7 @@ func TestSplitTranscodeSeams(t *testing.T) {
 	var initAV1 string
 	for _, s := range segs {
 		outs, err := media.Transcode(ctx, s.Path, filepath.Join(dir, "out", filepath.Base(s.Path)), rungs,
-			media.TranscodeOptions{FPS: info.Video.FPS, Audio: true})
+			media.TranscodeOptions{FPS: info.Video.FPS, Audio: []string{"audio"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,7 +27,9 @@ type Info struct {
 	Duration float64 // seconds
 	BitRate  int64
 	Video    *VideoStream
-	Audio    *AudioStream
+	Audio    *AudioStream // the first of Audios
+	// Audios are every audio stream, in the file's order.
+	Audios []AudioStream
 	// StartTime is the container's start time in seconds.
 	StartTime float64
 	// CoverArt says the file carries a still picture (an MP3's or M4A's
@@ -80,6 +82,9 @@ type AudioStream struct {
 	Channels   int
 	StartTime  float64
 	Duration   float64
+	// Language (ISO 639, "" when untagged) and Title are the stream's
+	// tags: what a player shows in its audio menu.
+	Language, Title string
 }
 
 type ffprobeOut struct {
@@ -97,10 +102,14 @@ type ffprobeOut struct {
 		RFrameRate   string `json:"r_frame_rate"`
 		SampleRate   string `json:"sample_rate"`
 		Channels     int    `json:"channels"`
-		Duration     string `json:"duration"`
-		StartTime    string `json:"start_time"`
-		BitRate      string `json:"bit_rate"`
-		Disposition  struct {
+		Tags         struct {
+			Language string `json:"language"`
+			Title    string `json:"title"`
+		} `json:"tags"`
+		Duration    string `json:"duration"`
+		StartTime   string `json:"start_time"`
+		BitRate     string `json:"bit_rate"`
+		Disposition struct {
 			AttachedPic int `json:"attached_pic"`
 		} `json:"disposition"`
 		SideData []struct {
@@ -235,10 +244,15 @@ func Probe(ctx context.Context, path string) (*Info, error) {
 				v.DisplayWidth, v.DisplayHeight = v.DisplayHeight, v.DisplayWidth
 			}
 			info.Video = v
-		case s.CodecType == "audio" && info.Audio == nil:
+		case s.CodecType == "audio":
 			sr, _ := strconv.Atoi(s.SampleRate)
-			info.Audio = &AudioStream{Codec: s.CodecName, SampleRate: sr, Channels: s.Channels,
-				StartTime: num(s.StartTime), Duration: num(s.Duration)}
+			lang := s.Tags.Language
+			if lang == "und" {
+				lang = ""
+			}
+			info.Audios = append(info.Audios, AudioStream{Codec: s.CodecName, SampleRate: sr, Channels: s.Channels,
+				StartTime: num(s.StartTime), Duration: num(s.Duration), Language: lang, Title: s.Tags.Title})
+			info.Audio = &info.Audios[0]
 		}
 	}
 	// A text file ffprobe reads as some exotic format still has no streams.

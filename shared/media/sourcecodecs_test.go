@@ -72,7 +72,7 @@ func TestSplitAnySourceCodec(t *testing.T) {
 			rungs := []media.Rung{{Name: "180p", Codec: media.H264, Width: 320, Height: 180, Bitrate: 300_000, Profile: "main", Level: "3.0"}}
 			for _, s := range segs[:2] {
 				outs, err := media.Transcode(ctx, s.Path, filepath.Join(dir, "out", strconv.Itoa(s.Index)), rungs,
-					media.TranscodeOptions{FPS: info.Video.FPS, Audio: true})
+					media.TranscodeOptions{FPS: info.Video.FPS, Audio: []string{"audio"}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -122,7 +122,7 @@ func TestSplitAudioOnly(t *testing.T) {
 	if len(segs) != 4 || math.Abs(total-7) > 0.05 {
 		t.Fatalf("%d segments lasting %.3fs, want 4 lasting 7s", len(segs), total)
 	}
-	outs, err := media.Transcode(ctx, segs[1].Path, filepath.Join(dir, "out"), nil, media.TranscodeOptions{Audio: true})
+	outs, err := media.Transcode(ctx, segs[1].Path, filepath.Join(dir, "out"), nil, media.TranscodeOptions{Audio: []string{"audio"}})
 	if err != nil || len(outs) != 1 || outs[0].Rung.Name != "audio" {
 		t.Fatalf("transcode: %+v %v", outs, err)
 	}

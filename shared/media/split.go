@@ -32,9 +32,11 @@ type SplitOptions struct {
 	// Target is the wished segment duration; cuts fall on the first video
 	// keyframe at or after each multiple (default 4s).
 	Target time.Duration
-	// AudioBitrate is the AAC bitrate the audio is encoded to once for the
-	// whole asset, so renditions cut from it have no seams (default 128k).
-	AudioBitrate int
+	// Audio are the AAC renditions the audio is encoded to once for the
+	// whole asset, so renditions cut from it have no seams; the segments
+	// carry them as their audio streams, in this order (default: the
+	// first track in stereo, DefaultAudio).
+	Audio []AudioRendition
 	// OnSegments, when set, gets the segments as soon as they are final,
 	// in order, while the cut goes on: those that became final together
 	// in one call (usually one; more when the cut outruns the watch, so a
@@ -58,15 +60,15 @@ func SourceExt(codec string) string {
 
 // Split cuts in into segments (in the container SourceExt picks) at video
 // keyframes: video is copied as it is, audio (if any) is encoded once to
-// AAC stereo 48 kHz across the whole file so that it is continuous over
-// every seam. With OnSegments set, segments are handed over, in order, as
+// AAC 48 kHz across the whole file (each of o.Audio) so that it is
+// continuous over every seam. With OnSegments set, segments are handed over, in order, as
 // soon as they are final, while the rest of the file is still being cut.
 func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) ([]Segment, error) {
 	if o.Target <= 0 {
 		o.Target = 4 * time.Second
 	}
-	if o.AudioBitrate <= 0 {
-		o.AudioBitrate = 128000
+	if o.Audio == nil && info.Audio != nil {
+		o.Audio = DefaultAudio
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, err
@@ -75,8 +77,13 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 	if info.Video != nil {
 		args = append(args, "-map", "0:v:0", "-c:v", "copy")
 	}
-	if info.Audio != nil {
-		args = append(args, "-map", "0:a:0", "-c:a", "aac", "-b:a", strconv.Itoa(o.AudioBitrate), "-ac", "2", "-ar", "48000")
+	for k, a := range o.Audio {
+		if a.Track >= len(info.Audios) {
+			return nil, fmt.Errorf("split %s: audio rendition %s of track %d: the file has %d", in, a.Name, a.Track, len(info.Audios))
+		}
+		ks := strconv.Itoa(k)
+		args = append(args, "-map", "0:a:"+strconv.Itoa(a.Track), "-c:a:"+ks, "aac", "-b:a:"+ks, strconv.Itoa(a.Bitrate),
+			"-ac:a:"+ks, strconv.Itoa(a.Channels), "-ar:a:"+ks, "48000")
 	}
 	// Audio alone is cut where it falls: every AAC frame starts cleanly.
 	ext, format, spanOf := ".ts", "mpegts", "a:0"

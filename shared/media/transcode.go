@@ -20,8 +20,10 @@ type TranscodeOptions struct {
 	GOPSeconds float64
 	// Preset is the x264/x265 speed preset (default veryfast).
 	Preset string
-	// Audio also writes the segment's audio, copied, as audio.ts.
-	Audio bool
+	// Audio also writes the segment's audio streams, copied, each as
+	// <name>.ts: the names of the asset's audio renditions, in the order
+	// the segment carries them.
+	Audio []string
 	// Filter is applied to the decoded video before the ladder's scaling
 	// (the watermark's overlay, for one).
 	Filter string
@@ -57,6 +59,7 @@ type Output struct {
 	Rung     Rung
 	Path     string
 	InitPath string // fMP4 only
+	Audio    bool   // an audio rendition's; Rung has only its name
 	Bytes    int64
 	// Codecs is the RFC 6381 codec string for the master playlist.
 	Codecs string
@@ -68,7 +71,7 @@ type Output struct {
 // and then every GOP in every rung. An audio-only asset has no rungs:
 // then only the audio is written.
 func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o TranscodeOptions) ([]Output, error) {
-	if len(rungs) == 0 && !o.Audio {
+	if len(rungs) == 0 && len(o.Audio) == 0 {
 		return nil, fmt.Errorf("transcode %s: empty ladder", in)
 	}
 	if o.GOPSeconds <= 0 {
@@ -109,9 +112,9 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 		}
 		outs = append(outs, out)
 	}
-	if o.Audio {
-		a := Output{Rung: Rung{Name: "audio"}, Path: filepath.Join(outDir, "audio.ts"), Codecs: "mp4a.40.2"}
-		args = append(args, "-map", "0:a:0", "-c:a", "copy", "-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", a.Path)
+	for k, name := range o.Audio {
+		a := Output{Rung: Rung{Name: name}, Audio: true, Path: filepath.Join(outDir, name+".ts"), Codecs: "mp4a.40.2"}
+		args = append(args, "-map", "0:a:"+strconv.Itoa(k), "-c:a", "copy", "-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", a.Path)
 		outs = append(outs, a)
 	}
 	if err := ffmpeg(ctx, args...); err != nil {
@@ -128,7 +131,7 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 	}
 	for i := range outs {
 		o := &outs[i]
-		if o.Rung.Container() == "fmp4" && o.Rung.Name != "audio" {
+		if o.Rung.Container() == "fmp4" && !o.Audio {
 			o.InitPath = filepath.Join(outDir, o.Rung.Name+"-init.mp4")
 			if err := splitFragmented(o.Path+".frag.mp4", o.InitPath, o.Path, start); err != nil {
 				return nil, fmt.Errorf("transcode %s: %s: %w", in, o.Rung.Name, err)

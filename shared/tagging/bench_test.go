@@ -48,7 +48,7 @@ func BenchmarkAITagVsTranscode(b *testing.B) {
 		}
 		c1 := childCPU()
 		for _, s := range segs {
-			if _, err := media.Transcode(ctx, s.Path, b.TempDir(), rungs, media.TranscodeOptions{FPS: info.Video.FPS, Audio: true}); err != nil {
+			if _, err := media.Transcode(ctx, s.Path, b.TempDir(), rungs, media.TranscodeOptions{FPS: info.Video.FPS, Audio: []string{"audio"}}); err != nil {
 				b.Fatal(err)
 			}
 		}
