@@ -11,15 +11,18 @@ import (
 	"crypto/md5"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/hls"
 	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/stage"
 	"github.com/segflow/segflow/shared/storage"
 )
@@ -127,11 +130,14 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 	for _, a := range m.AudioSet() {
 		audio = append(audio, renditions[a.Name])
 	}
-	// Captions come from aitag when it runs; they are listed, but the asset
-	// plays without them, so they do not hold back "complete".
-	var subs *hls.Rendition
-	if sr, ok := renditions[layout.SubtitlesRendition]; ok && len(sr.Segments) > 0 {
-		subs = &sr
+	// Captions come from aitag when it runs, subtitles from sidecar files
+	// (one WebVTT segment each); they are listed, but the asset plays
+	// without them, so they do not hold back "complete".
+	var subs []hls.Rendition
+	for _, name := range slices.Sorted(maps.Keys(renditions)) {
+		if sr := renditions[name]; sr.Subtitles && len(sr.Segments) > 0 {
+			subs = append(subs, sr)
+		}
 	}
 	all := append(append([]hls.Rendition(nil), video...), audio...)
 	opts := hls.MediaOptions{Total: len(m.Segments)}
@@ -146,13 +152,17 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 			all[i] = onlyIndices(all[i], keep)
 		}
 		video, audio = all[:len(video)], all[len(video):]
-		if subs != nil {
-			*subs = onlyIndices(*subs, keep)
+		for i := range subs {
+			subs[i] = onlyIndices(subs[i], keep)
 		}
 	}
 	p := plan{renditions: len(all)}
 	add := func(r hls.Rendition, counts bool) error {
-		body, n, done, err := hls.Media(r, opts)
+		o := opts
+		if strings.HasPrefix(r.Name, layout.SidecarPrefix) && !m.Live {
+			o.Total = 1 // the whole file, one segment
+		}
+		body, n, done, err := hls.Media(r, o)
 		if err != nil {
 			return err
 		}
@@ -168,8 +178,8 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 			return p, err
 		}
 	}
-	if subs != nil {
-		if err := add(*subs, false); err != nil {
+	for _, r := range subs {
+		if err := add(r, false); err != nil {
 			return p, err
 		}
 	}
@@ -348,13 +358,19 @@ func collect(objs []storage.Info, m *asset.Manifest) map[string]hls.Rendition {
 	for _, a := range m.AudioSet() {
 		out[a.Name] = hls.Rendition{Name: a.Name, Audio: true, Codecs: "mp4a.40.2", Language: a.Language, Label: a.Label, Channels: a.Channels}
 	}
-	out[layout.SubtitlesRendition] = hls.Rendition{Name: layout.SubtitlesRendition, Subtitles: true, Codecs: "wvtt"}
+	out[layout.SubtitlesRendition] = hls.Rendition{Name: layout.SubtitlesRendition, Subtitles: true, Codecs: "wvtt",
+		Language: "en", Label: "English (speech to text)"}
 	for _, o := range objs {
 		k := layout.Parse(o.Key)
 		if k.Kind != layout.KindRenditionSegment {
 			continue
 		}
 		r, ok := out[k.Rendition]
+		if !ok && strings.HasPrefix(k.Rendition, layout.SidecarPrefix) {
+			tag := strings.TrimPrefix(k.Rendition, layout.SidecarPrefix)
+			_, label := media.Language(tag)
+			r, ok = hls.Rendition{Name: k.Rendition, Subtitles: true, Codecs: "wvtt", Language: tag, Label: label}, true
+		}
 		if !ok {
 			continue
 		}

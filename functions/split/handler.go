@@ -35,6 +35,9 @@ var Handle = stage.Handler(name, []layout.Kind{layout.KindUpload}, func(ctx cont
 })
 
 func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
+	if _, _, _, ok := layout.Sidecar(t.Key); ok {
+		return sidecarArrived(ctx, e, t.Bucket, t.Key)
+	}
 	info, err := e.Store.Stat(ctx, t.Bucket, t.Key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return "", stage.Permanent(fmt.Errorf("upload %s is gone: %w", t.Key, err))
@@ -207,6 +210,9 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 		return "", &sourceError{err}
 	}
 	if err := up.wait(); err != nil {
+		return "", err
+	}
+	if err := attachSidecars(ctx, j.e, j.bucket, j.key, &m); err != nil {
 		return "", err
 	}
 	if m.AudioOnly() {

@@ -58,29 +58,37 @@ func BenchmarkVODPipeline(b *testing.B) {
 	// then with the -benchtime count), and an upload that repeats a key and
 	// its bytes is an asset already made.
 	uploads := 0
-	nextKey := func(source string) string {
+	nextKey := func(source, ext string) string {
 		uploads++
-		return fmt.Sprintf("uploads/bench-%s-%d.mp4", source, uploads)
+		return fmt.Sprintf("uploads/bench-%s-%d%s", source, uploads, ext)
 	}
 	sources := []struct {
 		name    string
 		bitrate int // 0: near-lossless
+		ext     string
+		// video and audio encoder settings; nil: H.264 and AAC
+		video, audio []string
 	}{
-		{"near-lossless", 0},
-		{"mezzanine-10M", 10_000_000},
+		{"near-lossless", 0, ".mp4", nil, nil},
+		{"mezzanine-10M", 10_000_000, ".mp4", nil, nil},
+		// A WebM as browsers and screen recorders write it: VP9 and Opus,
+		// cut into Matroska source segments; bare ffmpeg reads the same file.
+		{"webm-vp9", 0, ".webm", []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "8M", "-row-mt", "1"},
+			[]string{"-c:a", "libopus", "-b:a", "128k"}},
 	}
 	srcDir := b.TempDir()
 	for _, src := range sources {
 		// The source is made on the sub-benchmark's first pass and kept for
 		// the next one: its encode is minutes of setup on 2 cores.
-		file := filepath.Join(srcDir, src.name+".mp4")
+		file := filepath.Join(srcDir, src.name+src.ext)
 		made := false
 		b.Run("source="+src.name, func(b *testing.B) {
 			if !made {
-				mediatest.Make(b, file, mediatest.Clip{Seconds: seconds, Width: 1920, Height: 1080, FPS: 30, Audio: true, Bitrate: src.bitrate})
+				mediatest.Make(b, file, mediatest.Clip{Seconds: seconds, Width: 1920, Height: 1080, FPS: 30, Audio: true,
+					Bitrate: src.bitrate, VideoArgs: src.video, AudioArgs: src.audio})
 				made = true
 			}
-			benchLadder(b, s.With(b), file, b.TempDir(), workers, func() string { return nextKey(src.name) })
+			benchLadder(b, s.With(b), file, b.TempDir(), workers, func() string { return nextKey(src.name, src.ext) })
 		})
 	}
 }

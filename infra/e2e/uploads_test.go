@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -464,5 +465,78 @@ func TestSeveralAudioTracks(t *testing.T) {
 		if span := aps[len(aps)-1].PTS + aps[len(aps)-1].Duration - aps[0].PTS; math.Abs(span-seconds) > 0.05 {
 			t.Errorf("%s lasts %.3fs", w.name, span)
 		}
+	}
+}
+
+// Sidecar subtitles, uploads/<video name>.<language>.srt|vtt, uploaded
+// before or after their video, become WebVTT SUBTITLES renditions with
+// that language, their cues timed to the video's first frame; a sidecar
+// that is not subtitles is refused and the asset is untouched.
+func TestSidecarSubtitles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the stack")
+	}
+	s := teststack.Up(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	const seconds, fps = 6.0, 25
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	video := filepath.Join(dir, "talk.mp4")
+	mediatest.Make(t, video, mediatest.Clip{Seconds: seconds, Width: 640, Height: 360, FPS: fps, Audio: true})
+	// French before the video, a hostile "German" one too; English after.
+	s.Upload("uploads/talk.fr.srt", write("talk.fr.srt", "1\n00:00:01,000 --> 00:00:02,500\nBonjour à tous\n\n2\n00:00:03,000 --> 00:00:04,000\nMerci\n"), nil)
+	s.Upload("uploads/talk.de.srt", write("talk.de.srt", "#EXTM3U\n#EXTINF:2,\n/etc/passwd\n"), nil)
+	s.Upload("uploads/talk.mp4", video, nil)
+	id := assetOf(t, s, "uploads/talk.mp4")
+	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
+	s.Upload("uploads/talk.en.vtt", write("talk.en.vtt", "WEBVTT\n\n00:00:02.000 --> 00:00:03.000\nHello everyone\n"), nil)
+	a := layout.Asset(id)
+	waitObject(t, s, a.Rendition("subs-en", 0, ".vtt"))
+
+	var master string
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		master = string(object(t, s, a.Master()))
+		if strings.Contains(master, `URI="subs-en.m3u8"`) || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range []string{
+		`TYPE=SUBTITLES,GROUP-ID="subs",NAME="Français",DEFAULT=NO,AUTOSELECT=YES,LANGUAGE="fr",URI="subs-fr.m3u8"`,
+		`TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",DEFAULT=NO,AUTOSELECT=YES,LANGUAGE="en",URI="subs-en.m3u8"`,
+		`SUBTITLES="subs"`,
+	} {
+		if !strings.Contains(master, want) {
+			t.Errorf("master lacks %s:\n%s", want, master)
+		}
+	}
+	if strings.Contains(master, "subs-de") {
+		t.Errorf("the playlist posing as subtitles is listed:\n%s", master)
+	}
+	// The cues sit at their times on the video's timeline: cue zero is the
+	// first frame's MPEG-TS timestamp.
+	top := masterPlaylist(t, s, id).Variants[0].URI
+	first := mediatest.Packets(t, fetchRendition(t, s, a.Prefix(), top, filepath.Join(dir, "top.ts"), seconds, fps), "v:0")[0].PTS
+	for lang, cue := range map[string]string{"fr": "00:01.000 --> 00:02.500\nBonjour à tous", "en": "00:02.000 --> 00:03.000\nHello everyone"} {
+		pl := string(object(t, s, a.Playlist("subs-"+lang)))
+		if !strings.Contains(pl, "#EXT-X-ENDLIST") || !strings.Contains(pl, "subs-"+lang+"/00000.vtt") {
+			t.Errorf("subs-%s.m3u8:\n%s", lang, pl)
+		}
+		vtt := string(object(t, s, a.Rendition("subs-"+lang, 0, ".vtt")))
+		var mpegts int64
+		if _, err := fmt.Sscanf(vtt, "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:%d,LOCAL:00:00:00.000", &mpegts); err != nil || math.Abs(float64(mpegts)/90000-first) > 1e-4 {
+			t.Errorf("subs-%s: X-TIMESTAMP-MAP %d (%v), the first frame at %.5fs:\n%s", lang, mpegts, err, first, vtt)
+		}
+		if !strings.Contains(vtt, cue) {
+			t.Errorf("subs-%s lacks the cue %q:\n%s", lang, cue, vtt)
+		}
+	}
+	if _, err := s.Store.Stat(ctx, s.Bucket, a.Rendition("subs-de", 0, ".vtt")); err == nil {
+		t.Error("the playlist posing as subtitles was attached")
 	}
 }

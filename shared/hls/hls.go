@@ -171,7 +171,7 @@ const (
 // includes, and the captions (when there are some) as a SUBTITLES group.
 // Without video (an audio-only asset) the one variant is the first audio
 // playlist.
-func Master(video []Rendition, audios []Rendition, subs *Rendition) []byte {
+func Master(video []Rendition, audios []Rendition, subs []Rendition) []byte {
 	mp := m3u8.NewMasterPlaylist()
 	mp.SetIndependentSegments(true)
 	var alts []*m3u8.Alternative
@@ -194,18 +194,28 @@ func Master(video []Rendition, audios []Rendition, subs *Rendition) []byte {
 	if len(audios) > 0 {
 		audio = &audios[0]
 	}
-	if subs != nil && len(subs.Ready(0)) > 0 {
-		alts = append(alts, &m3u8.Alternative{GroupId: SubtitlesGroup, URI: subs.Name + ".m3u8", Type: "SUBTITLES",
-			Name: "English (speech to text)", Language: "en", Autoselect: "YES"})
-	} else {
-		subs = nil
+	captioned := false
+	for _, s := range subs {
+		if len(s.Ready(0)) == 0 {
+			continue
+		}
+		lang, label := s.Language, s.Label
+		if lang == "" {
+			lang = "und"
+		}
+		if label == "" {
+			label = lang
+		}
+		alts = append(alts, &m3u8.Alternative{GroupId: SubtitlesGroup, URI: s.Name + ".m3u8", Type: "SUBTITLES",
+			Name: label, Language: lang, Autoselect: "YES"})
+		captioned = true
 	}
 	version := uint8(3)
 	if len(video) == 0 && audio != nil {
 		// Sound alone: its one variant is the audio playlist itself.
 		if len(audio.Ready(0)) > 0 {
 			params := m3u8.VariantParams{Bandwidth: uint32(audioPeak), AverageBandwidth: uint32(audioAvg), Codecs: audioCodec}
-			if subs != nil {
+			if captioned {
 				params.Subtitles, params.Alternatives = SubtitlesGroup, alts[len(audios):]
 			}
 			mp.Append(audio.Name+".m3u8", nil, params)
@@ -233,7 +243,7 @@ func Master(video []Rendition, audios []Rendition, subs *Rendition) []byte {
 		if audio != nil {
 			params.Audio = AudioGroup
 		}
-		if subs != nil {
+		if captioned {
 			params.Subtitles = SubtitlesGroup
 		}
 		if v.Init != "" {

@@ -68,7 +68,7 @@ func TestMasterHasAudioGroupAndBandwidths(t *testing.T) {
 		surround.Segments[i].Bandwidth = 390_000
 	}
 	audio.Channels, audio.Label, audio.Language = 2, "English", "en"
-	b := string(Master([]Rendition{rend("720p", 0, 1), rend("1080p")}, []Rendition{audio, surround}, &subs))
+	b := string(Master([]Rendition{rend("720p", 0, 1), rend("1080p")}, []Rendition{audio, surround}, []Rendition{subs}))
 	for _, want := range []string{
 		`#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud"`,
 		`NAME="English",DEFAULT=YES,AUTOSELECT=YES,LANGUAGE="en",CHANNELS="2",URI="audio.m3u8"`,
@@ -102,7 +102,7 @@ func TestMasterAudioOnly(t *testing.T) {
 	}
 	subs := rend("subs", 0)
 	subs.Subtitles = true
-	b := string(Master(nil, []Rendition{audio}, &subs))
+	b := string(Master(nil, []Rendition{audio}, []Rendition{subs}))
 	if !strings.Contains(b, "BANDWIDTH=130000,AVERAGE-BANDWIDTH=130000,CODECS=\"mp4a.40.2\",SUBTITLES=\"subs\"\naudio.m3u8\n") ||
 		strings.Contains(b, "RESOLUTION") || strings.Contains(b, "TYPE=AUDIO") || !strings.Contains(b, `TYPE=SUBTITLES,GROUP-ID="subs"`) {
 		t.Errorf("audio-only master:\n%s", b)

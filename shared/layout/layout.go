@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +45,32 @@ func Private(id string) bool { return strings.HasPrefix(id, PrivateIDPrefix) }
 
 // SubtitlesRendition is the folder of the WebVTT caption segments.
 const SubtitlesRendition = "subs"
+
+// SidecarPrefix starts the folder of a sidecar subtitle file's WebVTT:
+// subs-<language>.
+const SidecarPrefix = "subs-"
+
+// subtitleFolder says whether an asset folder holds WebVTT.
+func subtitleFolder(name string) bool {
+	return name == SubtitlesRendition || (strings.HasPrefix(name, SidecarPrefix) && len(name) > len(SidecarPrefix))
+}
+
+var reSidecar = regexp.MustCompile(`^(.+)\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})?)\.(srt|vtt)$`)
+
+// Sidecar reads an upload key as a sidecar subtitle file,
+// uploads/<video name>.<language>.srt|vtt: the key of the video it goes
+// with, less its extension ("uploads/talk" for uploads/talk.en.srt), the
+// language tag, and the format ("srt" or "vtt").
+func Sidecar(key string) (video, lang, format string, ok bool) {
+	if Parse(key).Kind != KindUpload {
+		return "", "", "", false
+	}
+	m := reSidecar.FindStringSubmatch(key)
+	if m == nil {
+		return "", "", "", false
+	}
+	return m[1], strings.ToLower(m[2]), m[3], true
+}
 
 // ProducerMeta is the user-metadata key a function sets on what it writes,
 // so the router never hands an object back to the function that made it.
@@ -86,7 +113,7 @@ func Parse(key string) Key {
 	n, err := strconv.Atoi(strings.TrimSuffix(parts[3], ext))
 	// Captions are a rendition too: WebVTT segments under subs/. Matroska
 	// holds only source segments (of codecs MPEG-TS does not carry).
-	media := slices.Contains(segmentExts, ext) && (ext != ".vtt" || parts[2] == SubtitlesRendition) &&
+	media := slices.Contains(segmentExts, ext) && (ext != ".vtt" || subtitleFolder(parts[2])) &&
 		(ext != ".mkv" || parts[2] == "source")
 	if err != nil || n < 0 || !media {
 		return Key{}

@@ -23,6 +23,8 @@ func TestParseAndTopic(t *testing.T) {
 		{"assets/a1/720p/init.mp4", "", Key{}},
 		{"assets/a1/subs/00002.vtt", TopicRenditionSegment, Key{Kind: KindRenditionSegment, AssetID: "a1", Rendition: "subs", Index: 2, Ext: ".vtt"}},
 		{"assets/a1/720p/00002.vtt", "", Key{}},
+		{"assets/a1/subs-fr/00000.vtt", TopicRenditionSegment, Key{Kind: KindRenditionSegment, AssetID: "a1", Rendition: "subs-fr", Index: 0, Ext: ".vtt"}},
+		{"assets/a1/subs-/00000.vtt", "", Key{}},
 		{"assets/a1/720p.m3u8", "", Key{}},
 		{"assets/a1/thumbs/00001.jpg", "", Key{}},
 		{"assets/a1/meta/transcode/00001.json", "", Key{}},
@@ -112,6 +114,25 @@ func TestPrivateAssetID(t *testing.T) {
 		}
 		if k := Asset(id).Rendition("720p", 3, ".ts"); Parse(k).AssetID != id || Parse(k).Kind != KindRenditionSegment {
 			t.Errorf("%s: %q parses as %+v", tc.key, k, Parse(k))
+		}
+	}
+}
+
+func TestSidecar(t *testing.T) {
+	for _, tc := range []struct {
+		key, video, lang, format string
+		ok                       bool
+	}{
+		{"uploads/talk.en.srt", "uploads/talk", "en", "srt", true},
+		{"uploads/dir/Été à Paris.fr.vtt", "uploads/dir/Été à Paris", "fr", "vtt", true},
+		{"uploads/film.pt-BR.srt", "uploads/film", "pt-br", "srt", true},
+		{"uploads/film.srt", "", "", "", false},
+		{"uploads/film.en.mp4", "", "", "", false},
+		{"assets/a/subs/00000.vtt", "", "", "", false},
+	} {
+		video, lang, format, ok := Sidecar(tc.key)
+		if video != tc.video || lang != tc.lang || format != tc.format || ok != tc.ok {
+			t.Errorf("Sidecar(%q) = %q %q %q %v", tc.key, video, lang, format, ok)
 		}
 	}
 }
