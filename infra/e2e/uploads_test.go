@@ -163,7 +163,7 @@ func checkRenditions(t *testing.T, s *teststack.Stack, id string, want shape) ma
 				keys = append(keys, ftoa(p.PTS))
 			}
 		}
-		if span := ps[len(ps)-1].PTS + ps[len(ps)-1].Duration - ps[0].PTS; math.Abs(span-want.seconds) > frame+1e-3 {
+		if span := mediatest.Span(ps); math.Abs(span-want.seconds) > frame+1e-3 {
 			t.Errorf("%s lasts %.4fs, the source %.3fs", name, span, want.seconds)
 		}
 		keyTimes = append(keyTimes, strings.Join(keys, ","))
@@ -181,11 +181,23 @@ func checkRenditions(t *testing.T, s *teststack.Stack, id string, want shape) ma
 	if codec, ch := mediatest.Audio(t, audio); codec != "aac" || ch != want.channels {
 		t.Errorf("audio is %s in %d channels, want aac in %d", codec, ch, want.channels)
 	}
-	aps := mediatest.Packets(t, audio, "a:0")
-	if span := aps[len(aps)-1].PTS + aps[len(aps)-1].Duration - aps[0].PTS; math.Abs(span-want.seconds) > 0.05 {
-		t.Errorf("audio lasts %.3fs, the source %.3fs", span, want.seconds)
-	}
+	checkAudioTimeline(t, "audio", audio, want.seconds)
 	return files
+}
+
+// checkAudioTimeline checks that an audio rendition (its segments joined
+// in one file) runs without a gap and lasts the source's seconds.
+func checkAudioTimeline(t *testing.T, name, file string, seconds float64) {
+	t.Helper()
+	aps := mediatest.Packets(t, file, "a:0")
+	for i := 1; i < len(aps); i++ {
+		if gap := aps[i].PTS - aps[i-1].PTS - aps[i-1].Duration; math.Abs(gap) > 0.005 {
+			t.Errorf("%s: gap of %.4fs at %.3f", name, gap, aps[i].PTS)
+		}
+	}
+	if span := mediatest.Span(aps); math.Abs(span-seconds) > 0.05 {
+		t.Errorf("%s lasts %.3fs, the source %.3fs", name, span, seconds)
+	}
 }
 
 // A WebM from a browser or a screen recorder (VP9 and Opus, which
@@ -268,15 +280,7 @@ func TestAudioOnlyUpload(t *testing.T) {
 	if codec, ch := mediatest.Audio(t, audio); codec != "aac" || ch != 2 {
 		t.Errorf("audio is %s in %d channels", codec, ch)
 	}
-	aps := mediatest.Packets(t, audio, "a:0")
-	for i := 1; i < len(aps); i++ {
-		if gap := aps[i].PTS - aps[i-1].PTS - aps[i-1].Duration; math.Abs(gap) > 0.005 {
-			t.Errorf("audio gap of %.4fs at %.3f", gap, aps[i].PTS)
-		}
-	}
-	if span := aps[len(aps)-1].PTS + aps[len(aps)-1].Duration - aps[0].PTS; math.Abs(span-seconds) > 0.05 {
-		t.Errorf("audio lasts %.3fs, the song %.1fs", span, seconds)
-	}
+	checkAudioTimeline(t, "audio", audio, seconds)
 	poster := filepath.Join(dir, "poster.jpg")
 	if _, err := s.Store.GetFile(ctx, s.Bucket, a.Thumb("poster.jpg"), poster); err != nil {
 		t.Fatalf("no poster from the cover art: %v", err)
@@ -461,10 +465,7 @@ func TestSeveralAudioTracks(t *testing.T) {
 		if wantCh := map[bool]int{true: 6, false: 2}[strings.HasSuffix(w.name, "-51")]; ch != wantCh {
 			t.Errorf("%s has %d channels, want %d", w.name, ch, wantCh)
 		}
-		aps := mediatest.Packets(t, file, "a:0")
-		if span := aps[len(aps)-1].PTS + aps[len(aps)-1].Duration - aps[0].PTS; math.Abs(span-seconds) > 0.05 {
-			t.Errorf("%s lasts %.3fs", w.name, span)
-		}
+		checkAudioTimeline(t, w.name, file, seconds)
 	}
 }
 

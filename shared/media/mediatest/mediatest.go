@@ -248,3 +248,12 @@ func Color(t testing.TB, path string) (transfer, primaries string) {
 	}
 	return transfer, primaries
 }
+
+// Span is how long packets last: from the first one's start to the last
+// one's end.
+func Span(ps []Packet) float64 {
+	if len(ps) == 0 {
+		return 0
+	}
+	return ps[len(ps)-1].PTS + ps[len(ps)-1].Duration - ps[0].PTS
+}
