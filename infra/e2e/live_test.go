@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -14,6 +15,7 @@ import (
 	"github.com/grafov/m3u8"
 
 	"github.com/segflow/segflow/infra/internal/teststack"
+	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/hls"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/media/mediatest"
@@ -134,4 +136,60 @@ func waitPlaylist(t *testing.T, s *teststack.Stack, key string, ok func(last int
 	}
 	t.Fatalf("%s never got there:\n%s\n%s", key, b, s.Log())
 	return nil
+}
+
+// A publisher whose audio stops before its video (how many encoders
+// stop), or drops out for a while, still ends with ENDLIST on every
+// playlist, and every segment of every rendition plays: silence fills
+// what the audio left out.
+func TestLiveAudioStopsFirst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("publishes for real time")
+	}
+	s := teststack.Up(t)
+	since := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re",
+			"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=12",
+			"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=8.6",
+			"-af", "aselect='not(between(t,3,4.5))'",
+			"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
+			"-c:a", "aac", "-b:a", "96k", "-f", "flv", s.Env.RTMPURL).CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("%v: %s", err, out)
+		}
+		done <- err
+	}()
+	id := waitLiveAsset(t, s, since)
+	a := layout.Asset(id)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"360p", "audio"} {
+		b := waitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
+		pl, _, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs := pl.(*m3u8.MediaPlaylist).GetAllSegments()
+		if len(segs) < 5 {
+			t.Errorf("%s lists %d segments of a 12 s stream:\n%s", name, len(segs), b)
+		}
+		for _, seg := range segs {
+			p := filepath.Join(t.TempDir(), "seg.ts")
+			if _, err := s.Store.GetFile(context.Background(), s.Bucket, a.Prefix()+seg.URI, p); err != nil {
+				t.Fatal(err)
+			}
+			if err := mediatest.Decodes(p); err != nil {
+				t.Errorf("%s %s: %v", name, seg.URI, err)
+			}
+			if name == "audio" && math.Abs(mediatest.Span(mediatest.Packets(t, p, "a:0"))-seg.Duration) > 0.1 {
+				t.Errorf("%s: audio lasts %.3fs, the segment %.3fs", seg.URI, mediatest.Span(mediatest.Packets(t, p, "a:0")), seg.Duration)
+			}
+		}
+	}
+	if st := s.WaitStatus(id, time.Minute, asset.StateComplete); st.State != asset.StateComplete {
+		t.Errorf("status %+v", st)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -31,6 +32,10 @@ type function struct {
 	argv        []string // a replica's command
 	created     time.Time
 	procs       []*process
+	// retiring are the replicas taken out of service and not yet exited:
+	// they still hold the shared listener and may accept a connection in
+	// the moment before they close it, then drop it as they go.
+	retiring    []*process
 	replicas    uint64 // desired
 	inflight    int
 	lastUsed    time.Time
@@ -184,6 +189,7 @@ func (f *function) shrinkLocked(n uint64) []*process {
 		f.procs = f.procs[:len(f.procs)-1]
 		stop = append(stop, p)
 	}
+	f.retiring = append(f.retiring, stop...)
 	return stop
 }
 
@@ -192,6 +198,9 @@ func (f *function) stopReplicas(stop []*process) {
 		return
 	}
 	stopAll(stop)
+	f.mu.Lock()
+	f.retiring = slices.DeleteFunc(f.retiring, func(p *process) bool { return slices.Contains(stop, p) })
+	f.mu.Unlock()
 	f.rt.log.Info("scaled down", "function", f.name, "stopped", len(stop))
 	f.rt.transport.CloseIdleConnections()
 }
@@ -235,6 +244,16 @@ func (f *function) replace(dep types.FunctionDeployment, argv []string) error {
 func (f *function) acquire() (addr string, cold bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// A call from zero right after a scale down waits for the replicas
+	// going away to exit: until then one of them could take the call's
+	// connection from the shared listener and drop it (a 502).
+	for len(f.procs) == 0 && len(f.retiring) > 0 {
+		p := f.retiring[0]
+		f.mu.Unlock()
+		<-p.done
+		f.mu.Lock()
+		f.retiring = slices.DeleteFunc(f.retiring, func(q *process) bool { return q == p })
+	}
 	if len(f.procs) == 0 {
 		if f.replicas == 0 {
 			f.replicas = 1

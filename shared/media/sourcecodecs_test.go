@@ -2,9 +2,11 @@ package media_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,5 +130,51 @@ func TestSplitAudioOnly(t *testing.T) {
 	}
 	if codec, ch := mediatest.Audio(t, outs[0].Path); codec != "aac" || ch != 2 {
 		t.Errorf("audio rendition is %s in %d channels", codec, ch)
+	}
+}
+
+// A live segment whose audio stops before its video (the publisher's
+// encoder stopped its audio first), has a hole in it, or has none at all,
+// still makes an audio rendition that covers the video: silence where
+// the sound is missing.
+func TestLiveAudioGapsAreFilled(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	const seconds = 4.0
+	tests := []struct {
+		name  string
+		audio []string // extra ffmpeg arguments for the audio; nil: none
+	}{
+		{"audio stops early", []string{"-f", "lavfi", "-i", "sine=duration=2.6"}},
+		{"a hole mid-segment", []string{"-f", "lavfi", "-i", "sine=duration=4", "-af", "aselect='not(between(t,1,2.5))'"}},
+		{"whole", []string{"-f", "lavfi", "-i", "sine=duration=4"}},
+		{"no audio", nil},
+	}
+	rungs := []media.Rung{{Name: "180p", Codec: media.H264, Width: 320, Height: 180, Bitrate: 300_000, Profile: "main", Level: "3.0"}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			seg := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".ts")
+			args := append([]string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x180:rate=30:duration=%g", seconds)}, tc.audio...)
+			args = append(args, "-c:v", "libx264", "-g", "60", "-c:a", "aac", "-f", "mpegts", seg)
+			mediatest.FFmpeg(t, args...)
+			outs, err := media.Transcode(ctx, seg, filepath.Join(dir, "out-"+filepath.Base(seg)), rungs,
+				media.TranscodeOptions{FPS: 30, Audio: []string{"audio"}, Live: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, a := mediatest.Packets(t, outs[0].Path, "v:0"), mediatest.Packets(t, outs[1].Path, "a:0")
+			if len(a) == 0 {
+				t.Fatal("no audio")
+			}
+			for i := 1; i < len(a); i++ {
+				if gap := a[i].PTS - a[i-1].PTS - a[i-1].Duration; math.Abs(gap) > 0.005 {
+					t.Errorf("audio gap of %.4fs at %.3f", gap, a[i].PTS)
+				}
+			}
+			vEnd, aEnd := v[len(v)-1].PTS+1.0/30, a[len(a)-1].PTS+a[len(a)-1].Duration
+			if math.Abs(a[0].PTS-v[0].PTS) > 0.05 || math.Abs(aEnd-vEnd) > 0.05 {
+				t.Errorf("audio %.3f-%.3f, video %.3f-%.3f", a[0].PTS, aEnd, v[0].PTS, vEnd)
+			}
+		})
 	}
 }

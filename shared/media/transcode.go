@@ -27,7 +27,10 @@ type TranscodeOptions struct {
 	// Filter is applied to the decoded video before the ladder's scaling
 	// (the watermark's overlay, for one).
 	Filter string
-	// Live encodes for latency (see encoderThreads).
+	// Live encodes for latency (see encoderThreads), and makes a segment's
+	// first audio cover its video: a publisher's audio may stop before
+	// its video or drop for a while, and every live segment must play
+	// (the gap is silence).
 	Live bool
 }
 
@@ -112,13 +115,38 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 		}
 		outs = append(outs, out)
 	}
+	fill := -1 // the output whose audio is filled, not copied
+	var fillStart, fillEnd float64
+	var fillAny bool
 	for k, name := range o.Audio {
 		a := Output{Rung: Rung{Name: name}, Audio: true, Path: filepath.Join(outDir, name+".ts"), Codecs: "mp4a.40.2"}
-		args = append(args, "-map", "0:a:"+strconv.Itoa(k), "-c:a", "copy", "-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", a.Path)
 		outs = append(outs, a)
+		if k == 0 && o.Live {
+			start, end, err := videoSpan(ctx, in)
+			if err != nil {
+				return nil, fmt.Errorf("transcode %s: %w", in, err)
+			}
+			end += 1 / o.FPS
+			covers, any, err := audioCovers(ctx, in, start, end)
+			if err != nil {
+				return nil, fmt.Errorf("transcode %s: %w", in, err)
+			}
+			if !covers {
+				fill, fillStart, fillEnd, fillAny = len(outs)-1, start, end, any
+				continue
+			}
+		}
+		args = append(args, "-map", "0:a:"+strconv.Itoa(k), "-c:a", "copy", "-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", a.Path)
 	}
-	if err := ffmpeg(ctx, args...); err != nil {
-		return nil, fmt.Errorf("transcode %s: %w", in, err)
+	if len(rungs) > 0 || fill < 0 || len(o.Audio) > 1 {
+		if err := ffmpeg(ctx, args...); err != nil {
+			return nil, fmt.Errorf("transcode %s: %w", in, err)
+		}
+	}
+	if fill >= 0 {
+		if err := fillAudio(ctx, in, outs[fill].Path, fillStart, fillEnd, fillAny); err != nil {
+			return nil, fmt.Errorf("transcode %s: %w", in, err)
+		}
 	}
 	// fMP4 fragments are moved to the segment's start on the asset
 	// timeline; TS keeps it by itself, so an H.264 ladder spares the probe.
