@@ -27,11 +27,11 @@ type function struct {
 	lfile    *os.File // the listener's fd, handed to each replica as fd 3
 	addr     string
 
-	mu          sync.Mutex
-	dep         types.FunctionDeployment
-	argv        []string // a replica's command
-	created     time.Time
-	procs       []*process
+	mu      sync.Mutex
+	dep     types.FunctionDeployment
+	argv    []string // a replica's command
+	created time.Time
+	procs   []*process
 	// retiring are the replicas taken out of service and not yet exited:
 	// they still hold the shared listener and may accept a connection in
 	// the moment before they close it, then drop it as they go.
