@@ -87,7 +87,7 @@ func attachSidecar(ctx context.Context, e *stage.Env, bucket, key string, m *ass
 		return err
 	}
 	defer cleanup()
-	in, out := filepath.Join(dir, "sidecar."+format), filepath.Join(dir, "sidecar.vtt")
+	in, out := filepath.Join(dir, "upload."+format), filepath.Join(dir, "subtitles.vtt")
 	if _, err := e.Store.GetFile(ctx, bucket, key, in); err != nil {
 		return err
 	}
