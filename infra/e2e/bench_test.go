@@ -177,29 +177,19 @@ func bareLadder(b *testing.B, src, dir string, rungs []media.Rung) (time.Duratio
 // platform: the same media.Split and media.Transcode calls the split and
 // transcode stages make, on local files, with as many transcodes at once
 // as stack.yml lets the transcode function run, each starting as soon as
-// its segment is cut, and with huge pages off as in a function's process
-// (bare ffmpeg keeps the default, its faster setting). Its time against
-// bare ffmpeg is the floor the pipeline's ratio can reach on this machine.
+// its segment is cut. Its time against bare ffmpeg is the floor the
+// pipeline's ratio can reach on this machine.
 func segmentLadder(b *testing.B, src, dir string, info *media.Info, rungs []media.Rung, workers int) (time.Duration, float64) {
 	if err := os.RemoveAll(dir); err != nil {
 		b.Fatal(err)
 	}
-	restore, err := media.DisableHugePages()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		if err := restore(); err != nil {
-			b.Fatal(err)
-		}
-	}()
 	ctx := context.Background()
 	sem := make(chan struct{}, workers)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failed error
 	start, cpu0 := time.Now(), childCPU()
-	_, err = media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{
+	_, err := media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{
 		OnSegments: func(segs []media.Segment) error {
 			for _, seg := range segs {
 				wg.Add(1)

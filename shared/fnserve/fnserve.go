@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/segflow/segflow/shared/config"
-	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/telemetry"
 	"github.com/segflow/segflow/shared/tracing"
 	"github.com/segflow/segflow/shared/tracing/otlp"
@@ -33,11 +32,6 @@ import (
 func Main(handle http.HandlerFunc) {
 	name := config.Env("SEGFLOW_FUNCTION", config.Env("HOSTNAME", "function"))
 	log := telemetry.NewLogger(os.Stderr, name)
-	// A media function's calls each start their own encoders, which is what
-	// huge pages are wrong for (see media.DisableHugePages).
-	if _, err := media.DisableHugePages(); err != nil {
-		log.Warn("huge pages stay on", "err", err.Error())
-	}
 	if err := run(name, handle, log); err != nil {
 		log.Error("function stopped", "err", err)
 		os.Exit(1)
