@@ -118,6 +118,7 @@ func (e *env) checkSegments(m *asset.Manifest, seconds int) {
 	all := filepath.Join(dir, "all.ts")
 	f, _ := os.Create(all)
 	defer f.Close()
+	var wall time.Time
 	for i, s := range m.Segments {
 		if s.Index != i {
 			e.t.Fatalf("segment list has a hole at %d: %+v", i, m.Segments)
@@ -127,9 +128,16 @@ func (e *env) checkSegments(m *asset.Manifest, seconds int) {
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		if sm, err := asset.ReadSegmentMeta(info); err != nil || sm.Index != i || sm.Wallclock.IsZero() || math.Abs(sm.Duration-s.Duration) > 1e-5 {
+		sm, err := asset.ReadSegmentMeta(info)
+		if err != nil || sm.Index != i || sm.Wallclock.IsZero() || math.Abs(sm.Duration-s.Duration) > 1e-5 {
 			e.t.Errorf("segment %d metadata %v: %+v %v", i, info.Metadata, sm, err)
 		}
+		// PROGRAM-DATE-TIME comes from Wallclock: consecutive ones must
+		// differ by the segment's duration, not by when it arrived.
+		if i > 0 && math.Abs(sm.Wallclock.Sub(wall).Seconds()-m.Segments[i-1].Duration) > 0.001 {
+			e.t.Errorf("segment %d's wall clock is %v after segment %d's, which lasts %.3fs", i, sm.Wallclock.Sub(wall), i-1, m.Segments[i-1].Duration)
+		}
+		wall = sm.Wallclock
 		if err := mediatest.Decodes(p); err != nil {
 			e.t.Errorf("segment %d: %v", i, err)
 		}

@@ -17,7 +17,10 @@ type Segment struct {
 	Index    int
 	Start    time.Duration // first video PTS on the stream's timeline
 	Duration time.Duration
-	// Wallclock is when its first frame arrived.
+	// Wallclock is its first frame's time on the wall clock: the stream's
+	// first frame arrival plus this segment's media time since, so that
+	// consecutive segments' wall clocks differ by their durations, as
+	// PROGRAM-DATE-TIME must, however the network bunched their frames.
 	Wallclock time.Time
 	// Path is the file holding it; Size its length.
 	Path string
@@ -43,14 +46,17 @@ type segmenter struct {
 	// them once, out of band), so every segment decodes on its own.
 	SPS, PPS []byte
 
-	file      *os.File
-	buf       *bufio.Writer
-	w         *mpegts.Writer
-	index     int
-	start     time.Duration
-	started   bool
-	wallclock time.Time
-	last      time.Duration // last video PTS
+	file    *os.File
+	buf     *bufio.Writer
+	w       *mpegts.Writer
+	index   int
+	start   time.Duration
+	started bool
+	last    time.Duration // last video PTS
+	// anchor is when the stream's first segment's first frame arrived;
+	// anchorPTS that frame's PTS.
+	anchor    time.Time
+	anchorPTS time.Duration
 }
 
 func (s *segmenter) open(start time.Duration) error {
@@ -67,7 +73,10 @@ func (s *segmenter) open(start time.Duration) error {
 	if err := s.w.WriteTables(); err != nil {
 		return fmt.Errorf("segment tables: %w", err)
 	}
-	s.start, s.started, s.wallclock = start, true, time.Now()
+	if s.anchor.IsZero() {
+		s.anchor, s.anchorPTS = time.Now(), start
+	}
+	s.start, s.started = start, true
 	return nil
 }
 
@@ -86,8 +95,9 @@ func (s *segmenter) close(end time.Duration) error {
 		os.Remove(s.file.Name())
 		return fmt.Errorf("segment %d: %w", s.index, err)
 	}
-	s.OnSegment(Segment{Index: s.index, Start: s.start + ptsOffset, Duration: end - s.start, Wallclock: s.wallclock,
-		Path: s.file.Name(), Size: size})
+	s.OnSegment(Segment{Index: s.index, Start: s.start + ptsOffset, Duration: end - s.start,
+		Wallclock: s.anchor.Add(s.start - s.anchorPTS),
+		Path:      s.file.Name(), Size: size})
 	s.index++
 	return nil
 }
