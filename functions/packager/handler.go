@@ -89,6 +89,11 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 		}); err != nil {
 		return "", err
 	}
+	if m.Live && m.Channel != "" {
+		if err := packChannel(ctx, e, bucket, m, p); err != nil {
+			return "", err
+		}
+	}
 	if p.complete < p.renditions {
 		return fmt.Sprintf("packaged %s: %d of %d renditions complete, %d segments listed", id, p.complete, p.renditions, p.listed), nil
 	}
@@ -276,14 +281,11 @@ func lastRank(b []byte) rank {
 	return rank{n, end}
 }
 
-// liveOptions: a sliding window, a target duration that does not move
+// liveOptions: every segment of the publish (its archive; the channel's
+// playlists are the sliding window), a target duration that does not move
 // while the stream runs, ENDLIST once the publisher has stopped and every
 // segment it made is in every rendition.
 func liveOptions(m *asset.Manifest, all []hls.Rendition) hls.MediaOptions {
-	window := m.LiveWindow
-	if window <= 0 {
-		window = 6
-	}
 	target := math.Ceil(m.SegmentTarget) + 1
 	for _, s := range m.Segments {
 		target = math.Max(target, math.Ceil(s.Duration))
@@ -295,7 +297,7 @@ func liveOptions(m *asset.Manifest, all []hls.Rendition) hls.MediaOptions {
 			ended = ended && have[s.Index]
 		}
 	}
-	return hls.MediaOptions{Window: window, Ended: ended, TargetDuration: target}
+	return hls.MediaOptions{Ended: ended, TargetDuration: target}
 }
 
 // everywhere is the set of segment indices every rendition has.

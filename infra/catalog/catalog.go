@@ -88,8 +88,8 @@ func (c *Catalog) Sync(ctx context.Context) (int, error) {
 	n := 0
 	for _, o := range objs {
 		id := strings.TrimSuffix(strings.TrimPrefix(o.Key, layout.AssetsPrefix), "/")
-		if id == "" || strings.Contains(id, "/") {
-			continue
+		if id == "" || strings.Contains(id, "/") || id == layout.ChannelsFolder {
+			continue // live channels are playlists of other assets' segments
 		}
 		now := time.Now()
 		c.settledMu.Lock()

@@ -193,3 +193,147 @@ func TestLiveAudioStopsFirst(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 }
+
+// A publisher that drops (killed, no goodbye) and comes back with the
+// same key continues the stream's channel: one URL, the media sequence
+// going on, EXT-X-DISCONTINUITY where the new publish starts, and the
+// channel ends with ENDLIST once no publisher comes back. Each publish is
+// kept whole as its own asset (the archive), with PROGRAM-DATE-TIMEs that
+// step by EXTINF.
+func TestLiveReconnect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("publishes for real time")
+	}
+	s := teststack.Up(t)
+	publisher := func(seconds int) *exec.Cmd {
+		return exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re",
+			"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=640x360:rate=30:duration=%d", seconds),
+			"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=48000:duration=%d", seconds),
+			"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
+			"-c:a", "aac", "-b:a", "96k", "-f", "flv", s.Env.RTMPURL)
+	}
+	ch := layout.Channel("demo")
+	since := time.Now()
+	first := publisher(60)
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	idA := waitLiveAsset(t, s, since)
+	waitPlaylist(t, s, ch.Playlist("360p"), func(last int, ended bool) bool { return last >= 2 })
+	first.Process.Kill() // the connection drops: no unpublish
+	first.Wait()
+	// Back within the reconnect grace; its playlist snapshots must only
+	// go forward.
+	time.Sleep(time.Second)
+	since = time.Now()
+	second := publisher(8)
+	done := make(chan error, 1)
+	go func() {
+		out, err := second.CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("%v: %s", err, out)
+		}
+		done <- err
+	}()
+	idB := waitLiveAsset(t, s, since)
+	if idB == idA {
+		t.Fatalf("the second publish is the first one's asset %s", idA)
+	}
+	var snaps [][]byte
+	for seen := false; !seen; {
+		b := waitPlaylist(t, s, ch.Playlist("360p"), func(last int, ended bool) bool { return true })
+		snaps = append(snaps, b)
+		seen = bytes.Contains(b, []byte(idB))
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The channel ends once the reconnect grace passes without a publisher.
+	end := waitPlaylist(t, s, ch.Playlist("360p"), func(last int, ended bool) bool { return ended })
+	snaps = append(snaps, end)
+	prevSeq, prevLast := -1, -1
+	for _, b := range snaps {
+		pl, _, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, b)
+		}
+		seq := int(pl.(*m3u8.MediaPlaylist).SeqNo)
+		last, _ := hls.Last(b)
+		if seq < prevSeq || last < prevLast {
+			t.Errorf("channel went back: sequence %d -> %d, last %d -> %d\n%s", prevSeq, seq, prevLast, last, b)
+		}
+		prevSeq, prevLast = seq, last
+	}
+	// Where both publishes are in the window, the second starts with a
+	// discontinuity and the numbering runs on.
+	mA := readManifest(t, s, idA)
+	mB := readManifest(t, s, idB)
+	if mB.Previous != idA || mB.Sequence != len(mA.Segments) || mB.Discontinuity != 1 {
+		t.Errorf("second publish: previous %q sequence %d discontinuity %d; want %q %d 1", mB.Previous, mB.Sequence, mB.Discontinuity, idA, len(mA.Segments))
+	}
+	var both []byte
+	for _, b := range snaps {
+		if bytes.Contains(b, []byte(idA)) && bytes.Contains(b, []byte(idB)) {
+			both = b
+		}
+	}
+	if both == nil {
+		t.Fatalf("no channel playlist held both publishes:\n%s", bytes.Join(snaps, []byte("\n----\n")))
+	}
+	t.Logf("channel across the reconnect:\n%s", both)
+	pl, _, _ := m3u8.DecodeFrom(bytes.NewReader(both), true)
+	mp := pl.(*m3u8.MediaPlaylist)
+	for i, seg := range mp.GetAllSegments() {
+		newPublish := strings.Contains(seg.URI, idB) && (i == 0 || !strings.Contains(mp.Segments[i-1].URI, idB))
+		if seg.Discontinuity != (newPublish && i > 0) {
+			t.Errorf("segment %d %s: discontinuity %v\n%s", i, seg.URI, seg.Discontinuity, both)
+		}
+		if want := "../../" + idA + "/360p/"; !strings.HasPrefix(seg.URI, want) && !strings.HasPrefix(seg.URI, "../../"+idB+"/360p/") {
+			t.Errorf("segment %d URI %s", i, seg.URI)
+		}
+	}
+	master, err := s.Store.GetBytes(context.Background(), s.Bucket, ch.Master())
+	if err != nil || !bytes.Contains(master, []byte("360p.m3u8")) {
+		t.Errorf("channel master: %v\n%s", err, master)
+	}
+	// Each publish is its archive: every segment it made, ENDLIST,
+	// wall clocks stepping by durations; every segment decodes.
+	for _, m := range []*asset.Manifest{mA, mB} {
+		for _, name := range []string{"360p", "audio"} {
+			b := waitPlaylist(t, s, layout.Asset(m.ID).Playlist(name), func(last int, ended bool) bool { return ended })
+			pl, _, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			segs := pl.(*m3u8.MediaPlaylist).GetAllSegments()
+			if len(segs) != len(m.Segments) || len(segs) < 2 {
+				t.Errorf("%s %s lists %d segments of %d:\n%s", m.ID, name, len(segs), len(m.Segments), b)
+			}
+			for i, seg := range segs {
+				if i > 0 {
+					step := seg.ProgramDateTime.Sub(segs[i-1].ProgramDateTime).Seconds()
+					if math.Abs(step-segs[i-1].Duration) > 0.0015 {
+						t.Errorf("%s %s: PROGRAM-DATE-TIME steps %.3fs after a %.3fs segment", m.ID, seg.URI, step, segs[i-1].Duration)
+					}
+				}
+				p := filepath.Join(t.TempDir(), "seg.ts")
+				if _, err := s.Store.GetFile(context.Background(), s.Bucket, layout.Asset(m.ID).Prefix()+seg.URI, p); err != nil {
+					t.Fatal(err)
+				}
+				if err := mediatest.Decodes(p); err != nil {
+					t.Errorf("%s %s %s: %v", m.ID, name, seg.URI, err)
+				}
+			}
+		}
+	}
+}
+
+func readManifest(t *testing.T, s *teststack.Stack, id string) *asset.Manifest {
+	t.Helper()
+	m, err := asset.ReadManifest(context.Background(), s.Store, s.Bucket, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

@@ -7,12 +7,29 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 )
 
-// Keys maps stream keys to stream names. The file holds one "name=key" per
-// line (# comments allowed), as mounted from a secret.
+// Keys maps stream keys to stream names. The file holds one
+// "name=key [dvr=<duration>] [reconnect=<duration>]" per line (# comments
+// allowed), as mounted from a secret.
 type Keys struct {
-	byName map[string]string
+	byName map[string]keyEntry
+}
+
+type keyEntry struct {
+	key  string
+	opts StreamOptions
+}
+
+// StreamOptions are a stream's own settings from its keys line; zero
+// values take the relay's.
+type StreamOptions struct {
+	// DVR is how far back the stream's channel playlists reach.
+	DVR time.Duration
+	// Reconnect is how long a stopped stream waits for its publisher to
+	// come back before its channel ends.
+	Reconnect time.Duration
 }
 
 var streamName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,40}$`)
@@ -24,19 +41,35 @@ func LoadKeys(path string) (*Keys, error) {
 		return nil, fmt.Errorf("stream keys: %w", err)
 	}
 	defer f.Close()
-	k := &Keys{byName: map[string]string{}}
+	k := &Keys{byName: map[string]keyEntry{}}
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		name, key, ok := strings.Cut(line, "=")
-		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
+		fields := strings.Fields(line)
+		name, key, ok := strings.Cut(fields[0], "=")
 		if !ok || !streamName.MatchString(name) || len(key) < 8 {
-			return nil, fmt.Errorf("stream keys %s:%d: want name=key (name: a-z 0-9 -, key: 8+ characters)", path, n)
+			return nil, fmt.Errorf("stream keys %s:%d: want name=key (name: a-z 0-9 -, key: 8+ characters, no spaces)", path, n)
 		}
-		k.byName[name] = key
+		e := keyEntry{key: key}
+		for _, f := range fields[1:] {
+			opt, val, _ := strings.Cut(f, "=")
+			d, err := time.ParseDuration(val)
+			if err != nil || d < 0 {
+				return nil, fmt.Errorf("stream keys %s:%d: %s: want a duration such as 90s", path, n, f)
+			}
+			switch opt {
+			case "dvr":
+				e.opts.DVR = d
+			case "reconnect":
+				e.opts.Reconnect = d
+			default:
+				return nil, fmt.Errorf("stream keys %s:%d: unknown option %q (dvr, reconnect)", path, n, opt)
+			}
+		}
+		k.byName[name] = e
 	}
 	return k, sc.Err()
 }
@@ -45,9 +78,12 @@ func LoadKeys(path string) (*Keys, error) {
 func (k *Keys) Stream(key string) (string, bool) {
 	found := ""
 	for name, want := range k.byName {
-		if subtle.ConstantTimeCompare([]byte(key), []byte(want)) == 1 {
+		if subtle.ConstantTimeCompare([]byte(key), []byte(want.key)) == 1 {
 			found = name
 		}
 	}
 	return found, found != ""
 }
+
+// Options are stream name's own settings.
+func (k *Keys) Options(name string) StreamOptions { return k.byName[name].opts }

@@ -33,8 +33,13 @@ type Config struct {
 	// SegmentTarget is the segment duration aimed at (default 2s); cuts
 	// fall on the first keyframe after it.
 	SegmentTarget time.Duration
-	// Window is how many segments live playlists list (default 6).
+	// Window is how many segments a channel's playlists list (default 6;
+	// a stream's dvr option sets its own).
 	Window int
+	// Reconnect is how long a stopped stream's channel waits for its
+	// publisher to come back before it ends (default 20s; a stream's
+	// reconnect option sets its own).
+	Reconnect time.Duration
 	// SpoolDir holds segments on their way to the bucket.
 	SpoolDir string
 	// SpoolMaxBytes bounds each stream's spool (default 1 GiB).
@@ -59,6 +64,10 @@ type Relay struct {
 	mu      sync.Mutex
 	active  map[string]bool // streams publishing now
 	closing bool
+	// channels are the streams that published since the relay started;
+	// ends counts their channels' pending ends.
+	channels map[string]*channel
+	ends     sync.WaitGroup
 }
 
 // Open starts the listeners; Close stops them, ends every publish (its
@@ -81,6 +90,9 @@ func (r *Relay) open(cfg Config) error {
 	if cfg.Window <= 0 {
 		cfg.Window = 6
 	}
+	if cfg.Reconnect <= 0 {
+		cfg.Reconnect = 20 * time.Second
+	}
 	if cfg.SpoolMaxBytes <= 0 {
 		cfg.SpoolMaxBytes = 1 << 30
 	}
@@ -91,7 +103,7 @@ func (r *Relay) open(cfg Config) error {
 		cfg.Logger = slog.Default()
 	}
 	r.cfg, r.log, r.metrics, r.keys = cfg, cfg.Logger, newMetrics(cfg.Registerer), newKeyGuard()
-	r.active = map[string]bool{}
+	r.active, r.channels = map[string]bool{}, map[string]*channel{}
 	var err error
 	if cfg.RTMPAddr != "" {
 		if r.rtmp, err = rtmp.Open(cfg.RTMPAddr, protocolHost{r, "rtmp"}); err != nil {
@@ -143,6 +155,17 @@ func (r *Relay) Close() {
 	if r.srt != nil {
 		r.srt.Close()
 	}
+	// A channel whose end is pending stays open: its stream may come back
+	// once the relay is up again.
+	r.mu.Lock()
+	for _, ch := range r.channels {
+		if ch.timer != nil && ch.timer.Stop() {
+			r.ends.Done()
+		}
+		ch.timer = nil
+	}
+	r.mu.Unlock()
+	r.ends.Wait()
 }
 
 // protocolHost is the relay as one protocol's server sees it (publish.Host).

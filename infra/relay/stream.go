@@ -1,17 +1,21 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
+	"github.com/segflow/segflow/infra/relay/publish"
 	"github.com/segflow/segflow/infra/relay/spool"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
@@ -30,6 +34,7 @@ type stream struct {
 	manifest asset.Manifest
 	fps      float64
 	started  time.Time
+	grace    time.Duration // how long its channel waits for a comeback
 
 	mu       sync.Mutex
 	segments []asset.Segment
@@ -48,15 +53,42 @@ func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.AudioSpecif
 	if st.fps <= 0 || st.fps > 120 {
 		st.fps = 30
 	}
-	st.id = fmt.Sprintf("live-%s-%d", name, now.Unix())
+	ctx, cancel := context.WithTimeout(context.Background(), publish.HandshakeTimeout)
+	defer cancel()
+	prev, err := r.previous(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	// A publisher that comes back within the second is a new publish
+	// all the same: its id must not be the last one's.
+	stamp := now.Unix()
+	if prev != nil {
+		var last int64
+		fmt.Sscanf(prev.ID[strings.LastIndexByte(prev.ID, '-')+1:], "%d", &last)
+		stamp = max(stamp, last+1)
+	}
+	st.id = fmt.Sprintf("live-%s-%d", name, stamp)
 	st.log = r.log.With("stream", name, "asset", st.id)
 	ladder, err := media.Ladder(&media.VideoStream{Width: p.Width(), Height: p.Height(), DisplayWidth: p.Width()}, nil)
 	if err != nil {
 		return nil, err
 	}
+	opts := r.cfg.Keys.Options(name)
+	window := r.cfg.Window
+	if opts.DVR > 0 {
+		window = max(1, int(math.Ceil(opts.DVR.Seconds()/r.cfg.SegmentTarget.Seconds())))
+	}
+	st.grace = cmp.Or(opts.Reconnect, r.cfg.Reconnect)
 	st.manifest = asset.Manifest{ID: st.id, Source: "live/" + name, Width: p.Width(), Height: p.Height(),
 		FPS: st.fps, VideoCodec: "h264", Audio: audio != nil, Ladder: ladder, Live: true,
-		LiveWindow: r.cfg.Window, SegmentTarget: r.cfg.SegmentTarget.Seconds(), Created: now}
+		LiveWindow: window, SegmentTarget: r.cfg.SegmentTarget.Seconds(), Created: now, Channel: name}
+	if prev != nil {
+		// The channel goes on from the last publish: its numbering, and
+		// one more discontinuity.
+		st.manifest.Previous = prev.ID
+		st.manifest.Sequence = prev.Sequence + len(prev.Segments)
+		st.manifest.Discontinuity = prev.Discontinuity + 1
+	}
 	st.spool, err = spool.Open(filepath.Join(r.cfg.SpoolDir, st.id), r.cfg.Bucket, r.cfg.Store, r.cfg.SpoolMaxBytes, st.log,
 		func(items int, bytes int64) {
 			r.metrics.spoolItems.WithLabelValues(name).Set(float64(items))
@@ -65,8 +97,14 @@ func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.AudioSpecif
 	if err != nil {
 		return nil, err
 	}
-	// The manifest goes out first: transcode and packager read it.
+	// The manifest goes out first: transcode and packager read it. The
+	// channel's state follows: this publish is the one it is on.
 	if err := st.putManifest(); err != nil {
+		return nil, err
+	}
+	state, _ := json.Marshal(channelState{Stream: name, Current: st.id, Started: now})
+	if err := st.spool.Add(spool.Item{Key: layout.Channel(name).State(), ContentType: "application/json",
+		Metadata: map[string]string{layout.ProducerMeta: "relay"}}, state); err != nil {
 		return nil, err
 	}
 	st.seg = &segmenter{Target: r.cfg.SegmentTarget, Audio: audio, OnSegment: st.onSegment, Create: st.spool.Create}
@@ -138,6 +176,13 @@ func (st *stream) End() {
 	if last != nil {
 		st.onSegment(*last)
 	}
+	// The channel learns of the stop now, not once the spool drained: a
+	// publisher that comes back meanwhile continues from every segment.
+	st.mu.Lock()
+	m := st.manifest
+	m.Segments = append([]asset.Segment(nil), st.segments...)
+	st.mu.Unlock()
+	st.r.stopped(m, st.grace)
 	st.r.metrics.publishers.Dec()
 	ctx, cancel := context.WithTimeout(context.Background(), st.r.cfg.DrainTimeout)
 	defer cancel()

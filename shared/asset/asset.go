@@ -51,8 +51,20 @@ type Manifest struct {
 	// Ended says a live stream's publisher has stopped; Segments is then
 	// complete.
 	Ended bool `json:"ended,omitempty"`
-	// LiveWindow is how many segments a live playlist lists (0: 6).
+	// LiveWindow is how many segments the channel's playlists list (the
+	// DVR depth; 0: 6). The publish's own playlists list every segment:
+	// they are its archive, a VOD once it ends.
 	LiveWindow int `json:"liveWindow,omitempty"`
+	// Channel is the stream a live publish belongs to: its playlists are
+	// joined, after the previous publish's, into the stream's channel
+	// (layout.Channel), whose URL outlives publishes. Previous is the
+	// publish before this one ("" for none), Sequence the channel's media
+	// sequence number of this publish's segment 0, and Discontinuity how
+	// many publishes came before it.
+	Channel       string `json:"channel,omitempty"`
+	Previous      string `json:"previous,omitempty"`
+	Sequence      int    `json:"sequence,omitempty"`
+	Discontinuity int    `json:"discontinuity,omitempty"`
 	// SegmentTarget is the live segment duration aimed at, in seconds.
 	SegmentTarget float64       `json:"segmentTarget,omitempty"`
 	Created       time.Time     `json:"created"`

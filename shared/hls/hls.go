@@ -88,7 +88,9 @@ type MediaOptions struct {
 	Total int
 	// Window > 0 makes a live sliding window of that many segments.
 	Window int
-	// Ended adds ENDLIST to a live playlist (the publisher stopped).
+	// Ended adds ENDLIST to a live playlist (the publisher stopped): a
+	// sliding window, or, without one, the whole publish as an EVENT
+	// playlist (its archive).
 	Ended bool
 	// TargetDuration overrides the computed one (live playlists must not
 	// change it while they run).
@@ -133,8 +135,13 @@ func Media(r Rendition, o MediaOptions) ([]byte, int, bool, error) {
 	}
 	complete := false
 	switch {
+	case o.Ended:
+		// A live stream that stopped: what it lists is all there is.
+		complete = true
+		if o.Window <= 0 {
+			p.MediaType = m3u8.EVENT
+		}
 	case o.Window > 0:
-		complete = o.Ended
 	case o.Total > 0 && len(segs) == o.Total:
 		complete = true
 		p.MediaType = m3u8.VOD

@@ -251,3 +251,28 @@ func (a Asset) Tags(n int) string {
 	}
 	return a.key("tags", SegmentName(n, ".json"))
 }
+
+// ChannelsFolder is the folder under assets/ that holds the live
+// channels. Asset ids always end in "-<something>", so none is "live".
+const ChannelsFolder = "live"
+
+// Channel builds the keys of a live stream's channel: playlists that keep
+// one URL across the stream's publishes (each publish is an asset, its
+// archive), listing segments that stay in the publishes' folders.
+type Channel string
+
+// Prefix is assets/live/<stream>/.
+func (c Channel) Prefix() string { return AssetsPrefix + ChannelsFolder + "/" + string(c) + "/" }
+
+// Playlist is the channel's media playlist of a rendition.
+func (c Channel) Playlist(name string) string { return c.Prefix() + name + ".m3u8" }
+
+// Master is the channel's master playlist.
+func (c Channel) Master() string { return c.Prefix() + "master.m3u8" }
+
+// State is the channel's state (the relay's: which publish is on).
+func (c Channel) State() string { return c.Prefix() + "channel.json" }
+
+// ChannelBase is the way from a channel's folder to asset id's, which a
+// channel playlist puts in front of the asset's own URIs.
+func ChannelBase(id string) string { return "../../" + id + "/" }
