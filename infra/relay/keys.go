@@ -56,18 +56,20 @@ func LoadKeys(path string) (*Keys, error) {
 		e := keyEntry{key: key}
 		for _, f := range fields[1:] {
 			opt, val, _ := strings.Cut(f, "=")
+			var dst *time.Duration
+			switch opt {
+			case "dvr":
+				dst = &e.opts.DVR
+			case "reconnect":
+				dst = &e.opts.Reconnect
+			default:
+				return nil, fmt.Errorf("stream keys %s:%d: unknown option %q (dvr, reconnect)", path, n, opt)
+			}
 			d, err := time.ParseDuration(val)
 			if err != nil || d < 0 {
 				return nil, fmt.Errorf("stream keys %s:%d: %s: want a duration such as 90s", path, n, f)
 			}
-			switch opt {
-			case "dvr":
-				e.opts.DVR = d
-			case "reconnect":
-				e.opts.Reconnect = d
-			default:
-				return nil, fmt.Errorf("stream keys %s:%d: unknown option %q (dvr, reconnect)", path, n, opt)
-			}
+			*dst = d
 		}
 		k.byName[name] = e
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/infra/s3iam"
 	"github.com/segflow/segflow/infra/stack"
+	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
 	"github.com/segflow/segflow/shared/telemetry"
 )
@@ -132,6 +133,9 @@ func printEndpoints(cmd *cobra.Command, env envfile.Env, envFile string) {
 	}
 	if u := env.SRTURL; u != "" {
 		fmt.Fprintf(out, "  srt       %s?streamid=<key>  ($SEGFLOW_SRT_URL)\n", strings.SplitN(u, "?", 2)[0])
+	}
+	if env.RTMPURL != "" || env.SRTURL != "" {
+		fmt.Fprintf(out, "  watch     http://%s/%s/%s  (the demo stream's channel)\n", env.S3Endpoint, env.S3Bucket, layout.Channel("demo").Master())
 	}
 	fmt.Fprintf(out, "  functions %s\n", env.Functions)
 	fmt.Fprintf(out, "load it in a shell with: . %s\n", envFile)
