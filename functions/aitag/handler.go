@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/config"
@@ -56,7 +57,7 @@ func tag(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	start, dur := segmentTiming(m, n, info)
+	start, dur, wall := segmentTiming(m, n, info)
 	origin, err := originOf(ctx, e, t.Bucket, m)
 	if err != nil {
 		return "", err
@@ -73,7 +74,7 @@ func tag(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 	// was said, so the subtitle rendition has no holes.
 	vtt := captions(st.Tags, origin)
 	if err := e.Store.PutBytes(ctx, t.Bucket, a.Rendition(layout.SubtitlesRendition, n, ".vtt"), []byte(vtt),
-		storage.PutOptions{ContentType: "text/vtt", Metadata: asset.SegmentMeta{Index: n, Start: start, Duration: dur,
+		storage.PutOptions{ContentType: "text/vtt", Metadata: asset.SegmentMeta{Index: n, Start: start, Duration: dur, Wallclock: wall,
 			Bandwidth: int64(len(vtt) * 8), Codecs: "wvtt"}.Encode(e.Meta())}); err != nil {
 		return "", err
 	}
@@ -103,16 +104,18 @@ func tag(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 }
 
 // segmentTiming is the segment's start (timeline seconds) and duration,
-// from its metadata or the manifest.
-func segmentTiming(m *asset.Manifest, n int, info storage.Info) (float64, float64) {
+// from its metadata or the manifest, and a live segment's wall clock,
+// which its captions carry to the playlist as the video's do.
+func segmentTiming(m *asset.Manifest, n int, info storage.Info) (float64, float64, time.Time) {
 	var start, dur float64
 	if n < len(m.Segments) {
 		start, dur = m.Segments[n].Start, m.Segments[n].Duration
 	}
-	if sm, err := asset.ReadSegmentMeta(info); err == nil {
-		start, dur = sm.Start, sm.Duration
+	sm, err := asset.ReadSegmentMeta(info)
+	if err != nil {
+		return start, dur, time.Time{}
 	}
-	return start, dur
+	return sm.Start, sm.Duration, sm.Wallclock
 }
 
 // originOf is the timeline time of the asset's first frame: tags and

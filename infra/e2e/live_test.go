@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os/exec"
@@ -87,6 +88,16 @@ func TestLive(t *testing.T) {
 			master, err := s.Store.GetBytes(context.Background(), s.Bucket, a.Master())
 			if err != nil || strings.Count(string(master), "#EXT-X-STREAM-INF") != 2 {
 				t.Fatalf("master: %v\n%s", err, master)
+			}
+			// Speech captions, when aitag made some, are dated as the video is.
+			if b, err := s.Store.GetBytes(context.Background(), s.Bucket, a.Playlist(layout.SubtitlesRendition)); err == nil {
+				if !bytes.Contains(b, []byte("#EXT-X-PROGRAM-DATE-TIME:")) {
+					t.Errorf("captions have no PROGRAM-DATE-TIME:\n%s", b)
+				}
+			} else if !errors.Is(err, storage.ErrNotFound) {
+				t.Fatal(err)
+			} else {
+				t.Log("no captions playlist (aitag made none)")
 			}
 		})
 	}
