@@ -4,78 +4,204 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
-	"sort"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/grafov/m3u8"
 
 	"github.com/segflow/segflow/infra/internal/teststack"
+	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media/mediatest"
+	"github.com/segflow/segflow/shared/storage"
 )
 
-// BenchmarkLiveLatency publishes 30 s over RTMP through the whole stack and
-// reports, per segment, the time from its close at the relay (its first
-// frame's arrival plus its duration) to its listing in the live playlists,
-// which happens once every rendition of it exists; beside it the mean
-// transcode call time, the encode part of that latency.
+// BenchmarkLiveLatency publishes 1, 5 and 20 streams of 720p30 at once
+// (ffmpeg -re, stream copy of one file, so the publishers cost little) and
+// reports, over every segment of every stream, the time from its last
+// frame reaching the relay to its being listed in every rendition's
+// playlist: p50 and p95 in seconds, and how many segments were never
+// listed while their stream ran. The last frame's time is the segment's
+// PROGRAM-DATE-TIME plus its EXTINF: the relay anchors the wall clock at
+// the stream's first frame and the publisher sends in real time (-re).
+// When a playlist was listed is read from its rank metadata (the last
+// segment it lists), one listing per stream every 100 ms. Beside them:
+// the mean transcode call, the encode part of that latency.
 func BenchmarkLiveLatency(b *testing.B) {
-	s := teststack.Up(b)
-	b.ResetTimer()
-	for n := 0; n < b.N; n++ {
-		since := time.Now()
-		done := make(chan error, 1)
-		go func() {
-			done <- exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re",
-				"-f", "lavfi", "-i", "testsrc2=size=854x480:rate=30:duration=30",
-				"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=30",
-				"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
-				"-c:a", "aac", "-f", "flv", s.Env.RTMPURL).Run()
-		}()
-		id := waitLiveAsset(b, s, since)
-		a := layout.Asset(id)
-		listed := map[string]time.Time{} // segment URI -> first seen listed
-		var closed = map[string]time.Time{}
-		finished := false
-		for !finished {
-			select {
-			case err := <-done:
-				if err != nil {
-					b.Fatal(err)
-				}
-				done = nil
-			default:
-			}
-			body, err := s.Store.GetBytes(context.Background(), s.Bucket, a.Playlist("360p"))
-			if err == nil {
-				pl, _, err := m3u8.DecodeFrom(bytes.NewReader(body), true)
-				if err == nil {
-					mp := pl.(*m3u8.MediaPlaylist)
-					for _, seg := range mp.GetAllSegments() {
-						if _, ok := listed[seg.URI]; !ok {
-							listed[seg.URI] = time.Now()
-							closed[seg.URI] = seg.ProgramDateTime.Add(time.Duration(seg.Duration * float64(time.Second)))
-						}
-					}
-					finished = mp.Closed
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		var lat []time.Duration
-		for uri, at := range listed {
-			lat = append(lat, at.Sub(closed[uri]))
-		}
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-		b.ReportMetric(lat[len(lat)/2].Seconds(), "latency-p50-s")
-		b.ReportMetric(lat[len(lat)-1].Seconds(), "latency-max-s")
-		b.ReportMetric(2, "segment-s")
-		b.ReportMetric(meanCallSeconds(b, s, "transcode"), "transcode-call-s")
+	seconds := 40
+	if v := os.Getenv("SEGFLOW_BENCH_SECONDS"); v != "" {
+		seconds, _ = strconv.Atoi(v)
 	}
+	const most = 20
+	var keys strings.Builder
+	for i := range most {
+		fmt.Fprintf(&keys, "bench-%d=benchkey-%d\n", i, i)
+	}
+	s := teststack.UpWithKeys(b, keys.String())
+	src := filepath.Join(b.TempDir(), "720p.mp4")
+	mediatest.Make(b, src, mediatest.Clip{Seconds: float64(seconds), Width: 1280, Height: 720, FPS: 30, Audio: true, Bitrate: 3_000_000})
+	base := s.Env.RTMPURL[:strings.LastIndex(s.Env.RTMPURL, "/")+1]
+	for _, n := range []int{1, 5, 20} {
+		b.Run(fmt.Sprintf("streams=%d", n), func(b *testing.B) {
+			var all []float64
+			missed := 0
+			for range b.N {
+				lat, miss := publishAndMeasure(b, s.With(b), src, base, n)
+				all, missed = append(all, lat...), missed+miss
+			}
+			slices.Sort(all)
+			b.ReportMetric(percentile(all, 0.50), "p50-s")
+			b.ReportMetric(percentile(all, 0.95), "p95-s")
+			b.ReportMetric(float64(missed), "unlisted-live")
+			b.ReportMetric(float64(len(all)), "segments")
+			b.ReportMetric(meanCallSeconds(b, s, "transcode"), "transcode-call-s") // mean since the stack started
+		})
+	}
+}
+
+// publishAndMeasure runs n publishers at once and returns each segment's
+// latency and how many segments were not listed while their stream ran.
+func publishAndMeasure(b *testing.B, s *teststack.Stack, src, base string, n int) ([]float64, int) {
+	since := time.Now()
+	var pubs sync.WaitGroup
+	for i := range n {
+		pubs.Go(func() {
+			out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re", "-i", src,
+				"-c", "copy", "-f", "flv", base+"benchkey-"+strconv.Itoa(i)).CombinedOutput()
+			if err != nil {
+				b.Errorf("publisher %d: %v %s", i, err, out)
+			}
+		})
+	}
+	// Each stream's publish asset, then its playlists' ranks as they move.
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = publishOf(b, s, "bench-"+strconv.Itoa(i), since)
+	}
+	listed := make([]map[int]time.Time, n) // segment -> when every rendition listed it
+	stop := make(chan struct{})
+	var polls sync.WaitGroup
+	for i := range n {
+		listed[i] = map[int]time.Time{}
+		polls.Go(func() { watchRanks(s, ids[i], listed[i], stop) })
+	}
+	pubs.Wait()
+	streaming := time.Now()
+	close(stop)
+	polls.Wait()
+	var lat []float64
+	missed := 0
+	for i, id := range ids {
+		m := readManifest(b, s, id)
+		if len(m.Ladder) == 0 {
+			b.Fatalf("%s has no ladder", id)
+		}
+		body := waitPlaylist(b, s, layout.Asset(id).Playlist(m.Ladder[0].Name), func(last int, ended bool) bool { return ended })
+		pl, _, err := m3u8.DecodeFrom(bytes.NewReader(body), true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for k, seg := range pl.(*m3u8.MediaPlaylist).GetAllSegments() {
+			at, ok := listed[i][k]
+			if !ok || at.After(streaming) {
+				missed++
+				continue
+			}
+			lat = append(lat, at.Sub(seg.ProgramDateTime.Add(time.Duration(seg.Duration*float64(time.Second)))).Seconds())
+		}
+	}
+	return lat, missed
+}
+
+// publishOf waits for stream's publish started after since.
+func publishOf(b *testing.B, s *teststack.Stack, stream string, since time.Time) string {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		raw, err := s.Store.GetBytes(context.Background(), s.Bucket, layout.Channel(stream).State())
+		if err == nil {
+			var st struct {
+				Current string    `json:"current"`
+				Started time.Time `json:"started"`
+			}
+			if json.Unmarshal(raw, &st) == nil && !st.Started.Before(since.Add(-time.Second)) {
+				return st.Current
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.Fatalf("stream %s never started\n%s", stream, s.Log())
+	return ""
+}
+
+// watchRanks records, for each segment, when the last of the publish's
+// playlists came to list it: every playlist's rank (the packager's
+// Segflow-Rank metadata: its last segment) from one listing.
+func watchRanks(s *teststack.Stack, id string, listed map[int]time.Time, stop <-chan struct{}) {
+	a := layout.Asset(id)
+	var names []string
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		if names == nil {
+			m, err := asset.ReadManifest(context.Background(), s.Store, s.Bucket, id)
+			if err != nil {
+				continue
+			}
+			for _, r := range m.Ladder {
+				names = append(names, r.Name)
+			}
+			for _, au := range m.AudioSet() {
+				names = append(names, au.Name)
+			}
+		}
+		objs, err := s.Store.List(context.Background(), s.Bucket, a.Prefix(), storage.ListOptions{WithMetadata: true})
+		if err != nil {
+			continue
+		}
+		now, ranks := time.Now(), map[string]int{}
+		for _, o := range objs {
+			if v := o.Meta("Segflow-Rank"); v != "" {
+				n, _ := strconv.Atoi(strings.TrimSuffix(v, ",end"))
+				ranks[o.Key] = n
+			}
+		}
+		low := -1
+		for k, name := range names {
+			r, ok := ranks[a.Playlist(name)]
+			if !ok {
+				low = -1
+				break
+			}
+			if k == 0 || r < low {
+				low = r
+			}
+		}
+		for seg := 0; seg <= low; seg++ {
+			if _, ok := listed[seg]; !ok {
+				listed[seg] = now
+			}
+		}
+	}
+}
+
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
 }
 
 // meanCallSeconds reads the gateway's call-duration histogram.

@@ -131,7 +131,7 @@ func waitLiveAsset(t testing.TB, s *teststack.Stack, since time.Time) string {
 	return ""
 }
 
-func waitPlaylist(t *testing.T, s *teststack.Stack, key string, ok func(last int, ended bool) bool) []byte {
+func waitPlaylist(t testing.TB, s *teststack.Stack, key string, ok func(last int, ended bool) bool) []byte {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	var b []byte
@@ -340,7 +340,7 @@ func TestLiveReconnect(t *testing.T) {
 	}
 }
 
-func readManifest(t *testing.T, s *teststack.Stack, id string) *asset.Manifest {
+func readManifest(t testing.TB, s *teststack.Stack, id string) *asset.Manifest {
 	t.Helper()
 	m, err := asset.ReadManifest(context.Background(), s.Store, s.Bucket, id)
 	if err != nil {

@@ -48,7 +48,23 @@ func freePort(t testing.TB) string {
 // added to segflow up's environment.
 func Up(t testing.TB, env ...string) *Stack {
 	t.Helper()
+	return UpWithKeys(t, "", env...)
+}
+
+// UpWithKeys is Up with the relay's stream keys file (name=key lines)
+// given instead of the one made on the first run.
+func UpWithKeys(t testing.TB, streamKeys string, env ...string) *Stack {
+	t.Helper()
 	s := &Stack{T: t, Home: t.TempDir()}
+	if streamKeys != "" {
+		auth := filepath.Join(s.Home, "auth")
+		if err := os.MkdirAll(auth, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(auth, "stream-keys"), []byte(streamKeys), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s3 := freePort(t)
 	for { // MinIO's console takes the port after the S3 one
 		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(atoi(s3)+1)); err == nil {
