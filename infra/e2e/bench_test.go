@@ -257,7 +257,11 @@ func pipeline(b *testing.B, s *teststack.Stack, src, key string) (time.Duration,
 	b.ReportMetric(start.Sub(up).Seconds(), "upload-s") // the last run's
 	s.WaitStatus(assetOf(b, s, key), 30*time.Minute, asset.StateComplete)
 	d := time.Since(start)
-	use := proctree.Since(before, proctree.Usages(s.Pid()))
+	after := proctree.Usages(s.Pid())
+	use := proctree.Since(before, after)
+	// MinIO's share of the platform's CPU (the last run's): the bytes
+	// through the bucket, against the events, functions and playlists.
+	b.ReportMetric(proctree.ByName(before, after)["minio"].Self, "minio-cpu-s")
 	close(stop)
 	wg.Wait()
 	return d, peak, use

@@ -69,7 +69,11 @@ func CPU(pid int) float64 {
 
 // Usage is what one process has used, in CPU seconds: Self is its own
 // (user and system), Children what the children it has waited for used.
-type Usage struct{ Self, Children float64 }
+type Usage struct {
+	Self, Children float64
+	// Name is the process's command name (comm), as ps shows it.
+	Name string
+}
 
 // Usages reads the usage of pid and each of its descendants, by pid. Two
 // readings apart tell the CPU that the processes of a long-lived service
@@ -78,7 +82,7 @@ type Usage struct{ Self, Children float64 }
 func Usages(pid int) map[int]Usage {
 	out := map[int]Usage{}
 	for p, st := range tree(pid) {
-		out[p] = Usage{Self: st.CPUTime(), Children: float64(st.CUTime+st.CSTime) / userHZ}
+		out[p] = Usage{Self: st.CPUTime(), Children: float64(st.CUTime+st.CSTime) / userHZ, Name: st.Comm}
 	}
 	return out
 }
@@ -93,4 +97,18 @@ func Since(before, now map[int]Usage) Usage {
 		d.Children += u.Children - before[p].Children
 	}
 	return d
+}
+
+// ByName is Since per command name: which of a service's processes
+// (minio, segflow, a function's handler) spent the CPU.
+func ByName(before, now map[int]Usage) map[string]Usage {
+	out := map[string]Usage{}
+	for p, u := range now {
+		d := out[u.Name]
+		d.Self += u.Self - before[p].Self
+		d.Children += u.Children - before[p].Children
+		d.Name = u.Name
+		out[u.Name] = d
+	}
+	return out
 }
