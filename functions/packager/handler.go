@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/hls"
@@ -59,7 +58,7 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	p, err := makePlan(m, objs, time.Now())
+	p, err := makePlan(m, objs)
 	if err != nil {
 		return "", err
 	}
@@ -126,7 +125,7 @@ type playlist struct {
 	body []byte
 }
 
-func makePlan(m *asset.Manifest, objs []storage.Info, now time.Time) (plan, error) {
+func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 	renditions := collect(objs, m)
 	var video []hls.Rendition
 	for _, r := range m.Ladder {
@@ -152,12 +151,11 @@ func makePlan(m *asset.Manifest, objs []storage.Info, now time.Time) (plan, erro
 	}
 	if m.Live {
 		opts = liveOptions(m, all)
-		// A live segment is listed only once every rendition of it exists,
-		// and its captions, for as long as a segment lasts.
+		// A live segment is listed only once every rendition of it exists.
+		// Captions are listed as they come and do not hold it: waiting
+		// for them (aitag, niced, behind transcode) cost 1.4-1.8 s of
+		// latency on 2 cores, while players sit three segments back.
 		keep := everywhere(all)
-		if !opts.Ended {
-			holdForCaptions(keep, renditions[layout.SubtitlesRendition], landed(objs, all), now, m.SegmentTarget)
-		}
 		for i := range all {
 			all[i] = onlyIndices(all[i], keep)
 		}
@@ -303,45 +301,6 @@ func liveOptions(m *asset.Manifest, all []hls.Rendition) hls.MediaOptions {
 		}
 	}
 	return hls.MediaOptions{Ended: ended, TargetDuration: target}
-}
-
-// holdForCaptions takes out of keep the live segments whose captions
-// (made by aitag, beside transcode) are not there yet, so the captions
-// playlist keeps up with the video instead of trailing it by a segment;
-// a segment waits at most target seconds after its last rendition
-// landed (the next segment's rebuild lists it), so a caption that never
-// comes delays the stream by one segment and fails nothing. Without any
-// captions (aitag not deployed) nothing waits.
-func holdForCaptions(keep map[int]bool, captions hls.Rendition, landed map[int]time.Time, now time.Time, target float64) {
-	if len(captions.Segments) == 0 {
-		return
-	}
-	have := map[int]bool{}
-	for _, s := range captions.Segments {
-		have[s.Index] = true
-	}
-	wait := time.Duration(max(target, 1) * float64(time.Second))
-	for i := range keep {
-		if !have[i] && now.Sub(landed[i]) < wait {
-			delete(keep, i)
-		}
-	}
-}
-
-// landed is when the last of each segment's audio and video renditions
-// was written.
-func landed(objs []storage.Info, all []hls.Rendition) map[int]time.Time {
-	av := map[string]bool{}
-	for _, r := range all {
-		av[r.Name] = true
-	}
-	out := map[int]time.Time{}
-	for _, o := range objs {
-		if k := layout.Parse(o.Key); k.Kind == layout.KindRenditionSegment && av[k.Rendition] && o.LastModified.After(out[k.Index]) {
-			out[k.Index] = o.LastModified
-		}
-	}
-	return out
 }
 
 // everywhere is the set of segment indices every rendition has.

@@ -3,7 +3,6 @@ package packager
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
@@ -55,7 +54,7 @@ func TestMakePlan(t *testing.T) {
 		{"live, one rendition behind", &live, listing("360p/00002"), 0, 6, nil, "720p/00002.ts"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := makePlan(tc.m, tc.objs, time.Now())
+			p, err := makePlan(tc.m, tc.objs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,45 +83,6 @@ func TestMakePlan(t *testing.T) {
 			master := string(p.master)
 			if !strings.Contains(master, "720p.m3u8") || !strings.Contains(master, `CODECS="avc1.64001f`) || listedIn(p.master) != tc.listed {
 				t.Errorf("master:\n%s", master)
-			}
-		})
-	}
-}
-
-// A live segment waits for its captions (for at most a segment's
-// duration), so the captions playlist does not trail the video.
-func TestLiveWaitsForCaptions(t *testing.T) {
-	const id = "live-demo-1700000000"
-	a := layout.Asset(id)
-	m := &asset.Manifest{ID: id, Audio: true, Live: true, SegmentTarget: 2,
-		Ladder: []media.Rung{{Name: "360p", Codec: "h264", Width: 640, Height: 360}}}
-	t0 := time.Date(2026, 12, 5, 7, 0, 0, 0, time.UTC)
-	seg := func(rendition, ext string, n int) storage.Info {
-		return storage.Info{Key: a.Rendition(rendition, n, ext), LastModified: t0,
-			Metadata: asset.SegmentMeta{Index: n, Start: float64(2 * n), Duration: 2, Bandwidth: 1_000_000}.Encode(nil)}
-	}
-	var av []storage.Info
-	for n := range 3 {
-		av = append(av, seg("360p", ".ts", n), seg("audio", ".ts", n))
-	}
-	captioned := append(append([]storage.Info(nil), av...), seg("subs", ".vtt", 0), seg("subs", ".vtt", 1))
-	for _, tc := range []struct {
-		name  string
-		objs  []storage.Info
-		after time.Duration
-		want  int // segments the video playlist lists
-	}{
-		{"captions one behind, just landed", captioned, 500 * time.Millisecond, 2},
-		{"captions one behind, a segment later", captioned, 2500 * time.Millisecond, 3},
-		{"no captions made", av, 0, 3},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			p, err := makePlan(m, tc.objs, t0.Add(tc.after))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n := strings.Count(string(p.media[0].body), "#EXTINF"); p.media[0].name != "360p" || n != tc.want {
-				t.Errorf("%s lists %d segments, want %d:\n%s", p.media[0].name, n, tc.want, p.media[0].body)
 			}
 		})
 	}

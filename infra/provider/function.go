@@ -125,7 +125,16 @@ func (f *function) env() []string {
 
 // startLocked adds one replica. f.mu is held.
 func (f *function) startLocked() error {
-	p, err := startProcess(f.argv, f.env(), f.dir, f.lfile, f.dep.EnvProcess != "", func(pid int, line string) {
+	argv := f.argv
+	if f.dep.Annotations != nil {
+		// nice execs the function: the same pid, and every thread and
+		// child of it at that niceness (a Go process cannot renice
+		// itself: niceness is per thread).
+		if n, err := strconv.Atoi((*f.dep.Annotations)[AnnotationNice]); err == nil && n > 0 && n < 20 {
+			argv = append([]string{"nice", "-n", strconv.Itoa(n)}, argv...)
+		}
+	}
+	p, err := startProcess(argv, f.env(), f.dir, f.lfile, f.dep.EnvProcess != "", func(pid int, line string) {
 		f.rt.logs.Append(f.name, pid, line)
 	})
 	if err != nil {

@@ -41,6 +41,12 @@ const (
 	// AnnotationHandler points at the function's source folder when it is not
 	// functions/<image name> (faas-cli sends no handler path, segflow does).
 	AnnotationHandler = "com.segflow.handler"
+	// AnnotationNice starts the function's replicas at that niceness
+	// (1-19), and so every tool they run: background stages (tags,
+	// thumbnails) leave the cores to transcode, which live latency waits
+	// on. On Kubernetes each pod is its own cgroup, where CPU requests do
+	// this; the annotation is the local runtime's.
+	AnnotationNice = "com.segflow.nice"
 )
 
 var (

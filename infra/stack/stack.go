@@ -87,6 +87,7 @@ var segflowAnnotations = map[string]bool{
 	router.AnnotationConcurrency: true,
 	router.AnnotationMaxAttempts: true,
 	provider.AnnotationHandler:   false,
+	provider.AnnotationNice:      true,
 	s3iam.ReadAnnotation:         false,
 	s3iam.WriteAnnotation:        false,
 }
@@ -113,6 +114,8 @@ func (s *Stack) Validate() error {
 				}
 				if n, err := strconv.Atoi(v); number && (err != nil || n < 1) {
 					return fmt.Errorf("function %s: annotation %s=%q: want a whole number of 1 or more", name, k, v)
+				} else if k == provider.AnnotationNice && n > 19 {
+					return fmt.Errorf("function %s: annotation %s=%q: niceness goes from 1 to 19", name, k, v)
 				}
 			}
 		}
