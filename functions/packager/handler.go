@@ -165,6 +165,7 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 		}
 	}
 	p := plan{renditions: len(all)}
+	var listedSubs []hls.Rendition
 	add := func(r hls.Rendition, counts bool) error {
 		o := opts
 		if strings.HasPrefix(r.Name, layout.SidecarPrefix) && !m.Live {
@@ -176,6 +177,13 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 		}
 		if done && counts {
 			p.complete++
+		}
+		// A VOD master lists captions once their playlist has ENDLIST:
+		// the asset is complete when its video and audio are, and every
+		// playlist its master lists must have ended by then. Live lists
+		// them as they grow, as it does every playlist.
+		if r.Subtitles && (done || m.Live) {
+			listedSubs = append(listedSubs, r)
 		}
 		p.listed += n
 		p.media = append(p.media, playlist{r.Name, body})
@@ -191,7 +199,7 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 			return p, err
 		}
 	}
-	p.master = append(hls.Master(video, audio, subs), fmt.Sprintf("%s%d\n", listedComment, p.listed)...)
+	p.master = append(hls.Master(video, audio, listedSubs), fmt.Sprintf("%s%d\n", listedComment, p.listed)...)
 	return p, nil
 }
 

@@ -87,3 +87,28 @@ func TestMakePlan(t *testing.T) {
 		})
 	}
 }
+
+// A VOD master lists a captions rendition only once its playlist has
+// ENDLIST: the asset is complete with its video and audio, and nothing
+// its master lists may still be growing then.
+func TestVODMasterListsFinishedCaptions(t *testing.T) {
+	const id = "talk-0123456789"
+	a := layout.Asset(id)
+	m := &asset.Manifest{ID: id, Audio: true, Ladder: []media.Rung{{Name: "360p", Codec: "h264", Width: 640, Height: 360}},
+		Segments: []asset.Segment{{Index: 0, Duration: 6}, {Index: 1, Start: 6, Duration: 6}}}
+	seg := func(rendition, ext string, n int) storage.Info {
+		return storage.Info{Key: a.Rendition(rendition, n, ext),
+			Metadata: asset.SegmentMeta{Index: n, Start: float64(6 * n), Duration: 6, Bandwidth: 1_000_000}.Encode(nil)}
+	}
+	objs := []storage.Info{seg("360p", ".ts", 0), seg("360p", ".ts", 1), seg("audio", ".ts", 0), seg("audio", ".ts", 1), seg("subs", ".vtt", 0)}
+	p, err := makePlan(m, objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.complete != p.renditions || strings.Contains(string(p.master), "subs.m3u8") {
+		t.Fatalf("complete %d of %d; master with half the captions:\n%s", p.complete, p.renditions, p.master)
+	}
+	if p, err = makePlan(m, append(objs, seg("subs", ".vtt", 1))); err != nil || !strings.Contains(string(p.master), `URI="subs.m3u8"`) {
+		t.Fatalf("%v; master without the finished captions:\n%s", err, p.master)
+	}
+}

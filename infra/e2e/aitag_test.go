@@ -121,9 +121,20 @@ func TestAITagSearchAndCaptions(t *testing.T) {
 	if !found {
 		t.Errorf("search %q: %+v (said at %.2fs)", word, hits, wordAt)
 	}
-	master, _ := s.Store.GetBytes(ctx, s.Bucket, a.Master())
+	// The master lists the captions once their playlist has ended: the
+	// rebuild the last caption triggers may still be on its way.
+	var master []byte
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		master, _ = s.Store.GetBytes(ctx, s.Bucket, a.Master())
+		if strings.Contains(string(master), `TYPE=SUBTITLES,GROUP-ID="subs"`) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if !strings.Contains(string(master), `TYPE=SUBTITLES,GROUP-ID="subs"`) || !strings.Contains(string(master), `SUBTITLES="subs"`) {
 		t.Errorf("master has no captions:\n%s", master)
+	}
+	if sub, err := s.Store.GetBytes(ctx, s.Bucket, a.Playlist(layout.SubtitlesRendition)); err != nil || !strings.Contains(string(sub), "#EXT-X-ENDLIST") {
+		t.Errorf("the master lists a captions playlist that has not ended: %v\n%s", err, sub)
 	}
 	var vtt strings.Builder
 	subs, _ := s.Store.List(ctx, s.Bucket, a.Prefix()+"subs/", storage.ListOptions{})

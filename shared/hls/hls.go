@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"regexp"
 	"sort"
 	"strconv"
 	"time"
@@ -228,7 +229,7 @@ func Master(video []Rendition, audios []Rendition, subs []Rendition) []byte {
 			mp.Append(audio.Name+".m3u8", nil, params)
 		}
 		mp.SetVersion(version)
-		return withChannels(mp.Encode().Bytes(), audios)
+		return tidy(mp.Encode().Bytes(), audios)
 	}
 	for _, v := range video {
 		ready := v.Ready(0)
@@ -259,7 +260,17 @@ func Master(video []Rendition, audios []Rendition, subs []Rendition) []byte {
 		mp.Append(v.Name+".m3u8", nil, params)
 	}
 	mp.SetVersion(version)
-	return withChannels(mp.Encode().Bytes(), audios)
+	return tidy(mp.Encode().Bytes(), audios)
+}
+
+// programID is the attribute grafov/m3u8 writes on every variant, which
+// HLS removed in protocol version 6.
+var programID = regexp.MustCompile(`(#EXT-X-(?:I-FRAME-)?STREAM-INF:)PROGRAM-ID=\d+,`)
+
+// tidy mends what grafov/m3u8 writes into a master of today's HLS: no
+// PROGRAM-ID, and CHANNELS on the audio renditions (withChannels).
+func tidy(master []byte, audios []Rendition) []byte {
+	return withChannels(programID.ReplaceAll(master, []byte("$1")), audios)
 }
 
 // withChannels adds CHANNELS to the audio renditions' EXT-X-MEDIA tags,

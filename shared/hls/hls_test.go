@@ -90,6 +90,9 @@ func TestMasterHasAudioGroupAndBandwidths(t *testing.T) {
 	if strings.Contains(b, "1080p.m3u8") {
 		t.Errorf("a rendition with no segment is listed:\n%s", b)
 	}
+	if strings.Contains(b, "PROGRAM-ID") || !strings.Contains(b, "#EXT-X-STREAM-INF:BANDWIDTH=") {
+		t.Errorf("variants carry PROGRAM-ID (gone since HLS version 6):\n%s", b)
+	}
 }
 
 // An audio-only asset's master has one variant, the audio playlist, with
