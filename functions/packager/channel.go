@@ -60,7 +60,7 @@ func packChannel(ctx context.Context, e *stage.Env, bucket string, m *asset.Mani
 			return fmt.Errorf("channel %s: %w", m.Channel, err)
 		}
 		key, rk := ch.Playlist(pl.name), lastRank(body)
-		if err := put(ctx, e, bucket, have[key], key, body, rk, func(old rank) bool { return !rk.ahead(old) }, monotonicLive(body)); err != nil {
+		if err := put(ctx, e, bucket, have[key], key, body, rk, func(old rank) bool { return !rk.ahead(old) }, behind(lastRank, body)); err != nil {
 			return err
 		}
 	}
@@ -68,10 +68,5 @@ func packChannel(ctx context.Context, e *stage.Env, bucket string, m *asset.Mani
 	// picture size has other renditions): its rank is the publish's place.
 	rk := rank{n: m.Discontinuity}
 	return put(ctx, e, bucket, have[ch.Master()], ch.Master(), p.master, rk,
-		func(old rank) bool { return old.n > rk.n }, func(old []byte) ([]byte, error) {
-			if string(old) == string(p.master) {
-				return nil, nil
-			}
-			return p.master, nil
-		})
+		func(old rank) bool { return old.n > rk.n }, nil)
 }

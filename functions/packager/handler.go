@@ -6,7 +6,6 @@
 package packager
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"errors"
@@ -66,27 +65,21 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 	for _, o := range objs {
 		have[o.Key] = o
 	}
-	replace, rankOf := monotonic, countRank
+	rankOf := countRank
 	if m.Live {
-		replace, rankOf = monotonicLive, lastRank
+		rankOf = lastRank
 	}
 	for _, pl := range p.media {
 		key, rk := a.Playlist(pl.name), rankOf(pl.body)
-		if err := put(ctx, e, bucket, have[key], key, pl.body, rk, func(old rank) bool { return !rk.ahead(old) }, replace(pl.body)); err != nil {
+		if err := put(ctx, e, bucket, have[key], key, pl.body, rk, func(old rank) bool { return !rk.ahead(old) }, behind(rankOf, pl.body)); err != nil {
 			return "", err
 		}
 	}
 	// The master's bandwidths are measured over the segments listed so far,
-	// so it records that count in a comment (players skip comments) and is
-	// only replaced by a master computed from at least as many.
+	// so its rank is that count, and a VOD master is only replaced by one
+	// computed from at least as many.
 	if err := put(ctx, e, bucket, have[a.Master()], a.Master(), p.master, rank{n: p.listed},
-		func(old rank) bool { return !m.Live && old.n > p.listed },
-		func(old []byte) ([]byte, error) {
-			if string(old) == string(p.master) || (!m.Live && listedIn(old) > p.listed) {
-				return nil, nil
-			}
-			return p.master, nil
-		}); err != nil {
+		func(old rank) bool { return !m.Live && old.n > p.listed }, nil); err != nil {
 		return "", err
 	}
 	if m.Live && m.Channel != "" {
@@ -199,7 +192,7 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 			return p, err
 		}
 	}
-	p.master = append(hls.Master(video, audio, listedSubs), fmt.Sprintf("%s%d\n", listedComment, p.listed)...)
+	p.master = hls.Master(video, audio, listedSubs)
 	return p, nil
 }
 
@@ -236,16 +229,30 @@ func (r rank) ahead(old rank) bool { return r.n > old.n || (r.n == old.n && r.en
 // put writes a playlist of rank rk. The listed copy (zero Info when there
 // was none) decides first: same bytes, or keep(its rank), leave it; else
 // the write goes on its ETag (or on its absence). A playlist written since
-// the listing, or one without a rank, goes to replace's read-compare-write.
+// the listing goes to a read-compare-write that decides the same way from
+// the rank in its metadata; one without a rank (the relay's ENDLIST on a
+// channel playlist) is kept when keepBytes(its content) says so.
 func put(ctx context.Context, e *stage.Env, bucket string, listed storage.Info, key string, body []byte, rk rank,
-	keep func(old rank) bool, replace func(old []byte) ([]byte, error)) error {
+	keep func(old rank) bool, keepBytes func(old []byte) bool) error {
 	opts := storage.PutOptions{ContentType: "application/vnd.apple.mpegurl", Metadata: e.Meta(rankMeta, rk.String())}
+	update := func() error {
+		return e.Store.UpdateInfo(ctx, bucket, key, opts, func(old []byte, info storage.Info) ([]byte, error) {
+			if old == nil {
+				return body, nil
+			}
+			r, ranked := parseRank(info.Meta(rankMeta))
+			if string(old) == string(body) || (ranked && keep(r)) || (!ranked && keepBytes != nil && keepBytes(old)) {
+				return nil, nil
+			}
+			return body, nil
+		})
+	}
 	o := opts
 	switch old, ok := parseRank(listed.Meta(rankMeta)); {
 	case listed.Key == "":
 		o.IfNoneMatch = "*"
 	case !ok:
-		return e.Store.Update(ctx, bucket, key, opts, replace)
+		return update()
 	case listed.ETag == fmt.Sprintf("%x", md5.Sum(body)) || keep(old):
 		return nil
 	default:
@@ -253,31 +260,17 @@ func put(ctx context.Context, e *stage.Env, bucket string, listed storage.Info, 
 	}
 	err := e.Store.PutBytes(ctx, bucket, key, body, o)
 	if storage.IsPreconditionFailed(err) {
-		return e.Store.Update(ctx, bucket, key, opts, replace)
+		return update()
 	}
 	return err
 }
 
-// monotonic replaces a media playlist only by one that lists more, or as
-// many and ends where the old one did not: a slow call that listed the
-// bucket earlier can never take a segment away.
-var monotonic = replaceAhead(countRank)
-
-// monotonicLive replaces a live playlist only by one that reaches a later
-// segment, or the same one and now ends.
-var monotonicLive = replaceAhead(lastRank)
-
-// replaceAhead is a replace rule: next replaces an old playlist only when
-// its rank (by rankOf) is ahead.
-func replaceAhead(rankOf func([]byte) rank) func(next []byte) func(old []byte) ([]byte, error) {
-	return func(next []byte) func(old []byte) ([]byte, error) {
-		return func(old []byte) ([]byte, error) {
-			if old != nil && !rankOf(next).ahead(rankOf(old)) {
-				return nil, nil
-			}
-			return next, nil
-		}
-	}
+// behind is the rule for a playlist without a rank in its metadata: keep
+// it unless next's rank (by rankOf: segments listed, or the last one's
+// index live) is ahead of it, so a slow call that listed the bucket
+// earlier can never take a segment away.
+func behind(rankOf func([]byte) rank, next []byte) func(old []byte) bool {
+	return func(old []byte) bool { return !rankOf(next).ahead(rankOf(old)) }
 }
 
 // countRank ranks a VOD playlist by the segments it lists.
@@ -337,25 +330,6 @@ func onlyIndices(r hls.Rendition, keep map[int]bool) hls.Rendition {
 	}
 	r.Segments = segs
 	return r
-}
-
-const listedComment = "# segflow segments listed: "
-
-// listedIn reads the count a master was computed from (-1 for none).
-func listedIn(master []byte) int {
-	i := bytes.LastIndex(master, []byte(listedComment))
-	if i < 0 {
-		return -1
-	}
-	rest := master[i+len(listedComment):]
-	if j := bytes.IndexByte(rest, '\n'); j >= 0 {
-		rest = rest[:j]
-	}
-	n, err := strconv.Atoi(string(rest))
-	if err != nil {
-		return -1
-	}
-	return n
 }
 
 // collect groups the listed rendition segments by rendition.

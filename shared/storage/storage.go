@@ -352,6 +352,12 @@ func IsPreconditionFailed(err error) bool {
 // not exist and returns nil to leave it as it is. Concurrent updaters
 // therefore never lose each other's changes.
 func (c *Client) Update(ctx context.Context, bucket, key string, opts PutOptions, change func(old []byte) ([]byte, error)) error {
+	return c.UpdateInfo(ctx, bucket, key, opts, func(old []byte, _ Info) ([]byte, error) { return change(old) })
+}
+
+// UpdateInfo is Update whose change also gets the current object's Info
+// (zero when there is none): state kept in its metadata beside the content.
+func (c *Client) UpdateInfo(ctx context.Context, bucket, key string, opts PutOptions, change func(old []byte, info Info) ([]byte, error)) error {
 	b := retry.Backoff(10*time.Millisecond, 200*time.Millisecond)
 	for attempt := 0; ; attempt++ {
 		etag := ""
@@ -360,11 +366,11 @@ func (c *Client) Update(ctx context.Context, bucket, key string, opts PutOptions
 		case err == nil:
 			etag = info.ETag
 		case errors.Is(err, ErrNotFound):
-			old = nil
+			old, info = nil, Info{}
 		default:
 			return err
 		}
-		next, err := change(old)
+		next, err := change(old, info)
 		if err != nil || next == nil {
 			return err
 		}
