@@ -57,7 +57,7 @@ func audioCovers(ctx context.Context, in string, start, end float64) (covers, an
 // video span [start, end) exactly (fillAudioArgs).
 func fillAudio(ctx context.Context, in, out string, start, end float64, any bool) error {
 	args := append([]string{"-copyts", "-i", in}, fillAudioArgs(start, end, any, 1, stereoBitrate)...)
-	args = append(args, "-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", out)
+	args = append(append(args, audioTSArgs...), out)
 	if err := ffmpeg(ctx, args...); err != nil {
 		return fmt.Errorf("fill the audio of %s: %w", in, err)
 	}

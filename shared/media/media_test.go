@@ -200,6 +200,24 @@ func TestSplitTranscodeSeams(t *testing.T) {
 			t.Errorf("audio gap of %.4fs at %.3f", gap, aps[i].PTS)
 		}
 	}
+	if math.Abs(aps[0].PTS-segs[0].Start) > 0.03 {
+		t.Errorf("audio starts at %.4f, the video at %.4f", aps[0].PTS, segs[0].Start)
+	}
+	// The TS around the AAC payload: several frames per PES, PAT/PMT once
+	// per segment, so that it costs little of the variant's BANDWIDTH.
+	for _, p := range files["audio"] {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload := 0
+		for _, pk := range mediatest.Packets(t, p, "a:0") {
+			payload += pk.Size
+		}
+		if over := float64(fi.Size())/float64(payload) - 1; over > 0.15 {
+			t.Errorf("%s: MPEG-TS is %.0f%% over its AAC payload, want <= 15%%", p, over*100)
+		}
+	}
 	top := filepath.Join(dir, "1080p-all.ts")
 	psnr, err := media.PSNR(ctx, src, top, 1920, 1080)
 	if err != nil {

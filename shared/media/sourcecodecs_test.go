@@ -140,21 +140,24 @@ func TestSplitAudioOnly(t *testing.T) {
 func TestLiveAudioGapsAreFilled(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	const seconds = 4.0
 	tests := []struct {
-		name  string
-		audio []string // extra ffmpeg arguments for the audio; nil: none
+		name    string
+		seconds float64
+		audio   []string // extra ffmpeg arguments for the audio; nil: none
 	}{
-		{"audio stops early", []string{"-f", "lavfi", "-i", "sine=duration=2.6"}},
-		{"a hole mid-segment", []string{"-f", "lavfi", "-i", "sine=duration=4", "-af", "aselect='not(between(t,1,2.5))'"}},
-		{"whole", []string{"-f", "lavfi", "-i", "sine=duration=4"}},
-		{"no audio", nil},
+		{"audio stops early", 4, []string{"-f", "lavfi", "-i", "sine=duration=2.6"}},
+		{"a hole mid-segment", 4, []string{"-f", "lavfi", "-i", "sine=duration=4", "-af", "aselect='not(between(t,1,2.5))'"}},
+		{"whole", 4, []string{"-f", "lavfi", "-i", "sine=duration=4"}},
+		{"no audio", 4, nil},
+		// The last segment of a publisher that dropped: two frames.
+		{"two frames, two audio frames", 2.0 / 30, []string{"-f", "lavfi", "-i", "sine=duration=0.045"}},
+		{"two frames, one audio frame", 2.0 / 30, []string{"-f", "lavfi", "-i", "sine=duration=0.02"}},
 	}
 	rungs := []media.Rung{{Name: "180p", Codec: media.H264, Width: 320, Height: 180, Bitrate: 300_000, Profile: "main", Level: "3.0"}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			seg := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".ts")
-			args := append([]string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x180:rate=30:duration=%g", seconds)}, tc.audio...)
+			args := append([]string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x180:rate=30:duration=%g", tc.seconds)}, tc.audio...)
 			args = append(args, "-c:v", "libx264", "-g", "60", "-c:a", "aac", "-f", "mpegts", seg)
 			mediatest.FFmpeg(t, args...)
 			outs, err := media.Transcode(ctx, seg, filepath.Join(dir, "out-"+filepath.Base(seg)), rungs,
@@ -165,6 +168,11 @@ func TestLiveAudioGapsAreFilled(t *testing.T) {
 			v, a := mediatest.Packets(t, outs[0].Path, "v:0"), mediatest.Packets(t, outs[1].Path, "a:0")
 			if len(a) == 0 {
 				t.Fatal("no audio")
+			}
+			for _, o := range outs {
+				if err := mediatest.Decodes(o.Path); err != nil {
+					t.Error(err)
+				}
 			}
 			for i := 1; i < len(a); i++ {
 				if gap := a[i].PTS - a[i-1].PTS - a[i-1].Duration; math.Abs(gap) > 0.005 {

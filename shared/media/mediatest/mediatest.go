@@ -88,20 +88,23 @@ func Make(t testing.TB, path string, c Clip) {
 type Packet struct {
 	PTS, Duration float64
 	Key           bool
+	Size          int // bytes of payload
 }
 
 // Packets lists a stream's packets ("v:0" or "a:0") in presentation order.
 func Packets(t testing.TB, path, stream string) []Packet {
 	t.Helper()
 	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", stream,
-		"-show_entries", "packet=pts_time,duration_time,flags", "-of", "csv=p=0", path).Output()
+		"-show_entries", "packet=pts_time,duration_time,size,flags", "-of", "csv=p=0", path).Output()
 	if err != nil {
 		t.Fatalf("ffprobe %s: %v", path, err)
 	}
 	var ps []Packet
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		// ffprobe writes the fields in its own order: pts_time,
+		// duration_time, size, flags.
 		f := strings.Split(strings.TrimSpace(line), ",")
-		if len(f) < 3 {
+		if len(f) < 4 {
 			continue
 		}
 		pts, err := strconv.ParseFloat(f[0], 64)
@@ -109,7 +112,8 @@ func Packets(t testing.TB, path, stream string) []Packet {
 			continue
 		}
 		d, _ := strconv.ParseFloat(f[1], 64)
-		ps = append(ps, Packet{PTS: pts, Duration: d, Key: strings.HasPrefix(f[2], "K")})
+		size, _ := strconv.Atoi(f[2])
+		ps = append(ps, Packet{PTS: pts, Duration: d, Size: size, Key: strings.HasPrefix(f[3], "K")})
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].PTS < ps[j].PTS })
 	return ps
