@@ -47,12 +47,14 @@ func packChannel(ctx context.Context, e *stage.Env, bucket string, m *asset.Mani
 					prev = &asset.Manifest{} // gone: the window starts here
 				}
 			}
-			b, err := e.Store.GetBytes(ctx, bucket, layout.Asset(m.Previous).Playlist(pl.name))
-			switch {
-			case err == nil && prev.ID != "":
-				parts = append([]hls.Part{{Playlist: b, Base: layout.ChannelBase(prev.ID), Sequence: prev.Sequence, Discontinuity: prev.Discontinuity}}, parts...)
-			case err != nil && !errors.Is(err, storage.ErrNotFound):
-				return fmt.Errorf("channel %s: previous publish: %w", m.Channel, err)
+			if prev.ID != "" {
+				b, err := e.Store.GetBytes(ctx, bucket, layout.Asset(prev.ID).Playlist(pl.name))
+				switch {
+				case err == nil:
+					parts = append([]hls.Part{{Playlist: b, Base: layout.ChannelBase(prev.ID), Sequence: prev.Sequence, Discontinuity: prev.Discontinuity}}, parts...)
+				case !errors.Is(err, storage.ErrNotFound):
+					return fmt.Errorf("channel %s: previous publish: %w", m.Channel, err)
+				}
 			}
 		}
 		body, err := hls.Join(parts, window)

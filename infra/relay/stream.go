@@ -113,12 +113,18 @@ func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.AudioSpecif
 	return st, nil
 }
 
-func (st *stream) putManifest(extra ...asset.Segment) error {
+// snapshot is the manifest as it stands, listing the segments closed so
+// far and extra.
+func (st *stream) snapshot(extra ...asset.Segment) asset.Manifest {
 	st.mu.Lock()
+	defer st.mu.Unlock()
 	m := st.manifest
 	m.Segments = append(append([]asset.Segment(nil), st.segments...), extra...)
-	st.mu.Unlock()
-	b, err := json.MarshalIndent(m, "", "  ")
+	return m
+}
+
+func (st *stream) putManifest(extra ...asset.Segment) error {
+	b, err := json.MarshalIndent(st.snapshot(extra...), "", "  ")
 	if err != nil {
 		return err
 	}
@@ -178,11 +184,7 @@ func (st *stream) End() {
 	}
 	// The channel learns of the stop now, not once the spool drained: a
 	// publisher that comes back meanwhile continues from every segment.
-	st.mu.Lock()
-	m := st.manifest
-	m.Segments = append([]asset.Segment(nil), st.segments...)
-	st.mu.Unlock()
-	st.r.stopped(m, st.grace)
+	st.r.stopped(st.snapshot(), st.grace)
 	st.r.metrics.publishers.Dec()
 	ctx, cancel := context.WithTimeout(context.Background(), st.r.cfg.DrainTimeout)
 	defer cancel()
