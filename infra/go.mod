@@ -8,7 +8,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/credentials v1.21.0
 	github.com/aws/aws-sdk-go-v2/service/sqs v1.52.11
 	github.com/bluenviron/gortmplib v1.0.1
-	github.com/bluenviron/mediacommon/v2 v2.9.3
+	github.com/bluenviron/mediacommon/v2 v2.9.4
 	github.com/chromedp/chromedp v0.23.0
 	github.com/datarhei/gosrt v0.9.0
 	github.com/gorilla/mux v1.8.1
@@ -57,6 +57,7 @@ require (
 	github.com/aws/smithy-go v1.28.9 // indirect
 	github.com/benburkert/openpgp v0.0.0-20160410205803-c2471f86866c // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/bluenviron/gohlslib/v2 v2.4.4 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/chromedp/cdproto v0.159.0 // indirect

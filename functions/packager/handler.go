@@ -193,7 +193,41 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 		}
 	}
 	p.master = hls.Master(video, audio, listedSubs)
+	if ll := m.LowLatency; m.Live && !m.Ended && ll != nil && len(p.media) > 0 {
+		if v, ok := lowLatencyVariant(m, ll, objs); ok {
+			p.master = hls.WithLowLatency(p.master, v)
+		}
+	}
 	return p, nil
+}
+
+// lowLatencyVariant is the master's entry for a live publish's LL-HLS
+// source rendition (the relay's): its bandwidth is the source segments',
+// which carry the same frames (in MPEG-TS, so a little above the fMP4
+// parts: BANDWIDTH may exceed the peak, never fall short of it). None
+// before a source segment is there to measure.
+func lowLatencyVariant(m *asset.Manifest, ll *asset.LowLatency, objs []storage.Info) (hls.LowLatencyVariant, bool) {
+	var segs []hls.Segment
+	for _, o := range objs {
+		if k := layout.Parse(o.Key); k.Kind != layout.KindSourceSegment || k.AssetID != m.ID {
+			continue
+		}
+		sm, err := asset.ReadSegmentMeta(o)
+		if err != nil || sm.Duration <= 0 {
+			continue
+		}
+		segs = append(segs, hls.Segment{Duration: sm.Duration, Bandwidth: int64(float64(o.Size*8) / sm.Duration)})
+	}
+	if len(segs) == 0 {
+		return hls.LowLatencyVariant{}, false
+	}
+	v := hls.LowLatencyVariant{Video: ll.URL + "video1_stream.m3u8", Codecs: ll.Codecs,
+		Resolution: fmt.Sprintf("%dx%d", m.Width, m.Height), FrameRate: m.FPS,
+		Bandwidth: hls.Peak(segs), AverageBandwidth: hls.Average(segs)}
+	if m.Audio {
+		v.Audio = ll.URL + "audio2_stream.m3u8"
+	}
+	return v, true
 }
 
 // rankMeta is the user metadata each playlist is written with: its rank,

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/grafov/m3u8"
+
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/media"
@@ -110,5 +112,61 @@ func TestVODMasterListsFinishedCaptions(t *testing.T) {
 	}
 	if p, err = makePlan(m, append(objs, seg("subs", ".vtt", 1))); err != nil || !strings.Contains(string(p.master), `URI="subs.m3u8"`) {
 		t.Fatalf("%v; master without the finished captions:\n%s", err, p.master)
+	}
+}
+
+// A live publish's master lists the relay's LL-HLS source rendition,
+// measured on the source segments, until the publish ends.
+func TestLiveMasterListsLowLatency(t *testing.T) {
+	const id = "live-cam-1796466815"
+	a := layout.Asset(id)
+	ll := &asset.LowLatency{URL: "http://gw:8080/live/cam/", Codecs: "avc1.64001f,mp4a.40.2"}
+	base := asset.Manifest{ID: id, Audio: true, Live: true, SegmentTarget: 2, Width: 1280, Height: 720, FPS: 30, LowLatency: ll,
+		Ladder:   []media.Rung{{Name: "360p", Codec: "h264", Width: 640, Height: 360}},
+		Segments: []asset.Segment{{Index: 0, Duration: 2}, {Index: 1, Start: 2, Duration: 2}}}
+	var objs []storage.Info
+	for n, size := range []int64{750_000, 1_000_000} { // 3 and 4 Mb/s
+		objs = append(objs, storage.Info{Key: a.Source(n, ".ts"), Size: size,
+			Metadata: asset.SegmentMeta{Index: n, Start: float64(2 * n), Duration: 2}.Encode(nil)})
+		for _, r := range []string{"360p", "audio"} {
+			objs = append(objs, storage.Info{Key: a.Rendition(r, n, ".ts"),
+				Metadata: asset.SegmentMeta{Index: n, Start: float64(2 * n), Duration: 2, Bandwidth: 500_000, Codecs: "avc1.4d401e"}.Encode(nil)})
+		}
+	}
+	variant := "#EXT-X-STREAM-INF:BANDWIDTH=4000000,AVERAGE-BANDWIDTH=3500000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO=\"aud-ll\"\nhttp://gw:8080/live/cam/video1_stream.m3u8\n"
+	for _, tc := range []struct {
+		name   string
+		edit   func(m *asset.Manifest)
+		objs   []storage.Info
+		listed bool
+	}{
+		{"publishing", func(*asset.Manifest) {}, objs, true},
+		{"ended", func(m *asset.Manifest) { m.Ended = true }, objs, false},
+		{"no source segment yet", func(*asset.Manifest) {}, objs[1:3], false},
+		{"no relay URL", func(m *asset.Manifest) { m.LowLatency = nil }, objs, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := base
+			tc.edit(&m)
+			p, err := makePlan(&m, tc.objs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			master := string(p.master)
+			if got := strings.Contains(master, variant) && strings.Contains(master, `URI="http://gw:8080/live/cam/audio2_stream.m3u8"`); got != tc.listed {
+				t.Fatalf("low-latency variant listed %v, want %v:\n%s", got, tc.listed, master)
+			}
+			if strings.Contains(master, "live/cam/") != tc.listed {
+				t.Fatalf("master:\n%s", master)
+			}
+			// A parser takes it: rungs and the source each one variant.
+			pl, kind, err := m3u8.DecodeFrom(strings.NewReader(master), true)
+			if err != nil || kind != m3u8.MASTER {
+				t.Fatalf("master does not parse: %v\n%s", err, master)
+			}
+			if n := len(pl.(*m3u8.MasterPlaylist).Variants); (n == 2) != tc.listed {
+				t.Fatalf("%d variants:\n%s", n, master)
+			}
+		})
 	}
 }

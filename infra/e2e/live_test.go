@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -62,6 +65,7 @@ func TestLive(t *testing.T) {
 			if _, end := hls.Last(later); end {
 				t.Fatal("ENDLIST while publishing")
 			}
+			checkLowLatency(t, s)
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
@@ -100,6 +104,47 @@ func TestLive(t *testing.T) {
 				t.Log("no captions playlist (aitag made none)")
 			}
 		})
+	}
+}
+
+// checkLowLatency reads the demo channel's master while it publishes: it
+// lists the relay's LL-HLS source rendition beside the rungs, served
+// through the gateway, whose preload hint a player's request waits on
+// until the part is there.
+func checkLowLatency(t *testing.T, s *teststack.Stack) {
+	t.Helper()
+	base := s.Env.Gateway + "/live/demo/"
+	master, err := s.Store.GetBytes(context.Background(), s.Bucket, layout.Channel("demo").Master())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\n" + base + "video1_stream.m3u8\n", `URI="` + base + `audio2_stream.m3u8"`, `CODECS="avc1.`} {
+		if !strings.Contains(string(master), want) {
+			t.Fatalf("channel master lacks %q:\n%s", want, master)
+		}
+	}
+	get := func(url string) []byte {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %v %s", url, resp.StatusCode, err, b)
+		}
+		return b
+	}
+	pl := get(base + "video1_stream.m3u8")
+	hint := regexp.MustCompile(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"`).FindSubmatch(pl)
+	if hint == nil || !bytes.Contains(pl, []byte("#EXT-X-PART:")) || !bytes.Contains(pl, []byte("CAN-BLOCK-RELOAD=YES")) {
+		t.Fatalf("LL-HLS playlist:\n%s", pl)
+	}
+	if part := get(base + string(hint[1])); len(part) == 0 {
+		t.Fatalf("part %s is empty", hint[1])
 	}
 }
 

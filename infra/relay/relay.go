@@ -40,6 +40,10 @@ type Config struct {
 	// publisher to come back before it ends (default 20s; a stream's
 	// reconnect option sets its own).
 	Reconnect time.Duration
+	// LowLatencyURL is where LowLatency is served as viewers reach it
+	// (http://host:port/live); the live masters list each stream's LL-HLS
+	// rendition under it. Empty: it is served but not listed.
+	LowLatencyURL string
 	// SpoolDir holds segments on their way to the bucket.
 	SpoolDir string
 	// SpoolMaxBytes bounds each stream's spool (default 1 GiB).
@@ -68,6 +72,8 @@ type Relay struct {
 	// ends counts their channels' pending ends.
 	channels map[string]*channel
 	ends     sync.WaitGroup
+	// lowLatency are the publishing streams' LL-HLS renditions.
+	lowLatency map[string]*lowLatency
 }
 
 // Open starts the listeners; Close stops them, ends every publish (its
@@ -103,7 +109,7 @@ func (r *Relay) open(cfg Config) error {
 		cfg.Logger = slog.Default()
 	}
 	r.cfg, r.log, r.metrics, r.keys = cfg, cfg.Logger, newMetrics(cfg.Registerer), newKeyGuard()
-	r.active, r.channels = map[string]bool{}, map[string]*channel{}
+	r.active, r.channels, r.lowLatency = map[string]bool{}, map[string]*channel{}, map[string]*lowLatency{}
 	var err error
 	if cfg.RTMPAddr != "" {
 		if r.rtmp, err = rtmp.Open(cfg.RTMPAddr, protocolHost{r, "rtmp"}); err != nil {

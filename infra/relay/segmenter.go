@@ -96,10 +96,19 @@ func (s *segmenter) close(end time.Duration) error {
 		return fmt.Errorf("segment %d: %w", s.index, err)
 	}
 	s.OnSegment(Segment{Index: s.index, Start: s.start + ptsOffset, Duration: end - s.start,
-		Wallclock: s.anchor.Add(s.start - s.anchorPTS),
+		Wallclock: s.anchor.Add(s.start - s.anchorPTS), // the same as wallclock(s.start)
 		Path:      s.file.Name(), Size: size})
 	s.index++
 	return nil
+}
+
+// wallclock is pts on the wall clock (as Segment.Wallclock); false
+// before the first segment has started.
+func (s *segmenter) wallclock(pts time.Duration) (time.Time, bool) {
+	if s.anchor.IsZero() {
+		return time.Time{}, false
+	}
+	return s.anchor.Add(pts - s.anchorPTS), true
 }
 
 func ticks(d time.Duration) int64 { return int64(d+ptsOffset) * 90000 / int64(time.Second) }

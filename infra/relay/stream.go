@@ -30,6 +30,7 @@ type stream struct {
 	id       string
 	log      *slog.Logger
 	seg      *segmenter
+	ll       *lowLatency
 	spool    *spool.Spool
 	manifest asset.Manifest
 	fps      float64
@@ -82,6 +83,9 @@ func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.AudioSpecif
 	st.manifest = asset.Manifest{ID: st.id, Source: "live/" + name, Width: p.Width(), Height: p.Height(),
 		FPS: st.fps, VideoCodec: "h264", Audio: audio != nil, Ladder: ladder, Live: true,
 		LiveWindow: window, SegmentTarget: r.cfg.SegmentTarget.Seconds(), Created: now, Channel: name}
+	if base := r.cfg.LowLatencyURL; base != "" {
+		st.manifest.LowLatency = &asset.LowLatency{URL: strings.TrimSuffix(base, "/") + "/" + name + "/", Codecs: sourceCodecs(sps, audio)}
+	}
 	if prev != nil {
 		// The channel goes on from the last publish: its numbering, and
 		// one more discontinuity.
@@ -108,9 +112,29 @@ func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.AudioSpecif
 		return nil, err
 	}
 	st.seg = &segmenter{Target: r.cfg.SegmentTarget, Audio: audio, OnSegment: st.onSegment, Create: st.spool.Create}
+	if st.ll, err = newLowLatency(audio, r.cfg.SegmentTarget, st.seg.wallclock); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.lowLatency[name] = st.ll
+	r.mu.Unlock()
 	st.log.Info("publish started", "width", p.Width(), "height", p.Height(), "fps", st.fps, "audio", audio != nil)
 	r.metrics.publishers.Inc()
 	return st, nil
+}
+
+// sourceCodecs is the RFC 6381 string of a publish as it is sent: avc1
+// with the SPS's profile, constraint flags and level, and mp4a with the
+// AAC object type.
+func sourceCodecs(sps []byte, audio *mpeg4audio.AudioSpecificConfig) string {
+	s := "avc1"
+	if len(sps) >= 4 {
+		s = fmt.Sprintf("avc1.%02x%02x%02x", sps[1], sps[2], sps[3])
+	}
+	if audio != nil {
+		s += fmt.Sprintf(",mp4a.40.%d", audio.Type)
+	}
+	return s
 }
 
 // snapshot is the manifest as it stands, listing the segments closed so
@@ -155,10 +179,21 @@ func (st *stream) onSegment(s Segment) {
 func (st *stream) SetParams(sps, pps []byte) { st.seg.SPS, st.seg.PPS = sps, pps }
 
 func (st *stream) WriteH264(pts, dts time.Duration, au [][]byte) error {
-	return st.seg.WriteH264(pts, dts, au)
+	if h264.IsRandomAccess(au) {
+		au = st.seg.withParams(au) // for both renditions: each part and segment decodes alone
+	}
+	if err := st.seg.WriteH264(pts, dts, au); err != nil {
+		return err
+	}
+	return st.ll.WriteH264(pts, au)
 }
 
-func (st *stream) WriteAAC(pts time.Duration, aus [][]byte) error { return st.seg.WriteAAC(pts, aus) }
+func (st *stream) WriteAAC(pts time.Duration, aus [][]byte) error {
+	if err := st.seg.WriteAAC(pts, aus); err != nil {
+		return err
+	}
+	return st.ll.WriteAAC(pts, aus)
+}
 
 // End closes the last segment and marks the asset ended. The ended
 // manifest (listing that last segment) is queued before the segment, so
@@ -172,6 +207,12 @@ func (st *stream) End() {
 	st.mu.Lock()
 	st.manifest.Ended = true
 	st.mu.Unlock()
+	st.r.mu.Lock()
+	if st.r.lowLatency[st.name] == st.ll {
+		delete(st.r.lowLatency, st.name)
+	}
+	st.r.mu.Unlock()
+	st.ll.Close()
 	var extra []asset.Segment
 	if last != nil {
 		extra = append(extra, asset.Segment{Index: last.Index, Start: last.Start.Seconds(), Duration: last.Duration.Seconds()})

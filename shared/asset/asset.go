@@ -65,10 +65,25 @@ type Manifest struct {
 	Previous      string `json:"previous,omitempty"`
 	Sequence      int    `json:"sequence,omitempty"`
 	Discontinuity int    `json:"discontinuity,omitempty"`
+	// LowLatency is where the relay serves a live publish's LL-HLS source
+	// rendition while it is on (nil: nowhere a viewer reaches); the live
+	// masters list it beside the transcoded rungs until the publish ends.
+	LowLatency *LowLatency `json:"lowLatency,omitempty"`
 	// SegmentTarget is the live segment duration aimed at, in seconds.
 	SegmentTarget float64       `json:"segmentTarget,omitempty"`
 	Created       time.Time     `json:"created"`
 	Options       UploadOptions `json:"options"`
+}
+
+// LowLatency is a live publish's LL-HLS source rendition.
+type LowLatency struct {
+	// URL is the folder of its playlists (…/live/<stream>/): the video
+	// playlist is video1_stream.m3u8 and the audio audio2_stream.m3u8,
+	// gohlslib's names for a muxer's first and second track.
+	URL string `json:"url"`
+	// Codecs is the RFC 6381 string of the video and audio as published
+	// (from the H.264 SPS and the AAC config).
+	Codecs string `json:"codecs"`
 }
 
 // Segment is one source segment.

@@ -307,3 +307,38 @@ func Last(playlist []byte) (int, bool) {
 func Count(playlist []byte) (int, bool) {
 	return bytes.Count(playlist, []byte("#EXTINF:")), bytes.Contains(playlist, []byte("#EXT-X-ENDLIST"))
 }
+
+// LowLatencyVariant is a live stream's source rendition served apart as
+// LL-HLS (by the relay, from the frames it receives): absolute URLs of its
+// video and audio media playlists ("" for no audio) and what a player
+// chooses a variant by.
+type LowLatencyVariant struct {
+	Video, Audio                string
+	Codecs, Resolution          string
+	FrameRate                   float64
+	Bandwidth, AverageBandwidth int64
+}
+
+// LowLatencyGroup is the audio group of the low-latency variant: its audio
+// comes with its parts, not from the transcoded audio rendition, which is
+// segments behind.
+const LowLatencyGroup = "aud-ll"
+
+// WithLowLatency appends v to a rendered master as one more variant,
+// with its audio as a group of its own.
+func WithLowLatency(master []byte, v LowLatencyVariant) []byte {
+	var b bytes.Buffer
+	b.Write(master)
+	if len(master) > 0 && master[len(master)-1] != '\n' {
+		b.WriteByte('\n')
+	}
+	audio := ""
+	if v.Audio != "" {
+		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=%q,NAME=\"Source (low latency)\",LANGUAGE=\"und\",DEFAULT=YES,AUTOSELECT=YES,URI=%q\n",
+			LowLatencyGroup, v.Audio)
+		audio = fmt.Sprintf(",AUDIO=%q", LowLatencyGroup)
+	}
+	fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,AVERAGE-BANDWIDTH=%d,CODECS=%q,RESOLUTION=%s,FRAME-RATE=%.3f%s\n%s\n",
+		v.Bandwidth, v.AverageBandwidth, v.Codecs, v.Resolution, v.FrameRate, audio, v.Video)
+	return b.Bytes()
+}

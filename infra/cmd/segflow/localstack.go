@@ -99,6 +99,7 @@ type localStack struct {
 	admin   *s3iam.Admin
 	queue   *queue.Server
 	rtr     *router.Router
+	relay   *relay.Relay // nil with RTMP and SRT off
 	gw      *gwclient.Client
 }
 
@@ -196,7 +197,7 @@ func (s *localStack) startRelay() error {
 	if err != nil {
 		return err
 	}
-	cfg := relay.Config{Keys: keys, Store: s.root, Bucket: s.o.bucket, SpoolDir: filepath.Join(s.home, "spool"),
+	cfg := relay.Config{Keys: keys, Store: s.root, Bucket: s.o.bucket, SpoolDir: filepath.Join(s.home, "spool"), LowLatencyURL: s.gwURL + "/live",
 		Logger: s.log.With("component", "relay"), Registerer: prometheus.DefaultRegisterer}
 	if s.o.rtmpPort > 0 {
 		cfg.RTMPAddr = fmt.Sprintf(":%d", s.o.rtmpPort)
@@ -208,6 +209,7 @@ func (s *localStack) startRelay() error {
 	if err != nil {
 		return err
 	}
+	s.relay = rl
 	s.onClose(rl.Close)
 	return nil
 }
@@ -273,6 +275,11 @@ func (s *localStack) routes(ctx context.Context) (func(*mux.Router), error) {
 		// The web console can upload and replay dead letters.
 		r.Handle("/ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 		r.PathPrefix("/ui/").Handler(withAuth(ui.Handler()))
+		// Live streams' LL-HLS source renditions, public as their
+		// playlists in the bucket are.
+		if s.relay != nil {
+			r.PathPrefix("/live/").Handler(http.StripPrefix("/live", s.relay.LowLatency()))
+		}
 	}, nil
 }
 

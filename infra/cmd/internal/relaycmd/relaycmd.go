@@ -24,7 +24,7 @@ import (
 // it has on Kubernetes (a Deployment with a Service for RTMP and SRT), and
 // what scripts/bench live measures.
 func New() *cobra.Command {
-	var rtmpAddr, srtAddr, keysFile, spoolDir, httpAddr string
+	var rtmpAddr, srtAddr, keysFile, spoolDir, httpAddr, liveURL string
 	cmd := &cobra.Command{
 		Use:   "relay",
 		Short: "Run the live ingest relay (RTMP, SRT) writing segments to S3",
@@ -56,13 +56,14 @@ func New() *cobra.Command {
 			defer stop()
 			reg := telemetry.NewRegistry()
 			r, err := relay.Open(relay.Config{RTMPAddr: rtmpAddr, SRTAddr: srtAddr, Keys: keys, Store: sc,
-				Bucket: config.Env("S3_BUCKET", "media"), SpoolDir: spoolDir, Logger: log, Registerer: reg})
+				Bucket: config.Env("S3_BUCKET", "media"), SpoolDir: spoolDir, LowLatencyURL: liveURL, Logger: log, Registerer: reg})
 			if err != nil {
 				return err
 			}
 			mux := http.NewServeMux()
 			mux.Handle("/healthz", telemetry.HealthHandler(nil))
 			mux.Handle("/metrics", telemetry.MetricsHandler(reg))
+			mux.Handle("/live/", http.StripPrefix("/live", r.LowLatency()))
 			srv := &http.Server{Addr: httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 			go func() {
 				if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
@@ -80,6 +81,7 @@ func New() *cobra.Command {
 	cmd.Flags().StringVar(&srtAddr, "srt", ":8890", "SRT listen address (empty: off)")
 	cmd.Flags().StringVar(&keysFile, "keys", config.SecretsDir()+"/stream-keys", "stream keys file (name=key lines)")
 	cmd.Flags().StringVar(&spoolDir, "spool", "/var/lib/segflow/spool", "spool folder")
-	cmd.Flags().StringVar(&httpAddr, "http", ":9100", "address for /healthz and /metrics")
+	cmd.Flags().StringVar(&httpAddr, "http", ":9100", "address for /healthz, /metrics and /live/<stream>/index.m3u8 (LL-HLS)")
+	cmd.Flags().StringVar(&liveURL, "live-url", "", "the URL viewers reach --http's /live at (http://host:port/live): live masters list each stream's LL-HLS rendition there")
 	return cmd
 }
