@@ -31,7 +31,7 @@ type browser struct {
 	errors []string
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	exe := "/usr/bin/chromium"
 	if _, err := os.Stat(exe); err != nil {
 		t.Fatalf("chromium missing (scripts/setup.sh installs it): %v", err)
@@ -74,7 +74,7 @@ func (b *browser) Errors() []string {
 }
 
 // do runs actions with a deadline.
-func (b *browser) do(t *testing.T, within time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+func (b *browser) do(t testing.TB, within time.Duration, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, within)
 	defer cancel()
@@ -84,7 +84,7 @@ func (b *browser) do(t *testing.T, within time.Duration, actions ...chromedp.Act
 }
 
 // eval evaluates a JavaScript expression in the page, awaiting a promise.
-func eval[T any](t *testing.T, b *browser, js string) T {
+func eval[T any](t testing.TB, b *browser, js string) T {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()

@@ -118,7 +118,16 @@ type written struct {
 	wrote bool
 }
 
-func (w *written) WriteHeader(code int) { w.wrote = true; w.ResponseWriter.WriteHeader(code) }
+// WriteHeader turns the muxer's 500, which it answers a request blocked
+// on a part when the stream ends, into the 404 a stream that is not live
+// gets.
+func (w *written) WriteHeader(code int) {
+	w.wrote = true
+	if code == http.StatusInternalServerError {
+		code = http.StatusNotFound
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
 func (w *written) Write(b []byte) (int, error) {
 	w.wrote = true
 	return w.ResponseWriter.Write(b)
