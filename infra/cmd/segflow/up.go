@@ -136,6 +136,7 @@ func printEndpoints(cmd *cobra.Command, env envfile.Env, envFile string) {
 	}
 	if env.RTMPURL != "" || env.SRTURL != "" {
 		fmt.Fprintf(out, "  watch     http://%s/%s/%s  (the demo stream's channel)\n", env.S3Endpoint, env.S3Bucket, layout.Channel("demo").Master())
+		fmt.Fprintf(out, "  ll-hls    %s/live/demo/index.m3u8  (its source, low latency, while it publishes)\n", env.Gateway)
 	}
 	fmt.Fprintf(out, "  functions %s\n", env.Functions)
 	fmt.Fprintf(out, "load it in a shell with: . %s\n", envFile)
