@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -73,6 +76,7 @@ func TestTranscodeCodecs(t *testing.T) {
 				if a.Codecs == "" || a.Bytes == 0 {
 					t.Errorf("output %+v", a)
 				}
+				checkCodecs(t, a.Path, a.InitPath, a.Codecs)
 				if len(parts) == 0 && a.InitPath != "" {
 					parts = append(parts, a.InitPath)
 				}
@@ -115,6 +119,51 @@ func TestTranscodeCodecs(t *testing.T) {
 				t.Errorf("starts at %.4f, source at %.4f", ps[0].PTS, segs[0].Start)
 			}
 		})
+	}
+}
+
+// checkCodecs compares a rendition's CODECS string with what ffprobe,
+// a reader of the bitstream that shares no code with ours, says of the
+// stream: profile, level and bit depth.
+func checkCodecs(t *testing.T, path, init, codecs string) {
+	t.Helper()
+	file := path
+	if init != "" {
+		file = filepath.Join(t.TempDir(), "one.mp4")
+		concat(t, file, []string{init, path})
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+		"stream=codec_name,profile,level,pix_fmt", "-of", "csv=p=0", file).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n") // MPEG-TS: the program's copy follows
+	f := strings.Split(line, ",")
+	if len(f) != 4 {
+		t.Fatalf("ffprobe: %q", out)
+	}
+	name, profile, pixFmt := f[0], f[1], f[2]
+	level, _ := strconv.Atoi(f[3])
+	var want string
+	ok := false
+	switch name {
+	case "h264":
+		// avc1.PPCCLL: profile_idc, constraint flags, level_idc.
+		idc := map[string]string{"High": "64", "Main": "4d", "Constrained Baseline": "42", "Baseline": "42"}[profile]
+		want = fmt.Sprintf("avc1.%s..%02x", idc, level)
+		ok = len(codecs) == 11 && codecs[:7] == want[:7] && codecs[9:] == want[9:]
+	case "hevc":
+		want = fmt.Sprintf("hvc1.1.6.L%d.", level) // Main: profile 1, compatibility 6
+		ok = profile == "Main" && strings.HasPrefix(codecs, want)
+	case "av1":
+		want = fmt.Sprintf("av01.0.%02dM.08", level) // Main, seq_level_idx, tier, 8 bits
+		ok = profile == "Main" && pixFmt == "yuv420p" && codecs == want
+	case "vp9":
+		want = "vp09.00.LL.08" // ffprobe knows no VP9 level
+		ok = profile == "Profile 0" && pixFmt == "yuv420p" && strings.HasPrefix(codecs, "vp09.00.") && strings.HasSuffix(codecs, ".08")
+	}
+	if !ok {
+		t.Errorf("CODECS %q, but the stream is %s %s level %d %s (want %s)", codecs, name, profile, level, pixFmt, want)
 	}
 }
 

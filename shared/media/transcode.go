@@ -172,7 +172,9 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 		}
 		o.Bytes = st.Size()
 		if o.Codecs == "" {
-			o.Codecs = codecString(o.Rung)
+			if o.Codecs, err = videoCodecs(*o); err != nil {
+				return nil, fmt.Errorf("transcode %s: %s: %w", in, o.Rung.Name, err)
+			}
 		}
 	}
 	return outs, nil
@@ -250,39 +252,5 @@ func EncoderArgs(r Rung, gop, preset string) []string {
 			args = append(args, "-level:v", r.Level)
 		}
 		return args
-	}
-}
-
-// codecString is the RFC 6381 string players use to pick renditions.
-func codecString(r Rung) string {
-	switch r.Codec {
-	case H265:
-		return "hvc1.1.6.L" + strconv.Itoa(hevcLevel(r.Height)) + ".B0"
-	case VP9:
-		return "vp09.00.40.08"
-	case AV1:
-		return "av01.0.08M.08"
-	}
-	profile := map[string]string{"high": "6400", "main": "4d40", "baseline": "42e0"}[r.Profile]
-	if profile == "" {
-		profile = "6400"
-	}
-	level := 40
-	if r.Level != "" {
-		if f, err := strconv.ParseFloat(r.Level, 64); err == nil {
-			level = int(math.Round(f * 10))
-		}
-	}
-	return fmt.Sprintf("avc1.%s%02x", profile, level)
-}
-
-func hevcLevel(height int) int {
-	switch {
-	case height > 1080:
-		return 150
-	case height > 720:
-		return 120
-	default:
-		return 93
 	}
 }
