@@ -105,7 +105,8 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 		// to the frame rate, no duplicated or dropped frames, so seams meet.
 		args = append(args, "-enc_time_base", "-1", "-fps_mode", "passthrough")
 		if r.Container() == "ts" {
-			args = append(args, "-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", out.Path)
+			args = append(append(args, "-muxdelay", "0", "-muxpreload", "0"), tsSegmentArgs...)
+			args = append(args, out.Path)
 		} else {
 			raw := out.Path + ".frag.mp4"
 			// Non-negative composition offsets and no edit list: then
@@ -210,8 +211,17 @@ func LadderGraph(rungs []Rung, filter string) string {
 // timeline is the source segment's (which starts 1 s or more in: live
 // streams at 1 s, TS and Matroska segments at 1.4 s). PAT/PMT once per
 // segment: 7% over the payload at 128 kb/s.
-var audioTSArgs = []string{"-muxdelay", "0.35", "-muxpreload", "0", "-output_ts_offset", "-0.7",
-	"-pat_period", "10", "-sdt_period", "10", "-f", "mpegts"}
+var audioTSArgs = append([]string{"-muxdelay", "0.35", "-muxpreload", "0", "-output_ts_offset", "-0.7",
+	"-pat_period", "10", "-sdt_period", "10"}, tsSegmentArgs...)
+
+// tsSegmentArgs end the arguments of every MPEG-TS rendition segment.
+// Each segment is its own ffmpeg, so its continuity counters start at 0
+// whatever the previous segment's ended at; the first packet of each
+// stream is marked as a discontinuity (initial_discontinuity), which
+// makes that jump legal: without it a player reading the playlist
+// through sees a continuity error, and ffmpeg reports a corrupt packet,
+// on every PID at every segment start.
+var tsSegmentArgs = []string{"-mpegts_flags", "+initial_discontinuity", "-f", "mpegts"}
 
 // EncoderArgs are the per-rung encoder settings: the rung's bitrate as
 // the average of each segment, fixed GOP without scene-cut keyframes so
