@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,5 +99,12 @@ func TestCodecChoice(t *testing.T) {
 	}
 	if len(seen) != len(codecs) {
 		t.Errorf("master has renditions of %v, want all of %v", seen, codecs)
+	}
+	// ffmpeg plays the master from the bucket, every variant and the
+	// audio, without one warning: CODECS, maps, seams and timestamps
+	// are all as its HLS reader expects.
+	master := "http://" + s.Env.S3Endpoint + "/" + s.Bucket + "/" + a.Master()
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "warning", "-i", master, "-map", "0", "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("ffmpeg playing %s: %v\n%s", master, err, out)
 	}
 }
