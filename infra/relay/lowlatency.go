@@ -17,7 +17,13 @@ import (
 // 30 fps one holds 10 frames.
 const LowLatencyPart = 333 * time.Millisecond
 
-// lowLatency is one publish's source rendition as Low-Latency HLS:
+// lowLatencyIdle is how long a stream's LL-HLS rendition is kept without
+// a request (MediaMTX's hlsMuxerCloseAfter default): a player reloads
+// its playlist every part, so a minute without one is nobody watching.
+const lowLatencyIdle = time.Minute
+
+// lowLatency is one publish's source rendition as Low-Latency HLS, made
+// while someone watches it (stream.lowLatency):
 // fMP4 parts and segments of the frames as the publisher sent them (no
 // re-encode), kept in memory for the last few segments and served with
 // blocking playlist reloads (gohlslib's muxer, as MediaMTX serves it).
@@ -97,8 +103,16 @@ func (r *Relay) LowLatency() http.Handler {
 			return
 		}
 		r.mu.Lock()
-		l := r.lowLatency[name]
+		st := r.live[name]
 		r.mu.Unlock()
+		var l *lowLatency
+		if st != nil {
+			var err error
+			if l, err = st.lowLatency(); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
 		if l == nil {
 			http.Error(w, fmt.Sprintf("stream %q is not live", name), http.StatusNotFound)
 			return

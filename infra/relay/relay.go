@@ -72,8 +72,8 @@ type Relay struct {
 	// ends counts their channels' pending ends.
 	channels map[string]*channel
 	ends     sync.WaitGroup
-	// lowLatency are the publishing streams' LL-HLS renditions.
-	lowLatency map[string]*lowLatency
+	// live are the publishing streams, for their LL-HLS renditions.
+	live map[string]*stream
 }
 
 // Open starts the listeners; Close stops them, ends every publish (its
@@ -109,7 +109,7 @@ func (r *Relay) open(cfg Config) error {
 		cfg.Logger = slog.Default()
 	}
 	r.cfg, r.log, r.metrics, r.keys = cfg, cfg.Logger, newMetrics(cfg.Registerer), newKeyGuard()
-	r.active, r.channels, r.lowLatency = map[string]bool{}, map[string]*channel{}, map[string]*lowLatency{}
+	r.active, r.channels, r.live = map[string]bool{}, map[string]*channel{}, map[string]*stream{}
 	var err error
 	if cfg.RTMPAddr != "" {
 		if r.rtmp, err = rtmp.Open(cfg.RTMPAddr, protocolHost{r, "rtmp"}); err != nil {

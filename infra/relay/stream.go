@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -25,12 +26,18 @@ import (
 // stream is one publish: it becomes asset live-<name>-<start>, whose
 // manifest and source segments go to the bucket through the spool.
 type stream struct {
-	r        *Relay
-	name     string
-	id       string
-	log      *slog.Logger
-	seg      *segmenter
-	ll       *lowLatency
+	r     *Relay
+	name  string
+	id    string
+	log   *slog.Logger
+	seg   *segmenter
+	audio *mpeg4audio.AudioSpecificConfig
+	// ll is the LL-HLS rendition while viewers ask for it (lowLatency);
+	// llAsked is when one last did (unix ns).
+	ll       atomic.Pointer[lowLatency]
+	llAsked  atomic.Int64
+	llMu     sync.Mutex // makes ll; with ended, none after End
+	ended    bool
 	spool    *spool.Spool
 	manifest asset.Manifest
 	fps      float64
@@ -50,7 +57,7 @@ func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.AudioSpecif
 		return nil, fmt.Errorf("stream %s: H.264 SPS: %w", name, err)
 	}
 	now := time.Now().UTC()
-	st := &stream{r: r, name: name, started: now, fps: p.FPS()}
+	st := &stream{r: r, name: name, started: now, fps: p.FPS(), audio: audio}
 	if st.fps <= 0 || st.fps > 120 {
 		st.fps = 30
 	}
@@ -112,11 +119,8 @@ func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.AudioSpecif
 		return nil, err
 	}
 	st.seg = &segmenter{Target: r.cfg.SegmentTarget, Audio: audio, OnSegment: st.onSegment, Create: st.spool.Create}
-	if st.ll, err = newLowLatency(audio, r.cfg.SegmentTarget, st.seg.wallclock); err != nil {
-		return nil, err
-	}
 	r.mu.Lock()
-	r.lowLatency[name] = st.ll
+	r.live[name] = st
 	r.mu.Unlock()
 	st.log.Info("publish started", "width", p.Width(), "height", p.Height(), "fps", st.fps, "audio", audio != nil)
 	r.metrics.publishers.Inc()
@@ -185,14 +189,53 @@ func (st *stream) WriteH264(pts, dts time.Duration, au [][]byte) error {
 	if err := st.seg.WriteH264(pts, dts, au); err != nil {
 		return err
 	}
-	return st.ll.WriteH264(pts, au)
+	l := st.ll.Load()
+	if l == nil {
+		return nil
+	}
+	// Nobody watching for a while: the muxer goes at a keyframe, where
+	// the next viewer's would start anyway.
+	if h264.IsRandomAccess(au) && time.Since(time.Unix(0, st.llAsked.Load())) > lowLatencyIdle {
+		if st.ll.CompareAndSwap(l, nil) {
+			l.Close()
+			st.log.Info("low-latency rendition stopped: no viewer")
+		}
+		return nil
+	}
+	return l.WriteH264(pts, au)
+}
+
+// lowLatency is the stream's LL-HLS rendition, started by the first
+// request for it (as MediaMTX muxes HLS only for streams someone reads):
+// that viewer's playlist waits for the next keyframe. nil once the
+// publish has ended.
+func (st *stream) lowLatency() (*lowLatency, error) {
+	st.llAsked.Store(time.Now().UnixNano())
+	if l := st.ll.Load(); l != nil {
+		return l, nil
+	}
+	st.llMu.Lock()
+	defer st.llMu.Unlock()
+	if l := st.ll.Load(); l != nil || st.ended {
+		return l, nil
+	}
+	l, err := newLowLatency(st.audio, st.r.cfg.SegmentTarget, st.seg.wallclock)
+	if err != nil {
+		return nil, err
+	}
+	st.ll.Store(l)
+	st.log.Info("low-latency rendition started")
+	return l, nil
 }
 
 func (st *stream) WriteAAC(pts time.Duration, aus [][]byte) error {
 	if err := st.seg.WriteAAC(pts, aus); err != nil {
 		return err
 	}
-	return st.ll.WriteAAC(pts, aus)
+	if l := st.ll.Load(); l != nil {
+		return l.WriteAAC(pts, aus)
+	}
+	return nil
 }
 
 // End closes the last segment and marks the asset ended. The ended
@@ -208,11 +251,16 @@ func (st *stream) End() {
 	st.manifest.Ended = true
 	st.mu.Unlock()
 	st.r.mu.Lock()
-	if st.r.lowLatency[st.name] == st.ll {
-		delete(st.r.lowLatency, st.name)
+	if st.r.live[st.name] == st {
+		delete(st.r.live, st.name)
 	}
 	st.r.mu.Unlock()
-	st.ll.Close()
+	st.llMu.Lock()
+	st.ended = true
+	if l := st.ll.Swap(nil); l != nil {
+		l.Close()
+	}
+	st.llMu.Unlock()
 	var extra []asset.Segment
 	if last != nil {
 		extra = append(extra, asset.Segment{Index: last.Index, Start: last.Start.Seconds(), Duration: last.Duration.Seconds()})
