@@ -162,16 +162,44 @@ func (e *env) checkSegments(m *asset.Manifest, seconds int) {
 	}
 }
 
+// A minute of RTMP: every segment in the bucket, and PROGRAM-DATE-TIME
+// that holds to the wall clock over the whole minute (each segment's is
+// the first frame's arrival plus its media time, so it cannot drift from
+// EXTINF, and a publisher sending in real time keeps it on the clock).
 func TestRTMPPublishToBucket(t *testing.T) {
 	e := start(t)
-	if err := publish(t, 8, "flv", "rtmp://"+e.rtmp+"/live/"+key); err != nil {
+	const seconds = 60
+	began := time.Now()
+	if err := publish(t, seconds, "flv", "rtmp://"+e.rtmp+"/live/"+key); err != nil {
 		t.Fatal(err)
 	}
+	stopped := time.Now()
 	m := e.waitEnded("cam1", 30*time.Second)
-	if !m.Live || len(m.Ladder) == 0 || m.Width != 640 || !m.Audio || len(m.Segments) < 3 {
+	if !m.Live || len(m.Ladder) == 0 || m.Width != 640 || !m.Audio || len(m.Segments) < 29 {
 		t.Fatalf("manifest %+v", m)
 	}
-	e.checkSegments(m, 8)
+	e.checkSegments(m, seconds)
+	first, last := m.Segments[0], m.Segments[len(m.Segments)-1]
+	wall := func(s asset.Segment) time.Time {
+		info, err := e.minio.Client.Stat(context.Background(), "media", layout.Asset(m.ID).Source(s.Index, ".ts"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sm, err := asset.ReadSegmentMeta(info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sm.Wallclock
+	}
+	// ffmpeg starts in well under a second; the end of the last frame
+	// on the PDT clock is when the publisher sent it, just before it quit.
+	if d := wall(first).Sub(began); d < 0 || d > 2*time.Second {
+		t.Errorf("first PDT %v after the publisher started", d)
+	}
+	end := wall(last).Add(time.Duration(last.Duration * float64(time.Second)))
+	if d := stopped.Sub(end); d < -200*time.Millisecond || d > time.Second {
+		t.Errorf("after %ds the PDT clock is %v behind the wall clock", seconds, d)
+	}
 }
 
 func TestSRTPublishToBucket(t *testing.T) {
