@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/media/mediatest"
 	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/testenv"
 )
 
 // TestLive publishes with ffmpeg -re over RTMP and over SRT through the
@@ -124,17 +124,9 @@ func checkLowLatency(t *testing.T, s *teststack.Stack) {
 		}
 	}
 	get := func(url string) []byte {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: %d %v %s", url, resp.StatusCode, err, b)
+		code, b := testenv.Get(t, url)
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d %s", url, code, b)
 		}
 		return b
 	}

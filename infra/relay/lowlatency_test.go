@@ -3,7 +3,6 @@ package relay_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/segflow/segflow/shared/media"
+	"github.com/segflow/segflow/shared/testenv"
 )
 
 // llPlaylist is what a test reads off an LL-HLS media playlist.
@@ -62,22 +62,7 @@ func parseLL(t *testing.T, body string) llPlaylist {
 	return p
 }
 
-func get(t *testing.T, url string) (int, []byte) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
-}
+func get(t *testing.T, url string) (int, []byte) { return testenv.Get(t, url) }
 
 // TestLowLatencyRendition publishes over RTMP and plays the stream's
 // LL-HLS source rendition as a low-latency player does: the
