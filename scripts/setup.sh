@@ -48,7 +48,8 @@ ln -sf "staticcheck-$STATICCHECK" "$BIN/staticcheck"
 
 # The console's hls.js, from npm at the version its package-lock pins,
 # installed once per lock into the cache and copied where the segflow
-# binary embeds it.
+# binary embeds it; beside it the HLS parsers the tests check every
+# playlist with (hls-parser, m3u8-parser: infra/e2e/parsers_test.go).
 WEB="$(cd "$(dirname "$0")/.." && pwd)/infra/console/web"
 NPMDIR="$CACHE/console"
 if ! command -v npm >/dev/null 2>&1; then

@@ -39,6 +39,7 @@ func TestCodecChoice(t *testing.T) {
 	// RFC 6381 prefix in CODECS -> ffprobe's codec name.
 	codecs := map[string]string{"avc1.": "h264", "hvc1.": "hevc", "vp09.": "vp9", "av01.": "av1"}
 	seen := map[string]bool{}
+	playlists := map[string][]byte{"master.m3u8": get(a.Master())}
 	for _, v := range masterPlaylist(t, s, id).Variants {
 		want := ""
 		for prefix, name := range codecs {
@@ -51,7 +52,13 @@ func TestCodecChoice(t *testing.T) {
 			continue
 		}
 		seen[want] = true
-		mpl, _, err := m3u8.DecodeFrom(bytes.NewReader(get(a.Prefix()+v.URI)), true)
+		playlists[v.URI] = get(a.Prefix() + v.URI)
+		for _, alt := range v.Alternatives {
+			if alt.URI != "" {
+				playlists[alt.URI] = get(a.Prefix() + alt.URI)
+			}
+		}
+		mpl, _, err := m3u8.DecodeFrom(bytes.NewReader(playlists[v.URI]), true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,6 +107,7 @@ func TestCodecChoice(t *testing.T) {
 	if len(seen) != len(codecs) {
 		t.Errorf("master has renditions of %v, want all of %v", seen, codecs)
 	}
+	parsersAccept(t, playlists)
 	// ffmpeg plays the master from the bucket, every variant and the
 	// audio, without one warning: CODECS, maps, seams and timestamps
 	// are all as its HLS reader expects.

@@ -70,8 +70,10 @@ func TestLive(t *testing.T) {
 				t.Fatal(err)
 			}
 			// After it stops: every playlist ends, every listed segment decodes.
+			ended := map[string][]byte{}
 			for _, name := range []string{"480p", "360p", "audio"} {
 				b := waitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
+				ended[name+".m3u8"] = b
 				if !bytes.Contains(b, []byte("#EXT-X-PROGRAM-DATE-TIME:")) {
 					t.Errorf("%s has no PROGRAM-DATE-TIME:\n%s", name, b)
 				}
@@ -93,6 +95,8 @@ func TestLive(t *testing.T) {
 			if err != nil || strings.Count(string(master), "#EXT-X-STREAM-INF") != 2 {
 				t.Fatalf("master: %v\n%s", err, master)
 			}
+			ended["master.m3u8"] = master
+			parsersAccept(t, ended)
 			// Speech captions, when aitag made some, are dated as the video is.
 			if b, err := s.Store.GetBytes(context.Background(), s.Bucket, a.Playlist(layout.SubtitlesRendition)); err == nil {
 				if !bytes.Contains(b, []byte("#EXT-X-PROGRAM-DATE-TIME:")) {
@@ -138,6 +142,8 @@ func checkLowLatency(t *testing.T, s *teststack.Stack) {
 	if part := get(base + string(hint[1])); len(part) == 0 {
 		t.Fatalf("part %s is empty", hint[1])
 	}
+	parsersAccept(t, map[string][]byte{"channel-master.m3u8": master, "index.m3u8": get(base + "index.m3u8"),
+		"video1_stream.m3u8": pl, "audio2_stream.m3u8": get(base + "audio2_stream.m3u8")})
 }
 
 // waitLiveAsset finds the live asset of the demo stream started after since.
