@@ -196,13 +196,28 @@ func (st *stream) WriteH264(pts, dts time.Duration, au [][]byte) error {
 	// Nobody watching for a while: the muxer goes at a keyframe, where
 	// the next viewer's would start anyway.
 	if h264.IsRandomAccess(au) && time.Since(time.Unix(0, st.llAsked.Load())) > lowLatencyIdle {
-		if st.ll.CompareAndSwap(l, nil) {
-			l.Close()
-			st.log.Info("low-latency rendition stopped: no viewer")
-		}
+		st.dropLowLatency(l, "no viewer", nil)
 		return nil
 	}
-	return l.WriteH264(pts, au)
+	if err := l.WriteH264(pts, au); err != nil {
+		st.dropLowLatency(l, "frame refused", err)
+	}
+	return nil
+}
+
+// dropLowLatency stops the stream's LL-HLS rendition l (a later request
+// starts another). A frame its muxer refuses ends it, never the publish:
+// the segments the functions transcode are the stream, this is a view.
+func (st *stream) dropLowLatency(l *lowLatency, why string, err error) {
+	if !st.ll.CompareAndSwap(l, nil) {
+		return
+	}
+	l.Close()
+	if err != nil {
+		st.log.Warn("low-latency rendition stopped: "+why, "err", err.Error())
+		return
+	}
+	st.log.Info("low-latency rendition stopped: " + why)
 }
 
 // lowLatency is the stream's LL-HLS rendition, started by the first
@@ -233,7 +248,9 @@ func (st *stream) WriteAAC(pts time.Duration, aus [][]byte) error {
 		return err
 	}
 	if l := st.ll.Load(); l != nil {
-		return l.WriteAAC(pts, aus)
+		if err := l.WriteAAC(pts, aus); err != nil {
+			st.dropLowLatency(l, "audio refused", err)
+		}
 	}
 	return nil
 }
