@@ -12,10 +12,10 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 )
 
-// LowLatencyPart is the LL-HLS part duration aimed at: about a third of a
+// lowLatencyPart is the LL-HLS part duration aimed at: about a third of a
 // second, as Apple's LL-HLS examples use; parts end on a frame, so at
 // 30 fps one holds 10 frames.
-const LowLatencyPart = 333 * time.Millisecond
+const lowLatencyPart = 333 * time.Millisecond
 
 // lowLatencyIdle is how long a stream's LL-HLS rendition is kept without
 // a request (MediaMTX's hlsMuxerCloseAfter default): a player reloads
@@ -33,7 +33,6 @@ const lowLatencyIdle = time.Minute
 type lowLatency struct {
 	mux          *gohlslib.Muxer
 	video, audio *gohlslib.Track
-	sampleRate   int
 	// The wall clock of a frame (PROGRAM-DATE-TIME) is the segmenter's:
 	// the stream's first frame arrival plus media time since.
 	clock func(pts time.Duration) (time.Time, bool)
@@ -45,12 +44,11 @@ func newLowLatency(audio *mpeg4audio.AudioSpecificConfig, segment time.Duration,
 	l := &lowLatency{video: &gohlslib.Track{Codec: &codecs.H264{}, ClockRate: 90000}, clock: clock}
 	tracks := []*gohlslib.Track{l.video}
 	if audio != nil {
-		l.sampleRate = audio.SampleRate
 		l.audio = &gohlslib.Track{Codec: &codecs.MPEG4Audio{Config: *audio}, ClockRate: audio.SampleRate, Name: "source", IsDefault: true}
 		tracks = append(tracks, l.audio)
 	}
 	l.mux = &gohlslib.Muxer{Variant: gohlslib.MuxerVariantLowLatency, Tracks: tracks,
-		SegmentMinDuration: segment, PartMinDuration: LowLatencyPart,
+		SegmentMinDuration: segment, PartMinDuration: lowLatencyPart,
 		// A frame the muxer cannot place (a timestamp going back) is
 		// dropped from this rendition only; the segments are unaffected.
 		OnEncodeError: func(error) {}}
@@ -75,7 +73,7 @@ func (l *lowLatency) WriteAAC(pts time.Duration, aus [][]byte) error {
 	if l.audio == nil || !ok {
 		return nil
 	}
-	return l.mux.WriteMPEG4Audio(l.audio, ntp, int64(pts+ptsOffset)*int64(l.sampleRate)/int64(time.Second), aus)
+	return l.mux.WriteMPEG4Audio(l.audio, ntp, int64(pts+ptsOffset)*int64(l.audio.ClockRate)/int64(time.Second), aus)
 }
 
 // Close ends the rendition: blocked reloads return, later requests 404.

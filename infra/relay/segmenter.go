@@ -43,7 +43,8 @@ type segmenter struct {
 	// straight to disk, so a stream holds no segment in memory.
 	Create func() (*os.File, error)
 	// SPS and PPS go in front of IDR frames that lack them (RTMP sends
-	// them once, out of band), so every segment decodes on its own.
+	// them once, out of band; withParams), so every segment decodes on
+	// its own.
 	SPS, PPS []byte
 
 	file    *os.File
@@ -95,9 +96,9 @@ func (s *segmenter) close(end time.Duration) error {
 		os.Remove(s.file.Name())
 		return fmt.Errorf("segment %d: %w", s.index, err)
 	}
+	wall, _ := s.wallclock(s.start)
 	s.OnSegment(Segment{Index: s.index, Start: s.start + ptsOffset, Duration: end - s.start,
-		Wallclock: s.anchor.Add(s.start - s.anchorPTS), // the same as wallclock(s.start)
-		Path:      s.file.Name(), Size: size})
+		Wallclock: wall, Path: s.file.Name(), Size: size})
 	s.index++
 	return nil
 }
@@ -113,12 +114,11 @@ func (s *segmenter) wallclock(pts time.Duration) (time.Time, bool) {
 
 func ticks(d time.Duration) int64 { return int64(d+ptsOffset) * 90000 / int64(time.Second) }
 
-// WriteH264 takes one access unit.
+// WriteH264 takes one access unit; an IDR carries its parameter sets
+// (withParams, which the stream applies once for this and the LL-HLS
+// rendition).
 func (s *segmenter) WriteH264(pts, dts time.Duration, au [][]byte) error {
 	idr := h264.IsRandomAccess(au)
-	if idr {
-		au = s.withParams(au)
-	}
 	if !s.started {
 		if !idr {
 			return nil // wait for the first IDR: a segment must start with one

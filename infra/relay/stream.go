@@ -26,12 +26,11 @@ import (
 // stream is one publish: it becomes asset live-<name>-<start>, whose
 // manifest and source segments go to the bucket through the spool.
 type stream struct {
-	r     *Relay
-	name  string
-	id    string
-	log   *slog.Logger
-	seg   *segmenter
-	audio *mpeg4audio.AudioSpecificConfig
+	r    *Relay
+	name string
+	id   string
+	log  *slog.Logger
+	seg  *segmenter
 	// ll is the LL-HLS rendition while viewers ask for it (lowLatency);
 	// llAsked is when one last did (unix ns).
 	ll       atomic.Pointer[lowLatency]
@@ -57,7 +56,7 @@ func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.AudioSpecif
 		return nil, fmt.Errorf("stream %s: H.264 SPS: %w", name, err)
 	}
 	now := time.Now().UTC()
-	st := &stream{r: r, name: name, started: now, fps: p.FPS(), audio: audio}
+	st := &stream{r: r, name: name, started: now, fps: p.FPS()}
 	if st.fps <= 0 || st.fps > 120 {
 		st.fps = 30
 	}
@@ -234,7 +233,7 @@ func (st *stream) lowLatency() (*lowLatency, error) {
 	if l := st.ll.Load(); l != nil || st.ended {
 		return l, nil
 	}
-	l, err := newLowLatency(st.audio, st.r.cfg.SegmentTarget, st.seg.wallclock)
+	l, err := newLowLatency(st.seg.Audio, st.r.cfg.SegmentTarget, st.seg.wallclock)
 	if err != nil {
 		return nil, err
 	}
