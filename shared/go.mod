@@ -3,6 +3,7 @@ module github.com/segflow/segflow/shared
 go 1.26.0
 
 require (
+	github.com/Eyevinn/dash-mpd v0.14.0
 	github.com/Eyevinn/mp4ff v0.47.0
 	github.com/cenkalti/backoff/v5 v5.0.3
 	github.com/cloudevents/sdk-go/v2 v2.16.2
@@ -20,6 +21,7 @@ require (
 )
 
 require (
+	github.com/barkimedes/go-deepcopy v0.0.0-20220514131651-17c30cfc62df // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect

@@ -156,7 +156,7 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 	m := asset.Manifest{
 		ID: j.id, Source: j.key, SourceETag: j.info.ETag, Duration: probe.Duration, Audio: probe.Audio != nil,
 		AudioRenditions: media.AudioLadder(probe),
-		Created:         j.info.LastModified.UTC(), Options: asset.UploadOptions{Codecs: j.opts.codecs}, Splitting: true,
+		Created:         j.info.LastModified.UTC(), Options: asset.UploadOptions{Codecs: j.opts.codecs, Packaging: j.opts.packaging}, Splitting: true,
 	}
 	if v := probe.Video; v != nil {
 		if j.opts.autoCrop {
@@ -172,6 +172,9 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 		}
 		m.Width, m.Height, m.FPS, m.VideoCodec = v.DisplayWidth, v.DisplayHeight, v.FPS, v.Codec
 		m.Picture = v.Picture()
+		for i := range ladder {
+			ladder[i].CMAF = m.CMAF()
+		}
 		m.SourceExt, m.Ladder, m.Watermark = media.SourceExt(v.Codec), ladder, j.opts.watermark
 	} else if err := j.poster(ctx, src, dir, probe); err != nil {
 		return "", err
@@ -352,13 +355,15 @@ func (u *uploads) wait() error {
 
 type options struct {
 	codecs    []media.Codec
+	packaging string
 	watermark *asset.Watermark
 	autoCrop  bool
 }
 
 // uploadOptions reads what the uploader asked for in object metadata:
-// Segflow-Codecs ("h264,av1"), Segflow-Crop ("auto": cut the black bars
-// off), Watermark-Text or Watermark-Image (a key in the bucket),
+// Segflow-Codecs ("h264,av1"), Segflow-Packaging ("cmaf": fragmented MP4
+// for every rendition, with a DASH manifest beside the HLS master; "ts",
+// the default), Segflow-Crop ("auto": cut the black bars off), Watermark-Text or Watermark-Image (a key in the bucket),
 // Watermark-Position and Watermark-Opacity.
 func uploadOptions(info storage.Info) (options, error) {
 	var o options
@@ -368,6 +373,13 @@ func uploadOptions(info storage.Info) (options, error) {
 	case "", "none":
 	default:
 		return o, fmt.Errorf("crop %q: want auto or none", c)
+	}
+	switch p := strings.ToLower(info.Meta("Segflow-Packaging")); p {
+	case asset.PackagingCMAF:
+		o.packaging = p
+	case "", asset.PackagingTS:
+	default:
+		return o, fmt.Errorf("packaging %q: want cmaf or ts", p)
 	}
 	if v := info.Meta("Segflow-Codecs"); v != "" {
 		for _, c := range strings.Split(v, ",") {

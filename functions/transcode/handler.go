@@ -72,7 +72,7 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 		}
 	}
 	outs, err := media.Transcode(ctx, in, filepath.Join(dir, "out"), rungs,
-		media.TranscodeOptions{FPS: m.FPS, Audio: audio, Live: m.Live, Filter: picture(m, t, seg)})
+		media.TranscodeOptions{FPS: m.FPS, Audio: audio, CMAF: m.CMAF(), Live: m.Live, Filter: picture(m, t, seg)})
 	if err != nil {
 		return "", e.FailSegment(ctx, t, err)
 	}
@@ -99,7 +99,7 @@ func writeOutputs(ctx context.Context, e *stage.Env, t *stage.Trigger, m *asset.
 	for _, o := range outs {
 		if o.InitPath != "" {
 			if err := e.Store.PutFile(ctx, t.Bucket, a.InitSegment(o.Rung.Name), o.InitPath,
-				storage.PutOptions{ContentType: "video/mp4", Metadata: e.Meta()}); err != nil {
+				storage.PutOptions{ContentType: mp4Type(o, "video/mp4", "audio/mp4"), Metadata: e.Meta()}); err != nil {
 				return err
 			}
 		}
@@ -109,15 +109,15 @@ func writeOutputs(ctx context.Context, e *stage.Env, t *stage.Trigger, m *asset.
 	for i := len(outs) - 1; i >= 0; i-- {
 		o := outs[i]
 		key, ctype := a.Rendition(o.Rung.Name, n, o.Rung.SegmentExt()), "video/mp2t"
-		if !o.Audio && o.Rung.Container() == "fmp4" {
-			ctype = "video/iso.segment"
+		if o.Rung.Container() == "fmp4" {
+			ctype = mp4Type(o, "video/iso.segment", "audio/iso.segment")
 		}
 		bw := int64(0)
 		if seg.Duration > 0 {
 			bw = int64(float64(o.Bytes*8) / seg.Duration)
 		}
 		meta := asset.SegmentMeta{Index: n, Start: seg.Start, Duration: seg.Duration, Wallclock: wallclock,
-			Bandwidth: bw, Codecs: o.Codecs}.Encode(e.Meta())
+			Bandwidth: bw, Codecs: o.Codecs, Time: o.Time, Timescale: o.Timescale, Keyframes: o.Keyframes}.Encode(e.Meta())
 		if !o.Audio {
 			meta["Resolution"] = fmt.Sprintf("%dx%d", o.Rung.Width, o.Rung.Height)
 			meta["Frame-Rate"] = strconv.FormatFloat(m.FPS, 'f', 3, 64)
@@ -127,6 +127,14 @@ func writeOutputs(ctx context.Context, e *stage.Env, t *stage.Trigger, m *asset.
 		}
 	}
 	return nil
+}
+
+// mp4Type is the content type of an fMP4 output: video's or audio's.
+func mp4Type(o media.Output, video, audio string) string {
+	if o.Audio {
+		return audio
+	}
+	return video
 }
 
 // picture makes a source segment's picture as the viewer is meant to see

@@ -105,7 +105,20 @@ type Watermark struct {
 // UploadOptions are what the uploader asked for through object metadata.
 type UploadOptions struct {
 	Codecs []media.Codec `json:"codecs,omitempty"`
+	// Packaging is PackagingCMAF or empty (MPEG-TS where it carries the
+	// codec).
+	Packaging string `json:"packaging,omitempty"`
 }
+
+// Packagings an upload may ask for.
+const (
+	PackagingTS   = "ts"
+	PackagingCMAF = "cmaf"
+)
+
+// CMAF says whether every rendition of the asset is fragmented MP4, listed
+// by a DASH manifest as well as by the HLS master.
+func (m *Manifest) CMAF() bool { return m.Options.Packaging == PackagingCMAF }
 
 // Rung finds a ladder rung by name.
 func (m *Manifest) Rung(name string) (media.Rung, bool) {

@@ -3,8 +3,10 @@ package asset
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/storage"
 )
 
@@ -23,6 +25,12 @@ type SegmentMeta struct {
 	Wallclock time.Time
 	Bandwidth int64  // peak bits per second; 0 when not measured
 	Codecs    string // RFC 6381; empty when not known
+	// Time is when an fMP4 rendition segment's first frame is shown, in
+	// Timescale units (its track's): a DASH SegmentTimeline lists it.
+	Time      int64
+	Timescale uint32
+	// Keyframes of a video rendition segment, for its I-frame playlist.
+	Keyframes []media.Keyframe
 }
 
 // The metadata keys (S3 sends them as X-Amz-Meta-<key>).
@@ -33,6 +41,8 @@ const (
 	metaWallclock = "Segment-Wallclock"
 	metaBandwidth = "Bandwidth"
 	metaCodecs    = "Codecs"
+	metaTime      = "Media-Time"
+	metaKeyframes = "Keyframes"
 )
 
 // Encode adds m to an object's metadata and returns it (a new map when
@@ -53,6 +63,18 @@ func (m SegmentMeta) Encode(meta map[string]string) map[string]string {
 	}
 	if m.Codecs != "" {
 		meta[metaCodecs] = m.Codecs
+	}
+	if m.Timescale > 0 {
+		meta[metaTime] = fmt.Sprintf("%d/%d", m.Time, m.Timescale)
+	}
+	if len(m.Keyframes) > 0 {
+		// offset:size:time, comma-separated: ~25 bytes each, two or three
+		// a segment, far under S3's 2 KB of user metadata.
+		kfs := make([]string, len(m.Keyframes))
+		for i, k := range m.Keyframes {
+			kfs[i] = fmt.Sprintf("%d:%d:%s", k.Offset, k.Size, strconv.FormatFloat(k.Time, 'f', 6, 64))
+		}
+		meta[metaKeyframes] = strings.Join(kfs, ",")
 	}
 	return meta
 }
@@ -85,5 +107,19 @@ func ReadSegmentMeta(info storage.Info) (SegmentMeta, error) {
 		}
 	}
 	m.Codecs = info.Meta(metaCodecs)
+	if v := info.Meta(metaTime); v != "" {
+		if _, err := fmt.Sscanf(v, "%d/%d", &m.Time, &m.Timescale); err != nil || m.Timescale == 0 {
+			return m, fmt.Errorf("segment %s: %s %q: want time/timescale", info.Key, metaTime, v)
+		}
+	}
+	if v := info.Meta(metaKeyframes); v != "" {
+		for _, f := range strings.Split(v, ",") {
+			var k media.Keyframe
+			if n, err := fmt.Sscanf(f, "%d:%d:%g", &k.Offset, &k.Size, &k.Time); err != nil || n != 3 || k.Offset < 0 || k.Size <= 0 {
+				return m, fmt.Errorf("segment %s: %s %q: want offset:size:time,...", info.Key, metaKeyframes, v)
+			}
+			m.Keyframes = append(m.Keyframes, k)
+		}
+	}
 	return m, nil
 }

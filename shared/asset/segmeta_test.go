@@ -2,10 +2,12 @@ package asset
 
 import (
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/storage"
 )
 
@@ -21,12 +23,15 @@ func TestSegmentMeta(t *testing.T) {
 	}
 	full := SegmentMeta{Index: 3, Start: 6.006, Duration: 2.002, Wallclock: time.Date(2026, 12, 4, 10, 0, 0, 123456789, time.UTC),
 		Bandwidth: 2_500_000, Codecs: "avc1.64001f,mp4a.40.2"}
+	cmaf := SegmentMeta{Index: 2, Start: 8, Duration: 4, Bandwidth: 700_000, Codecs: "avc1.4d401e", Time: 848160, Timescale: 90000,
+		Keyframes: []media.Keyframe{{Offset: 0, Size: 23511, Time: 0}, {Offset: 61234, Size: 20011, Time: 2}}}
 	for _, tc := range []struct {
 		name string
 		in   SegmentMeta
 	}{
 		{"rendition of a live segment", full},
 		{"source segment of a file", SegmentMeta{Index: 0, Start: 0, Duration: 4}},
+		{"CMAF rendition segment", cmaf},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			meta := tc.in.Encode(map[string]string{"Segflow-Producer": "transcode"})
@@ -38,7 +43,7 @@ func TestSegmentMeta(t *testing.T) {
 				t.Fatalf("read back %+v, %v; want %+v", got, err, tc.in)
 			}
 			got.Wallclock = tc.in.Wallclock
-			if got != tc.in {
+			if !reflect.DeepEqual(got, tc.in) {
 				t.Fatalf("read back %+v, want %+v", got, tc.in)
 			}
 		})
@@ -53,6 +58,8 @@ func TestSegmentMeta(t *testing.T) {
 		{"bad wall clock", map[string]string{"Segment-Start": "0", "Segment-Duration": "2", "Segment-Wallclock": "noon"}, "Segment-Wallclock"},
 		{"bad bandwidth", map[string]string{"Segment-Start": "0", "Segment-Duration": "2", "Bandwidth": "lots"}, "Bandwidth"},
 		{"bad index", map[string]string{"Segment-Start": "0", "Segment-Duration": "2", "Segment-Index": "x"}, "Segment-Index"},
+		{"bad media time", map[string]string{"Segment-Start": "0", "Segment-Duration": "2", "Media-Time": "90000"}, "Media-Time"},
+		{"bad keyframes", map[string]string{"Segment-Start": "0", "Segment-Duration": "2", "Keyframes": "0:0:0"}, "Keyframes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := ReadSegmentMeta(info(tc.meta)); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "00003.ts") {

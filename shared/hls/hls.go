@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/grafov/m3u8"
+
+	"github.com/segflow/segflow/shared/media"
 )
 
 // Segment is one media segment of a rendition.
@@ -22,6 +24,12 @@ type Segment struct {
 	Bandwidth int64   // bits per second of this segment
 	// ProgramDateTime is the wall-clock time of the segment's start (live).
 	ProgramDateTime time.Time
+	// Time is when an fMP4 segment's first frame is shown, in Timescale
+	// units (a DASH SegmentTimeline's t); 0/0 for MPEG-TS.
+	Time      int64
+	Timescale uint32
+	// Keyframes of a video segment, which its I-frame playlist lists.
+	Keyframes []media.Keyframe
 }
 
 // Rendition is a video or audio rendition with the segments it has.
@@ -259,9 +267,107 @@ func Master(video []Rendition, audios []Rendition, subs []Rendition) []byte {
 		}
 		mp.Append(v.Name+".m3u8", nil, params)
 	}
+	// I-frame variants after the others: players that scrub or play fast
+	// fetch these, the rest skip them.
+	for _, v := range video {
+		ready := v.Ready(0)
+		frames := iframes(ready)
+		if len(frames) == 0 {
+			continue
+		}
+		var peak, bits, secs float64
+		for _, f := range frames {
+			peak = math.Max(peak, float64(f.size*8)/f.duration)
+			bits, secs = bits+float64(f.size*8), secs+f.duration
+		}
+		mp.Append(IFramesName(v.Name)+".m3u8", nil, m3u8.VariantParams{Iframe: true, Bandwidth: uint32(math.Ceil(peak)),
+			AverageBandwidth: uint32(bits / secs), Codecs: v.Codecs, Resolution: v.Resolution})
+	}
 	mp.SetVersion(version)
 	return tidy(mp.Encode().Bytes(), audios)
 }
+
+// IFramesName is the playlist name of a video rendition's I-frames.
+func IFramesName(rendition string) string { return rendition + "-iframes" }
+
+// iframe is one I-frame playlist entry.
+type iframe struct {
+	segment        Segment
+	offset, size   int64
+	duration       float64
+	firstInSegment bool
+}
+
+// iframes lists the keyframes of ready segments, each lasting until the
+// next one (or the segment's end); none unless every segment has its
+// keyframes (written before transcode knew them, or captions).
+func iframes(ready []Segment) []iframe {
+	var out []iframe
+	for _, s := range ready {
+		if len(s.Keyframes) == 0 {
+			return nil
+		}
+		for i, k := range s.Keyframes {
+			end := s.Duration
+			if i+1 < len(s.Keyframes) {
+				end = s.Keyframes[i+1].Time
+			}
+			if end-k.Time <= 0 {
+				continue
+			}
+			out = append(out, iframe{segment: s, offset: k.Offset, size: k.Size, duration: end - k.Time, firstInSegment: i == 0})
+		}
+	}
+	return out
+}
+
+// IFrames renders a video rendition's I-frame playlist (EXT-X-I-FRAMES-
+// ONLY): each keyframe as a byte range of its segment, for scrubbing and
+// trick play. An fMP4 rendition's keyframes follow its init segment; an
+// MPEG-TS one's follow the PAT and PMT at the head of each segment, which
+// an EXT-X-MAP names (protocol version 5). It ends, as the rendition's
+// playlist does, once o.Total segments are there. Nil when the rendition
+// has no keyframes to list.
+func IFrames(r Rendition, o MediaOptions) ([]byte, error) {
+	ready := r.Ready(0)
+	frames := iframes(ready)
+	if len(frames) == 0 {
+		return nil, nil
+	}
+	p, err := m3u8.NewMediaPlaylist(0, uint(len(frames)))
+	if err != nil {
+		return nil, fmt.Errorf("I-frame playlist %s: %w", r.Name, err)
+	}
+	p.SetIframeOnly()
+	target := 0.0
+	for _, f := range frames {
+		seg := &m3u8.MediaSegment{URI: f.segment.URI, Duration: f.duration, Offset: f.offset, Limit: f.size}
+		if r.Init == "" && f.firstInSegment && f.offset > 0 {
+			seg.Map = &m3u8.Map{URI: f.segment.URI, Limit: f.offset, Offset: 0}
+		}
+		if err := p.AppendSegment(seg); err != nil {
+			return nil, fmt.Errorf("I-frame playlist %s: %w", r.Name, err)
+		}
+		target = math.Max(target, f.duration)
+	}
+	p.TargetDuration = math.Ceil(target - 1e-3)
+	p.SetVersion(5)
+	if r.Init != "" {
+		p.SetDefaultMap(r.Init, 0, 0)
+		p.SetVersion(7)
+	}
+	if o.Total > 0 && len(ready) == o.Total {
+		p.MediaType = m3u8.VOD
+		p.Close()
+	} else {
+		p.MediaType = m3u8.EVENT
+	}
+	return mapRange.ReplaceAll(p.Encode().Bytes(), []byte(`$1"$2"`)), nil
+}
+
+// mapRange is an EXT-X-MAP byte range, which grafov/m3u8 writes bare: the
+// attribute is a quoted-string (RFC 8216 4.3.2.5).
+var mapRange = regexp.MustCompile(`(#EXT-X-MAP:URI="[^"]*",BYTERANGE=)(\d+@\d+)`)
 
 // programID is the attribute grafov/m3u8 writes on every variant, which
 // HLS removed in protocol version 6.

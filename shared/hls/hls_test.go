@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/grafov/m3u8"
+
+	"github.com/segflow/segflow/shared/media"
 )
 
 func rend(name string, idx ...int) Rendition {
@@ -128,5 +130,67 @@ func TestLiveWindow(t *testing.T) {
 	b, _, complete, _ = Media(r, MediaOptions{Window: 3, Ended: true})
 	if !complete || !strings.Contains(string(b), "#EXT-X-ENDLIST") {
 		t.Fatalf("ended live:\n%s", b)
+	}
+}
+
+// An I-frame playlist lists every keyframe of every segment as a byte
+// range lasting until the next keyframe; MPEG-TS segments get an
+// EXT-X-MAP of their PAT/PMT, fMP4 renditions the init segment; the
+// master points at it with EXT-X-I-FRAME-STREAM-INF, whose bandwidth is
+// the densest keyframe's.
+func TestIFrames(t *testing.T) {
+	ts := rend("720p", 0, 1)
+	for i := range ts.Segments {
+		ts.Segments[i].Keyframes = []media.Keyframe{{Offset: 564, Size: 40000, Time: 0}, {Offset: 700000, Size: 30000, Time: 2.002}}
+	}
+	cmaf := rend("360p", 0, 1)
+	cmaf.Init = "360p/init.mp4"
+	for i := range cmaf.Segments {
+		cmaf.Segments[i].Keyframes = []media.Keyframe{{Offset: 0, Size: 9000, Time: 0}}
+	}
+	b, err := IFrames(ts, MediaOptions{Total: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `#EXTM3U
+#EXT-X-VERSION:5
+#EXT-X-PLAYLIST-TYPE:VOD
+#EXT-X-MEDIA-SEQUENCE:0
+#EXT-X-TARGETDURATION:3
+#EXT-X-I-FRAMES-ONLY
+#EXT-X-MAP:URI="720p/0.ts",BYTERANGE="564@0"
+#EXT-X-BYTERANGE:40000@564
+#EXTINF:2.002,
+720p/0.ts
+#EXT-X-BYTERANGE:30000@700000
+#EXTINF:2.002,
+720p/0.ts
+#EXT-X-MAP:URI="720p/1.ts",BYTERANGE="564@0"
+#EXT-X-BYTERANGE:40000@564
+#EXTINF:2.002,
+720p/1.ts
+#EXT-X-BYTERANGE:30000@700000
+#EXTINF:2.002,
+720p/1.ts
+#EXT-X-ENDLIST
+`
+	if string(b) != want {
+		t.Errorf("MPEG-TS I-frames:\n%s\nwant\n%s", b, want)
+	}
+	b, err = IFrames(cmaf, MediaOptions{Total: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); !strings.Contains(s, `#EXT-X-MAP:URI="360p/init.mp4"`) || !strings.Contains(s, "#EXT-X-BYTERANGE:9000@0\n#EXTINF:4.004,") ||
+		strings.Contains(s, "ENDLIST") || !strings.Contains(s, "EVENT") {
+		t.Errorf("fMP4 I-frames, 2 of 3 segments:\n%s", s)
+	}
+	if b, err := IFrames(rend("480p", 0), MediaOptions{Total: 1}); b != nil || err != nil {
+		t.Errorf("no keyframes known: %q, %v", b, err)
+	}
+	master := string(Master([]Rendition{ts, cmaf}, nil, nil))
+	if !strings.Contains(master, `#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=159841,AVERAGE-BANDWIDTH=139860,CODECS="avc1.64001f",RESOLUTION=1280x720,URI="720p-iframes.m3u8"`) ||
+		!strings.Contains(master, `URI="360p-iframes.m3u8"`) || strings.Contains(master, "PROGRAM-ID") {
+		t.Errorf("master:\n%s", master)
 	}
 }

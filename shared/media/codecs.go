@@ -19,7 +19,8 @@ import (
 // picture, the bitrate and the frame rate, so a string made from the
 // ladder's settings says what was asked, not what was made. MPEG-TS
 // renditions are H.264 (the SPS in the first video PES); fMP4 ones carry
-// their decoder configuration in the init segment (hvcC, av1C, vpcC).
+// their decoder configuration in the init segment (avcC, hvcC, av1C,
+// vpcC).
 func videoCodecs(o Output) (string, error) {
 	if o.InitPath == "" {
 		return tsH264Codecs(o.Path)
@@ -29,6 +30,23 @@ func videoCodecs(o Output) (string, error) {
 		return "", err
 	}
 	switch o.Rung.Codec {
+	case H264, "":
+		rec, ok := boxPayload(init, "avcC")
+		if !ok {
+			return "", fmt.Errorf("%s: no avcC", o.InitPath)
+		}
+		conf, err := avc.DecodeAVCDecConfRec(rec)
+		if err != nil {
+			return "", fmt.Errorf("%s: avcC: %w", o.InitPath, err)
+		}
+		if len(conf.SPSnalus) == 0 {
+			return "", fmt.Errorf("%s: avcC without an SPS", o.InitPath)
+		}
+		sps, err := avc.ParseSPSNALUnit(conf.SPSnalus[0], false)
+		if err != nil {
+			return "", fmt.Errorf("%s: SPS: %w", o.InitPath, err)
+		}
+		return strings.ToLower(avc.CodecString("avc1", sps)), nil
 	case H265:
 		rec, ok := boxPayload(init, "hvcC")
 		if !ok {

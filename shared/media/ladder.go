@@ -26,12 +26,16 @@ type Rung struct {
 	Bitrate int    `json:"bitrate"` // target, bits per second
 	Profile string `json:"profile,omitempty"`
 	Level   string `json:"level,omitempty"`
+	// CMAF makes the rung fragmented MP4 whatever its codec: the asset is
+	// packaged as CMAF, one set of segments for HLS and DASH.
+	CMAF bool `json:"cmaf,omitempty"`
 }
 
 // Container is the segment format: MPEG-TS for H.264, fragmented MP4
-// (with an init segment) where TS cannot carry the codec well.
+// (with an init segment) where TS cannot carry the codec well, and for
+// every rung of a CMAF asset.
 func (r Rung) Container() string {
-	if r.Codec == H264 || r.Codec == "" {
+	if (r.Codec == H264 || r.Codec == "") && !r.CMAF {
 		return "ts"
 	}
 	return "fmp4"

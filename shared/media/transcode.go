@@ -21,9 +21,12 @@ type TranscodeOptions struct {
 	// Preset is the x264/x265 speed preset (default veryfast).
 	Preset string
 	// Audio also writes the segment's audio streams, copied, each as
-	// <name>.ts: the names of the asset's audio renditions, in the order
-	// the segment carries them.
+	// <name>.ts (<name>.m4s with an init segment for CMAF): the names of
+	// the asset's audio renditions, in the order the segment carries them.
 	Audio []string
+	// CMAF writes the audio as fragmented MP4, as the rungs of a CMAF
+	// asset are (Rung.CMAF).
+	CMAF bool
 	// Filter is applied to the decoded video before the ladder's scaling
 	// (the watermark's overlay, for one).
 	Filter string
@@ -62,10 +65,16 @@ type Output struct {
 	Rung     Rung
 	Path     string
 	InitPath string // fMP4 only
-	Audio    bool   // an audio rendition's; Rung has only its name
+	Audio    bool   // an audio rendition's; Rung has only its name (and CMAF)
 	Bytes    int64
 	// Codecs is the RFC 6381 codec string for the master playlist.
 	Codecs string
+	// Time is when an fMP4 segment's first frame is shown, in Timescale
+	// units of its track: where a DASH SegmentTimeline puts it.
+	Time      int64
+	Timescale uint32
+	// Keyframes are a video segment's, for I-frame playlists.
+	Keyframes []Keyframe
 }
 
 // Transcode makes every rung of the ladder from one decode of the segment
@@ -76,6 +85,9 @@ type Output struct {
 func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o TranscodeOptions) ([]Output, error) {
 	if len(rungs) == 0 && len(o.Audio) == 0 {
 		return nil, fmt.Errorf("transcode %s: empty ladder", in)
+	}
+	if o.CMAF && o.Live {
+		return nil, fmt.Errorf("transcode %s: CMAF is for files; live streams are MPEG-TS", in)
 	}
 	if o.GOPSeconds <= 0 {
 		o.GOPSeconds = 2
@@ -120,7 +132,8 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 	var fillStart, fillEnd float64
 	var fillAny bool
 	for k, name := range o.Audio {
-		a := Output{Rung: Rung{Name: name}, Audio: true, Path: filepath.Join(outDir, name+".ts"), Codecs: "mp4a.40.2"}
+		a := Output{Rung: Rung{Name: name, CMAF: o.CMAF}, Audio: true, Codecs: "mp4a.40.2"}
+		a.Path = filepath.Join(outDir, name+a.Rung.SegmentExt())
 		outs = append(outs, a)
 		if k == 0 && o.Live {
 			start, end, err := videoSpan(ctx, in)
@@ -138,6 +151,13 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 			}
 		}
 		args = append(args, "-map", "0:a:"+strconv.Itoa(k), "-c:a", "copy")
+		if o.CMAF {
+			// One fragment for the whole segment: the muxer writes it at
+			// the end (no frag_keyframe, which would cut one per frame).
+			args = append(args, "-bsf:a", "aac_adtstoasc", "-movflags", "empty_moov+default_base_moof",
+				"-use_editlist", "0", "-f", "mp4", a.Path+".frag.mp4")
+			continue
+		}
 		args = append(append(args, audioTSArgs...), a.Path)
 	}
 	if len(rungs) > 0 || fill < 0 || len(o.Audio) > 1 {
@@ -160,21 +180,43 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 		}
 	}
 	for i := range outs {
-		o := &outs[i]
-		if o.Rung.Container() == "fmp4" && !o.Audio {
-			o.InitPath = filepath.Join(outDir, o.Rung.Name+"-init.mp4")
-			if err := splitFragmented(o.Path+".frag.mp4", o.InitPath, o.Path, start); err != nil {
-				return nil, fmt.Errorf("transcode %s: %s: %w", in, o.Rung.Name, err)
+		out := &outs[i]
+		switch {
+		case out.Rung.Container() == "ts" && !out.Audio:
+			kf, err := tsKeyframes(out.Path)
+			if err != nil {
+				return nil, fmt.Errorf("transcode %s: %s: %w", in, out.Rung.Name, err)
+			}
+			out.Keyframes = kf
+		case out.Rung.Container() == "fmp4":
+			// Audio starts where the source's does, which is not quite
+			// where its video does.
+			first := start
+			if out.Audio {
+				s, err := fileSpan(ctx, in, "a:"+strconv.Itoa(i-len(rungs)), 0)
+				if err != nil {
+					return nil, fmt.Errorf("transcode %s: %s: %w", in, out.Rung.Name, err)
+				}
+				first = s.start
+			}
+			out.InitPath = filepath.Join(outDir, out.Rung.Name+"-init.mp4")
+			f, err := splitFragmented(out.Path+".frag.mp4", out.InitPath, out.Path, first)
+			if err != nil {
+				return nil, fmt.Errorf("transcode %s: %s: %w", in, out.Rung.Name, err)
+			}
+			out.Time, out.Timescale = f.start, f.timescale
+			if !out.Audio {
+				out.Keyframes = f.keyframes
 			}
 		}
-		st, err := os.Stat(o.Path)
+		st, err := os.Stat(out.Path)
 		if err != nil {
 			return nil, fmt.Errorf("transcode %s: %w", in, err)
 		}
-		o.Bytes = st.Size()
-		if o.Codecs == "" {
-			if o.Codecs, err = videoCodecs(*o); err != nil {
-				return nil, fmt.Errorf("transcode %s: %s: %w", in, o.Rung.Name, err)
+		out.Bytes = st.Size()
+		if out.Codecs == "" {
+			if out.Codecs, err = videoCodecs(*out); err != nil {
+				return nil, fmt.Errorf("transcode %s: %s: %w", in, out.Rung.Name, err)
 			}
 		}
 	}

@@ -1,0 +1,197 @@
+// Package dash renders the MPEG-DASH manifest (MPD) of a CMAF asset from
+// the same renditions and segments its HLS playlists list, with Eyevinn's
+// dash-mpd types: one SegmentTemplate per representation with a
+// SegmentTimeline built from each segment's first presentation time (its
+// tfdt, shifted on the asset timeline by transcode), so HLS and DASH
+// players fetch the same files.
+package dash
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/Eyevinn/dash-mpd/mpd"
+
+	"github.com/segflow/segflow/shared/hls"
+)
+
+// Profiles: SegmentTemplate addressing (ISO BMFF live profile) of CMAF
+// segments.
+const profiles = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
+
+// channelScheme is where DASH puts an audio track's channel count.
+const channelScheme = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+
+// Manifest renders a static MPD of a complete asset: video renditions
+// (grouped into one adaptation set per codec, so players switch only
+// between what they can decode alike), then one adaptation set per audio
+// rendition (language, channels; the first is the main one). Every
+// rendition must be fMP4 with every segment's time known.
+func Manifest(video, audio []hls.Rendition, duration float64) ([]byte, error) {
+	m := mpd.NewMPD(mpd.STATIC_TYPE)
+	m.Profiles = profiles
+	m.MediaPresentationDuration = mpd.Seconds2DurPtrFloat64(duration)
+	period := mpd.NewPeriod()
+	period.Id = "0"
+	period.Start = mpd.Seconds2DurPtr(0)
+	m.Periods = []*mpd.Period{period}
+
+	// Period time 0 is the first video frame (the first audio frame for
+	// sound alone): each representation's presentationTimeOffset is that
+	// instant in its own timescale.
+	var origin float64
+	switch {
+	case len(video) > 0 && len(video[0].Segments) > 0:
+		origin = startOf(video[0])
+	case len(audio) > 0 && len(audio[0].Segments) > 0:
+		origin = startOf(audio[0])
+	}
+	longest := 0.0
+	sets := map[string]*mpd.AdaptationSetType{}
+	id := uint32(0)
+	newSet := func(contentType, mimeType string) *mpd.AdaptationSetType {
+		as := mpd.NewAdaptationSetWithParams(contentType, mimeType, true, 1)
+		as.Id = mpd.Ptr(id)
+		id++
+		period.AdaptationSets = append(period.AdaptationSets, as)
+		return as
+	}
+	for _, v := range video {
+		codec := codecFamily(v.Codecs)
+		as, ok := sets[codec]
+		if !ok {
+			as = newSet("video", "video/mp4")
+			as.Par = ""
+			sets[codec] = as
+		}
+		var w, h int
+		if _, err := fmt.Sscanf(v.Resolution, "%dx%d", &w, &h); err != nil {
+			return nil, fmt.Errorf("mpd: %s: resolution %q", v.Name, v.Resolution)
+		}
+		r := mpd.NewVideoRepresentation(v.Name, v.Codecs, "", frameRate(v.FrameRate), int(hls.Peak(v.Segments)), w, h)
+		r.Sar = "1:1"
+		st, d, err := template(v, origin)
+		if err != nil {
+			return nil, err
+		}
+		longest = math.Max(longest, d)
+		r.SegmentTemplate = st
+		as.Representations = append(as.Representations, r)
+		as.MaxWidth, as.MaxHeight = max(as.MaxWidth, uint32(w)), max(as.MaxHeight, uint32(h))
+	}
+	for i, a := range audio {
+		as := newSet("audio", "audio/mp4")
+		as.Lang = a.Language
+		if as.Lang == "" {
+			as.Lang = "und"
+		}
+		role := "alternate"
+		if i == 0 {
+			role = "main"
+		}
+		as.Roles = []*mpd.DescriptorType{{SchemeIdUri: "urn:mpeg:dash:role:2011", Value: role}}
+		if a.Label != "" {
+			as.Labels = []*mpd.LabelType{{Value: a.Label}}
+		}
+		st, d, err := template(a, origin)
+		if err != nil {
+			return nil, err
+		}
+		longest = math.Max(longest, d)
+		r := mpd.NewAudioRepresentation(a.Name, a.Codecs, "", int(hls.Peak(a.Segments)), int(*st.Timescale))
+		if a.Channels > 0 {
+			r.AudioChannelConfigurations = []*mpd.DescriptorType{{SchemeIdUri: channelScheme, Value: strconv.Itoa(a.Channels)}}
+		}
+		r.SegmentTemplate = st
+		as.Representations = append(as.Representations, r)
+	}
+	// The player buffers this much before it starts, at the bandwidths
+	// given (peak segment rates, so one segment's worth always fits).
+	m.MinBufferTime = mpd.Seconds2DurPtrFloat64(math.Ceil(longest))
+	m.MaxSegmentDuration = mpd.Seconds2DurPtrFloat64(math.Ceil(longest))
+	out, err := m.WriteToString("  ", true)
+	if err != nil {
+		return nil, fmt.Errorf("mpd: %w", err)
+	}
+	return []byte(out), nil
+}
+
+// startOf is when a rendition's first segment starts, in seconds.
+func startOf(r hls.Rendition) float64 {
+	segs := r.Ready(0)
+	if len(segs) == 0 || segs[0].Timescale == 0 {
+		return 0
+	}
+	return float64(segs[0].Time) / float64(segs[0].Timescale)
+}
+
+// template is a rendition's SegmentTemplate: $Number$ names the files as
+// the bucket does (layout.SegmentName), and the timeline gives each
+// segment its start, runs of equal durations folded into one S with a
+// repeat count. It also returns the longest segment, in seconds.
+func template(r hls.Rendition, origin float64) (*mpd.SegmentTemplateType, float64, error) {
+	segs := r.Ready(0)
+	if len(segs) == 0 {
+		return nil, 0, fmt.Errorf("mpd: %s has no segments", r.Name)
+	}
+	if r.Init == "" {
+		return nil, 0, fmt.Errorf("mpd: %s is not fMP4", r.Name)
+	}
+	ts := segs[0].Timescale
+	timeline := mpd.NewSegmentTimeline()
+	var longest float64
+	for i, s := range segs {
+		if s.Timescale != ts || ts == 0 {
+			return nil, 0, fmt.Errorf("mpd: %s segment %d: no time on the %d timescale", r.Name, s.Index, ts)
+		}
+		d := uint64(math.Round(s.Duration * float64(ts)))
+		if i+1 < len(segs) {
+			if next := segs[i+1].Time; next > s.Time {
+				d = uint64(next - s.Time)
+			}
+		}
+		longest = math.Max(longest, float64(d)/float64(ts))
+		if n := len(timeline.S); n > 0 {
+			last := timeline.S[n-1]
+			if last.D == d && *last.T+uint64(last.R+1)*d == uint64(s.Time) {
+				last.R++
+				continue
+			}
+		}
+		timeline.S = append(timeline.S, &mpd.S{T: mpd.Ptr(uint64(s.Time)), D: d})
+	}
+	st := mpd.NewSegmentTemplate()
+	st.Initialization = r.Init
+	st.Media = r.Name + "/" + numberTemplate
+	st.StartNumber = mpd.Ptr(uint32(segs[0].Index))
+	st.Timescale = mpd.Ptr(ts)
+	st.PresentationTimeOffset = mpd.Ptr(uint64(math.Round(origin * float64(ts))))
+	st.SegmentTimeline = timeline
+	return st, longest, nil
+}
+
+// numberTemplate is layout.SegmentName's "%05d.m4s" as a DASH template.
+const numberTemplate = "$Number%05d$.m4s"
+
+// codecFamily is a codec string's sample entry ("avc1", "hvc1", "av01").
+func codecFamily(codecs string) string {
+	if i := len(codecs); i >= 4 {
+		return codecs[:4]
+	}
+	return codecs
+}
+
+// frameRate writes a rate as DASH wants it: an integer, or a fraction
+// (30000/1001 for NTSC rates, else in thousandths).
+func frameRate(fps float64) string {
+	switch {
+	case fps <= 0:
+		return ""
+	case math.Abs(fps-math.Round(fps)) < 1e-3:
+		return strconv.Itoa(int(math.Round(fps)))
+	case math.Abs(fps*1001/1000-math.Round(fps*1001/1000)) < 1e-3:
+		return fmt.Sprintf("%d/1001", int(math.Round(fps*1001)))
+	}
+	return fmt.Sprintf("%d/1000", int(math.Round(fps*1000)))
+}
