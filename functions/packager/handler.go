@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/dash"
 	"github.com/segflow/segflow/shared/hls"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/media"
@@ -90,6 +91,14 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 	if p.complete < p.renditions {
 		return fmt.Sprintf("packaged %s: %d of %d renditions complete, %d segments listed", id, p.complete, p.renditions, p.listed), nil
 	}
+	// A CMAF asset's DASH manifest lists what its HLS playlists do, once
+	// they all end: a static MPD names every segment, so it comes last.
+	if p.dash != nil {
+		if err := e.Store.PutBytes(ctx, bucket, a.DASH(), p.dash,
+			storage.PutOptions{ContentType: "application/dash+xml", Metadata: e.Meta()}); err != nil {
+			return "", err
+		}
+	}
 	if err := asset.UpdateStatus(ctx, e.Store, bucket, id, name, func(s *asset.Status) {
 		s.SetStage(name, asset.StateDone, nil)
 		if s.State != asset.StateFailed {
@@ -107,6 +116,8 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 type plan struct {
 	media  []playlist
 	master []byte
+	// dash is a complete CMAF asset's MPD (nil otherwise).
+	dash []byte
 	// listed counts the segments in every media playlist; complete the
 	// renditions (captions aside: the asset plays without them) whose
 	// playlist ended, of renditions.
@@ -192,13 +203,44 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 			return p, err
 		}
 	}
+	// Each video rendition's I-frame playlist, once its segments are
+	// listed (files only: collect leaves live segments' keyframes out).
+	for _, r := range video {
+		body, err := hls.IFrames(r, opts)
+		if err != nil {
+			return p, err
+		}
+		if body != nil {
+			p.media = append(p.media, playlist{hls.IFramesName(r.Name), body})
+		}
+	}
 	p.master = hls.Master(video, audio, listedSubs)
+	if m.CMAF() && !m.Live && p.complete == p.renditions {
+		var err error
+		if p.dash, err = dash.Manifest(video, audio, duration(video, audio)); err != nil {
+			return p, err
+		}
+	}
 	if ll := m.LowLatency; m.Live && !m.Ended && ll != nil && len(p.media) > 0 {
 		if v, ok := lowLatencyVariant(m, ll, objs); ok {
 			p.master = hls.WithLowLatency(p.master, v)
 		}
 	}
 	return p, nil
+}
+
+// duration is how long a complete asset plays: its first video
+// rendition's segments (or audio's, for sound alone).
+func duration(video, audio []hls.Rendition) float64 {
+	all := append(append([]hls.Rendition(nil), video...), audio...)
+	if len(all) == 0 {
+		return 0
+	}
+	var d float64
+	for _, s := range all[0].Ready(0) {
+		d += s.Duration
+	}
+	return d
 }
 
 // lowLatencyVariant is the master's entry for a live publish's LL-HLS
@@ -377,7 +419,11 @@ func collect(objs []storage.Info, m *asset.Manifest) map[string]hls.Rendition {
 		out[r.Name] = h
 	}
 	for _, a := range m.AudioSet() {
-		out[a.Name] = hls.Rendition{Name: a.Name, Audio: true, Codecs: "mp4a.40.2", Language: a.Language, Label: a.Label, Channels: a.Channels}
+		h := hls.Rendition{Name: a.Name, Audio: true, Codecs: "mp4a.40.2", Language: a.Language, Label: a.Label, Channels: a.Channels}
+		if m.CMAF() {
+			h.Init = a.Name + "/init.mp4"
+		}
+		out[a.Name] = h
 	}
 	out[layout.SubtitlesRendition] = hls.Rendition{Name: layout.SubtitlesRendition, Subtitles: true, Codecs: "wvtt",
 		Language: "en", Label: "English (speech to text)"}
@@ -403,7 +449,12 @@ func collect(objs []storage.Info, m *asset.Manifest) map[string]hls.Rendition {
 			r.Codecs = sm.Codecs
 		}
 		seg := hls.Segment{Index: k.Index, URI: k.Rendition + "/" + path.Base(o.Key), Duration: sm.Duration,
-			Bandwidth: sm.Bandwidth, ProgramDateTime: sm.Wallclock}
+			Bandwidth: sm.Bandwidth, ProgramDateTime: sm.Wallclock, Time: sm.Time, Timescale: sm.Timescale}
+		if !m.Live {
+			// I-frame playlists are made for files; a live stream's
+			// master has none.
+			seg.Keyframes = sm.Keyframes
+		}
 		r.Segments = append(r.Segments, seg)
 		out[k.Rendition] = r
 	}

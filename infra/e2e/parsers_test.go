@@ -63,15 +63,7 @@ func TestParsersRefuseBadPlaylists(t *testing.T) {
 // both take every one).
 func parsersRefuse(t testing.TB, playlists map[string][]byte) string {
 	t.Helper()
-	cache := os.Getenv("SEGFLOW_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "segflow")
-	}
-	modules := filepath.Join(cache, "console", "node_modules")
-	if _, err := os.Stat(filepath.Join(modules, "hls-parser")); err != nil {
-		t.Fatalf("the playlist parsers are not installed (scripts/setup.sh): %v", err)
-	}
+	modules := nodeModules(t)
 	dir := t.TempDir()
 	script := filepath.Join(dir, "parse.js")
 	if err := os.WriteFile(script, []byte(parsersScript), 0o644); err != nil {
@@ -100,4 +92,22 @@ func parsersRefuse(t testing.TB, playlists map[string][]byte) string {
 		t.Fatalf("node: %v", err)
 	}
 	return string(out)
+}
+
+// nodeModules is where scripts/setup.sh installs the console's npm
+// packages, the tests' parsers and players among them.
+func nodeModules(t testing.TB) string {
+	t.Helper()
+	cache := os.Getenv("SEGFLOW_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "segflow")
+	}
+	modules := filepath.Join(cache, "console", "node_modules")
+	for _, pkg := range []string{"hls-parser", "m3u8-parser", "dashjs"} {
+		if _, err := os.Stat(filepath.Join(modules, pkg)); err != nil {
+			t.Fatalf("npm package %s is not installed (scripts/setup.sh): %v", pkg, err)
+		}
+	}
+	return modules
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -355,6 +356,14 @@ func checkAsset(t *testing.T, s *teststack.Stack, id, src string, seconds float6
 		renditions[name] = fetchRendition(t, s, a.Prefix(), v.URI, filepath.Join(dir, name+".ts"), seconds, fps)
 	}
 	audio := fetchRendition(t, s, a.Prefix(), "audio.m3u8", filepath.Join(dir, "audio.ts"), seconds, fps)
+	// Each rendition's I-frame playlist, for scrubbing: MPEG-TS ranges.
+	iframes := iframeVariants(t, get(a.Master()))
+	if len(iframes) != len(renditions) {
+		t.Errorf("I-frame playlists %v for %d renditions", iframes, len(renditions))
+	}
+	for _, uri := range iframes {
+		checkIFrames(t, "http://"+s.Env.S3Endpoint+"/"+s.Bucket+"/"+a.Prefix(), uri, get(a.Prefix()+uri), dir)
+	}
 
 	for name, file := range renditions {
 		ps := mediatest.Packets(t, file, "v:0")
@@ -410,14 +419,17 @@ func object(t *testing.T, s *teststack.Stack, key string) []byte {
 	return b
 }
 
-// masterPlaylist reads and parses an asset's master playlist.
+// masterPlaylist reads and parses an asset's master playlist, leaving
+// out its I-frame variants (iframeVariants lists those).
 func masterPlaylist(t *testing.T, s *teststack.Stack, id string) *m3u8.MasterPlaylist {
 	t.Helper()
 	pl, _, err := m3u8.DecodeFrom(bytes.NewReader(object(t, s, layout.Asset(id).Master())), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pl.(*m3u8.MasterPlaylist)
+	mp := pl.(*m3u8.MasterPlaylist)
+	mp.Variants = slices.DeleteFunc(mp.Variants, func(v *m3u8.Variant) bool { return v.Iframe })
+	return mp
 }
 
 // fetchRendition reads a media playlist, checks it, decodes each segment

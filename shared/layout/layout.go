@@ -229,6 +229,9 @@ func (a Asset) InitSegment(name string) string { return a.key(name, "init.mp4") 
 // Playlist is a rendition's media playlist.
 func (a Asset) Playlist(name string) string { return a.key(name + ".m3u8") }
 
+// DASH is the MPEG-DASH manifest of a CMAF asset, beside its HLS master.
+func (a Asset) DASH() string { return a.key("manifest.mpd") }
+
 // Master is the master playlist.
 func (a Asset) Master() string { return a.key("master.m3u8") }
 

@@ -8,9 +8,11 @@ import (
 	"os"
 	"strings"
 
+	"github.com/Eyevinn/mp4ff/aac"
 	"github.com/Eyevinn/mp4ff/av1"
 	"github.com/Eyevinn/mp4ff/avc"
 	"github.com/Eyevinn/mp4ff/hevc"
+	"github.com/Eyevinn/mp4ff/mp4"
 )
 
 // videoCodecs is the RFC 6381 string of an encoded rendition, read from
@@ -95,6 +97,34 @@ func videoCodecs(o Output) (string, error) {
 		return fmt.Sprintf("vp09.%02d.%02d.%02d", rec[4], rec[5], rec[6]>>4), nil
 	}
 	return "", fmt.Errorf("%s: no codec string for %s", o.InitPath, o.Rung.Codec)
+}
+
+// audioCodecs is an fMP4 AAC rendition's mp4a.40.<audio object type>,
+// from the AudioSpecificConfig in its init segment's esds; an init
+// without one is an error (MSE will not append it).
+func audioCodecs(o Output) (string, error) {
+	f, err := os.Open(o.InitPath)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	parsed, err := mp4.DecodeFile(f)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", o.InitPath, err)
+	}
+	if parsed.Init == nil || parsed.Init.Moov.Trak == nil {
+		return "", fmt.Errorf("%s: no track", o.InitPath)
+	}
+	stsd := parsed.Init.Moov.Trak.Mdia.Minf.Stbl.Stsd
+	if stsd.Mp4a == nil || stsd.Mp4a.Esds == nil || stsd.Mp4a.Esds.DecConfigDescriptor == nil ||
+		stsd.Mp4a.Esds.DecConfigDescriptor.DecSpecificInfo == nil {
+		return "", fmt.Errorf("%s: no AudioSpecificConfig", o.InitPath)
+	}
+	asc, err := aac.DecodeAudioSpecificConfig(bytes.NewReader(stsd.Mp4a.Esds.DecConfigDescriptor.DecSpecificInfo.DecConfig))
+	if err != nil {
+		return "", fmt.Errorf("%s: AudioSpecificConfig: %w", o.InitPath, err)
+	}
+	return fmt.Sprintf("mp4a.40.%d", asc.ObjectType), nil
 }
 
 // boxPayload finds the first box of type typ in an MP4 (an init segment:

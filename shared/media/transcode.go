@@ -132,7 +132,10 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 	var fillStart, fillEnd float64
 	var fillAny bool
 	for k, name := range o.Audio {
-		a := Output{Rung: Rung{Name: name, CMAF: o.CMAF}, Audio: true, Codecs: "mp4a.40.2"}
+		a := Output{Rung: Rung{Name: name, CMAF: o.CMAF}, Audio: true}
+		if !o.CMAF {
+			a.Codecs = "mp4a.40.2" // split encodes AAC-LC
+		}
 		a.Path = filepath.Join(outDir, name+a.Rung.SegmentExt())
 		outs = append(outs, a)
 		if k == 0 && o.Live {
@@ -154,7 +157,10 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 		if o.CMAF {
 			// One fragment for the whole segment: the muxer writes it at
 			// the end (no frag_keyframe, which would cut one per frame).
-			args = append(args, "-bsf:a", "aac_adtstoasc", "-movflags", "empty_moov+default_base_moof",
+			// The moov waits for the first packet (delay_moov): the
+			// AudioSpecificConfig comes from it (ADTS in the source TS),
+			// and an esds without one is what MSE refuses to append.
+			args = append(args, "-bsf:a", "aac_adtstoasc", "-movflags", "empty_moov+delay_moov+default_base_moof",
 				"-use_editlist", "0", "-f", "mp4", a.Path+".frag.mp4")
 			continue
 		}
@@ -215,7 +221,11 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 		}
 		out.Bytes = st.Size()
 		if out.Codecs == "" {
-			if out.Codecs, err = videoCodecs(*out); err != nil {
+			codecs := videoCodecs
+			if out.Audio {
+				codecs = audioCodecs
+			}
+			if out.Codecs, err = codecs(*out); err != nil {
 				return nil, fmt.Errorf("transcode %s: %s: %w", in, out.Rung.Name, err)
 			}
 		}

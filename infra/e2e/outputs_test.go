@@ -1,0 +1,327 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Eyevinn/dash-mpd/mpd"
+	"github.com/chromedp/chromedp"
+	"github.com/grafov/m3u8"
+
+	"github.com/segflow/segflow/infra/internal/testgw"
+	"github.com/segflow/segflow/infra/internal/teststack"
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media/mediatest"
+)
+
+// TestCMAFOutputs uploads a clip asking for CMAF packaging and reads the
+// asset as the players that will fetch it: every rendition, audio too, is
+// fMP4 with an init segment; the MPD names the very files the HLS
+// playlists list, at their own times; parsers no one here wrote accept
+// every playlist; ffmpeg plays the master and the MPD without a warning;
+// every I-frame playlist entry is a keyframe on its own; and in headless
+// Chromium hls.js plays the master and dash.js the MPD, each switching
+// level on request and seeking.
+func TestCMAFOutputs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("encodes and plays in a browser")
+	}
+	s := teststack.Up(t)
+	dir := t.TempDir()
+	const seconds, fps = 12.0, 30
+	src := filepath.Join(dir, "clip.mp4")
+	mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 1280, Height: 720, FPS: fps, Audio: true})
+	s.Upload("uploads/cmaf.mp4", src, map[string]string{"Segflow-Packaging": "cmaf"})
+	id := assetOf(t, s, "uploads/cmaf.mp4")
+	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
+	a := layout.Asset(id)
+	get := func(key string) []byte { return object(t, s, key) }
+	base := "http://" + s.Env.S3Endpoint + "/" + s.Bucket + "/" + a.Prefix()
+
+	// HLS: every playlist fMP4, each media playlist ended.
+	master := masterPlaylist(t, s, id)
+	playlists := map[string][]byte{"master.m3u8": get(a.Master())}
+	media := map[string]*m3u8.MediaPlaylist{}
+	var uris []string
+	for _, v := range master.Variants {
+		uris = append(uris, v.URI)
+		for _, alt := range v.Alternatives {
+			if alt.URI != "" && !strings.Contains(strings.Join(uris, " "), alt.URI) {
+				uris = append(uris, alt.URI)
+			}
+		}
+	}
+	if len(master.Variants) != 3 || len(uris) != 4 {
+		t.Fatalf("master lists %v, want 3 video renditions and the audio:\n%s", uris, playlists["master.m3u8"])
+	}
+	for _, uri := range uris {
+		playlists[uri] = get(a.Prefix() + uri)
+		pl, _, err := m3u8.DecodeFrom(bytes.NewReader(playlists[uri]), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mp := pl.(*m3u8.MediaPlaylist)
+		if mp.Map == nil || !mp.Closed {
+			t.Errorf("%s: not an ended fMP4 playlist:\n%s", uri, playlists[uri])
+		}
+		media[strings.TrimSuffix(uri, ".m3u8")] = mp
+	}
+	iframeURIs := iframeVariants(t, playlists["master.m3u8"])
+	if len(iframeURIs) != 3 {
+		t.Errorf("master lists I-frame playlists %v, want one per video rendition", iframeURIs)
+	}
+	for _, uri := range iframeURIs {
+		playlists[uri] = get(a.Prefix() + uri)
+		checkIFrames(t, base, uri, playlists[uri], dir)
+	}
+	parsersAccept(t, playlists)
+
+	// DASH: one manifest over the same files.
+	body := get(a.DASH())
+	m, err := mpd.MPDFromBytes(body)
+	if err != nil {
+		t.Fatalf("MPD does not parse: %v\n%s", err, body)
+	}
+	reps := 0
+	for _, as := range m.Periods[0].AdaptationSets {
+		for _, r := range as.Representations {
+			reps++
+			mp := media[r.Id]
+			if mp == nil {
+				t.Errorf("MPD representation %s is no HLS rendition", r.Id)
+				continue
+			}
+			st := r.SegmentTemplate
+			if st == nil || st.SegmentTimeline == nil || st.Initialization != mp.Map.URI {
+				t.Errorf("%s: template %+v, HLS map %s", r.Id, st, mp.Map.URI)
+				continue
+			}
+			var names []string
+			n := int(*st.StartNumber)
+			for _, e := range st.SegmentTimeline.S {
+				for range e.R + 1 {
+					names = append(names, strings.Replace(st.Media, "$Number%05d$", fmt.Sprintf("%05d", n), 1))
+					n++
+				}
+			}
+			var want []string
+			for _, seg := range mp.GetAllSegments() {
+				want = append(want, seg.URI)
+			}
+			if strings.Join(names, " ") != strings.Join(want, " ") {
+				t.Errorf("%s: MPD segments %v, HLS %v", r.Id, names, want)
+			}
+		}
+	}
+	if reps != len(uris) {
+		t.Errorf("MPD has %d representations, HLS %d renditions:\n%s", reps, len(uris), body)
+	}
+
+	// ffmpeg's HLS and DASH readers play it all, every stream, without a
+	// warning.
+	for _, u := range []string{base + "master.m3u8", base + "manifest.mpd"} {
+		if out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "warning", "-i", u, "-map", "0", "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
+			t.Errorf("ffmpeg playing %s: %v\n%s", u, err, out)
+		}
+	}
+
+	// Browsers: hls.js and dash.js.
+	page := playersPage(t)
+	b := newBrowser(t)
+	for _, p := range []struct{ player, src string }{{"hls", base + "master.m3u8"}, {"dash", base + "manifest.mpd"}} {
+		t.Run(p.player, func(t *testing.T) {
+			b.do(t, 20*time.Second, chromedp.Navigate(page+"/?p="+p.player+"&src="+url.QueryEscape(p.src)))
+			waitPage(t, b, 60*time.Second, "playback", `document.getElementById("v").currentTime > 1`)
+			if h := eval[[]float64](t, b, `heights()`); len(h) != 3 {
+				t.Fatalf("player sees levels of heights %v, want 3", h)
+			}
+			// Switch to the smallest, then to the largest: the picture
+			// follows.
+			for _, h := range []int{360, 720} {
+				eval[bool](t, b, fmt.Sprintf(`pick(%d)`, h))
+				waitPage(t, b, 30*time.Second, fmt.Sprintf("the %dp level", h), fmt.Sprintf(`document.getElementById("v").videoHeight === %d`, h))
+			}
+			eval[bool](t, b, `(document.getElementById("v").currentTime = 8, true)`)
+			waitPage(t, b, 30*time.Second, "playback after seeking to 8 s", `document.getElementById("v").currentTime > 9.5`)
+			if errs := eval[[]string](t, b, `errors`); len(errs) > 0 {
+				t.Errorf("%s: %v", p.player, errs)
+			}
+		})
+	}
+	if errs := b.Errors(); len(errs) > 0 {
+		t.Errorf("page errors: %v", errs)
+	}
+}
+
+// waitPage evaluates js every 200 ms until it is true.
+func waitPage(t *testing.T, b *browser, within time.Duration, what, js string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !eval[bool](t, b, js) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %s; player errors %v; page errors %v", what, within, eval[[]string](t, b, `errors`), b.Errors())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// playersPage serves a page that plays ?src= with ?p=hls (the console's
+// hls.js) or ?p=dash (dash.js from npm), and gives the test the same
+// handles on both: heights() of the video levels, pick(height) to hold
+// one, and errors (the player's fatal ones).
+func playersPage(t testing.TB) string {
+	hlsJS, err := os.ReadFile(filepath.Join(testgw.RepoRoot(), "infra", "console", "web", "static", "vendor", "hls.min.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dashJS, err := os.ReadFile(filepath.Join(nodeModules(t), "dashjs", "dist", "modern", "umd", "dash.all.min.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const page = `<!doctype html><video id=v muted autoplay playsinline></video>
+<script src=hls.min.js></script><script src=dash.all.min.js></script><script>
+const q = new URLSearchParams(location.search);
+const v = document.getElementById("v");
+window.errors = [];
+if (q.get("p") === "dash") {
+  const p = dashjs.MediaPlayer().create();
+  p.on(dashjs.MediaPlayer.events.ERROR, e => errors.push(JSON.stringify(e.error || e)));
+  p.initialize(v, q.get("src"), true);
+  window.heights = () => p.getRepresentationsByType("video").map(r => r.height);
+  window.pick = h => {
+    p.updateSettings({streaming: {abr: {autoSwitchBitrate: {video: false}}}});
+    p.setRepresentationForTypeByIndex("video", heights().indexOf(h), true);
+    return true;
+  };
+} else {
+  const h = new Hls();
+  h.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) errors.push(d.type + ": " + d.details); });
+  h.loadSource(q.get("src"));
+  h.attachMedia(v);
+  window.heights = () => h.levels.map(l => l.height);
+  window.pick = x => { h.currentLevel = heights().indexOf(x); return true; };
+}
+v.play();
+</script>`
+	files := map[string][]byte{"/hls.min.js": hlsJS, "/dash.all.min.js": dashJS}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/":
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, page)
+		case r.URL.Path == "/favicon.ico":
+			w.WriteHeader(http.StatusNoContent)
+		case files[r.URL.Path] != nil:
+			w.Header().Set("Content-Type", "text/javascript")
+			w.Write(files[r.URL.Path])
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// iframeVariants lists the URIs of a master's EXT-X-I-FRAME-STREAM-INF
+// entries.
+func iframeVariants(t testing.TB, master []byte) []string {
+	t.Helper()
+	var out []string
+	for _, line := range strings.Split(string(master), "\n") {
+		if !strings.HasPrefix(line, "#EXT-X-I-FRAME-STREAM-INF:") {
+			continue
+		}
+		_, uri, ok := strings.Cut(line, `URI="`)
+		if !ok {
+			t.Fatalf("I-frame variant without URI: %s", line)
+		}
+		out = append(out, strings.TrimSuffix(uri, `"`))
+	}
+	return out
+}
+
+// checkIFrames fetches every entry of an I-frame playlist over HTTP as a
+// player scrubbing does (the EXT-X-MAP range, then the entry's range) and
+// checks that each is one keyframe that decodes on its own, and that the
+// entries' durations add up to the playlist's segments'.
+func checkIFrames(t *testing.T, base, uri string, playlist []byte, dir string) {
+	t.Helper()
+	fetch := func(name string, offset, length int64) []byte {
+		req, err := http.NewRequest("GET", base+name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if length > 0 {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode/100 != 2 || (length > 0 && int64(len(b)) != length) {
+			t.Fatalf("%s %d@%d: %s, %d bytes, %v", name, length, offset, resp.Status, len(b), err)
+		}
+		return b
+	}
+	byteRange := func(v string) (int64, int64) {
+		n, at, _ := strings.Cut(strings.Trim(v, `"`), "@")
+		length, err1 := strconv.ParseInt(n, 10, 64)
+		offset, err2 := strconv.ParseInt(at, 10, 64)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%s: byte range %q", uri, v)
+		}
+		return offset, length
+	}
+	var head []byte
+	var offset, length int64
+	entries := 0
+	sc := bufio.NewScanner(bytes.NewReader(playlist))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "#EXT-X-MAP:"):
+			attrs := line[len("#EXT-X-MAP:"):]
+			name, rest, _ := strings.Cut(strings.TrimPrefix(attrs, `URI="`), `"`)
+			var o, l int64
+			if _, r, ok := strings.Cut(rest, "BYTERANGE="); ok {
+				o, l = byteRange(r)
+			}
+			head = fetch(name, o, l)
+		case strings.HasPrefix(line, "#EXT-X-BYTERANGE:"):
+			offset, length = byteRange(line[len("#EXT-X-BYTERANGE:"):])
+		case line != "" && !strings.HasPrefix(line, "#"):
+			if length == 0 || head == nil {
+				t.Fatalf("%s: %s without a byte range or a map", uri, line)
+			}
+			frame := append(append([]byte(nil), head...), fetch(line, offset, length)...)
+			file := filepath.Join(dir, fmt.Sprintf("iframe-%d%s", entries, map[bool]string{true: ".mp4", false: ".ts"}[strings.HasSuffix(line, ".m4s")]))
+			if err := os.WriteFile(file, frame, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=key_frame,pict_type",
+				"-of", "csv=p=0", file).Output()
+			if first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n"); err != nil || !strings.HasPrefix(first, "1,I") {
+				t.Errorf("%s: %s %d@%d: first frame %q (%v), want a keyframe", uri, line, length, offset, first, err)
+			}
+			entries, length = entries+1, 0
+		}
+	}
+	if entries == 0 || !bytes.Contains(playlist, []byte("#EXT-X-I-FRAMES-ONLY")) || !bytes.Contains(playlist, []byte("#EXT-X-ENDLIST")) {
+		t.Errorf("%s: %d entries:\n%s", uri, entries, playlist)
+	}
+}
