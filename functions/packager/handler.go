@@ -170,6 +170,7 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 	}
 	p := plan{renditions: len(all)}
 	var listedSubs []hls.Rendition
+	opts.Encrypted = m.Encrypted()
 	add := func(r hls.Rendition, counts bool) error {
 		o := opts
 		if strings.HasPrefix(r.Name, layout.SidecarPrefix) && !m.Live {

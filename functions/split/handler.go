@@ -156,7 +156,14 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 	m := asset.Manifest{
 		ID: j.id, Source: j.key, SourceETag: j.info.ETag, Duration: probe.Duration, Audio: probe.Audio != nil,
 		AudioRenditions: media.AudioLadder(probe),
-		Created:         j.info.LastModified.UTC(), Options: asset.UploadOptions{Codecs: j.opts.codecs, Packaging: j.opts.packaging}, Splitting: true,
+		Created:         j.info.LastModified.UTC(), Options: asset.UploadOptions{Codecs: j.opts.codecs, Packaging: j.opts.packaging, Encryption: j.opts.encryption},
+		Splitting: true,
+	}
+	// The key exists before any segment that transcode will encrypt.
+	if m.Encrypted() {
+		if _, err := asset.EnsureContentKey(ctx, j.e.Store, j.bucket, j.id, j.e.Meta()); err != nil {
+			return "", err
+		}
 	}
 	if v := probe.Video; v != nil {
 		if j.opts.autoCrop {
@@ -174,6 +181,12 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 		m.Picture = v.Picture()
 		for i := range ladder {
 			ladder[i].CMAF = m.CMAF()
+			if m.Encrypted() && ladder[i].Container() != "ts" {
+				// Whole-segment AES-128 of fMP4 would encrypt the init
+				// segment too; CMAF's own scheme (cbcs) is not made yet.
+				return j.fail(fmt.Errorf("encryption %s: only MPEG-TS renditions are encrypted, and %s is fMP4 (cmaf packaging or h265/vp9/av1)",
+					m.Options.Encryption, ladder[i].Name))
+			}
 		}
 		m.SourceExt, m.Ladder, m.Watermark = media.SourceExt(v.Codec), ladder, j.opts.watermark
 	} else if err := j.poster(ctx, src, dir, probe); err != nil {
@@ -354,8 +367,9 @@ func (u *uploads) wait() error {
 }
 
 type options struct {
-	codecs    []media.Codec
-	packaging string
+	codecs     []media.Codec
+	packaging  string
+	encryption string
 	watermark *asset.Watermark
 	autoCrop  bool
 }
@@ -363,7 +377,9 @@ type options struct {
 // uploadOptions reads what the uploader asked for in object metadata:
 // Segflow-Codecs ("h264,av1"), Segflow-Packaging ("cmaf": fragmented MP4
 // for every rendition, with a DASH manifest beside the HLS master; "ts",
-// the default), Segflow-Crop ("auto": cut the black bars off), Watermark-Text or Watermark-Image (a key in the bucket),
+// the default), Segflow-Encryption ("aes-128": every MPEG-TS segment
+// encrypted, the key served only to players with a playback token),
+// Segflow-Crop ("auto": cut the black bars off), Watermark-Text or Watermark-Image (a key in the bucket),
 // Watermark-Position and Watermark-Opacity.
 func uploadOptions(info storage.Info) (options, error) {
 	var o options
@@ -380,6 +396,13 @@ func uploadOptions(info storage.Info) (options, error) {
 	case "", asset.PackagingTS:
 	default:
 		return o, fmt.Errorf("packaging %q: want cmaf or ts", p)
+	}
+	switch e := strings.ToLower(info.Meta("Segflow-Encryption")); e {
+	case asset.EncryptionAES128:
+		o.encryption = e
+	case "", "none":
+	default:
+		return o, fmt.Errorf("encryption %q: want aes-128 or none", e)
 	}
 	if v := info.Meta("Segflow-Codecs"); v != "" {
 		for _, c := range strings.Split(v, ",") {

@@ -11,11 +11,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/hls"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/stage"
@@ -76,6 +78,11 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 	if err != nil {
 		return "", e.FailSegment(ctx, t, err)
 	}
+	if m.Encrypted() {
+		if err := encrypt(ctx, e, t, outs); err != nil {
+			return "", err
+		}
+	}
 	if err := writeOutputs(ctx, e, t, m, srcInfo, outs); err != nil {
 		return "", err
 	}
@@ -125,6 +132,35 @@ func writeOutputs(ctx context.Context, e *stage.Env, t *stage.Trigger, m *asset.
 		if err := e.Store.PutFile(ctx, t.Bucket, key, o.Path, storage.PutOptions{ContentType: ctype, Metadata: meta}); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// encrypt encrypts each output whole with the asset's content key
+// (hls.EncryptSegment, the segment's number as IV). Encrypted segments
+// have no I-frame playlist: a byte range of AES-CBC is no keyframe.
+func encrypt(ctx context.Context, e *stage.Env, t *stage.Trigger, outs []media.Output) error {
+	key, err := asset.ReadContentKey(ctx, e.Store, t.Bucket, t.Layout.AssetID)
+	if err != nil {
+		return err
+	}
+	for i := range outs {
+		o := &outs[i]
+		if o.InitPath != "" {
+			return stage.Permanent(fmt.Errorf("encrypt %s: fMP4 is not encrypted whole", o.Path))
+		}
+		plain, err := os.ReadFile(o.Path)
+		if err != nil {
+			return err
+		}
+		enc, err := hls.EncryptSegment(plain, key, t.Layout.Index)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.Path, enc, 0o644); err != nil {
+			return err
+		}
+		o.Bytes, o.Keyframes = int64(len(enc)), nil
 	}
 	return nil
 }

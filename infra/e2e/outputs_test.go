@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -323,5 +324,91 @@ func checkIFrames(t *testing.T, base, uri string, playlist []byte, dir string) {
 	}
 	if entries == 0 || !bytes.Contains(playlist, []byte("#EXT-X-I-FRAMES-ONLY")) || !bytes.Contains(playlist, []byte("#EXT-X-ENDLIST")) {
 		t.Errorf("%s: %d entries:\n%s", uri, entries, playlist)
+	}
+}
+
+// TestEncryptedAsset uploads a clip asking for AES-128 encryption and
+// tries it as an attacker and as a viewer: the segments in the public
+// bucket do not decode, the bucket's own playlists lead ffmpeg and hls.js
+// nowhere (the key is not there), and the URL the gateway issues (a
+// signed, expiring token in the path, which the playlists' relative key
+// URI inherits) plays in ffmpeg without a warning and in hls.js in
+// Chromium; an expired token gets nothing, the key least of all.
+func TestEncryptedAsset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("encodes and plays in a browser")
+	}
+	s := teststack.Up(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "clip.mp4")
+	mediatest.Make(t, src, mediatest.Clip{Seconds: 8, Width: 640, Height: 360, FPS: 30, Audio: true})
+	s.Upload("uploads/secret.mp4", src, map[string]string{"Segflow-Encryption": "aes-128"})
+	id := assetOf(t, s, "uploads/secret.mp4")
+	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
+	a := layout.Asset(id)
+	public := "http://" + s.Env.S3Endpoint + "/" + s.Bucket + "/" + a.Prefix()
+
+	playlists := map[string][]byte{"master.m3u8": object(t, s, a.Master())}
+	if got := iframeVariants(t, playlists["master.m3u8"]); len(got) != 0 {
+		t.Errorf("I-frame playlists %v of encrypted segments", got)
+	}
+	for _, name := range []string{"360p.m3u8", "audio.m3u8"} {
+		playlists[name] = object(t, s, a.Prefix()+name)
+		if !bytes.Contains(playlists[name], []byte(`#EXT-X-KEY:METHOD=AES-128,URI="key"`)) {
+			t.Errorf("%s names no key:\n%s", name, playlists[name])
+		}
+	}
+	parsersAccept(t, playlists)
+	seg := filepath.Join(dir, "seg.ts")
+	if err := os.WriteFile(seg, object(t, s, a.Rendition("360p", 0, ".ts")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := mediatest.Decodes(seg); err == nil {
+		t.Error("an encrypted segment decodes as it is")
+	}
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i", public+"master.m3u8", "-map", "0", "-f", "null", "-").CombinedOutput(); err == nil {
+		t.Errorf("ffmpeg played the bucket's copy without the key:\n%s", out)
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, s.Env.Gateway+"/api/play/"+id+"?ttl=5m", nil)
+	req.SetBasicAuth(s.Env.GatewayUser, s.Env.GatewayPassword)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var issued struct {
+		URL     string    `json:"url"`
+		Expires time.Time `json:"expires"`
+	}
+	if err := json.Unmarshal(body, &issued); err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(issued.URL, s.Env.Gateway+"/play/") || issued.Expires.IsZero() {
+		t.Fatalf("issue = %s %s", resp.Status, body)
+	}
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "warning", "-i", issued.URL, "-map", "0", "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("ffmpeg playing %s: %v\n%s", issued.URL, err, out)
+	}
+	key := strings.TrimSuffix(issued.URL, "master.m3u8") + "key"
+	if resp, err := http.Get(key); err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("key with the token: %v %v", resp, err)
+	}
+	parts := strings.Split(strings.TrimPrefix(issued.URL, s.Env.Gateway+"/play/"), "/")
+	tampered := []byte(parts[0])
+	tampered[len(tampered)-1] ^= 1
+	if resp, err := http.Get(s.Env.Gateway + "/play/" + string(tampered) + "/" + id + "/key"); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("key with a tampered token: %v %v", resp, err)
+	}
+
+	page := playersPage(t)
+	b := newBrowser(t)
+	b.do(t, 20*time.Second, chromedp.Navigate(page+"/?p=hls&src="+url.QueryEscape(issued.URL)))
+	waitPage(t, b, 60*time.Second, "playback with the token", `document.getElementById("v").currentTime > 3`)
+	if errs := eval[[]string](t, b, `errors`); len(errs) > 0 {
+		t.Errorf("hls.js with the token: %v", errs)
+	}
+	b.do(t, 20*time.Second, chromedp.Navigate(page+"/?p=hls&src="+url.QueryEscape(public+"master.m3u8")))
+	waitPage(t, b, 60*time.Second, "hls.js failing on the key", `errors.some(e => e.includes("keyLoadError"))`)
+	if played := eval[float64](t, b, `document.getElementById("v").currentTime`); played > 0 {
+		t.Errorf("hls.js played %.1fs without the key", played)
 	}
 }

@@ -69,14 +69,17 @@ func TestServePrivateAsset(t *testing.T) {
 	}
 	id := layout.AssetID(layout.PrivateUploadsPrefix+"talk.mp4", "e1")
 	pub := layout.AssetID(layout.UploadsPrefix+"talk.mp4", "e1")
+	enc := layout.AssetID(layout.UploadsPrefix+"secret.mp4", "e2") // public, encrypted
 	a := layout.Asset(id)
 	seg := strings.Repeat("0123456789", 1000)
 	files := map[string]string{
-		a.Master():                    "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n720p.m3u8\n",
-		a.Rendition("720p", 0, ".ts"): seg,
-		a.Manifest():                  `{"id":"secret"}`,
-		layout.Asset(pub).Master():    "#EXTM3U\n",
-		"uploads/private/talk.mp4":    "source",
+		a.Master():                     "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n720p.m3u8\n",
+		a.Rendition("720p", 0, ".ts"):  seg,
+		a.Manifest():                   `{"id":"secret"}`,
+		layout.Asset(pub).Master():     "#EXTM3U\n",
+		layout.Asset(enc).Manifest():   `{"id":"` + enc + `","options":{"encryption":"aes-128"}}`,
+		layout.Asset(enc).ContentKey(): "0123456789abcdef",
+		"uploads/private/talk.mp4":     "source",
 	}
 	for k, v := range files {
 		if err := m.Client.PutBytes(ctx, bucket, k, []byte(v), storage.PutOptions{ContentType: "application/vnd.apple.mpegurl"}); err != nil {
@@ -155,6 +158,25 @@ func TestServePrivateAsset(t *testing.T) {
 		if code, body, _ := get(srv.URL + "/api/play/" + pub); code != http.StatusOK || strings.Contains(body, "expires") || !strings.Contains(body, m.Options.Endpoint) {
 			t.Errorf("public asset's URL = %d %s", code, body)
 		}
+		// An encrypted public asset is played through the route, which
+		// alone hands out its key: no-store, and only under a valid token.
+		code, body, _ = get(srv.URL + "/api/play/" + enc + "?ttl=60s")
+		if err := json.Unmarshal([]byte(body), &out); code != http.StatusOK || err != nil || !strings.HasPrefix(out.URL, srv.URL+"/play/") || out.Expires.IsZero() {
+			t.Fatalf("encrypted asset's URL = %d %s", code, body)
+		}
+		keyURL := strings.TrimSuffix(out.URL, "master.m3u8") + "key"
+		if code, body, h := get(keyURL); code != http.StatusOK || body != "0123456789abcdef" || h.Get("Cache-Control") != "no-store" {
+			t.Errorf("key = %d %q %v", code, body, h)
+		}
+		if code, _, _ := get(srv.URL + "/play/" + signer.Token(enc, time.Now().Add(-time.Second)) + "/" + enc + "/key"); code != http.StatusForbidden {
+			t.Errorf("key with an expired token = %d, want 403", code)
+		}
+		if code, _, _ := get(srv.URL + "/play/" + signer.Token(pub, time.Now().Add(time.Hour)) + "/" + enc + "/key"); code != http.StatusForbidden {
+			t.Errorf("key with another asset's token = %d, want 403", code)
+		}
+		if code, _, _ := get("http://" + m.Options.Endpoint + "/" + bucket + "/" + layout.Asset(enc).ContentKey()); code != http.StatusForbidden {
+			t.Errorf("anonymous GET of the key from the bucket = %d, want 403", code)
+		}
 	})
 	tok := strings.Split(strings.TrimPrefix(base, srv.URL+"/play/"), "/")[0]
 	expired := srv.URL + "/play/" + signer.Token(id, time.Now().Add(-time.Second)) + "/" + id + "/master.m3u8"
@@ -164,11 +186,15 @@ func TestServePrivateAsset(t *testing.T) {
 	}{
 		{"expired token", expired, http.StatusForbidden},
 		{"token of another asset", srv.URL + "/play/" + signer.Token("private_other-1", time.Now().Add(time.Hour)) + "/" + id + "/master.m3u8", http.StatusForbidden},
-		{"no token", srv.URL + "/play/" + id + "/master.m3u8", http.StatusNotFound},
+		{"no token", srv.URL + "/play/" + id + "/master.m3u8", http.StatusForbidden},
 		{"the manifest", base + "manifest.json", http.StatusNotFound},
 		{"a missing file", base + "1080p/00009.ts", http.StatusNotFound},
 		{"out of the asset", base + "..%2F..%2Fuploads%2Fprivate%2Ftalk.mp4", http.StatusNotFound},
-		{"public asset by token", srv.URL + "/play/" + signer.Token(pub, time.Now().Add(time.Hour)) + "/" + pub + "/master.m3u8", http.StatusNotFound},
+		// Public files are public anyway; an encrypted public asset is
+		// played this way, for its key.
+		{"public asset by token", srv.URL + "/play/" + signer.Token(pub, time.Now().Add(time.Hour)) + "/" + pub + "/master.m3u8", http.StatusOK},
+		{"the key of an asset that has none", base + "key", http.StatusNotFound},
+		{"a key by another name", base + "..%2F..%2Fkeys%2F" + enc, http.StatusNotFound},
 		{"token in another asset's path", srv.URL + "/play/" + tok + "/private_other-1/master.m3u8", http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

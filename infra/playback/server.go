@@ -13,17 +13,19 @@ import (
 
 	"github.com/segflow/segflow/infra/internal/httpjson"
 	"github.com/segflow/segflow/infra/s3iam"
+	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/config"
+	"github.com/segflow/segflow/shared/hls"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
 )
 
-// Server hands out asset URLs and serves private assets' files to players
-// with a valid token.
+// Server hands out asset URLs and serves private and encrypted assets'
+// files, and encrypted ones' keys, to players with a valid token.
 type Server struct {
 	Signer *Signer
-	// Store reads the bucket, signed in as a user that may read private
-	// assets and nothing else (StorageGrant).
+	// Store reads the bucket, signed in as a user that may read assets
+	// and content keys and nothing else (StorageGrant).
 	Store  *storage.Client
 	Bucket string
 	// Public is where the bucket serves public assets (http://host:9000/media).
@@ -37,9 +39,11 @@ type Server struct {
 	client *http.Client
 }
 
-// StorageGrant is what the playback route reads: private assets only.
+// StorageGrant is what the playback route reads: assets (the private ones
+// for their files; every asset's manifest, to know an encrypted one) and
+// content keys.
 func StorageGrant() s3iam.Grant {
-	return s3iam.Grant{Read: []string{layout.AssetsPrefix + layout.PrivateIDPrefix + "*"}}
+	return s3iam.Grant{Read: []string{layout.AssetsPrefix + "*", layout.KeysPrefix + "*"}}
 }
 
 // Base is the URL asset id's files are under, ending in '/': the bucket's
@@ -56,6 +60,11 @@ func (s *Server) baseUntil(id string, exp time.Time) string {
 	if !layout.Private(id) {
 		return strings.TrimRight(s.Public, "/") + "/" + layout.Asset(id).Prefix()
 	}
+	return s.playURL(id, exp)
+}
+
+// playURL is the route's base for asset id, signed until exp.
+func (s *Server) playURL(id string, exp time.Time) string {
 	return strings.TrimRight(s.Gateway, "/") + "/play/" + s.Signer.Token(id, exp) + "/" + id + "/"
 }
 
@@ -65,8 +74,10 @@ var playable = map[string]bool{".m3u8": true, ".ts": true, ".m4s": true, ".mp4":
 	".vtt": true, ".jpg": true, ".png": true, ".webp": true}
 
 // Handler serves GET and HEAD /play/<token>/<id>/<file...> to anyone
-// with a token, and GET /api/play/<id>?ttl= (issue), which the caller
-// puts behind the gateway's auth.
+// with a token (an encrypted asset's key as <file> "key", which is what
+// its playlists' relative EXT-X-KEY URI resolves to), and GET
+// /api/play/<id>?ttl= (issue), which the caller puts behind the gateway's
+// auth.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /play/{token}/{id}/{file...}", s.serve)
@@ -90,8 +101,8 @@ func cors(h http.Header) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	cors(w.Header())
 	id, file := r.PathValue("id"), r.PathValue("file")
-	if !layout.Private(id) || strings.Contains(id, "/") {
-		http.Error(w, "not a private asset", http.StatusNotFound)
+	if strings.Contains(id, "/") {
+		http.Error(w, "no such asset", http.StatusNotFound)
 		return
 	}
 	exp, err := s.Signer.Verify(r.PathValue("token"), id, time.Now())
@@ -101,11 +112,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return
 	}
-	if file == "" || path.Clean("/"+file) != "/"+file || !playable[path.Ext(file)] {
+	key := layout.Asset(id).Prefix() + file
+	switch {
+	case file == hls.KeyURI:
+		// The key never reaches a cache: each player fetches it with a
+		// token of its own.
+		key = layout.Asset(id).ContentKey()
+		w.Header().Set("Cache-Control", "no-store")
+	case file == "" || path.Clean("/"+file) != "/"+file || !playable[path.Ext(file)]:
 		http.Error(w, "no such file", http.StatusNotFound)
 		return
 	}
-	key := layout.Asset(id).Prefix() + file
 	if storage.ValidKey(key) != nil {
 		http.Error(w, "no such file", http.StatusNotFound)
 		return
@@ -160,8 +177,10 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, key string, exp t
 		}
 	}
 	// Caches may keep it no longer than the token lives.
-	maxAge := max(0, int(time.Until(exp).Seconds()))
-	w.Header().Set("Cache-Control", "private, max-age="+strconv.Itoa(maxAge))
+	if w.Header().Get("Cache-Control") == "" {
+		maxAge := max(0, int(time.Until(exp).Seconds()))
+		w.Header().Set("Cache-Control", "private, max-age="+strconv.Itoa(maxAge))
+	}
 	w.WriteHeader(resp.StatusCode)
 	if r.Method != http.MethodHead {
 		_, _ = io.Copy(w, resp.Body)
@@ -196,6 +215,10 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request) {
 	}{URL: s.baseUntil(id, exp) + "master.m3u8"}
 	if layout.Private(id) {
 		out.Expires = &exp
+	} else if m, err := asset.ReadManifest(r.Context(), s.Store, s.Bucket, id); err == nil && m.Encrypted() {
+		// A public asset's files are in the open, but its key is not:
+		// players come through the route, which serves it.
+		out.URL, out.Expires = s.playURL(id, exp)+"master.m3u8", &exp
 	}
 	httpjson.Write(w, http.StatusOK, out)
 }

@@ -108,7 +108,17 @@ type UploadOptions struct {
 	// Packaging is PackagingCMAF or empty (MPEG-TS where it carries the
 	// codec).
 	Packaging string `json:"packaging,omitempty"`
+	// Encryption is EncryptionAES128 or empty (clear).
+	Encryption string `json:"encryption,omitempty"`
 }
+
+// EncryptionAES128 encrypts every MPEG-TS segment whole (HLS METHOD=AES-128)
+// with the asset's content key.
+const EncryptionAES128 = "aes-128"
+
+// Encrypted says whether the asset's segments are encrypted: a player
+// needs its key, which only the playback route serves.
+func (m *Manifest) Encrypted() bool { return m.Options.Encryption != "" }
 
 // Packagings an upload may ask for.
 const (

@@ -104,6 +104,9 @@ type MediaOptions struct {
 	// TargetDuration overrides the computed one (live playlists must not
 	// change it while they run).
 	TargetDuration float64
+	// Encrypted names KeyURI as the AES-128 key of every segment
+	// (EncryptSegment made them).
+	Encrypted bool
 }
 
 // Media renders a rendition's media playlist and says how many segments it
@@ -141,6 +144,9 @@ func Media(r Rendition, o MediaOptions) ([]byte, int, bool, error) {
 	if r.Init != "" {
 		p.SetDefaultMap(r.Init, 0, 0)
 		p.SetVersion(7)
+	}
+	if o.Encrypted && !r.Subtitles {
+		p.Key = &m3u8.Key{Method: "AES-128", URI: KeyURI}
 	}
 	complete := false
 	switch {

@@ -1,6 +1,9 @@
 package hls
 
 import (
+	"bytes"
+	"encoding/hex"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -192,5 +195,37 @@ func TestIFrames(t *testing.T) {
 	if !strings.Contains(master, `#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=159841,AVERAGE-BANDWIDTH=139860,CODECS="avc1.64001f",RESOLUTION=1280x720,URI="720p-iframes.m3u8"`) ||
 		!strings.Contains(master, `URI="360p-iframes.m3u8"`) || strings.Contains(master, "PROGRAM-ID") {
 		t.Errorf("master:\n%s", master)
+	}
+}
+
+// EncryptSegment is AES-128-CBC with PKCS7 padding and the sequence number
+// as IV: the bytes openssl makes from the same key and IV, and
+// DecryptSegment takes them back (and refuses a wrong key).
+func TestEncryptSegment(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	plain := bytes.Repeat([]byte{0x47, 1, 2, 3}, 47*3) // three TS packets
+	enc, err := EncryptSegment(plain, key, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("openssl", "enc", "-aes-128-cbc", "-K", hex.EncodeToString(key), "-iv", "00000000000000000000000000000007")
+	cmd.Stdin = bytes.NewReader(plain)
+	want, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("openssl: %v", err)
+	}
+	if !bytes.Equal(enc, want) {
+		t.Fatalf("encrypted %d bytes differ from openssl's %d", len(enc), len(want))
+	}
+	back, err := DecryptSegment(enc, key, 7)
+	if err != nil || !bytes.Equal(back, plain) {
+		t.Fatalf("decrypt: %v", err)
+	}
+	if _, err := DecryptSegment(enc, []byte("fedcba9876543210"), 7); err == nil {
+		t.Error("a wrong key decrypted")
+	}
+	b, _, _, err := Media(rend("720p", 0, 1), MediaOptions{Total: 2, Encrypted: true})
+	if err != nil || !strings.Contains(string(b), `#EXT-X-KEY:METHOD=AES-128,URI="key"`) || strings.Contains(string(b), "IV=") {
+		t.Errorf("encrypted playlist (%v):\n%s", err, b)
 	}
 }

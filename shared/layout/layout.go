@@ -38,6 +38,10 @@ const (
 	// PrivateIDPrefix starts every private asset's id. Public ids never
 	// hold '_' (their slugs are letters, digits and '-').
 	PrivateIDPrefix = "private_"
+	// KeysPrefix holds encrypted assets' content keys, outside assets/
+	// (which anyone may read): transcode encrypts with them, and only the
+	// playback route hands them out, to a player with a valid token.
+	KeysPrefix = "keys/"
 )
 
 // Private says whether the asset id is a private asset's.
@@ -228,6 +232,9 @@ func (a Asset) InitSegment(name string) string { return a.key(name, "init.mp4") 
 
 // Playlist is a rendition's media playlist.
 func (a Asset) Playlist(name string) string { return a.key(name + ".m3u8") }
+
+// ContentKey is an encrypted asset's AES-128 key (16 raw bytes).
+func (a Asset) ContentKey() string { return KeysPrefix + string(a) }
 
 // DASH is the MPEG-DASH manifest of a CMAF asset, beside its HLS master.
 func (a Asset) DASH() string { return a.key("manifest.mpd") }
