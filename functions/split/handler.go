@@ -370,8 +370,8 @@ type options struct {
 	codecs     []media.Codec
 	packaging  string
 	encryption string
-	watermark *asset.Watermark
-	autoCrop  bool
+	watermark  *asset.Watermark
+	autoCrop   bool
 }
 
 // uploadOptions reads what the uploader asked for in object metadata:

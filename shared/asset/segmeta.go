@@ -116,7 +116,7 @@ func ReadSegmentMeta(info storage.Info) (SegmentMeta, error) {
 		for _, f := range strings.Split(v, ",") {
 			var k media.Keyframe
 			if n, err := fmt.Sscanf(f, "%d:%d:%g", &k.Offset, &k.Size, &k.Time); err != nil || n != 3 || k.Offset < 0 || k.Size <= 0 {
-				return m, fmt.Errorf("segment %s: %s %q: want offset:size:time,...", info.Key, metaKeyframes, v)
+				return m, fmt.Errorf("segment %s: %s %q: want comma-separated offset:size:time", info.Key, metaKeyframes, v)
 			}
 			m.Keyframes = append(m.Keyframes, k)
 		}

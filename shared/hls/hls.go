@@ -342,7 +342,7 @@ func IFrames(r Rendition, o MediaOptions) ([]byte, error) {
 	}
 	p, err := m3u8.NewMediaPlaylist(0, uint(len(frames)))
 	if err != nil {
-		return nil, fmt.Errorf("I-frame playlist %s: %w", r.Name, err)
+		return nil, fmt.Errorf("iframe playlist %s: %w", r.Name, err)
 	}
 	p.SetIframeOnly()
 	target := 0.0
@@ -352,7 +352,7 @@ func IFrames(r Rendition, o MediaOptions) ([]byte, error) {
 			seg.Map = &m3u8.Map{URI: f.segment.URI, Limit: f.offset, Offset: 0}
 		}
 		if err := p.AppendSegment(seg); err != nil {
-			return nil, fmt.Errorf("I-frame playlist %s: %w", r.Name, err)
+			return nil, fmt.Errorf("iframe playlist %s: %w", r.Name, err)
 		}
 		target = math.Max(target, f.duration)
 	}

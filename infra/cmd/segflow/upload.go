@@ -53,8 +53,8 @@ func storageOptions(cmd *cobra.Command) (storage.Options, string, error) {
 
 func uploadCmd() *cobra.Command {
 	var (
-		key, codecs, packaging, crop, wmText, wmImage, wmPos, wmOpacity string
-		wait, quiet, private                                 bool
+		key, codecs, packaging, encryption, crop, wmText, wmImage, wmPos, wmOpacity string
+		wait, quiet, private                                                        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "upload FILE",
@@ -86,7 +86,7 @@ func uploadCmd() *cobra.Command {
 				return fmt.Errorf("key %q: uploads go under %s", key, layout.UploadsPrefix)
 			}
 			meta := map[string]string{}
-			for k, v := range map[string]string{"Segflow-Codecs": codecs, "Segflow-Packaging": packaging, "Segflow-Crop": crop, "Watermark-Text": wmText,
+			for k, v := range map[string]string{"Segflow-Codecs": codecs, "Segflow-Packaging": packaging, "Segflow-Encryption": encryption, "Segflow-Crop": crop, "Watermark-Text": wmText,
 				"Watermark-Image": wmImage, "Watermark-Position": wmPos, "Watermark-Opacity": wmOpacity} {
 				if v != "" {
 					meta[k] = v
@@ -117,6 +117,7 @@ func uploadCmd() *cobra.Command {
 	cmd.Flags().StringVar(&key, "key", "", "object key (default uploads/<file name>)")
 	cmd.Flags().StringVar(&codecs, "codecs", "", "rendition codecs, comma separated: h264,h265,vp9,av1 (default h264)")
 	cmd.Flags().StringVar(&packaging, "packaging", "", "cmaf: every rendition fragmented MP4, listed by master.m3u8 and a DASH manifest.mpd (default MPEG-TS for H.264)")
+	cmd.Flags().StringVar(&encryption, "encryption", "", "aes-128: encrypt every segment; players get the key only through a URL from /api/play/<id>")
 	cmd.Flags().StringVar(&crop, "crop", "", "auto: cut off the black bars (cropdetect over the file), the ladder from what is left")
 	cmd.Flags().StringVar(&wmText, "watermark-text", "", "burn this text into the video")
 	cmd.Flags().StringVar(&wmImage, "watermark-image", "", "burn this PNG (a key in the bucket) into the video")
