@@ -399,6 +399,27 @@ func TestEncryptedAsset(t *testing.T) {
 		t.Errorf("key with a tampered token: %v %v", resp, err)
 	}
 
+	// The catalog (and the console) hand out the route's URL too, once
+	// the catalog has indexed the asset (it polls the bucket).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		req, _ = http.NewRequest(http.MethodGet, s.Env.Gateway+"/api/assets/"+id, nil)
+		req.SetBasicAuth(s.Env.GatewayUser, s.Env.GatewayPassword)
+		if resp, err = http.DefaultClient.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || time.Now().After(deadline) {
+			break
+		}
+	}
+	var listed struct {
+		Playback string `json:"playback"`
+	}
+	if err := json.Unmarshal(body, &listed); err != nil || !strings.HasPrefix(listed.Playback, s.Env.Gateway+"/play/") {
+		t.Errorf("catalog's playback URL of the encrypted asset: %s %s", resp.Status, body)
+	}
+
 	page := playersPage(t)
 	b := newBrowser(t)
 	b.do(t, 20*time.Second, chromedp.Navigate(page+"/?p=hls&src="+url.QueryEscape(issued.URL)))

@@ -164,6 +164,9 @@ func TestServePrivateAsset(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &out); code != http.StatusOK || err != nil || !strings.HasPrefix(out.URL, srv.URL+"/play/") || out.Expires.IsZero() {
 			t.Fatalf("encrypted asset's URL = %d %s", code, body)
 		}
+		if b := s.Base(enc, 0); !strings.HasPrefix(b, srv.URL+"/play/") {
+			t.Errorf("encrypted asset's base for listings = %s, want the route's", b)
+		}
 		keyURL := strings.TrimSuffix(out.URL, "master.m3u8") + "key"
 		if code, body, h := get(keyURL); code != http.StatusOK || body != "0123456789abcdef" || h.Get("Cache-Control") != "no-store" {
 			t.Errorf("key = %d %q %v", code, body, h)

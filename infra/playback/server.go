@@ -9,6 +9,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segflow/segflow/infra/internal/httpjson"
@@ -37,6 +38,10 @@ type Server struct {
 	Log *slog.Logger
 	// client fetches from the bucket; nil uses a default with timeouts.
 	client *http.Client
+	// encrypted remembers, per public asset id, whether its manifest
+	// asks for encryption (an asset's options never change once split
+	// wrote them), so listings do not read every manifest every time.
+	encrypted sync.Map
 }
 
 // StorageGrant is what the playback route reads: assets (the private ones
@@ -47,20 +52,40 @@ func StorageGrant() s3iam.Grant {
 }
 
 // Base is the URL asset id's files are under, ending in '/': the bucket's
-// assets/<id>/ for a public asset, and for a private one the gateway's
-// /play/<token>/<id>/, valid for ttl (s.TTL when 0).
+// assets/<id>/ for a public asset, and for a private or encrypted one the
+// gateway's /play/<token>/<id>/, valid for ttl (s.TTL when 0).
 func (s *Server) Base(id string, ttl time.Duration) string {
 	if ttl <= 0 {
 		ttl = s.TTL
 	}
-	return s.baseUntil(id, time.Now().Add(ttl))
+	// Callers (catalog listings, the console) hold no request context
+	// here; one manifest read per asset, once, is bounded instead.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.baseUntil(ctx, id, time.Now().Add(ttl))
 }
 
-func (s *Server) baseUntil(id string, exp time.Time) string {
-	if !layout.Private(id) {
+func (s *Server) baseUntil(ctx context.Context, id string, exp time.Time) string {
+	if !layout.Private(id) && !s.isEncrypted(ctx, id) {
 		return strings.TrimRight(s.Public, "/") + "/" + layout.Asset(id).Prefix()
 	}
 	return s.playURL(id, exp)
+}
+
+// isEncrypted says whether public asset id is encrypted: its files are in
+// the open but its key is not, so players come through the route. An
+// asset whose manifest cannot be read (not split yet) counts as clear
+// and is asked again next time.
+func (s *Server) isEncrypted(ctx context.Context, id string) bool {
+	if v, ok := s.encrypted.Load(id); ok {
+		return v.(bool)
+	}
+	m, err := asset.ReadManifest(ctx, s.Store, s.Bucket, id)
+	if err != nil {
+		return false
+	}
+	s.encrypted.Store(id, m.Encrypted())
+	return m.Encrypted()
 }
 
 // playURL is the route's base for asset id, signed until exp.
@@ -212,13 +237,9 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request) {
 	out := struct {
 		URL     string     `json:"url"`
 		Expires *time.Time `json:"expires,omitempty"`
-	}{URL: s.baseUntil(id, exp) + "master.m3u8"}
-	if layout.Private(id) {
+	}{URL: s.baseUntil(r.Context(), id, exp) + "master.m3u8"}
+	if layout.Private(id) || s.isEncrypted(r.Context(), id) {
 		out.Expires = &exp
-	} else if m, err := asset.ReadManifest(r.Context(), s.Store, s.Bucket, id); err == nil && m.Encrypted() {
-		// A public asset's files are in the open, but its key is not:
-		// players come through the route, which serves it.
-		out.URL, out.Expires = s.playURL(id, exp)+"master.m3u8", &exp
 	}
 	httpjson.Write(w, http.StatusOK, out)
 }
