@@ -218,7 +218,7 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 	p.master = hls.Master(video, audio, listedSubs)
 	if m.CMAF() && !m.Live && p.complete == p.renditions {
 		var err error
-		if p.dash, err = dash.Manifest(video, audio, duration(video, audio)); err != nil {
+		if p.dash, err = dash.Manifest(video, audio); err != nil {
 			return p, err
 		}
 	}
@@ -228,20 +228,6 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 		}
 	}
 	return p, nil
-}
-
-// duration is how long a complete asset plays: its first video
-// rendition's segments (or audio's, for sound alone).
-func duration(video, audio []hls.Rendition) float64 {
-	all := append(append([]hls.Rendition(nil), video...), audio...)
-	if len(all) == 0 {
-		return 0
-	}
-	var d float64
-	for _, s := range all[0].Ready(0) {
-		d += s.Duration
-	}
-	return d
 }
 
 // lowLatencyVariant is the master's entry for a live publish's LL-HLS

@@ -28,7 +28,18 @@ const channelScheme = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
 // between what they can decode alike), then one adaptation set per audio
 // rendition (language, channels; the first is the main one). Every
 // rendition must be fMP4 with every segment's time known.
-func Manifest(video, audio []hls.Rendition, duration float64) ([]byte, error) {
+func Manifest(video, audio []hls.Rendition) ([]byte, error) {
+	// Period time 0 is the first video frame (the first audio frame for
+	// sound alone): each representation's presentationTimeOffset is that
+	// instant in its own timescale. The presentation lasts as long as
+	// that rendition's segments.
+	var origin, duration float64
+	switch {
+	case len(video) > 0 && len(video[0].Segments) > 0:
+		origin, duration = span(video[0])
+	case len(audio) > 0 && len(audio[0].Segments) > 0:
+		origin, duration = span(audio[0])
+	}
 	m := mpd.NewMPD(mpd.STATIC_TYPE)
 	m.Profiles = profiles
 	m.MediaPresentationDuration = mpd.Seconds2DurPtrFloat64(duration)
@@ -36,17 +47,6 @@ func Manifest(video, audio []hls.Rendition, duration float64) ([]byte, error) {
 	period.Id = "0"
 	period.Start = mpd.Seconds2DurPtr(0)
 	m.Periods = []*mpd.Period{period}
-
-	// Period time 0 is the first video frame (the first audio frame for
-	// sound alone): each representation's presentationTimeOffset is that
-	// instant in its own timescale.
-	var origin float64
-	switch {
-	case len(video) > 0 && len(video[0].Segments) > 0:
-		origin = startOf(video[0])
-	case len(audio) > 0 && len(audio[0].Segments) > 0:
-		origin = startOf(audio[0])
-	}
 	longest := 0.0
 	sets := map[string]*mpd.AdaptationSetType{}
 	id := uint32(0)
@@ -117,13 +117,17 @@ func Manifest(video, audio []hls.Rendition, duration float64) ([]byte, error) {
 	return []byte(out), nil
 }
 
-// startOf is when a rendition's first segment starts, in seconds.
-func startOf(r hls.Rendition) float64 {
+// span is when a rendition's first segment starts and how long its
+// segments last, in seconds.
+func span(r hls.Rendition) (start, duration float64) {
 	segs := r.Ready(0)
-	if len(segs) == 0 || segs[0].Timescale == 0 {
-		return 0
+	for _, s := range segs {
+		duration += s.Duration
 	}
-	return float64(segs[0].Time) / float64(segs[0].Timescale)
+	if len(segs) == 0 || segs[0].Timescale == 0 {
+		return 0, duration
+	}
+	return float64(segs[0].Time) / float64(segs[0].Timescale), duration
 }
 
 // template is a rendition's SegmentTemplate: $Number$ names the files as

@@ -30,7 +30,7 @@ func TestManifest(t *testing.T) {
 	hevc := rendition("h265-720p", "hvc1.1.6.L93.90", 90000, 1.4, 4, 4, 4, 2.5)
 	audio := rendition("audio", "mp4a.40.2", 48000, 1.421333, 4, 4, 4, 2.5)
 	audio.Language, audio.Label, audio.Channels = "fr", "Français", 2
-	b, err := Manifest([]hls.Rendition{h264, hevc}, []hls.Rendition{audio}, 14.5)
+	b, err := Manifest([]hls.Rendition{h264, hevc}, []hls.Rendition{audio})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestManifest(t *testing.T) {
 	}
 	tsOnly := h264
 	tsOnly.Init = ""
-	if _, err := Manifest([]hls.Rendition{tsOnly}, nil, 14.5); err == nil {
+	if _, err := Manifest([]hls.Rendition{tsOnly}, nil); err == nil {
 		t.Error("MPEG-TS rendition accepted")
 	}
 }
