@@ -108,13 +108,20 @@ type UploadOptions struct {
 	// Packaging is PackagingCMAF or empty (MPEG-TS where it carries the
 	// codec).
 	Packaging string `json:"packaging,omitempty"`
-	// Encryption is EncryptionAES128 or empty (clear).
+	// Encryption is EncryptionAES128, EncryptionCBCS or empty (clear).
 	Encryption string `json:"encryption,omitempty"`
 }
 
-// EncryptionAES128 encrypts every MPEG-TS segment whole (HLS METHOD=AES-128)
-// with the asset's content key.
-const EncryptionAES128 = "aes-128"
+// Encryptions an upload may ask for, both with the asset's content key.
+const (
+	// EncryptionAES128 encrypts every MPEG-TS segment whole (HLS
+	// METHOD=AES-128).
+	EncryptionAES128 = "aes-128"
+	// EncryptionCBCS encrypts the samples of every fMP4 rendition with
+	// Common Encryption's cbcs scheme (HLS METHOD=SAMPLE-AES, DASH
+	// ContentProtection; browsers decrypt it through EME Clear Key).
+	EncryptionCBCS = "cbcs"
+)
 
 // Encrypted says whether the asset's segments are encrypted: a player
 // needs its key, which only the playback route serves.

@@ -3,6 +3,7 @@ package asset
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 
 	"github.com/segflow/segflow/shared/layout"
@@ -42,4 +43,20 @@ func ReadContentKey(ctx context.Context, c *storage.Client, bucket, id string) (
 		return nil, fmt.Errorf("content key of %s: %d bytes, want %d", id, len(key), ContentKeySize)
 	}
 	return key, nil
+}
+
+// KeyID is the key ID of asset id's content key, as cbcs init segments
+// (tenc, pssh), the DASH manifest and Clear Key license requests name it.
+// It is public, so it is derived from the id rather than stored: every
+// stage that needs it gets the same one without another read.
+func KeyID(id string) []byte { return derive("segflow key id", id) }
+
+// ConstantIV is the initialization vector of every cbcs sample of asset
+// id (cbcs uses one constant IV per track, written in the clear in tenc);
+// derived like KeyID, so a re-encoded segment comes out byte-identical.
+func ConstantIV(id string) []byte { return derive("segflow cbcs iv", id) }
+
+func derive(purpose, id string) []byte {
+	sum := sha256.Sum256([]byte(purpose + "\x00" + id))
+	return sum[:16]
 }

@@ -115,12 +115,19 @@ func audioCodecs(o Output) (string, error) {
 	if parsed.Init == nil || parsed.Init.Moov.Trak == nil {
 		return "", fmt.Errorf("%s: no track", o.InitPath)
 	}
-	stsd := parsed.Init.Moov.Trak.Mdia.Minf.Stbl.Stsd
-	if stsd.Mp4a == nil || stsd.Mp4a.Esds == nil || stsd.Mp4a.Esds.DecConfigDescriptor == nil ||
-		stsd.Mp4a.Esds.DecConfigDescriptor.DecSpecificInfo == nil {
+	// The sample entry is mp4a, or enca once cbcs protected it.
+	var entry *mp4.AudioSampleEntryBox
+	for _, c := range parsed.Init.Moov.Trak.Mdia.Minf.Stbl.Stsd.Children {
+		if a, ok := c.(*mp4.AudioSampleEntryBox); ok {
+			entry = a
+			break
+		}
+	}
+	if entry == nil || entry.Esds == nil || entry.Esds.DecConfigDescriptor == nil ||
+		entry.Esds.DecConfigDescriptor.DecSpecificInfo == nil {
 		return "", fmt.Errorf("%s: no AudioSpecificConfig", o.InitPath)
 	}
-	asc, err := aac.DecodeAudioSpecificConfig(bytes.NewReader(stsd.Mp4a.Esds.DecConfigDescriptor.DecSpecificInfo.DecConfig))
+	asc, err := aac.DecodeAudioSpecificConfig(bytes.NewReader(entry.Esds.DecConfigDescriptor.DecSpecificInfo.DecConfig))
 	if err != nil {
 		return "", fmt.Errorf("%s: AudioSpecificConfig: %w", o.InitPath, err)
 	}

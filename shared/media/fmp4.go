@@ -23,8 +23,10 @@ type fragmented struct {
 // splitFragmented turns ffmpeg's fragmented MP4 of one segment into an HLS
 // init segment (ftyp+moov) and a media segment (moof+mdat...), and moves
 // the fragments' decode times to start (seconds) so that the segments of an
-// asset form one timeline, as the MPEG-TS renditions do.
-func splitFragmented(frag, initPath, segPath string, start float64) (fragmented, error) {
+// asset form one timeline, as the MPEG-TS renditions do. A protect that is
+// not nil encrypts both (cbcs) before they are written, so the keyframe
+// ranges found are those of the encrypted segment.
+func splitFragmented(frag, initPath, segPath string, start float64, protect *Protection) (fragmented, error) {
 	var info fragmented
 	f, err := os.Open(frag)
 	if err != nil {
@@ -64,6 +66,11 @@ func splitFragmented(frag, initPath, segPath string, start float64) (fragmented,
 				}
 				traf.Tfdt.SetBaseMediaDecodeTime(uint64(t))
 			}
+		}
+	}
+	if protect != nil {
+		if err := protect.apply(parsed); err != nil {
+			return info, err
 		}
 	}
 	if err := writeBoxes(initPath, func(w *bufio.Writer) error { return parsed.Init.Encode(w) }); err != nil {

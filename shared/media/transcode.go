@@ -27,6 +27,9 @@ type TranscodeOptions struct {
 	// CMAF writes the audio as fragmented MP4, as the rungs of a CMAF
 	// asset are (Rung.CMAF).
 	CMAF bool
+	// Protect, when set, encrypts every output with cbcs; the outputs
+	// must then all be fMP4 H.264 or AAC.
+	Protect *Protection
 	// Filter is applied to the decoded video before the ladder's scaling
 	// (the watermark's overlay, for one).
 	Filter string
@@ -88,6 +91,16 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 	}
 	if o.CMAF && o.Live {
 		return nil, fmt.Errorf("transcode %s: CMAF is for files; live streams are MPEG-TS", in)
+	}
+	if o.Protect != nil {
+		for _, r := range rungs {
+			if r.Container() != "fmp4" || r.Codec != H264 && r.Codec != "" {
+				return nil, fmt.Errorf("transcode %s: cbcs protects H.264 and AAC in fMP4, not rung %s (%s in %s)", in, r.Name, r.Codec, r.Container())
+			}
+		}
+		if len(o.Audio) > 0 && !o.CMAF {
+			return nil, fmt.Errorf("transcode %s: cbcs protects fMP4 audio; this audio is MPEG-TS", in)
+		}
 	}
 	if o.GOPSeconds <= 0 {
 		o.GOPSeconds = 2
@@ -206,7 +219,7 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 				first = s.start
 			}
 			out.InitPath = filepath.Join(outDir, out.Rung.Name+"-init.mp4")
-			f, err := splitFragmented(out.Path+".frag.mp4", out.InitPath, out.Path, first)
+			f, err := splitFragmented(out.Path+".frag.mp4", out.InitPath, out.Path, first, o.Protect)
 			if err != nil {
 				return nil, fmt.Errorf("transcode %s: %s: %w", in, out.Rung.Name, err)
 			}
