@@ -170,7 +170,10 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 	}
 	p := plan{renditions: len(all)}
 	var listedSubs []hls.Rendition
-	opts.Encrypted = m.Encrypted()
+	opts.Encryption = m.Options.Encryption
+	if opts.Encryption == asset.EncryptionCBCS {
+		opts.KeyID = asset.KeyID(m.ID)
+	}
 	add := func(r hls.Rendition, counts bool) error {
 		o := opts
 		if strings.HasPrefix(r.Name, layout.SidecarPrefix) && !m.Live {
@@ -218,7 +221,7 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 	p.master = hls.Master(video, audio, listedSubs)
 	if m.CMAF() && !m.Live && p.complete == p.renditions {
 		var err error
-		if p.dash, err = dash.Manifest(video, audio); err != nil {
+		if p.dash, err = dash.Manifest(video, audio, dash.Options{KeyID: opts.KeyID}); err != nil {
 			return p, err
 		}
 	}

@@ -181,11 +181,8 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 		m.Picture = v.Picture()
 		for i := range ladder {
 			ladder[i].CMAF = m.CMAF()
-			if m.Encrypted() && ladder[i].Container() != "ts" {
-				// Whole-segment AES-128 of fMP4 would encrypt the init
-				// segment too; CMAF's own scheme (cbcs) is not made yet.
-				return j.fail(fmt.Errorf("encryption %s: only MPEG-TS renditions are encrypted, and %s is fMP4 (cmaf packaging or h265/vp9/av1)",
-					m.Options.Encryption, ladder[i].Name))
+			if err := encryptable(m.Options.Encryption, ladder[i]); err != nil {
+				return j.fail(err)
 			}
 		}
 		m.SourceExt, m.Ladder, m.Watermark = media.SourceExt(v.Codec), ladder, j.opts.watermark
@@ -378,7 +375,8 @@ type options struct {
 // Segflow-Codecs ("h264,av1"), Segflow-Packaging ("cmaf": fragmented MP4
 // for every rendition, with a DASH manifest beside the HLS master; "ts",
 // the default), Segflow-Encryption ("aes-128": every MPEG-TS segment
-// encrypted, the key served only to players with a playback token),
+// encrypted whole; "cbcs": the samples of every CMAF segment; either way
+// the key is served only to players with a playback token),
 // Segflow-Crop ("auto": cut the black bars off), Watermark-Text or Watermark-Image (a key in the bucket),
 // Watermark-Position and Watermark-Opacity.
 func uploadOptions(info storage.Info) (options, error) {
@@ -398,11 +396,14 @@ func uploadOptions(info storage.Info) (options, error) {
 		return o, fmt.Errorf("packaging %q: want cmaf or ts", p)
 	}
 	switch e := strings.ToLower(info.Meta("Segflow-Encryption")); e {
-	case asset.EncryptionAES128:
+	case asset.EncryptionAES128, asset.EncryptionCBCS:
 		o.encryption = e
 	case "", "none":
 	default:
-		return o, fmt.Errorf("encryption %q: want aes-128 or none", e)
+		return o, fmt.Errorf("encryption %q: want aes-128, cbcs or none", e)
+	}
+	if o.encryption == asset.EncryptionCBCS && o.packaging != asset.PackagingCMAF {
+		return o, fmt.Errorf("encryption cbcs encrypts CMAF: upload with packaging cmaf (or use aes-128 for MPEG-TS)")
 	}
 	if v := info.Meta("Segflow-Codecs"); v != "" {
 		for _, c := range strings.Split(v, ",") {
@@ -441,4 +442,23 @@ func uploadOptions(info storage.Info) (options, error) {
 	}
 	o.watermark = wm
 	return o, nil
+}
+
+// encryptable says whether a rung can be encrypted the way the upload
+// asked: AES-128 encrypts MPEG-TS segments whole (whole fMP4 segments
+// would need their init segment encrypted too, which no player reads);
+// cbcs encrypts fMP4 samples, and mp4ff, which does it, knows H.264 (and
+// AAC) but not HEVC, VP9 or AV1 yet.
+func encryptable(encryption string, r media.Rung) error {
+	switch encryption {
+	case asset.EncryptionAES128:
+		if r.Container() != "ts" {
+			return fmt.Errorf("encryption aes-128: only MPEG-TS renditions are encrypted whole, and %s is fMP4 (use cbcs with cmaf packaging)", r.Name)
+		}
+	case asset.EncryptionCBCS:
+		if r.Container() != "fmp4" || (r.Codec != media.H264 && r.Codec != "") {
+			return fmt.Errorf("encryption cbcs: rendition %s is %s; cbcs here encrypts H.264 CMAF renditions", r.Name, r.Codec)
+		}
+	}
+	return nil
 }

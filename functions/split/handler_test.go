@@ -18,6 +18,7 @@ import (
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/media/mediatest"
 	"github.com/segflow/segflow/shared/stage"
 	"github.com/segflow/segflow/shared/storage"
@@ -162,6 +163,46 @@ func TestUploadOptionsRefuseHostileWatermarks(t *testing.T) {
 			o, err := uploadOptions(storage.Info{Metadata: tc.meta})
 			if tc.err == "" {
 				if err != nil || o.watermark == nil {
+					t.Fatalf("options = %+v, %v", o, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("err = %v, want one saying %q", err, tc.err)
+			}
+		})
+	}
+}
+
+// TestUploadOptionsEncryption: each scheme goes with the container it
+// encrypts, and any other pairing fails the upload at once with the fix
+// in its reason.
+func TestUploadOptionsEncryption(t *testing.T) {
+	h264 := media.Rung{Name: "720p", Codec: media.H264}
+	tests := []struct {
+		name string
+		meta map[string]string
+		rung media.Rung
+		err  string
+	}{
+		{"aes-128 of MPEG-TS", map[string]string{"Segflow-Encryption": "AES-128"}, h264, ""},
+		{"cbcs of CMAF", map[string]string{"Segflow-Encryption": "cbcs", "Segflow-Packaging": "cmaf"}, h264, ""},
+		{"none", map[string]string{"Segflow-Encryption": "none"}, h264, ""},
+		{"cbcs without CMAF", map[string]string{"Segflow-Encryption": "cbcs"}, h264, "packaging cmaf"},
+		{"unknown scheme", map[string]string{"Segflow-Encryption": "rot13"}, h264, "want aes-128, cbcs or none"},
+		{"aes-128 of an fMP4 rung", map[string]string{"Segflow-Encryption": "aes-128"}, media.Rung{Name: "av1-720p", Codec: media.AV1}, "use cbcs"},
+		{"aes-128 of CMAF", map[string]string{"Segflow-Encryption": "aes-128", "Segflow-Packaging": "cmaf"}, h264, "use cbcs"},
+		{"cbcs of HEVC", map[string]string{"Segflow-Encryption": "cbcs", "Segflow-Packaging": "cmaf"}, media.Rung{Name: "h265-720p", Codec: media.H265}, "H.264 CMAF"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := uploadOptions(storage.Info{Metadata: tc.meta})
+			if err == nil {
+				tc.rung.CMAF = o.packaging == asset.PackagingCMAF
+				err = encryptable(o.encryption, tc.rung)
+			}
+			if tc.err == "" {
+				if err != nil {
 					t.Fatalf("options = %+v, %v", o, err)
 				}
 				return

@@ -73,12 +73,19 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 			audio = append(audio, a.Name)
 		}
 	}
-	outs, err := media.Transcode(ctx, in, filepath.Join(dir, "out"), rungs,
-		media.TranscodeOptions{FPS: m.FPS, Audio: audio, CMAF: m.CMAF(), Live: m.Live, Filter: picture(m, t, seg)})
+	opts := media.TranscodeOptions{FPS: m.FPS, Audio: audio, CMAF: m.CMAF(), Live: m.Live, Filter: picture(m, t, seg)}
+	if m.Options.Encryption == asset.EncryptionCBCS {
+		key, err := asset.ReadContentKey(ctx, e.Store, t.Bucket, id)
+		if err != nil {
+			return "", err
+		}
+		opts.Protect = &media.Protection{Key: key, KeyID: asset.KeyID(id), IV: asset.ConstantIV(id)}
+	}
+	outs, err := media.Transcode(ctx, in, filepath.Join(dir, "out"), rungs, opts)
 	if err != nil {
 		return "", e.FailSegment(ctx, t, err)
 	}
-	if m.Encrypted() {
+	if m.Options.Encryption == asset.EncryptionAES128 {
 		if err := encrypt(ctx, e, t, outs); err != nil {
 			return "", err
 		}

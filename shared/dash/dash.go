@@ -28,7 +28,7 @@ const channelScheme = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
 // between what they can decode alike), then one adaptation set per audio
 // rendition (language, channels; the first is the main one). Every
 // rendition must be fMP4 with every segment's time known.
-func Manifest(video, audio []hls.Rendition) ([]byte, error) {
+func Manifest(video, audio []hls.Rendition, o Options) ([]byte, error) {
 	// Period time 0 is the first video frame (the first audio frame for
 	// sound alone): each representation's presentationTimeOffset is that
 	// instant in its own timescale. The presentation lasts as long as
@@ -53,6 +53,7 @@ func Manifest(video, audio []hls.Rendition) ([]byte, error) {
 	newSet := func(contentType, mimeType string) *mpd.AdaptationSetType {
 		as := mpd.NewAdaptationSetWithParams(contentType, mimeType, true, 1)
 		as.Id = mpd.Ptr(id)
+		as.ContentProtections = o.contentProtections()
 		id++
 		period.AdaptationSets = append(period.AdaptationSets, as)
 		return as
@@ -115,6 +116,37 @@ func Manifest(video, audio []hls.Rendition) ([]byte, error) {
 		return nil, fmt.Errorf("mpd: %w", err)
 	}
 	return []byte(out), nil
+}
+
+// Options shape a manifest.
+type Options struct {
+	// KeyID, when set, says every representation is cbcs-encrypted with
+	// the key of that ID (media.Protection), which EME Clear Key players
+	// get from a license URL they are given.
+	KeyID []byte
+}
+
+// Content protection schemes (DASH-IF IOP 6.2, ISO/IEC 23009-1): the
+// common encryption scheme with its default key ID, and the Clear Key
+// system that dash.js and Shaka map to the browser's org.w3.clearkey.
+const (
+	cencScheme     = "urn:mpeg:dash:mp4protection:2011"
+	clearKeyScheme = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
+)
+
+// contentProtections are the ContentProtection descriptors of every
+// adaptation set: none for a clear asset.
+func (o Options) contentProtections() []*mpd.ContentProtectionType {
+	if len(o.KeyID) != 16 {
+		return nil
+	}
+	k := o.KeyID
+	cenc := mpd.NewContentProtection()
+	cenc.SchemeIdUri, cenc.Value = cencScheme, "cbcs"
+	cenc.DefaultKID = fmt.Sprintf("%x-%x-%x-%x-%x", k[0:4], k[4:6], k[6:8], k[8:10], k[10:16])
+	clearKey := mpd.NewContentProtection()
+	clearKey.SchemeIdUri, clearKey.Value = clearKeyScheme, "ClearKey1.0"
+	return []*mpd.ContentProtectionType{cenc, clearKey}
 }
 
 // span is when a rendition's first segment starts and how long its

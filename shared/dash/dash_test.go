@@ -30,7 +30,7 @@ func TestManifest(t *testing.T) {
 	hevc := rendition("h265-720p", "hvc1.1.6.L93.90", 90000, 1.4, 4, 4, 4, 2.5)
 	audio := rendition("audio", "mp4a.40.2", 48000, 1.421333, 4, 4, 4, 2.5)
 	audio.Language, audio.Label, audio.Channels = "fr", "Français", 2
-	b, err := Manifest([]hls.Rendition{h264, hevc}, []hls.Rendition{audio})
+	b, err := Manifest([]hls.Rendition{h264, hevc}, []hls.Rendition{audio}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,6 +55,9 @@ func TestManifest(t *testing.T) {
 			t.Errorf("no %s in\n%s", want, s)
 		}
 	}
+	if strings.Contains(s, "ContentProtection") {
+		t.Errorf("a clear asset's manifest names protection:\n%s", s)
+	}
 	// $Number$ makes the names the playlists list.
 	for _, seg := range h264.Segments {
 		tmpl := m.Periods[0].AdaptationSets[0].Representations[0].SegmentTemplate
@@ -65,7 +68,30 @@ func TestManifest(t *testing.T) {
 	}
 	tsOnly := h264
 	tsOnly.Init = ""
-	if _, err := Manifest([]hls.Rendition{tsOnly}, nil); err == nil {
+	if _, err := Manifest([]hls.Rendition{tsOnly}, nil, Options{}); err == nil {
 		t.Error("MPEG-TS rendition accepted")
+	}
+}
+
+// A cbcs asset's manifest says so in every adaptation set: the common
+// scheme with the default key ID, and the Clear Key system.
+func TestManifestProtected(t *testing.T) {
+	video := rendition("720p", "avc1.64001f", 90000, 1.4, 4, 2.5)
+	audio := rendition("audio", "mp4a.40.2", 48000, 1.421333, 4, 2.5)
+	b, err := Manifest([]hls.Rendition{video}, []hls.Rendition{audio}, Options{KeyID: []byte("0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mpd.MPDFromBytes(b)
+	if err != nil {
+		t.Fatalf("does not parse back: %v\n%s", err, b)
+	}
+	for _, as := range m.Periods[0].AdaptationSets {
+		cps := as.ContentProtections
+		if len(cps) != 2 || cps[0].SchemeIdUri != "urn:mpeg:dash:mp4protection:2011" || cps[0].Value != "cbcs" ||
+			cps[0].DefaultKID != "30313233-3435-3637-3839-616263646566" ||
+			cps[1].SchemeIdUri != "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e" {
+			t.Errorf("adaptation set %s: protection %+v\n%s", as.ContentType, cps, b)
+		}
 	}
 }

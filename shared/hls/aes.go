@@ -14,6 +14,12 @@ import (
 // the key; the bucket's public copy of the playlist leads nowhere.
 const KeyURI = "key"
 
+// LicenseURI is where, beside KeyURI, an EME Clear Key player asks for
+// the key of a cbcs asset: a license request (JSON key IDs) answered
+// with a JSON Web Key set. Players are configured with it (hls.js
+// drmSystems, dash.js protection data); the playlists name the key ID.
+const LicenseURI = "license"
+
 // EncryptSegment encrypts a whole media segment as HLS METHOD=AES-128 says
 // (RFC 8216 5.2): AES-128-CBC with PKCS7 padding and, the playlist naming
 // no IV, the segment's media sequence number as the IV. The same bytes

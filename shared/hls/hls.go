@@ -4,6 +4,7 @@ package hls
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"math"
 	"regexp"
@@ -104,9 +105,31 @@ type MediaOptions struct {
 	// TargetDuration overrides the computed one (live playlists must not
 	// change it while they run).
 	TargetDuration float64
-	// Encrypted names KeyURI as the AES-128 key of every segment
-	// (EncryptSegment made them).
-	Encrypted bool
+	// Encryption says how every segment (captions aside) is encrypted
+	// with the asset's key: "aes-128" names KeyURI as the key of whole
+	// segments (EncryptSegment made them); "cbcs" is SAMPLE-AES of fMP4
+	// samples, named for EME Clear Key players (KEYFORMAT
+	// org.w3.clearkey, KeyID in the URI), which get the key from the
+	// license URL (LicenseURI) they are configured with.
+	Encryption string
+	KeyID      []byte
+}
+
+// key is the EXT-X-KEY of every encrypted segment; nil for clear ones.
+func (o MediaOptions) key() (*m3u8.Key, error) {
+	switch o.Encryption {
+	case "aes-128":
+		return &m3u8.Key{Method: "AES-128", URI: KeyURI}, nil
+	case "cbcs":
+		// No "identity" key beside it: hls.js would take that one and
+		// never ask the CDM, and no player fetches a cbcs key from a
+		// plain URI.
+		return &m3u8.Key{Method: "SAMPLE-AES", URI: "data:text/plain;base64," + base64.StdEncoding.EncodeToString(o.KeyID),
+			Keyformat: "org.w3.clearkey", Keyformatversions: "1"}, nil
+	case "":
+		return nil, nil
+	}
+	return nil, fmt.Errorf("encryption %q", o.Encryption)
 }
 
 // Media renders a rendition's media playlist and says how many segments it
@@ -145,8 +168,10 @@ func Media(r Rendition, o MediaOptions) ([]byte, int, bool, error) {
 		p.SetDefaultMap(r.Init, 0, 0)
 		p.SetVersion(7)
 	}
-	if o.Encrypted && !r.Subtitles {
-		p.Key = &m3u8.Key{Method: "AES-128", URI: KeyURI}
+	if !r.Subtitles {
+		if p.Key, err = o.key(); err != nil {
+			return nil, 0, false, fmt.Errorf("playlist %s: %w", r.Name, err)
+		}
 	}
 	complete := false
 	switch {
@@ -345,6 +370,11 @@ func IFrames(r Rendition, o MediaOptions) ([]byte, error) {
 		return nil, fmt.Errorf("iframe playlist %s: %w", r.Name, err)
 	}
 	p.SetIframeOnly()
+	// cbcs leaves a keyframe's range a keyframe (AES-128 segments have
+	// no keyframes listed: transcode drops them).
+	if p.Key, err = o.key(); err != nil {
+		return nil, fmt.Errorf("iframe playlist %s: %w", r.Name, err)
+	}
 	target := 0.0
 	for _, f := range frames {
 		seg := &m3u8.MediaSegment{URI: f.segment.URI, Duration: f.duration, Offset: f.offset, Limit: f.size}

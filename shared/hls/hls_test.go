@@ -224,8 +224,21 @@ func TestEncryptSegment(t *testing.T) {
 	if _, err := DecryptSegment(enc, []byte("fedcba9876543210"), 7); err == nil {
 		t.Error("a wrong key decrypted")
 	}
-	b, _, _, err := Media(rend("720p", 0, 1), MediaOptions{Total: 2, Encrypted: true})
-	if err != nil || !strings.Contains(string(b), `#EXT-X-KEY:METHOD=AES-128,URI="key"`) || strings.Contains(string(b), "IV=") {
-		t.Errorf("encrypted playlist (%v):\n%s", err, b)
+	tests := []struct {
+		encryption string
+		key        string
+	}{
+		{"aes-128", `#EXT-X-KEY:METHOD=AES-128,URI="key"` + "\n"},
+		// The key ID 0x30..0x66 ("0123456789abcdef") in base64.
+		{"cbcs", `#EXT-X-KEY:METHOD=SAMPLE-AES,URI="data:text/plain;base64,MDEyMzQ1Njc4OWFiY2RlZg==",KEYFORMAT="org.w3.clearkey",KEYFORMATVERSIONS="1"` + "\n"},
+	}
+	for _, tc := range tests {
+		b, _, _, err := Media(rend("720p", 0, 1), MediaOptions{Total: 2, Encryption: tc.encryption, KeyID: []byte("0123456789abcdef")})
+		if err != nil || strings.Count(string(b), "#EXT-X-KEY") != 1 || !strings.Contains(string(b), tc.key) || strings.Contains(string(b), "IV=") {
+			t.Errorf("%s playlist (%v):\n%s", tc.encryption, err, b)
+		}
+	}
+	if _, _, _, err := Media(rend("720p", 0, 1), MediaOptions{Encryption: "rot13"}); err == nil {
+		t.Error("an unknown encryption made a playlist")
 	}
 }
