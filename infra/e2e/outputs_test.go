@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -196,10 +197,12 @@ func playersPage(t testing.TB) string {
 <script src=hls.min.js></script><script src=dash.all.min.js></script><script>
 const q = new URLSearchParams(location.search);
 const v = document.getElementById("v");
+const license = q.get("license");
 window.errors = [];
 if (q.get("p") === "dash") {
   const p = dashjs.MediaPlayer().create();
   p.on(dashjs.MediaPlayer.events.ERROR, e => errors.push(JSON.stringify(e.error || e)));
+  if (license) p.setProtectionData({"org.w3.clearkey": {serverURL: license}});
   p.initialize(v, q.get("src"), true);
   window.heights = () => p.getRepresentationsByType("video").map(r => r.height);
   window.pick = h => {
@@ -208,7 +211,7 @@ if (q.get("p") === "dash") {
     return true;
   };
 } else {
-  const h = new Hls();
+  const h = new Hls(license ? {emeEnabled: true, drmSystems: {"org.w3.clearkey": {licenseUrl: license}}} : {});
   h.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) errors.push(d.type + ": " + d.details); });
   h.loadSource(q.get("src"));
   h.attachMedia(v);
@@ -432,4 +435,100 @@ func TestEncryptedAsset(t *testing.T) {
 	if played := eval[float64](t, b, `document.getElementById("v").currentTime`); played > 0 {
 		t.Errorf("hls.js played %.1fs without the key", played)
 	}
+}
+
+// TestCBCSAsset: a CMAF upload asked for cbcs encryption is encrypted
+// sample by sample (encv/enca with the key ID in the init segments), its
+// playlists and MPD say so, and hls.js and dash.js in Chromium play it
+// through EME Clear Key with the license URL the route issued, and do
+// not without a valid token.
+func TestCBCSAsset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("encodes and plays in a browser")
+	}
+	s := teststack.Up(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "clip.mp4")
+	mediatest.Make(t, src, mediatest.Clip{Seconds: 8, Width: 640, Height: 360, FPS: 30, Audio: true})
+	s.Upload("uploads/cbcs.mp4", src, map[string]string{"Segflow-Packaging": "cmaf", "Segflow-Encryption": "cbcs"})
+	id := assetOf(t, s, "uploads/cbcs.mp4")
+	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
+	a := layout.Asset(id)
+	kid := asset.KeyID(id)
+
+	key := `#EXT-X-KEY:METHOD=SAMPLE-AES,URI="data:text/plain;base64,` + base64.StdEncoding.EncodeToString(kid) + `",KEYFORMAT="org.w3.clearkey"`
+	playlists := map[string][]byte{"master.m3u8": object(t, s, a.Master())}
+	iframes := iframeVariants(t, playlists["master.m3u8"])
+	if len(iframes) != 1 {
+		t.Errorf("I-frame playlists %v, want the 360p one", iframes)
+	}
+	for _, name := range append([]string{"360p.m3u8", "audio.m3u8"}, iframes...) {
+		playlists[name] = object(t, s, a.Prefix()+name)
+		if !bytes.Contains(playlists[name], []byte(key)) {
+			t.Errorf("%s names no Clear Key SAMPLE-AES key:\n%s", name, playlists[name])
+		}
+	}
+	parsersAccept(t, playlists)
+	if manifest := object(t, s, a.DASH()); !bytes.Contains(manifest, []byte(`value="cbcs"`)) || !bytes.Contains(manifest, []byte(`urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e`)) {
+		t.Errorf("MPD names no cbcs protection:\n%s", manifest)
+	}
+	for _, r := range []struct{ name, entry string }{{"360p", "encv"}, {"audio", "enca"}} {
+		init := object(t, s, a.InitSegment(r.name))
+		if !bytes.Contains(init, []byte(r.entry)) || !bytes.Contains(init, kid) || !bytes.Contains(init, []byte("cbcs")) {
+			t.Errorf("%s init segment is not %s cbcs with the key ID", r.name, r.entry)
+		}
+		if seg := object(t, s, a.Rendition(r.name, 0, ".m4s")); !bytes.Contains(seg, []byte("senc")) {
+			t.Errorf("%s segment 0 has no senc", r.name)
+		}
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, s.Env.Gateway+"/api/play/"+id+"?ttl=5m", nil)
+	req.SetBasicAuth(s.Env.GatewayUser, s.Env.GatewayPassword)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var issued struct{ URL, License string }
+	if err := json.Unmarshal(body, &issued); err != nil || resp.StatusCode != http.StatusOK ||
+		!strings.HasPrefix(issued.URL, s.Env.Gateway+"/play/") || issued.License != strings.TrimSuffix(issued.URL, "master.m3u8")+"license" {
+		t.Fatalf("issue = %s %s", resp.Status, body)
+	}
+	mpdURL := strings.TrimSuffix(issued.URL, "master.m3u8") + "manifest.mpd"
+	parts := strings.Split(strings.TrimPrefix(issued.URL, s.Env.Gateway+"/play/"), "/")
+	tampered := []byte(parts[0])
+	tampered[len(tampered)-1] ^= 1
+	badLicense := s.Env.Gateway + "/play/" + string(tampered) + "/" + id + "/license"
+
+	page := playersPage(t)
+	b := newBrowser(t)
+	for _, p := range []struct{ player, src string }{{"hls", issued.URL}, {"dash", mpdURL}} {
+		t.Run(p.player, func(t *testing.T) {
+			b.do(t, 20*time.Second, chromedp.Navigate(page+"/?p="+p.player+"&src="+url.QueryEscape(p.src)+"&license="+url.QueryEscape(issued.License)))
+			waitPage(t, b, 60*time.Second, "playback with the license", `document.getElementById("v").currentTime > 3`)
+			if errs := eval[[]string](t, b, `errors`); len(errs) > 0 {
+				t.Errorf("%s with the license: %v", p.player, errs)
+			}
+			b.do(t, 20*time.Second, chromedp.Navigate(page+"/?p="+p.player+"&src="+url.QueryEscape(p.src)+"&license="+url.QueryEscape(badLicense)))
+			waitPage(t, b, 60*time.Second, "the player failing on the license", `errors.length > 0`)
+			if played := eval[float64](t, b, `document.getElementById("v").currentTime`); played > 0.5 {
+				t.Errorf("%s played %.1fs with a tampered token", p.player, played)
+			}
+		})
+	}
+	// The console plays it too: it hands hls.js the license URL beside
+	// the master the route signed.
+	t.Run("console", func(t *testing.T) {
+		u, _ := url.Parse(s.Env.Console)
+		u.User = url.UserPassword(s.Env.GatewayUser, s.Env.GatewayPassword)
+		u.Fragment = "asset=" + id
+		b.do(t, 30*time.Second, chromedp.Navigate(u.String()))
+		b.poll(t, 30*time.Second, "hls.js levels of the cbcs asset", `!!(segflow.hls && segflow.hls.levels && segflow.hls.levels.length >= 1 && segflow.hls.url.includes("/play/"))`, s)
+		eval[bool](t, b, `(async () => { segflow.video.muted = true; segflow.video.currentTime = 0; await segflow.video.play(); return true })()`)
+		b.poll(t, 30*time.Second, "the cbcs asset plays in the console", `segflow.video.currentTime > 1.5`, s)
+		if msg := eval[string](t, b, `document.querySelector("#asset-error").textContent`); msg != "" {
+			t.Errorf("console says %q", msg)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package playback_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/segflow/segflow/infra/playback"
 	"github.com/segflow/segflow/infra/s3iam"
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/hls"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
 	"github.com/segflow/segflow/shared/testenv"
@@ -179,6 +182,48 @@ func TestServePrivateAsset(t *testing.T) {
 		}
 		if code, _, _ := get("http://" + m.Options.Endpoint + "/" + bucket + "/" + layout.Asset(enc).ContentKey()); code != http.StatusForbidden {
 			t.Errorf("anonymous GET of the key from the bucket = %d, want 403", code)
+		}
+		// The same key for EME Clear Key (a cbcs asset's players): a JSON
+		// Web Key set answering the CDM's request, for this asset's key ID
+		// only.
+		license := strings.TrimSuffix(out.URL, "master.m3u8") + hls.LicenseURI
+		kid := base64.RawURLEncoding.EncodeToString(asset.KeyID(enc))
+		post := func(url, body string) (int, string, http.Header) {
+			resp, err := http.Post(url, "application/octet-stream", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b), resp.Header
+		}
+		code, body, h := post(license, `{"kids":["`+kid+`"],"type":"temporary"}`)
+		var set struct {
+			Keys []struct{ Kty, KID, K string }
+			Type string
+		}
+		if err := json.Unmarshal([]byte(body), &set); code != http.StatusOK || err != nil || len(set.Keys) != 1 ||
+			set.Keys[0].KID != kid || set.Keys[0].Kty != "oct" || set.Type != "temporary" || h.Get("Cache-Control") != "no-store" {
+			t.Fatalf("license = %d %s %v", code, body, h)
+		}
+		if k, err := base64.RawURLEncoding.DecodeString(set.Keys[0].K); err != nil || string(k) != "0123456789abcdef" {
+			t.Errorf("license key %q (%v)", set.Keys[0].K, err)
+		}
+		for _, tc := range []struct {
+			name, url, body string
+			want            int
+		}{
+			{"another asset's key ID", license, `{"kids":["` + base64.RawURLEncoding.EncodeToString(asset.KeyID(pub)) + `"]}`, http.StatusNotFound},
+			{"not a license request", license, `kids=all`, http.StatusBadRequest},
+			{"no key IDs", license, `{"kids":[]}`, http.StatusBadRequest},
+			{"an expired token", srv.URL + "/play/" + signer.Token(enc, time.Now().Add(-time.Second)) + "/" + enc + "/license", `{"kids":["` + kid + `"]}`, http.StatusForbidden},
+			{"a clear asset", srv.URL + "/play/" + signer.Token(pub, time.Now().Add(time.Hour)) + "/" + pub + "/license",
+				`{"kids":["` + base64.RawURLEncoding.EncodeToString(asset.KeyID(pub)) + `"]}`, http.StatusNotFound},
+			{"a huge body", license, `{"kids":["` + strings.Repeat("A", 8<<10) + `"]}`, http.StatusBadRequest},
+		} {
+			if code, body, _ := post(tc.url, tc.body); code != tc.want {
+				t.Errorf("license with %s = %d %q, want %d", tc.name, code, body, tc.want)
+			}
 		}
 	})
 	tok := strings.Split(strings.TrimPrefix(base, srv.URL+"/play/"), "/")[0]

@@ -38,9 +38,9 @@ type Server struct {
 	Log *slog.Logger
 	// client fetches from the bucket; nil uses a default with timeouts.
 	client *http.Client
-	// encrypted remembers, per public asset id, whether its manifest
-	// asks for encryption (an asset's options never change once split
-	// wrote them), so listings do not read every manifest every time.
+	// encrypted remembers, per asset id, the encryption its manifest
+	// asks for (an asset's options never change once split wrote them),
+	// so listings do not read every manifest every time.
 	encrypted sync.Map
 }
 
@@ -77,15 +77,21 @@ func (s *Server) baseUntil(ctx context.Context, id string, exp time.Time) string
 // asset whose manifest cannot be read (not split yet) counts as clear
 // and is asked again next time.
 func (s *Server) isEncrypted(ctx context.Context, id string) bool {
+	return s.encryption(ctx, id) != ""
+}
+
+// encryption is asset id's encryption scheme (asset.EncryptionAES128,
+// asset.EncryptionCBCS), "" for a clear asset or one not split yet.
+func (s *Server) encryption(ctx context.Context, id string) string {
 	if v, ok := s.encrypted.Load(id); ok {
-		return v.(bool)
+		return v.(string)
 	}
 	m, err := asset.ReadManifest(ctx, s.Store, s.Bucket, id)
 	if err != nil {
-		return false
+		return ""
 	}
-	s.encrypted.Store(id, m.Encrypted())
-	return m.Encrypted()
+	s.encrypted.Store(id, m.Options.Encryption)
+	return m.Options.Encryption
 }
 
 // playURL is the route's base for asset id, signed until exp.
@@ -95,22 +101,24 @@ func (s *Server) playURL(id string, exp time.Time) string {
 
 // playable are the kinds of file a player (or a page showing an asset)
 // asks for; the manifest, status and per-stage documents stay unserved.
-var playable = map[string]bool{".m3u8": true, ".ts": true, ".m4s": true, ".mp4": true, ".aac": true,
+var playable = map[string]bool{".m3u8": true, ".mpd": true, ".ts": true, ".m4s": true, ".mp4": true, ".aac": true,
 	".vtt": true, ".jpg": true, ".png": true, ".webp": true}
 
 // Handler serves GET and HEAD /play/<token>/<id>/<file...> to anyone
 // with a token (an encrypted asset's key as <file> "key", which is what
-// its playlists' relative EXT-X-KEY URI resolves to), and GET
+// its playlists' relative EXT-X-KEY URI resolves to), POST
+// /play/<token>/<id>/license (a cbcs asset's key for EME Clear Key), and GET
 // /api/play/<id>?ttl= (issue), which the caller puts behind the gateway's
 // auth.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /play/{token}/{id}/{file...}", s.serve)
+	mux.HandleFunc("POST /play/{token}/{id}/"+hls.LicenseURI, s.license)
 	mux.HandleFunc("GET /api/play/{id}", s.issue)
 	mux.HandleFunc("OPTIONS /play/", func(w http.ResponseWriter, r *http.Request) {
 		cors(w.Header())
-		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD")
-		w.Header().Set("Access-Control-Allow-Headers", "Range")
+		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, POST")
+		w.Header().Set("Access-Control-Allow-Headers", "Range, Content-Type")
 		w.WriteHeader(http.StatusNoContent)
 	})
 	return mux
@@ -217,7 +225,8 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, key string, exp t
 const MaxTTL = 7 * 24 * time.Hour
 
 // issue answers GET /api/play/{id}?ttl=2h with the asset's master
-// playlist URL and when it stops working (never, for a public asset).
+// playlist URL, when it stops working (never, for a public asset) and, for
+// a cbcs asset, its license URL.
 func (s *Server) issue(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if id == "" || strings.ContainsAny(id, "/\\") || storage.ValidKey(layout.Asset(id).Master()) != nil {
@@ -234,12 +243,19 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request) {
 		ttl = d
 	}
 	exp := time.Now().Add(ttl).Truncate(time.Second).UTC()
+	base := s.baseUntil(r.Context(), id, exp)
 	out := struct {
 		URL     string     `json:"url"`
 		Expires *time.Time `json:"expires,omitempty"`
-	}{URL: s.baseUntil(r.Context(), id, exp) + "master.m3u8"}
+		// License is where EME Clear Key players get a cbcs asset's key
+		// (hls.js drmSystems licenseUrl, dash.js protData serverURL).
+		License string `json:"license,omitempty"`
+	}{URL: base + "master.m3u8"}
 	if layout.Private(id) || s.isEncrypted(r.Context(), id) {
 		out.Expires = &exp
+	}
+	if s.encryption(r.Context(), id) == asset.EncryptionCBCS {
+		out.License = base + hls.LicenseURI
 	}
 	httpjson.Write(w, http.StatusOK, out)
 }

@@ -255,8 +255,16 @@ function startPlayer() {
   const url = state.media.master;
   video.poster = state.media.poster;
   if (window.Hls && Hls.isSupported()) {
-    const hls = new Hls({ enableWebVTT: true, renderTextTracksNatively: true, subtitleDisplay: true,
-      startPosition: state.pendingSeek !== null ? state.pendingSeek : -1 });
+    const config = { enableWebVTT: true, renderTextTracksNatively: true, subtitleDisplay: true,
+      startPosition: state.pendingSeek !== null ? state.pendingSeek : -1 };
+    // An asset played through the route may be cbcs-encrypted: its key
+    // comes, for EME Clear Key, from the license URL beside the master
+    // the route signed. Clear and AES-128 assets never ask for it.
+    if (url.includes("/play/")) {
+      config.emeEnabled = true;
+      config.drmSystems = { "org.w3.clearkey": { licenseUrl: url.replace(/master\.m3u8$/, "license") } };
+    }
+    const hls = new Hls(config);
     state.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => {
       $("#levels").replaceChildren(el("option", { value: "-1" }, "Auto"),
