@@ -117,7 +117,7 @@ func uploadCmd() *cobra.Command {
 	cmd.Flags().StringVar(&key, "key", "", "object key (default uploads/<file name>)")
 	cmd.Flags().StringVar(&codecs, "codecs", "", "rendition codecs, comma separated: h264,h265,vp9,av1 (default h264)")
 	cmd.Flags().StringVar(&packaging, "packaging", "", "cmaf: every rendition fragmented MP4, listed by master.m3u8 and a DASH manifest.mpd (default MPEG-TS for H.264)")
-	cmd.Flags().StringVar(&encryption, "encryption", "", "aes-128: encrypt every segment; players get the key only through a URL from /api/play/<id>")
+	cmd.Flags().StringVar(&encryption, "encryption", "", "aes-128: encrypt every MPEG-TS segment; cbcs (with --packaging cmaf): encrypt every CMAF sample for EME Clear Key; players get the key only through the URLs /api/play/<id> returns")
 	cmd.Flags().StringVar(&crop, "crop", "", "auto: cut off the black bars (cropdetect over the file), the ladder from what is left")
 	cmd.Flags().StringVar(&wmText, "watermark-text", "", "burn this text into the video")
 	cmd.Flags().StringVar(&wmImage, "watermark-image", "", "burn this PNG (a key in the bucket) into the video")
