@@ -53,11 +53,12 @@ func audioCovers(ctx context.Context, in string, start, end float64) (covers, an
 	return true, true, nil
 }
 
-// fillAudio writes out as a segment's audio rendition made to cover its
-// video span [start, end) exactly (fillAudioArgs).
-func fillAudio(ctx context.Context, in, out string, start, end float64, any bool) error {
+// fillAudio writes a segment's audio rendition, with the output arguments
+// mux (audioMux), made to cover its video span [start, end) exactly
+// (fillAudioArgs).
+func fillAudio(ctx context.Context, in string, mux []string, start, end float64, any bool) error {
 	args := append([]string{"-copyts", "-i", in}, fillAudioArgs(start, end, any, 1, stereoBitrate)...)
-	args = append(append(args, audioTSArgs...), out)
+	args = append(args, mux...)
 	if err := ffmpeg(ctx, args...); err != nil {
 		return fmt.Errorf("fill the audio of %s: %w", in, err)
 	}

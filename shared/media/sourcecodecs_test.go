@@ -136,7 +136,8 @@ func TestSplitAudioOnly(t *testing.T) {
 // A live segment whose audio stops before its video (the publisher's
 // encoder stopped its audio first), has a hole in it, or has none at all,
 // still makes an audio rendition that covers the video: silence where
-// the sound is missing.
+// the sound is missing. The same in MPEG-TS and in CMAF (a live stream
+// packaged cmaf).
 func TestLiveAudioGapsAreFilled(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -153,36 +154,55 @@ func TestLiveAudioGapsAreFilled(t *testing.T) {
 		{"two frames, two audio frames", 2.0 / 30, []string{"-f", "lavfi", "-i", "sine=duration=0.045"}},
 		{"two frames, one audio frame", 2.0 / 30, []string{"-f", "lavfi", "-i", "sine=duration=0.02"}},
 	}
-	rungs := []media.Rung{{Name: "180p", Codec: media.H264, Width: 320, Height: 180, Bitrate: 300_000, Profile: "main", Level: "3.0"}}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			seg := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".ts")
-			args := append([]string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x180:rate=30:duration=%g", tc.seconds)}, tc.audio...)
-			args = append(args, "-c:v", "libx264", "-g", "60", "-c:a", "aac", "-f", "mpegts", seg)
-			mediatest.FFmpeg(t, args...)
-			outs, err := media.Transcode(ctx, seg, filepath.Join(dir, "out-"+filepath.Base(seg)), rungs,
-				media.TranscodeOptions{FPS: 30, Audio: []string{"audio"}, Live: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, a := mediatest.Packets(t, outs[0].Path, "v:0"), mediatest.Packets(t, outs[1].Path, "a:0")
-			if len(a) == 0 {
-				t.Fatal("no audio")
-			}
-			for _, o := range outs {
-				if err := mediatest.Decodes(o.Path); err != nil {
-					t.Error(err)
+		seg := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".ts")
+		args := append([]string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x180:rate=30:duration=%g", tc.seconds)}, tc.audio...)
+		args = append(args, "-c:v", "libx264", "-g", "60", "-c:a", "aac", "-f", "mpegts", seg)
+		mediatest.FFmpeg(t, args...)
+		for _, cmaf := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s cmaf=%v", tc.name, cmaf), func(t *testing.T) {
+				rungs := []media.Rung{{Name: "180p", Codec: media.H264, Width: 320, Height: 180, Bitrate: 300_000, Profile: "main", Level: "3.0", CMAF: cmaf}}
+				out := filepath.Join(dir, fmt.Sprintf("out-%s-%v", filepath.Base(seg), cmaf))
+				outs, err := media.Transcode(ctx, seg, out, rungs, media.TranscodeOptions{FPS: 30, Audio: []string{"audio"}, Live: true, CMAF: cmaf})
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			for i := 1; i < len(a); i++ {
-				if gap := a[i].PTS - a[i-1].PTS - a[i-1].Duration; math.Abs(gap) > 0.005 {
-					t.Errorf("audio gap of %.4fs at %.3f", gap, a[i].PTS)
-				}
-			}
-			vEnd, aEnd := v[len(v)-1].PTS+1.0/30, a[len(a)-1].PTS+a[len(a)-1].Duration
-			if math.Abs(a[0].PTS-v[0].PTS) > 0.05 || math.Abs(aEnd-vEnd) > 0.05 {
-				t.Errorf("audio %.3f-%.3f, video %.3f-%.3f", a[0].PTS, aEnd, v[0].PTS, vEnd)
-			}
-		})
+				checkFilled(t, out, outs)
+			})
+		}
+	}
+}
+
+// checkFilled checks a live segment's renditions: each decodes, and the
+// audio runs without a gap from the video's first frame to its last.
+func checkFilled(t *testing.T, dir string, outs []media.Output) {
+	t.Helper()
+	files := make([]string, len(outs))
+	for i, o := range outs {
+		files[i] = o.Path
+		if o.InitPath != "" {
+			files[i] = filepath.Join(dir, o.Rung.Name+"-whole.mp4")
+			concat(t, files[i], []string{o.InitPath, o.Path})
+		}
+		if err := mediatest.Decodes(files[i]); err != nil {
+			t.Error(err)
+		}
+	}
+	v, a := mediatest.Packets(t, files[0], "v:0"), mediatest.Packets(t, files[1], "a:0")
+	if len(a) == 0 {
+		t.Fatal("no audio")
+	}
+	for i := 1; i < len(a); i++ {
+		d := a[i-1].Duration
+		if d == 0 { // ffprobe gives an MP4's first packet no duration
+			d = a[i].Duration
+		}
+		if gap := a[i].PTS - a[i-1].PTS - d; math.Abs(gap) > 0.005 {
+			t.Errorf("audio gap of %.4fs at %.3f", gap, a[i].PTS)
+		}
+	}
+	vEnd, aEnd := v[len(v)-1].PTS+1.0/30, a[len(a)-1].PTS+a[len(a)-1].Duration
+	if math.Abs(a[0].PTS-v[0].PTS) > 0.05 || math.Abs(aEnd-vEnd) > 0.05 {
+		t.Errorf("audio %.3f-%.3f, video %.3f-%.3f", a[0].PTS, aEnd, v[0].PTS, vEnd)
 	}
 }

@@ -89,9 +89,6 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 	if len(rungs) == 0 && len(o.Audio) == 0 {
 		return nil, fmt.Errorf("transcode %s: empty ladder", in)
 	}
-	if o.CMAF && o.Live {
-		return nil, fmt.Errorf("transcode %s: CMAF is for files; live streams are MPEG-TS", in)
-	}
 	if o.Protect != nil {
 		for _, r := range rungs {
 			if r.Container() != "fmp4" || r.Codec != H264 && r.Codec != "" {
@@ -167,17 +164,7 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 			}
 		}
 		args = append(args, "-map", "0:a:"+strconv.Itoa(k), "-c:a", "copy")
-		if o.CMAF {
-			// One fragment for the whole segment: the muxer writes it at
-			// the end (no frag_keyframe, which would cut one per frame).
-			// The moov waits for the first packet (delay_moov): the
-			// AudioSpecificConfig comes from it (ADTS in the source TS),
-			// and an esds without one is what MSE refuses to append.
-			args = append(args, "-bsf:a", "aac_adtstoasc", "-movflags", "empty_moov+delay_moov+default_base_moof",
-				"-use_editlist", "0", "-f", "mp4", a.Path+".frag.mp4")
-			continue
-		}
-		args = append(append(args, audioTSArgs...), a.Path)
+		args = append(args, audioMux(o.CMAF, a.Path)...)
 	}
 	if len(rungs) > 0 || fill < 0 || len(o.Audio) > 1 {
 		if err := ffmpeg(ctx, args...); err != nil {
@@ -185,7 +172,7 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 		}
 	}
 	if fill >= 0 {
-		if err := fillAudio(ctx, in, outs[fill].Path, fillStart, fillEnd, fillAny); err != nil {
+		if err := fillAudio(ctx, in, audioMux(o.CMAF, outs[fill].Path), fillStart, fillEnd, fillAny); err != nil {
 			return nil, fmt.Errorf("transcode %s: %w", in, err)
 		}
 	}
@@ -211,7 +198,9 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 			// Audio starts where the source's does, which is not quite
 			// where its video does.
 			first := start
-			if out.Audio {
+			if i == fill {
+				first = fillStart // filled from the video's start
+			} else if out.Audio {
 				s, err := fileSpan(ctx, in, "a:"+strconv.Itoa(i-len(rungs)), 0)
 				if err != nil {
 					return nil, fmt.Errorf("transcode %s: %s: %w", in, out.Rung.Name, err)
@@ -264,6 +253,22 @@ func LadderGraph(rungs []Rung, filter string) string {
 		fmt.Fprintf(&graph, ";[s%d]scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p[o%d]", i, r.Width, r.Height, i)
 	}
 	return graph.String()
+}
+
+// audioMux are the output arguments of an AAC rendition written to path:
+// MPEG-TS, or for CMAF fragmented MP4 at path.frag.mp4, which Transcode
+// then splits into an init and a media segment. CMAF audio is one
+// fragment for the whole segment: the muxer writes it at the end (no
+// frag_keyframe, which would cut one per frame). The moov waits for the
+// first packet (delay_moov): the AudioSpecificConfig comes from it (ADTS
+// in the source TS, made ASC by aac_adtstoasc, which passes an encoder's
+// raw AAC through), and an esds without one is what MSE refuses to append.
+func audioMux(cmaf bool, path string) []string {
+	if !cmaf {
+		return append(append([]string(nil), audioTSArgs...), path)
+	}
+	return []string{"-bsf:a", "aac_adtstoasc", "-movflags", "empty_moov+delay_moov+default_base_moof",
+		"-use_editlist", "0", "-f", "mp4", path + ".frag.mp4"}
 }
 
 // audioTSArgs mux an AAC rendition into MPEG-TS with little overhead and
