@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/dash"
@@ -88,14 +89,22 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 			return "", err
 		}
 	}
+	putDASH := func() error {
+		return e.Store.PutBytes(ctx, bucket, a.DASH(), p.dash, storage.PutOptions{ContentType: "application/dash+xml", Metadata: e.Meta()})
+	}
+	// A live stream's MPD follows its playlists at every rebuild.
+	if m.Live && p.dash != nil {
+		if err := putDASH(); err != nil {
+			return "", err
+		}
+	}
 	if p.complete < p.renditions {
 		return fmt.Sprintf("packaged %s: %d of %d renditions complete, %d segments listed", id, p.complete, p.renditions, p.listed), nil
 	}
-	// A CMAF asset's DASH manifest lists what its HLS playlists do, once
-	// they all end: a static MPD names every segment, so it comes last.
-	if p.dash != nil {
-		if err := e.Store.PutBytes(ctx, bucket, a.DASH(), p.dash,
-			storage.PutOptions{ContentType: "application/dash+xml", Metadata: e.Meta()}); err != nil {
+	// A file's DASH manifest lists what its HLS playlists do, once they
+	// all end: a static MPD names every segment, so it comes last.
+	if !m.Live && p.dash != nil {
+		if err := putDASH(); err != nil {
 			return "", err
 		}
 	}
@@ -116,7 +125,8 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 type plan struct {
 	media  []playlist
 	master []byte
-	// dash is a complete CMAF asset's MPD (nil otherwise).
+	// dash is a CMAF asset's MPD: a complete file's, or a live
+	// stream's once it has a segment listed (nil otherwise).
 	dash []byte
 	// listed counts the segments in every media playlist; complete the
 	// renditions (captions aside: the asset plays without them) whose
@@ -219,9 +229,17 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 		}
 	}
 	p.master = hls.Master(video, audio, listedSubs)
-	if m.CMAF() && !m.Live && p.complete == p.renditions {
+	// A CMAF asset's MPD: static once a file's playlists all end; for a
+	// live stream, dynamic at every rebuild from its first segment on
+	// (static once the stream has ended), over the segments its HLS
+	// playlists list.
+	if m.CMAF() && (m.Live && len(everywhere(all)) > 0 || !m.Live && p.complete == p.renditions) {
+		o := dash.Options{KeyID: opts.KeyID}
+		if m.Live {
+			o.Live = &dash.Live{Target: m.SegmentTarget, Now: time.Now(), Ended: opts.Ended}
+		}
 		var err error
-		if p.dash, err = dash.Manifest(video, audio, dash.Options{KeyID: opts.KeyID}); err != nil {
+		if p.dash, err = dash.Manifest(video, audio, o); err != nil {
 			return p, err
 		}
 	}

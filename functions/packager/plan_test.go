@@ -3,6 +3,7 @@ package packager
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grafov/m3u8"
 
@@ -166,6 +167,60 @@ func TestLiveMasterListsLowLatency(t *testing.T) {
 			}
 			if n := len(pl.(*m3u8.MasterPlaylist).Variants); (n == 2) != tc.listed {
 				t.Fatalf("%d variants:\n%s", n, master)
+			}
+		})
+	}
+}
+
+// A live CMAF stream gets a dynamic MPD from its first segment listed in
+// every rendition, over the segments its playlists list, and a static one
+// once it has ended; a stream packaged as MPEG-TS gets none.
+func TestLiveCMAFPlanHasMPD(t *testing.T) {
+	const id = "live-cam-1796466815"
+	a := layout.Asset(id)
+	wall := time.Date(2026, 12, 5, 18, 0, 0, 0, time.UTC)
+	base := asset.Manifest{ID: id, Audio: true, Live: true, SegmentTarget: 2, Width: 640, Height: 360, FPS: 30,
+		Ladder:   []media.Rung{{Name: "360p", Codec: "h264", Width: 640, Height: 360, CMAF: true}},
+		Segments: []asset.Segment{{Index: 0, Duration: 2}, {Index: 1, Start: 2, Duration: 2}},
+		Options:  asset.UploadOptions{Packaging: asset.PackagingCMAF}}
+	var objs []storage.Info
+	for n := range 2 {
+		for _, r := range []string{"360p", "audio"} {
+			ts := uint32(90000)
+			if r == "audio" {
+				ts = 48000
+			}
+			objs = append(objs, storage.Info{Key: a.Rendition(r, n, ".m4s"),
+				Metadata: asset.SegmentMeta{Index: n, Start: 1.4 + float64(2*n), Duration: 2, Bandwidth: 500_000, Codecs: "avc1.4d401e",
+					Wallclock: wall.Add(time.Duration(2*n) * time.Second), Time: int64(1.4+float64(2*n)) * int64(ts), Timescale: ts}.Encode(nil)})
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(m *asset.Manifest)
+		objs []storage.Info
+		want string // the MPD's type; "" for none
+	}{
+		{"publishing", func(*asset.Manifest) {}, objs, `type="dynamic"`},
+		{"ended", func(m *asset.Manifest) { m.Ended = true }, objs, `type="static"`},
+		{"audio not there yet", func(*asset.Manifest) {}, objs[:1], ""},
+		{"MPEG-TS", func(m *asset.Manifest) { m.Options.Packaging = "" }, objs, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := base
+			tc.edit(&m)
+			p, err := makePlan(&m, tc.objs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" {
+				if p.dash != nil {
+					t.Fatalf("an MPD:\n%s", p.dash)
+				}
+				return
+			}
+			if !strings.Contains(string(p.dash), tc.want) || !strings.Contains(string(p.dash), `media="360p/$Number%05d$.m4s"`) {
+				t.Fatalf("MPD, want %s:\n%s", tc.want, p.dash)
 			}
 		})
 	}

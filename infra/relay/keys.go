@@ -8,11 +8,13 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/segflow/segflow/shared/asset"
 )
 
 // Keys maps stream keys to stream names. The file holds one
-// "name=key [dvr=<duration>] [reconnect=<duration>]" per line (# comments
-// allowed), as mounted from a secret.
+// "name=key [dvr=<duration>] [reconnect=<duration>] [packaging=cmaf]" per
+// line (# comments allowed), as mounted from a secret.
 type Keys struct {
 	byName map[string]keyEntry
 }
@@ -30,6 +32,9 @@ type StreamOptions struct {
 	// Reconnect is how long a stopped stream waits for its publisher to
 	// come back before its channel ends.
 	Reconnect time.Duration
+	// Packaging is asset.PackagingCMAF for fMP4 renditions with a live
+	// DASH manifest beside the HLS master; empty for MPEG-TS.
+	Packaging string
 }
 
 var streamName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,40}$`)
@@ -62,8 +67,16 @@ func LoadKeys(path string) (*Keys, error) {
 				dst = &e.opts.DVR
 			case "reconnect":
 				dst = &e.opts.Reconnect
+			case "packaging":
+				if val != asset.PackagingCMAF && val != asset.PackagingTS {
+					return nil, fmt.Errorf("stream keys %s:%d: %s: want packaging=cmaf or packaging=ts", path, n, f)
+				}
+				if val == asset.PackagingCMAF {
+					e.opts.Packaging = val
+				}
+				continue
 			default:
-				return nil, fmt.Errorf("stream keys %s:%d: unknown option %q (dvr, reconnect)", path, n, opt)
+				return nil, fmt.Errorf("stream keys %s:%d: unknown option %q (dvr, reconnect, packaging)", path, n, opt)
 			}
 			d, err := time.ParseDuration(val)
 			if err != nil || d < 0 {

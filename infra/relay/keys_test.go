@@ -15,8 +15,9 @@ func TestLoadKeys(t *testing.T) {
 		err        string
 	}{
 		{"plain", "# comment\ndemo=abcdefgh\n", map[string]StreamOptions{"demo": {}}, ""},
-		{"options", "show=abcdefgh dvr=2m reconnect=45s\nnews=12345678 reconnect=5s\n",
-			map[string]StreamOptions{"show": {DVR: 2 * time.Minute, Reconnect: 45 * time.Second}, "news": {Reconnect: 5 * time.Second}}, ""},
+		{"options", "show=abcdefgh dvr=2m reconnect=45s packaging=cmaf\nnews=12345678 reconnect=5s packaging=ts\n",
+			map[string]StreamOptions{"show": {DVR: 2 * time.Minute, Reconnect: 45 * time.Second, Packaging: "cmaf"}, "news": {Reconnect: 5 * time.Second}}, ""},
+		{"unknown packaging", "demo=abcdefgh packaging=webm\n", nil, "want packaging=cmaf"},
 		{"short key", "demo=short\n", nil, "8+ characters"},
 		{"bad name", "Demo=abcdefgh\n", nil, "name=key"},
 		{"unknown option", "demo=abcdefgh window=6\n", nil, `unknown option "window"`},

@@ -88,7 +88,11 @@ func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.AudioSpecif
 	st.grace = cmp.Or(opts.Reconnect, r.cfg.Reconnect)
 	st.manifest = asset.Manifest{ID: st.id, Source: "live/" + name, Width: p.Width(), Height: p.Height(),
 		FPS: st.fps, VideoCodec: "h264", Audio: audio != nil, Ladder: ladder, Live: true,
-		LiveWindow: window, SegmentTarget: r.cfg.SegmentTarget.Seconds(), Created: now, Channel: name}
+		LiveWindow: window, SegmentTarget: r.cfg.SegmentTarget.Seconds(), Created: now, Channel: name,
+		Options: asset.UploadOptions{Packaging: opts.Packaging}}
+	for i := range ladder {
+		ladder[i].CMAF = st.manifest.CMAF()
+	}
 	if base := r.cfg.LowLatencyURL; base != "" {
 		st.manifest.LowLatency = &asset.LowLatency{URL: strings.TrimSuffix(base, "/") + "/" + name + "/", Codecs: sourceCodecs(sps, audio)}
 	}

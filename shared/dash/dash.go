@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/Eyevinn/dash-mpd/mpd"
 
@@ -29,20 +30,32 @@ const channelScheme = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
 // rendition (language, channels; the first is the main one). Every
 // rendition must be fMP4 with every segment's time known.
 func Manifest(video, audio []hls.Rendition, o Options) ([]byte, error) {
-	// Period time 0 is the first video frame (the first audio frame for
-	// sound alone): each representation's presentationTimeOffset is that
-	// instant in its own timescale. The presentation lasts as long as
-	// that rendition's segments.
-	var origin, duration float64
-	switch {
-	case len(video) > 0 && len(video[0].Segments) > 0:
-		origin, duration = span(video[0])
-	case len(audio) > 0 && len(audio[0].Segments) > 0:
-		origin, duration = span(audio[0])
+	var m *mpd.MPD
+	var origin float64
+	if o.Live != nil {
+		video, audio = o.Live.window(video), o.Live.window(audio)
 	}
-	m := mpd.NewMPD(mpd.STATIC_TYPE)
+	if o.Live != nil && !o.Live.Ended {
+		var err error
+		if m, err = o.Live.mpd(video, audio); err != nil {
+			return nil, err
+		}
+	} else {
+		// Period time 0 is the first video frame (the first audio frame
+		// for sound alone): each representation's presentationTimeOffset
+		// is that instant in its own timescale. The presentation lasts as
+		// long as that rendition's segments.
+		var duration float64
+		switch {
+		case len(video) > 0 && len(video[0].Segments) > 0:
+			origin, duration = span(video[0])
+		case len(audio) > 0 && len(audio[0].Segments) > 0:
+			origin, duration = span(audio[0])
+		}
+		m = mpd.NewMPD(mpd.STATIC_TYPE)
+		m.MediaPresentationDuration = mpd.Seconds2DurPtrFloat64(duration)
+	}
 	m.Profiles = profiles
-	m.MediaPresentationDuration = mpd.Seconds2DurPtrFloat64(duration)
 	period := mpd.NewPeriod()
 	period.Id = "0"
 	period.Start = mpd.Seconds2DurPtr(0)
@@ -109,6 +122,9 @@ func Manifest(video, audio []hls.Rendition, o Options) ([]byte, error) {
 	}
 	// The player buffers this much before it starts, at the bandwidths
 	// given (peak segment rates, so one segment's worth always fits).
+	if o.Live != nil {
+		longest = math.Max(longest, o.Live.Target)
+	}
 	m.MinBufferTime = mpd.Seconds2DurPtrFloat64(math.Ceil(longest))
 	m.MaxSegmentDuration = mpd.Seconds2DurPtrFloat64(math.Ceil(longest))
 	out, err := m.WriteToString("  ", true)
@@ -124,6 +140,65 @@ type Options struct {
 	// the key of that ID (media.Protection), which EME Clear Key players
 	// get from a license URL they are given.
 	KeyID []byte
+	// Live, when set, makes the dynamic MPD of a running live stream
+	// (static once it has ended); without it the MPD is static, of every
+	// segment of a file.
+	Live *Live
+}
+
+// Live shapes a running stream's dynamic MPD.
+type Live struct {
+	// Window is how many of each rendition's latest segments it lists,
+	// as the HLS sliding window does.
+	Window int
+	// Target is the segment duration aimed at, in seconds: players
+	// refresh the MPD that often and stay three of them behind.
+	Target float64
+	// Now is when the MPD is published (publishTime).
+	Now time.Time
+	// Ended makes the MPD static, of the segments the window holds: the
+	// publisher stopped and nothing more will come.
+	Ended bool
+}
+
+func (l *Live) window(rs []hls.Rendition) []hls.Rendition {
+	out := make([]hls.Rendition, len(rs))
+	for i, r := range rs {
+		out[i] = r
+		out[i].Segments = r.Window(l.Window)
+	}
+	return out
+}
+
+// mpd is a dynamic MPD whose media time 0 is at availabilityStartTime:
+// the relay stamps each segment with its first frame's wall-clock time
+// (ProgramDateTime) on a fixed offset from its media time, so that
+// offset, read off the first segment, puts every segment at the instant
+// it was received, and the players' clocks find the live edge there
+// (presentationTimeOffset 0; a segment is available once its last frame
+// is in, which the listed ones are).
+func (l *Live) mpd(video, audio []hls.Rendition) (*mpd.MPD, error) {
+	var first hls.Segment
+	switch {
+	case len(video) > 0 && len(video[0].Segments) > 0:
+		first = video[0].Segments[0]
+	case len(audio) > 0 && len(audio[0].Segments) > 0:
+		first = audio[0].Segments[0]
+	default:
+		return nil, fmt.Errorf("mpd: no segment yet")
+	}
+	if first.ProgramDateTime.IsZero() || first.Timescale == 0 {
+		return nil, fmt.Errorf("mpd: live segment %d has no wall-clock or media time", first.Index)
+	}
+	offset := time.Duration(float64(first.Time) / float64(first.Timescale) * float64(time.Second))
+	start := first.ProgramDateTime.Add(-offset).Round(time.Millisecond)
+	m := mpd.NewMPD(mpd.DYNAMIC_TYPE)
+	m.AvailabilityStartTime = mpd.ConvertToDateTimeMS(start.UnixMilli())
+	m.PublishTime = mpd.ConvertToDateTimeMS(l.Now.UnixMilli())
+	m.MinimumUpdatePeriod = mpd.Seconds2DurPtrFloat64(l.Target)
+	m.TimeShiftBufferDepth = mpd.Seconds2DurPtrFloat64(float64(l.Window) * l.Target)
+	m.SuggestedPresentationDelay = mpd.Seconds2DurPtrFloat64(3 * l.Target)
+	return m, nil
 }
 
 // Content protection schemes (DASH-IF IOP 6.2, ISO/IEC 23009-1): the
@@ -152,7 +227,7 @@ func (o Options) contentProtections() []*mpd.ContentProtectionType {
 // span is when a rendition's first segment starts and how long its
 // segments last, in seconds.
 func span(r hls.Rendition) (start, duration float64) {
-	segs := r.Ready(0)
+	segs := r.Window(len(r.Segments))
 	for _, s := range segs {
 		duration += s.Duration
 	}
@@ -167,7 +242,9 @@ func span(r hls.Rendition) (start, duration float64) {
 // segment its start, runs of equal durations folded into one S with a
 // repeat count. It also returns the longest segment, in seconds.
 func template(r hls.Rendition, origin float64) (*mpd.SegmentTemplateType, float64, error) {
-	segs := r.Ready(0)
+	// The run of segments from the first one there: all of a complete
+	// file's from 0, a live window's from where it starts.
+	segs := r.Window(len(r.Segments))
 	if len(segs) == 0 {
 		return nil, 0, fmt.Errorf("mpd: %s has no segments", r.Name)
 	}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Eyevinn/dash-mpd/mpd"
 
@@ -93,5 +94,58 @@ func TestManifestProtected(t *testing.T) {
 			cps[1].SchemeIdUri != "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e" {
 			t.Errorf("adaptation set %s: protection %+v\n%s", as.ContentType, cps, b)
 		}
+	}
+}
+
+// A running stream's MPD is dynamic: it lists each rendition's last
+// Window segments, numbered as the bucket names them, and its
+// availabilityStartTime is where media time 0 falls on the wall clock, so
+// every segment sits at the instant the relay received it.
+func TestManifestLive(t *testing.T) {
+	wall := time.Date(2026, 12, 5, 18, 0, 0, 0, time.UTC)
+	live := func(name, codecs string, timescale uint32) hls.Rendition {
+		r := hls.Rendition{Name: name, Codecs: codecs, Init: name + "/init.mp4", Resolution: "640x360", FrameRate: 30}
+		// Segments 10-14 of a channel, 2 s each from media time 21.4 s,
+		// which the relay received at 18:00:00.
+		for i := range 5 {
+			at := 21.4 + 2*float64(i)
+			r.Segments = append(r.Segments, hls.Segment{Index: 10 + i, URI: name + "/" + layout.SegmentName(10+i, ".m4s"), Duration: 2,
+				Bandwidth: 800_000, Time: int64(math.Round(at * float64(timescale))), Timescale: timescale,
+				ProgramDateTime: wall.Add(time.Duration(2*i) * time.Second)})
+		}
+		return r
+	}
+	now := wall.Add(15 * time.Second)
+	b, err := Manifest([]hls.Rendition{live("360p", "avc1.4d401e", 90000)}, []hls.Rendition{live("audio", "mp4a.40.2", 48000)},
+		Options{Live: &Live{Window: 3, Target: 2, Now: now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mpd.MPDFromBytes(b)
+	if err != nil {
+		t.Fatalf("does not parse back: %v\n%s", err, b)
+	}
+	s := string(b)
+	for _, want := range []string{
+		`type="dynamic"`, `availabilityStartTime="2026-12-05T17:59:38.6Z"`, `publishTime="2026-12-05T18:00:15Z"`,
+		`minimumUpdatePeriod="PT2S"`, `timeShiftBufferDepth="PT6S"`, `suggestedPresentationDelay="PT6S"`,
+		`media="360p/$Number%05d$.m4s" initialization="360p/init.mp4" startNumber="12" timescale="90000" presentationTimeOffset="0"`,
+		`<S t="2286000" d="180000" r="2"></S>`, `<S t="1219200" d="96000" r="2"></S>`,
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("no %s in\n%s", want, s)
+		}
+	}
+	if m.MediaPresentationDuration != nil {
+		t.Errorf("a running stream has a duration:\n%s", s)
+	}
+	// Once the publisher stops: static, over the same window.
+	b, err = Manifest([]hls.Rendition{live("360p", "avc1.4d401e", 90000)}, nil, Options{Live: &Live{Window: 3, Target: 2, Now: now, Ended: true}})
+	if err != nil || !strings.Contains(string(b), `type="static"`) || !strings.Contains(string(b), `mediaPresentationDuration="PT6S"`) ||
+		!strings.Contains(string(b), `startNumber="12" timescale="90000" presentationTimeOffset="2286000"`) || strings.Contains(string(b), "minimumUpdatePeriod") {
+		t.Errorf("ended stream's MPD (%v):\n%s", err, b)
+	}
+	if _, err := Manifest(nil, nil, Options{Live: &Live{Window: 3, Target: 2, Now: now}}); err == nil {
+		t.Error("a live MPD without segments")
 	}
 }

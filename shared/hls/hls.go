@@ -137,11 +137,7 @@ func (o MediaOptions) key() (*m3u8.Key, error) {
 func Media(r Rendition, o MediaOptions) ([]byte, int, bool, error) {
 	segs := r.Ready(0)
 	if o.Window > 0 {
-		all := r.Ready(firstIndex(r.Segments))
-		segs = all
-		if len(all) > o.Window {
-			segs = all[len(all)-o.Window:]
-		}
+		segs = r.Window(o.Window)
 	}
 	p, err := m3u8.NewMediaPlaylist(0, uint(len(segs)+1))
 	if err != nil {
@@ -192,6 +188,18 @@ func Media(r Rendition, o MediaOptions) ([]byte, int, bool, error) {
 		p.Close()
 	}
 	return p.Encode().Bytes(), len(segs), complete, nil
+}
+
+// Window is what a live sliding window of n segments lists: the last n
+// of the run of ready segments from the first one there (a live
+// rendition's numbering starts where its channel left off); all of them
+// when n <= 0.
+func (r Rendition) Window(n int) []Segment {
+	all := r.Ready(firstIndex(r.Segments))
+	if n > 0 && len(all) > n {
+		return all[len(all)-n:]
+	}
+	return all
 }
 
 func firstIndex(segs []Segment) int {
