@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -149,29 +148,7 @@ func checkLowLatency(t *testing.T, s *teststack.Stack) {
 // waitLiveAsset finds the live asset of the demo stream started after since.
 func waitLiveAsset(t testing.TB, s *teststack.Stack, since time.Time) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		objs, err := s.Store.List(context.Background(), s.Bucket, "assets/live-demo-", storage.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, o := range objs {
-			id := strings.TrimSuffix(strings.TrimPrefix(o.Key, "assets/"), "/")
-			var ts int64
-			fmt.Sscanf(id[strings.LastIndex(id, "-")+1:], "%d", &ts)
-			if ts >= since.Unix()-1 {
-				ids = append(ids, id)
-			}
-		}
-		if len(ids) > 0 {
-			sort.Strings(ids)
-			return ids[len(ids)-1]
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("no live asset\n%s", s.Log())
-	return ""
+	return waitAsset(t, s, "live-demo-", since)
 }
 
 func waitPlaylist(t testing.TB, s *teststack.Stack, key string, ok func(last int, ended bool) bool) []byte {

@@ -174,7 +174,7 @@ func waitPage(t *testing.T, b *browser, within time.Duration, what, js string) {
 	deadline := time.Now().Add(within)
 	for !eval[bool](t, b, js) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s; player errors %v; page errors %v", what, within, eval[[]string](t, b, `errors`), b.Errors())
+			t.Fatalf("%s: not after %s; player errors %v; page errors %v; video %s", what, within, eval[[]string](t, b, `errors`), b.Errors(), eval[string](t, b, `videoState()`))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -199,10 +199,15 @@ const q = new URLSearchParams(location.search);
 const v = document.getElementById("v");
 const license = q.get("license");
 window.errors = [];
+window.videoState = () => JSON.stringify({t: v.currentTime, readyState: v.readyState, paused: v.paused, log: window.log,
+  buffered: Array.from({length: v.buffered.length}, (_, i) => [v.buffered.start(i), v.buffered.end(i)])});
 if (q.get("p") === "dash") {
   const p = dashjs.MediaPlayer().create();
   p.on(dashjs.MediaPlayer.events.ERROR, e => errors.push(JSON.stringify(e.error || e)));
   if (license) p.setProtectionData({"org.w3.clearkey": {serverURL: license}});
+  window.log = [];
+  p.on(dashjs.MediaPlayer.events.MANIFEST_LOADED, () => log.push("mpd@" + v.currentTime.toFixed(2)));
+  p.on(dashjs.MediaPlayer.events.FRAGMENT_LOADING_COMPLETED, e => log.push(e.request.url.split("/").slice(-2).join("/")));
   p.initialize(v, q.get("src"), true);
   window.heights = () => p.getRepresentationsByType("video").map(r => r.height);
   window.pick = h => {
@@ -217,8 +222,10 @@ if (q.get("p") === "dash") {
   h.attachMedia(v);
   window.heights = () => h.levels.map(l => l.height);
   window.pick = x => { h.currentLevel = heights().indexOf(x); return true; };
+  v.play();
 }
-v.play();
+// (dash.js plays by itself, autoplay: a play() before it listens would
+// hide the "play" that starts its live MPD refreshes.)
 </script>`
 	files := map[string][]byte{"/hls.min.js": hlsJS, "/dash.all.min.js": dashJS}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -149,7 +149,8 @@ type Options struct {
 // Live shapes a running stream's dynamic MPD.
 type Live struct {
 	// Window is how many of each rendition's latest segments it lists,
-	// as the HLS sliding window does.
+	// as the HLS sliding window does; 0 lists all of them since the
+	// start, as a live asset's EVENT playlists do.
 	Window int
 	// Target is the segment duration aimed at, in seconds: players
 	// refresh the MPD that often and stay three of them behind.
@@ -195,8 +196,16 @@ func (l *Live) mpd(video, audio []hls.Rendition) (*mpd.MPD, error) {
 	m := mpd.NewMPD(mpd.DYNAMIC_TYPE)
 	m.AvailabilityStartTime = mpd.ConvertToDateTimeMS(start.UnixMilli())
 	m.PublishTime = mpd.ConvertToDateTimeMS(l.Now.UnixMilli())
+	// The players' clock (DASH-IF IOP 4.7: a dynamic MPD names one): the
+	// time the MPD was made, which a player reads as the time it got it.
+	// Rebuilt at least every segment, it is at most one segment old, so
+	// a player errs only towards playing further behind; without it
+	// dash.js asks time.akamai.com, which a closed network never answers.
+	m.UTCTimings = []*mpd.DescriptorType{{SchemeIdUri: "urn:mpeg:dash:utc:direct:2014", Value: string(m.PublishTime)}}
 	m.MinimumUpdatePeriod = mpd.Seconds2DurPtrFloat64(l.Target)
-	m.TimeShiftBufferDepth = mpd.Seconds2DurPtrFloat64(float64(l.Window) * l.Target)
+	if l.Window > 0 {
+		m.TimeShiftBufferDepth = mpd.Seconds2DurPtrFloat64(float64(l.Window) * l.Target)
+	} // else every segment since the start stays (the asset's EVENT playlists)
 	m.SuggestedPresentationDelay = mpd.Seconds2DurPtrFloat64(3 * l.Target)
 	return m, nil
 }

@@ -128,7 +128,7 @@ func TestManifestLive(t *testing.T) {
 	s := string(b)
 	for _, want := range []string{
 		`type="dynamic"`, `availabilityStartTime="2026-12-05T17:59:38.6Z"`, `publishTime="2026-12-05T18:00:15Z"`,
-		`minimumUpdatePeriod="PT2S"`, `timeShiftBufferDepth="PT6S"`, `suggestedPresentationDelay="PT6S"`,
+		`minimumUpdatePeriod="PT2S"`, `<UTCTiming schemeIdUri="urn:mpeg:dash:utc:direct:2014" value="2026-12-05T18:00:15Z">`, `timeShiftBufferDepth="PT6S"`, `suggestedPresentationDelay="PT6S"`,
 		`media="360p/$Number%05d$.m4s" initialization="360p/init.mp4" startNumber="12" timescale="90000" presentationTimeOffset="0"`,
 		`<S t="2286000" d="180000" r="2"></S>`, `<S t="1219200" d="96000" r="2"></S>`,
 	} {
