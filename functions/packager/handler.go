@@ -234,9 +234,10 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 	// (static once the stream has ended), over the segments its HLS
 	// playlists list.
 	if m.CMAF() && (m.Live && len(everywhere(all)) > 0 || !m.Live && p.complete == p.renditions) {
-		o := dash.Options{KeyID: opts.KeyID}
+		o := dash.Options{KeyID: opts.KeyID, Subtitles: listedSubs}
 		if m.Live {
 			o.Live = &dash.Live{Target: m.SegmentTarget, Now: time.Now(), Ended: opts.Ended}
+			o.Subtitles = nil // captions of a live stream come in segments
 		}
 		var err error
 		if p.dash, err = dash.Manifest(video, audio, o); err != nil {

@@ -210,6 +210,7 @@ if (q.get("p") === "dash") {
   p.on(dashjs.MediaPlayer.events.FRAGMENT_LOADING_COMPLETED, e => log.push(e.request.url.split("/").slice(-2).join("/")));
   p.initialize(v, q.get("src"), true);
   window.heights = () => p.getRepresentationsByType("video").map(r => r.height);
+  window.textLangs = () => p.getTracksFor("text").map(t => t.lang);
   window.pick = h => {
     p.updateSettings({streaming: {abr: {autoSwitchBitrate: {video: false}}}});
     p.setRepresentationForTypeByIndex("video", heights().indexOf(h), true);
@@ -457,6 +458,12 @@ func TestCBCSAsset(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "clip.mp4")
 	mediatest.Make(t, src, mediatest.Clip{Seconds: 8, Width: 640, Height: 360, FPS: 30, Audio: true})
+	// Sidecar subtitles, which DASH lists too (in the clear).
+	srt := filepath.Join(dir, "cbcs.en.srt")
+	if err := os.WriteFile(srt, []byte("1\n00:00:01,000 --> 00:00:03,000\nHello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.Upload("uploads/cbcs.en.srt", srt, nil)
 	s.Upload("uploads/cbcs.mp4", src, map[string]string{"Segflow-Packaging": "cmaf", "Segflow-Encryption": "cbcs"})
 	id := assetOf(t, s, "uploads/cbcs.mp4")
 	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
@@ -476,8 +483,22 @@ func TestCBCSAsset(t *testing.T) {
 		}
 	}
 	parsersAccept(t, playlists)
-	if manifest := object(t, s, a.DASH()); !bytes.Contains(manifest, []byte(`value="cbcs"`)) || !bytes.Contains(manifest, []byte(`urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e`)) {
+	manifest := object(t, s, a.DASH())
+	if !bytes.Contains(manifest, []byte(`value="cbcs"`)) || !bytes.Contains(manifest, []byte(`urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e`)) {
 		t.Errorf("MPD names no cbcs protection:\n%s", manifest)
+	}
+	if m, err := mpd.MPDFromBytes(manifest); err != nil {
+		t.Errorf("MPD does not parse: %v", err)
+	} else {
+		var text []string
+		for _, as := range m.Periods[0].AdaptationSets {
+			if as.ContentType == "text" && len(as.ContentProtections) == 0 && len(as.Representations) == 1 && len(as.Representations[0].BaseURLs) == 1 {
+				text = append(text, as.Lang+" "+string(as.Representations[0].BaseURLs[0].Value))
+			}
+		}
+		if len(text) != 1 || text[0] != "en subs-en/00000.vtt" {
+			t.Errorf("MPD subtitles %v, want the English sidecar in the clear:\n%s", text, manifest)
+		}
 	}
 	for _, r := range []struct{ name, entry string }{{"360p", "encv"}, {"audio", "enca"}} {
 		init := object(t, s, a.InitSegment(r.name))
@@ -516,6 +537,11 @@ func TestCBCSAsset(t *testing.T) {
 			waitPage(t, b, 60*time.Second, "playback with the license", `document.getElementById("v").currentTime > 3`)
 			if errs := eval[[]string](t, b, `errors`); len(errs) > 0 {
 				t.Errorf("%s with the license: %v", p.player, errs)
+			}
+			if p.player == "dash" {
+				if langs := eval[[]string](t, b, `textLangs()`); len(langs) != 1 || langs[0] != "en" {
+					t.Errorf("dash.js subtitle tracks %v, want en", langs)
+				}
 			}
 			b.do(t, 20*time.Second, chromedp.Navigate(page+"/?p="+p.player+"&src="+url.QueryEscape(p.src)+"&license="+url.QueryEscape(badLicense)))
 			waitPage(t, b, 60*time.Second, "the player failing on the license", `errors.length > 0`)

@@ -7,6 +7,7 @@
 package dash
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"strconv"
@@ -66,7 +67,9 @@ func Manifest(video, audio []hls.Rendition, o Options) ([]byte, error) {
 	newSet := func(contentType, mimeType string) *mpd.AdaptationSetType {
 		as := mpd.NewAdaptationSetWithParams(contentType, mimeType, true, 1)
 		as.Id = mpd.Ptr(id)
-		as.ContentProtections = o.contentProtections()
+		if contentType != "text" { // WebVTT is never encrypted
+			as.ContentProtections = o.contentProtections()
+		}
 		id++
 		period.AdaptationSets = append(period.AdaptationSets, as)
 		return as
@@ -120,6 +123,22 @@ func Manifest(video, audio []hls.Rendition, o Options) ([]byte, error) {
 		r.SegmentTemplate = st
 		as.Representations = append(as.Representations, r)
 	}
+	for _, sub := range o.Subtitles {
+		segs := sub.Ready(0)
+		if len(segs) != 1 {
+			continue // segmented captions: no form of them dash.js reads
+		}
+		as := newSet("text", "text/vtt")
+		as.StartWithSAP, as.SegmentAlignment = 0, false
+		as.Lang = cmp.Or(sub.Language, "und")
+		as.Roles = []*mpd.DescriptorType{{SchemeIdUri: "urn:mpeg:dash:role:2011", Value: "subtitle"}}
+		if sub.Label != "" {
+			as.Labels = []*mpd.LabelType{{Value: sub.Label}}
+		}
+		r := mpd.NewRepresentationWithID(sub.Name, "", "", int(max(segs[0].Bandwidth, 256)))
+		r.BaseURLs = []*mpd.BaseURLType{mpd.NewBaseURL(segs[0].URI)}
+		as.Representations = append(as.Representations, r)
+	}
 	// The player buffers this much before it starts, at the bandwidths
 	// given (peak segment rates, so one segment's worth always fits).
 	if o.Live != nil {
@@ -140,6 +159,11 @@ type Options struct {
 	// the key of that ID (media.Protection), which EME Clear Key players
 	// get from a license URL they are given.
 	KeyID []byte
+	// Subtitles are WebVTT renditions; those of one file for the whole
+	// asset (sidecar subtitles) are listed, each its own adaptation set
+	// naming the file, its cues timed from the asset's first frame as the
+	// period is.
+	Subtitles []hls.Rendition
 	// Live, when set, makes the dynamic MPD of a running live stream
 	// (static once it has ended); without it the MPD is static, of every
 	// segment of a file.

@@ -31,7 +31,10 @@ func TestManifest(t *testing.T) {
 	hevc := rendition("h265-720p", "hvc1.1.6.L93.90", 90000, 1.4, 4, 4, 4, 2.5)
 	audio := rendition("audio", "mp4a.40.2", 48000, 1.421333, 4, 4, 4, 2.5)
 	audio.Language, audio.Label, audio.Channels = "fr", "Français", 2
-	b, err := Manifest([]hls.Rendition{h264, hevc}, []hls.Rendition{audio}, Options{})
+	subs := hls.Rendition{Name: "subs-fr", Language: "fr", Label: "Français", Subtitles: true,
+		Segments: []hls.Segment{{Index: 0, URI: "subs-fr/00000.vtt", Duration: 14.5, Bandwidth: 300}}}
+	captions := rendition("subs", "", 90000, 1.4, 4, 4, 4, 2.5) // segmented: not for DASH
+	b, err := Manifest([]hls.Rendition{h264, hevc}, []hls.Rendition{audio}, Options{Subtitles: []hls.Rendition{subs, captions}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +42,7 @@ func TestManifest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("does not parse back: %v\n%s", err, b)
 	}
-	if m.GetType() != "static" || len(m.Periods) != 1 || len(m.Periods[0].AdaptationSets) != 3 {
+	if m.GetType() != "static" || len(m.Periods) != 1 || len(m.Periods[0].AdaptationSets) != 4 {
 		t.Fatalf("structure:\n%s", b)
 	}
 	s := string(b)
@@ -51,6 +54,7 @@ func TestManifest(t *testing.T) {
 		`<S t="68224" d="192000" r="2"></S>`,
 		`lang="fr"`, `<Label>Français</Label>`, `value="2"`, `frameRate="30000/1001"`,
 		`codecs="hvc1.1.6.L93.90"`, `bandwidth="4000000"`,
+		`<AdaptationSet id="3" lang="fr" contentType="text" mimeType="text/vtt">`, `<BaseURL>subs-fr/00000.vtt</BaseURL>`, `value="subtitle"`,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("no %s in\n%s", want, s)
