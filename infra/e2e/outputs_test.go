@@ -381,20 +381,9 @@ func TestEncryptedAsset(t *testing.T) {
 		t.Errorf("ffmpeg played the bucket's copy without the key:\n%s", out)
 	}
 
-	req, _ := http.NewRequest(http.MethodGet, s.Env.Gateway+"/api/play/"+id+"?ttl=5m", nil)
-	req.SetBasicAuth(s.Env.GatewayUser, s.Env.GatewayPassword)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var issued struct {
-		URL     string    `json:"url"`
-		Expires time.Time `json:"expires"`
-	}
-	if err := json.Unmarshal(body, &issued); err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(issued.URL, s.Env.Gateway+"/play/") || issued.Expires.IsZero() {
-		t.Fatalf("issue = %s %s", resp.Status, body)
+	issued := issuePlay(t, s, id)
+	if issued.Expires.IsZero() {
+		t.Fatalf("issued URL %s has no expiry", issued.URL)
 	}
 	if out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "warning", "-i", issued.URL, "-map", "0", "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
 		t.Errorf("ffmpeg playing %s: %v\n%s", issued.URL, err, out)
@@ -412,9 +401,12 @@ func TestEncryptedAsset(t *testing.T) {
 
 	// The catalog (and the console) hand out the route's URL too, once
 	// the catalog has indexed the asset (it polls the bucket).
+	var resp *http.Response
+	var body []byte
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
-		req, _ = http.NewRequest(http.MethodGet, s.Env.Gateway+"/api/assets/"+id, nil)
+		req, _ := http.NewRequest(http.MethodGet, s.Env.Gateway+"/api/assets/"+id, nil)
 		req.SetBasicAuth(s.Env.GatewayUser, s.Env.GatewayPassword)
+		var err error
 		if resp, err = http.DefaultClient.Do(req); err != nil {
 			t.Fatal(err)
 		}
@@ -510,18 +502,9 @@ func TestCBCSAsset(t *testing.T) {
 		}
 	}
 
-	req, _ := http.NewRequest(http.MethodGet, s.Env.Gateway+"/api/play/"+id+"?ttl=5m", nil)
-	req.SetBasicAuth(s.Env.GatewayUser, s.Env.GatewayPassword)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var issued struct{ URL, License string }
-	if err := json.Unmarshal(body, &issued); err != nil || resp.StatusCode != http.StatusOK ||
-		!strings.HasPrefix(issued.URL, s.Env.Gateway+"/play/") || issued.License != strings.TrimSuffix(issued.URL, "master.m3u8")+"license" {
-		t.Fatalf("issue = %s %s", resp.Status, body)
+	issued := issuePlay(t, s, id)
+	if issued.License != strings.TrimSuffix(issued.URL, "master.m3u8")+"license" {
+		t.Fatalf("issued license URL %q beside %s", issued.License, issued.URL)
 	}
 	mpdURL := strings.TrimSuffix(issued.URL, "master.m3u8") + "manifest.mpd"
 	parts := strings.Split(strings.TrimPrefix(issued.URL, s.Env.Gateway+"/play/"), "/")
@@ -564,4 +547,30 @@ func TestCBCSAsset(t *testing.T) {
 			t.Errorf("console says %q", msg)
 		}
 	})
+}
+
+// issued is what /api/play/<id> answers.
+type issued struct {
+	URL     string    `json:"url"`
+	Expires time.Time `json:"expires"`
+	License string    `json:"license"`
+}
+
+// issuePlay asks the gateway for a five-minute playback URL of asset id,
+// which must be the route's (a token in the path).
+func issuePlay(t *testing.T, s *teststack.Stack, id string) issued {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.Env.Gateway+"/api/play/"+id+"?ttl=5m", nil)
+	req.SetBasicAuth(s.Env.GatewayUser, s.Env.GatewayPassword)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var out issued
+	if err := json.Unmarshal(body, &out); err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(out.URL, s.Env.Gateway+"/play/") {
+		t.Fatalf("issue = %s %s", resp.Status, body)
+	}
+	return out
 }
