@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/segflow/segflow/infra/relay/publish"
+	"github.com/segflow/segflow/infra/relay/pull"
 	"github.com/segflow/segflow/infra/relay/rtmp"
 	"github.com/segflow/segflow/infra/relay/srt"
 	"github.com/segflow/segflow/shared/storage"
@@ -44,6 +45,10 @@ type Config struct {
 	// (http://host:port/live); the live masters list each stream's LL-HLS
 	// rendition under it. Empty: it is served but not listed.
 	LowLatencyURL string
+	// PullsFile names the streams the relay pulls from other servers
+	// ("name url" lines, relay/pull); the relay follows its changes. Empty:
+	// no pulls.
+	PullsFile string
 	// SpoolDir holds segments on their way to the bucket.
 	SpoolDir string
 	// SpoolMaxBytes bounds each stream's spool (default 1 GiB).
@@ -74,6 +79,12 @@ type Relay struct {
 	ends     sync.WaitGroup
 	// live are the publishing streams, for their LL-HLS renditions.
 	live map[string]*stream
+
+	// pulls are the running pulls by stream name (PullsFile).
+	pullsMu   sync.Mutex
+	pulls     map[string]*pull.Puller
+	pullsStop chan struct{}
+	pullsDone sync.WaitGroup
 }
 
 // Open starts the listeners; Close stops them, ends every publish (its
@@ -122,6 +133,11 @@ func (r *Relay) open(cfg Config) error {
 			return fmt.Errorf("relay: %w", err)
 		}
 	}
+	r.pulls, r.pullsStop = map[string]*pull.Puller{}, make(chan struct{})
+	if cfg.PullsFile != "" {
+		r.pullsDone.Add(1)
+		go r.watchPulls(cfg.PullsFile)
+	}
 	return nil
 }
 
@@ -160,6 +176,10 @@ func (r *Relay) Close() {
 	}
 	if r.srt != nil {
 		r.srt.Close()
+	}
+	if r.pullsStop != nil {
+		close(r.pullsStop)
+		r.pullsDone.Wait()
 	}
 	// A channel whose end is pending stays open: its stream may come back
 	// once the relay is up again.

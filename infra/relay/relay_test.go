@@ -33,7 +33,10 @@ type env struct {
 	spool string // the relay's spool folder
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { return startWith(t, func(*relay.Config) {}) }
+
+// startWith starts a relay with the test's keys, edited by edit.
+func startWith(t *testing.T, edit func(*relay.Config)) *env {
 	e := &env{t: t, minio: testenv.StartMinIO(t)}
 	e.minio.Bucket(t, "media")
 	dir := t.TempDir()
@@ -45,9 +48,11 @@ func start(t *testing.T) *env {
 	}
 	e.srt = testenv.FreeAddr(t)
 	e.spool = filepath.Join(dir, "spool")
-	if e.relay, err = relay.Open(relay.Config{RTMPAddr: "127.0.0.1:0", SRTAddr: e.srt, Keys: k,
+	cfg := relay.Config{RTMPAddr: "127.0.0.1:0", SRTAddr: e.srt, Keys: k,
 		Store: e.minio.Client, Bucket: "media", SpoolDir: e.spool,
-		DrainTimeout: 90 * time.Second}); err != nil {
+		DrainTimeout: 90 * time.Second}
+	edit(&cfg)
+	if e.relay, err = relay.Open(cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.relay.Close)
@@ -55,13 +60,15 @@ func start(t *testing.T) *env {
 	return e
 }
 
-// publish runs ffmpeg -re with testsrc2 + sine for seconds to url.
-func publish(t *testing.T, seconds int, format, url string) error {
+// publish runs ffmpeg -re with testsrc2 + sine for seconds to its output
+// (a URL, after output options such as -listen 1).
+func publish(t *testing.T, seconds int, format string, output ...string) error {
 	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-re",
 		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=640x360:rate=30:duration=%d", seconds),
 		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=48000:duration=%d", seconds),
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "96k", "-f", format, url}
+		"-c:a", "aac", "-b:a", "96k", "-f", format}
+	args = append(args, output...)
 	out, err := exec.Command("ffmpeg", args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("ffmpeg: %v: %s", err, out)

@@ -94,8 +94,8 @@ func (s *Server) serve(c net.Conn) error {
 	// publishers send the sequence headers before the first frames, so the
 	// stream starts at its first video frame with the tracks announced by
 	// then.
-	p := &publisher{host: s.host, name: name, audioAt: -1}
-	defer p.end()
+	p := NewFeed(s.host, name)
+	defer p.End()
 	// A publisher that goes quiet for HandshakeTimeout is dropped. The
 	// deadline moves at most once a second: re-arming it on every message
 	// (dozens a second per stream) is needless timer work.
@@ -109,7 +109,7 @@ func (s *Server) serve(c net.Conn) error {
 		if err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
 		}
-		if err := p.handle(msg); err != nil {
+		if err := p.Handle(msg); err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
 		}
 	}
@@ -139,9 +139,11 @@ func (s *Server) handshake(sc *gortmplib.ServerConn, remote net.Addr) (string, e
 	return name, nil
 }
 
-// publisher is one RTMP publisher's state: the sequence headers seen so
-// far, and the stream once its first video frame came.
-type publisher struct {
+// Feed turns one publish's RTMP (or FLV) media messages into a stream:
+// the sequence headers seen so far, and the stream once its first video
+// frame came. The server feeds it a publisher's messages; a pull feeds it
+// what it plays from another server.
+type Feed struct {
 	host     publish.Host
 	name     string
 	st       publish.Stream
@@ -150,13 +152,20 @@ type publisher struct {
 	audioAt  time.Duration // first audio frame while no video came; -1 before
 }
 
-func (p *publisher) end() {
+// NewFeed starts name's feed; End it.
+func NewFeed(host publish.Host, name string) *Feed {
+	return &Feed{host: host, name: name, audioAt: -1}
+}
+
+// End ends the stream, if one started.
+func (p *Feed) End() {
 	if p.st != nil {
 		p.st.End()
 	}
 }
 
-func (p *publisher) handle(msg message.Message) error {
+// Handle takes one message; those that are not media are skipped.
+func (p *Feed) Handle(msg message.Message) error {
 	switch m := msg.(type) {
 	case *message.Video:
 		return p.video(m)
@@ -166,7 +175,7 @@ func (p *publisher) handle(msg message.Message) error {
 	return nil
 }
 
-func (p *publisher) video(m *message.Video) error {
+func (p *Feed) video(m *message.Video) error {
 	if m.Codec != message.CodecH264 {
 		p.host.Refused("codec")
 		return fmt.Errorf("video codec %d: only H.264 is taken", m.Codec)
@@ -205,7 +214,7 @@ func (p *publisher) video(m *message.Video) error {
 	return nil
 }
 
-func (p *publisher) audio(m *message.Audio) error {
+func (p *Feed) audio(m *message.Audio) error {
 	if m.Codec != message.CodecMPEG4Audio {
 		return nil // other audio is not carried (the segments stay video-only)
 	}

@@ -5,6 +5,7 @@ package srt
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"strings"
 	"sync"
@@ -108,10 +109,19 @@ func streamKey(id string) string {
 
 // serve demuxes the publisher's MPEG-TS into the host's stream.
 func (s *Server) serve(conn gosrt.Conn, name string) error {
-	conn.SetReadDeadline(time.Now().Add(publish.HandshakeTimeout))
-	rd := &mpegts.Reader{R: conn}
+	return Demux(conn, conn.SetReadDeadline, s.host, name)
+}
+
+// Demux reads an MPEG-TS stream (H.264, and AAC if there is some) into
+// host's stream name, starting it at the first IDR and ending it when r
+// ends or fails. setDeadline bounds every wait for data by
+// publish.HandshakeTimeout. An SRT publisher sends this; an SRT source a
+// pull calls does too.
+func Demux(r io.Reader, setDeadline func(time.Time) error, host publish.Host, name string) error {
+	setDeadline(time.Now().Add(publish.HandshakeTimeout))
+	rd := &mpegts.Reader{R: r}
 	if err := rd.Initialize(); err != nil {
-		s.host.Refused("format")
+		host.Refused("format")
 		return fmt.Errorf("stream %s: not MPEG-TS: %w", name, err)
 	}
 	rd.OnDecodeError(func(error) {})
@@ -125,7 +135,7 @@ func (s *Server) serve(conn gosrt.Conn, name string) error {
 		}
 	}
 	if video == nil {
-		s.host.Refused("codec")
+		host.Refused("codec")
 		return fmt.Errorf("stream %s: no H.264 video track", name)
 	}
 	var aconf *mpeg4audio.AudioSpecificConfig
@@ -144,7 +154,7 @@ func (s *Server) serve(conn gosrt.Conn, name string) error {
 				return nil
 			}
 			var err error
-			if st, err = s.host.Start(name, sps, aconf); err != nil {
+			if st, err = host.Start(name, sps, aconf); err != nil {
 				return err
 			}
 			base = dts
@@ -165,7 +175,7 @@ func (s *Server) serve(conn gosrt.Conn, name string) error {
 		}
 	}()
 	for {
-		conn.SetReadDeadline(time.Now().Add(publish.HandshakeTimeout))
+		setDeadline(time.Now().Add(publish.HandshakeTimeout))
 		if err := rd.Read(); err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
 		}
