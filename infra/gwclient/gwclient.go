@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/segflow/segflow/infra/relay/pull"
 	"io"
 	"net/http"
 	"net/url"
@@ -164,6 +165,12 @@ type DeadLetter struct {
 func (c *Client) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	var out []DeadLetter
 	return out, c.do(ctx, http.MethodGet, "/system/deadletters", nil, &out)
+}
+
+// Pulls is the state of every stream the relay pulls.
+func (c *Client) Pulls(ctx context.Context) ([]pull.Status, error) {
+	var out []pull.Status
+	return out, c.do(ctx, http.MethodGet, "/api/pulls", nil, &out)
 }
 
 // Replay queues the dead letter with id again, or all of them when id is "".

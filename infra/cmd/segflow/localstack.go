@@ -198,6 +198,7 @@ func (s *localStack) startRelay() error {
 		return err
 	}
 	cfg := relay.Config{Keys: keys, Store: s.root, Bucket: s.o.bucket, SpoolDir: filepath.Join(s.home, "spool"), LowLatencyURL: s.gwURL + "/live",
+		PullsFile: pullsFile(s.home),
 		Logger: s.log.With("component", "relay"), Registerer: prometheus.DefaultRegisterer}
 	if s.o.rtmpPort > 0 {
 		cfg.RTMPAddr = fmt.Sprintf(":%d", s.o.rtmpPort)
@@ -269,6 +270,9 @@ func (s *localStack) routes(ctx context.Context) (func(*mux.Router), error) {
 		// The catalog knows every asset's name, on-screen text and speech:
 		// it answers the gateway's users only, as does issuing play URLs.
 		r.PathPrefix("/api/play/").Handler(withAuth(play.Handler()))
+		if s.relay != nil {
+			r.Handle("/api/pulls", withAuth(s.relay.PullsHandler())).Methods(http.MethodGet)
+		}
 		r.PathPrefix("/api/").Handler(withAuth(api.Handler()))
 		// The token in the path is the credential: no basic auth.
 		r.PathPrefix("/play/").Handler(play.Handler())

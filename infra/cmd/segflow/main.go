@@ -37,7 +37,7 @@ func main() {
 	root.PersistentFlags().String("home", "", "state folder (default $SEGFLOW_HOME, else .segflow in the repository)")
 	root.PersistentFlags().String("repo", "", "repository root (default: found from the working folder)")
 	root.PersistentFlags().String("gateway", "", "gateway URL (default $OPENFAAS_URL, else the local stack's)")
-	root.AddCommand(upCmd(), downCmd(), gatewayCmd(), deployCmd(), invokeCmd(), logsCmd(), dlqCmd(),
+	root.AddCommand(upCmd(), downCmd(), gatewayCmd(), deployCmd(), invokeCmd(), logsCmd(), dlqCmd(), pullCmd(),
 		grantCmd(), playCmd(), uploadCmd(), statusCmd(), waitCmd(), relayCmd(), routerCmd(), searchCmd(), watchdogCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "segflow:", err)

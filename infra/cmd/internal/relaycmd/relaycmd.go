@@ -24,7 +24,7 @@ import (
 // it has on Kubernetes (a Deployment with a Service for RTMP and SRT), and
 // what scripts/bench live measures.
 func New() *cobra.Command {
-	var rtmpAddr, srtAddr, keysFile, spoolDir, httpAddr, liveURL string
+	var rtmpAddr, srtAddr, keysFile, spoolDir, httpAddr, liveURL, pullsFile string
 	cmd := &cobra.Command{
 		Use:   "relay",
 		Short: "Run the live ingest relay (RTMP, SRT) writing segments to S3",
@@ -56,7 +56,7 @@ func New() *cobra.Command {
 			defer stop()
 			reg := telemetry.NewRegistry()
 			r, err := relay.Open(relay.Config{RTMPAddr: rtmpAddr, SRTAddr: srtAddr, Keys: keys, Store: sc,
-				Bucket: config.Env("S3_BUCKET", "media"), SpoolDir: spoolDir, LowLatencyURL: liveURL, Logger: log, Registerer: reg})
+				Bucket: config.Env("S3_BUCKET", "media"), SpoolDir: spoolDir, LowLatencyURL: liveURL, PullsFile: pullsFile, Logger: log, Registerer: reg})
 			if err != nil {
 				return err
 			}
@@ -64,6 +64,7 @@ func New() *cobra.Command {
 			mux.Handle("/healthz", telemetry.HealthHandler(nil))
 			mux.Handle("/metrics", telemetry.MetricsHandler(reg))
 			mux.Handle("/live/", http.StripPrefix("/live", r.LowLatency()))
+			mux.Handle("GET /pulls", r.PullsHandler())
 			srv := &http.Server{Addr: httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 			go func() {
 				if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
@@ -81,7 +82,8 @@ func New() *cobra.Command {
 	cmd.Flags().StringVar(&srtAddr, "srt", ":8890", "SRT listen address (empty: off)")
 	cmd.Flags().StringVar(&keysFile, "keys", config.SecretsDir()+"/stream-keys", "stream keys file (name=key lines)")
 	cmd.Flags().StringVar(&spoolDir, "spool", "/var/lib/segflow/spool", "spool folder")
-	cmd.Flags().StringVar(&httpAddr, "http", ":9100", "address for /healthz, /metrics and /live/<stream>/index.m3u8 (LL-HLS)")
+	cmd.Flags().StringVar(&pullsFile, "pulls", "", `streams to pull ("name url" lines: rtmp://, srt://, http(s)://...flv), followed as it changes; served at --http's /pulls`)
+	cmd.Flags().StringVar(&httpAddr, "http", ":9100", "address for /healthz, /metrics, /pulls and /live/<stream>/index.m3u8 (LL-HLS)")
 	cmd.Flags().StringVar(&liveURL, "live-url", "", "the URL viewers reach --http's /live at (http://host:port/live): live masters list each stream's LL-HLS rendition there")
 	return cmd
 }
