@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,11 +42,18 @@ func TestPullSources(t *testing.T) {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
+	// An HLS source: ffmpeg's live playlist (a sliding window), in a
+	// folder served over HTTP.
+	hlsDir := t.TempDir()
+	hlsSrv := httptest.NewServer(http.FileServer(http.Dir(hlsDir)))
+	t.Cleanup(hlsSrv.Close)
+
 	pulls := filepath.Join(t.TempDir(), "pulls")
 	lines := []string{
 		"from-rtmp rtmp://" + rtmpAddr + "/live/src",
 		"from-flv http://" + flvAddr + "/src.flv",
 		"from-srt srt://" + srtAddr + "?streamid=src",
+		"from-hls " + hlsSrv.URL + "/live.m3u8",
 		"down rtmp://" + downAddr + "/live/none",
 		"missing http://" + garbage + "/gone.flv",
 		"junk http://" + garbage + "/junk.flv",
@@ -60,6 +68,8 @@ func TestPullSources(t *testing.T) {
 		"from-rtmp": {"flv", "-listen", "1", "rtmp://" + rtmpAddr + "/live/src"},
 		"from-flv":  {"flv", "-listen", "1", "http://" + flvAddr + "/src.flv"},
 		"from-srt":  {"mpegts", "srt://" + srtAddr + "?mode=listener&pkt_size=1316"},
+		"from-hls": {"hls", "-hls_time", "2", "-hls_list_size", "5",
+			"-hls_segment_filename", filepath.Join(hlsDir, "s%03d.ts"), filepath.Join(hlsDir, "live.m3u8")},
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(servers))
@@ -83,7 +93,13 @@ func TestPullSources(t *testing.T) {
 		if !m.Audio || len(m.Segments) < 3 {
 			t.Fatalf("%s: manifest %+v", name, m)
 		}
-		e.checkSegments(m, seconds)
+		// An HLS client joins a few segments from the live edge: it
+		// may have come in after the first.
+		want := seconds
+		if name == "from-hls" {
+			want = 0
+		}
+		e.checkSegments(m, want)
 	}
 	st := map[string]pull.Status{}
 	for _, s := range e.relay.Pulls() {
@@ -98,6 +114,9 @@ func TestPullSources(t *testing.T) {
 		if s.State != pull.StateWaiting || !strings.Contains(s.Error, tc.err) || s.Attempts < 2 || s.Retry.IsZero() {
 			t.Errorf("%s: status %+v, want waiting after %q, tried again", tc.name, s, tc.err)
 		}
+	}
+	if s := st["from-hls"]; s.State != pull.StateEnded {
+		t.Errorf("from-hls after its playlist ended: %+v, want ended", s)
 	}
 	// A source whose server went away waits to be tried again too.
 	if s := st["from-rtmp"]; s.State == pull.StateLive || s.Bytes == 0 {

@@ -20,7 +20,12 @@ const (
 	StateConnecting = "connecting" // dialling, or waiting for the first bytes
 	StateLive       = "live"       // media coming in
 	StateWaiting    = "waiting"    // the source dropped or failed; retrying at Retry
+	StateEnded      = "ended"      // an HLS source's playlist ended: not pulled again
 )
+
+// errEnded is a source's own end of its stream, for good (an HLS
+// playlist's ENDLIST): unlike a dropped connection, not worth retrying.
+var errEnded = errors.New("the source's playlist ended")
 
 // Status is one pull as `segflow pull list` shows it.
 type Status struct {
@@ -133,6 +138,11 @@ func (p *Puller) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, errEnded) {
+			p.log.Info("relay: pull ended", "url", redacted(p.src.URL))
+			p.set(func(s *Status) { s.State, s.Since, s.Error = StateEnded, time.Now(), err.Error() })
+			return // until the pulls file changes the line
+		}
 		if err == nil {
 			err = errors.New("the source ended the stream")
 		}
@@ -175,6 +185,8 @@ func (p *Puller) once(ctx context.Context) error {
 		err = callSRT(ctx, u, p.host, name, p.received)
 	case kindFLV:
 		err = getFLV(ctx, u, p.host, name, p.received)
+	case kindHLS:
+		err = getHLS(ctx, u, p.host, name, p.received)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", k, err)

@@ -1,6 +1,6 @@
 // Package pull feeds the relay streams it fetches instead of streams
-// pushed to it: an RTMP server played, an HTTP-FLV URL, an SRT listener
-// called. Each source runs as a Puller that connects, feeds the same
+// pushed to it: an RTMP server played, an HTTP-FLV URL, an HLS playlist
+// followed, an SRT listener called. Each source runs as a Puller that connects, feeds the same
 // publish.Host the protocol servers do (so segmenting, spooling and
 // everything downstream are unchanged) and, when the source drops or
 // cannot be reached, tries again with a growing, jittered wait.
@@ -32,7 +32,7 @@ func (s Source) Check() error {
 	}
 	u, err := url.Parse(s.URL)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("pull %s: URL %q: want rtmp://, srt:// or http(s)://...flv", s.Name, s.URL)
+		return fmt.Errorf("pull %s: URL %q: want rtmp://, srt://, http(s)://...flv or http(s)://...m3u8", s.Name, s.URL)
 	}
 	if _, err := kindOf(u); err != nil {
 		return fmt.Errorf("pull %s: %w", s.Name, err)
@@ -47,6 +47,7 @@ const (
 	kindRTMP kind = "rtmp"
 	kindSRT  kind = "srt"
 	kindFLV  kind = "http-flv"
+	kindHLS  kind = "hls"
 )
 
 func kindOf(u *url.URL) (kind, error) {
@@ -60,9 +61,9 @@ func kindOf(u *url.URL) (kind, error) {
 			return kindFLV, nil
 		}
 		if strings.HasSuffix(u.Path, ".m3u8") {
-			return "", fmt.Errorf("%s: HLS sources are not pulled yet", u.Redacted())
+			return kindHLS, nil
 		}
-		return "", fmt.Errorf("%s: an http(s) source must end in .flv (HTTP-FLV)", u.Redacted())
+		return "", fmt.Errorf("%s: an http(s) source must end in .flv (HTTP-FLV) or .m3u8 (HLS)", u.Redacted())
 	}
 	return "", fmt.Errorf("%s: scheme %q: want rtmp, rtmps, srt, http or https", u.Redacted(), u.Scheme)
 }

@@ -13,9 +13,8 @@ func TestLoadFile(t *testing.T) {
 		want       int // sources; -1: an error
 		err        string
 	}{
-		{"every kind", "# comment\ncam rtmp://h/live/k\nflv https://h/s.flv\nsrt srt://h:9000?streamid=x\n", 3, ""},
+		{"every kind", "# comment\ncam rtmp://h/live/k\nflv https://h/s.flv\nsrt srt://h:9000?streamid=x\nhls http://h/live.m3u8\n", 4, ""},
 		{"empty", "", 0, ""},
-		{"HLS not yet", "hls http://h/live.m3u8\n", -1, "HLS sources are not pulled yet"},
 		{"not FLV", "web http://h/page.html\n", -1, "must end in .flv"},
 		{"other scheme", "f file:///etc/passwd\n", -1, "scheme"},
 		{"bad name", "Cam rtmp://h/live/k\n", -1, "name"},
