@@ -17,10 +17,10 @@ import (
 func pullsFile(home string) string { return filepath.Join(home, "pulls") }
 
 func pullCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "pull", Short: "Streams the relay pulls from other servers (RTMP, SRT, HTTP-FLV)"}
+	cmd := &cobra.Command{Use: "pull", Short: "Streams the relay pulls from other servers (RTMP, SRT, HTTP-FLV, HLS)"}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "add NAME URL",
-		Short: "Pull URL as live stream NAME (rtmp://..., srt://host:port?streamid=..., http(s)://....flv)",
+		Short: "Pull URL as live stream NAME (rtmp://..., srt://host:port?streamid=..., http(s)://....flv, http(s)://....m3u8)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := pull.Source{Name: args[0], URL: args[1]}

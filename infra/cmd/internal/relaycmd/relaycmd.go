@@ -82,7 +82,7 @@ func New() *cobra.Command {
 	cmd.Flags().StringVar(&srtAddr, "srt", ":8890", "SRT listen address (empty: off)")
 	cmd.Flags().StringVar(&keysFile, "keys", config.SecretsDir()+"/stream-keys", "stream keys file (name=key lines)")
 	cmd.Flags().StringVar(&spoolDir, "spool", "/var/lib/segflow/spool", "spool folder")
-	cmd.Flags().StringVar(&pullsFile, "pulls", "", `streams to pull ("name url" lines: rtmp://, srt://, http(s)://...flv), followed as it changes; served at --http's /pulls`)
+	cmd.Flags().StringVar(&pullsFile, "pulls", "", `streams to pull ("name url" lines: rtmp://, srt://, http(s)://...flv, http(s)://...m3u8), followed as it changes; served at --http's /pulls`)
 	cmd.Flags().StringVar(&httpAddr, "http", ":9100", "address for /healthz, /metrics, /pulls and /live/<stream>/index.m3u8 (LL-HLS)")
 	cmd.Flags().StringVar(&liveURL, "live-url", "", "the URL viewers reach --http's /live at (http://host:port/live): live masters list each stream's LL-HLS rendition there")
 	return cmd
