@@ -392,10 +392,7 @@ func TestEncryptedAsset(t *testing.T) {
 	if resp, err := http.Get(key); err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("key with the token: %v %v", resp, err)
 	}
-	parts := strings.Split(strings.TrimPrefix(issued.URL, s.Env.Gateway+"/play/"), "/")
-	tampered := []byte(parts[0])
-	tampered[len(tampered)-1] ^= 1
-	if resp, err := http.Get(s.Env.Gateway + "/play/" + string(tampered) + "/" + id + "/key"); err != nil || resp.StatusCode != http.StatusForbidden {
+	if resp, err := http.Get(issued.tampered("key")); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("key with a tampered token: %v %v", resp, err)
 	}
 
@@ -507,10 +504,7 @@ func TestCBCSAsset(t *testing.T) {
 		t.Fatalf("issued license URL %q beside %s", issued.License, issued.URL)
 	}
 	mpdURL := strings.TrimSuffix(issued.URL, "master.m3u8") + "manifest.mpd"
-	parts := strings.Split(strings.TrimPrefix(issued.URL, s.Env.Gateway+"/play/"), "/")
-	tampered := []byte(parts[0])
-	tampered[len(tampered)-1] ^= 1
-	badLicense := s.Env.Gateway + "/play/" + string(tampered) + "/" + id + "/license"
+	badLicense := issued.tampered("license")
 
 	page := playersPage(t)
 	b := newBrowser(t)
@@ -554,6 +548,17 @@ type issued struct {
 	URL     string    `json:"url"`
 	Expires time.Time `json:"expires"`
 	License string    `json:"license"`
+}
+
+// tampered is the URL of file beside the issued master with one bit of
+// its token flipped.
+func (i issued) tampered(file string) string {
+	base := strings.TrimSuffix(i.URL, "master.m3u8")
+	at := strings.Index(base, "/play/") + len("/play/")
+	end := at + strings.IndexByte(base[at:], '/')
+	tok := []byte(base[at:end])
+	tok[len(tok)-1] ^= 1
+	return base[:at] + string(tok) + base[end:] + file
 }
 
 // issuePlay asks the gateway for a five-minute playback URL of asset id,

@@ -199,7 +199,7 @@ func (s *localStack) startRelay() error {
 	}
 	cfg := relay.Config{Keys: keys, Store: s.root, Bucket: s.o.bucket, SpoolDir: filepath.Join(s.home, "spool"), LowLatencyURL: s.gwURL + "/live",
 		PullsFile: pullsFile(s.home),
-		Logger: s.log.With("component", "relay"), Registerer: prometheus.DefaultRegisterer}
+		Logger:    s.log.With("component", "relay"), Registerer: prometheus.DefaultRegisterer}
 	if s.o.rtmpPort > 0 {
 		cfg.RTMPAddr = fmt.Sprintf(":%d", s.o.rtmpPort)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 )
 
@@ -93,4 +94,15 @@ func (t *Conns[C]) CloseAll() {
 	for c := range t.open {
 		c.Close()
 	}
+}
+
+// FindNALU is an access unit's first NAL unit of type typ (its SPS, for
+// one), nil if it has none.
+func FindNALU(au [][]byte, typ h264.NALUType) []byte {
+	for _, n := range au {
+		if len(n) > 0 && h264.NALUType(n[0]&0x1f) == typ {
+			return n
+		}
+	}
+	return nil
 }

@@ -74,11 +74,9 @@ func getHLS(ctx context.Context, u *url.URL, host publish.Host, name string, rec
 				return
 			}
 			if st == nil {
-				sps := params.SPS
-				for _, n := range au {
-					if len(n) > 0 && h264.NALUType(n[0]&0x1f) == h264.NALUTypeSPS {
-						sps = n
-					}
+				sps := publish.FindNALU(au, h264.NALUTypeSPS)
+				if sps == nil {
+					sps = params.SPS
 				}
 				if sps == nil || !h264.IsRandomAccess(au) {
 					return // a stream starts at a keyframe

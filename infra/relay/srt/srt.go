@@ -149,7 +149,7 @@ func Demux(r io.Reader, setDeadline func(time.Time) error, host publish.Host, na
 	rd.OnDataH264(video, func(pts, dts int64, au [][]byte) error {
 		if st == nil {
 			// The stream's parameters come with its first IDR.
-			sps := findNALU(au, h264.NALUTypeSPS)
+			sps := publish.FindNALU(au, h264.NALUTypeSPS)
 			if sps == nil || !h264.IsRandomAccess(au) {
 				return nil
 			}
@@ -180,13 +180,4 @@ func Demux(r io.Reader, setDeadline func(time.Time) error, host publish.Host, na
 			return fmt.Errorf("stream %s: %w", name, err)
 		}
 	}
-}
-
-func findNALU(au [][]byte, typ h264.NALUType) []byte {
-	for _, n := range au {
-		if len(n) > 0 && h264.NALUType(n[0]&0x1f) == typ {
-			return n
-		}
-	}
-	return nil
 }
