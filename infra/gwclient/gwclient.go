@@ -187,6 +187,8 @@ func (c *Client) Replay(ctx context.Context, id string) (int, error) {
 type Playback struct {
 	URL     string     `json:"url"`
 	Expires *time.Time `json:"expires,omitempty"`
+	// License is a cbcs asset's EME Clear Key license URL.
+	License string `json:"license,omitempty"`
 }
 
 // PlaybackURL asks the gateway for the asset's playback URL; ttl 0 takes

@@ -28,6 +28,9 @@ func playCmd() *cobra.Command {
 			if p.Expires != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "valid until %s\n", p.Expires.Local().Format(time.RFC3339))
 			}
+			if p.License != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Clear Key license (hls.js drmSystems licenseUrl, dash.js serverURL): %s\n", p.License)
+			}
 			return nil
 		},
 	}

@@ -69,6 +69,7 @@ func Start(src Source, host publish.Host) *Puller {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Puller{src: src, host: host, log: host.Logger().With("pull", src.Name), cancel: cancel, done: make(chan struct{})}
 	p.st = Status{Source: src, State: StateConnecting, Since: time.Now()}
+	p.sample.at = p.st.Since // the first Status gives the rate since the start
 	go p.run(ctx)
 	return p
 }
@@ -88,9 +89,7 @@ func (p *Puller) Status() Status {
 	defer p.mu.Unlock()
 	now, n := time.Now(), p.bytes.Load()
 	if d := now.Sub(p.sample.at); d >= time.Second {
-		if !p.sample.at.IsZero() {
-			p.st.Bitrate = int64(float64(n-p.sample.bytes) * 8 / d.Seconds())
-		}
+		p.st.Bitrate = int64(float64(n-p.sample.bytes) * 8 / d.Seconds())
 		p.sample.at, p.sample.bytes = now, n
 	}
 	st := p.st
