@@ -3,6 +3,7 @@ package media
 import (
 	"fmt"
 
+	"github.com/Eyevinn/mp4ff/avc"
 	"github.com/Eyevinn/mp4ff/mp4"
 )
 
@@ -31,6 +32,23 @@ var commonSystemID = mp4.UUID{0x10, 0x77, 0xef, 0xec, 0xc0, 0xb2, 0x4d, 0x02, 0x
 func (p *Protection) apply(f *mp4.File) error {
 	if len(p.Key) != 16 || len(p.KeyID) != 16 || len(p.IV) != 16 {
 		return fmt.Errorf("cbcs: key, key ID and IV must be 16 bytes each")
+	}
+	// mp4ff ends the process (log.Fatal) on parameter sets it cannot
+	// parse: they are checked here first, so a bad one fails the segment.
+	if v := f.Init.Moov.Trak.Mdia.Minf.Stbl.Stsd.AvcX; v != nil && v.AvcC != nil {
+		sps := map[uint32]*avc.SPS{}
+		for _, n := range v.AvcC.SPSnalus {
+			s, err := avc.ParseSPSNALUnit(n, false)
+			if err != nil {
+				return fmt.Errorf("cbcs init: SPS: %w", err)
+			}
+			sps[s.ParameterID] = s
+		}
+		for _, n := range v.AvcC.PPSnalus {
+			if _, err := avc.ParsePPSNALUnit(n, sps); err != nil {
+				return fmt.Errorf("cbcs init: PPS: %w", err)
+			}
+		}
 	}
 	pssh := &mp4.PsshBox{Version: 1, SystemID: commonSystemID, KIDs: []mp4.UUID{p.KeyID}}
 	ipd, err := mp4.InitProtect(f.Init, p.Key, p.IV, "cbcs", p.KeyID, []*mp4.PsshBox{pssh})
