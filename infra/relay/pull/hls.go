@@ -138,26 +138,13 @@ type countingTransport struct{ received func(int) }
 func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err == nil {
-		resp.Body = countingBody{resp.Body, t.received}
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{readCounter{resp.Body, t.received}, resp.Body}
 	}
 	return resp, err
 }
-
-type countingBody struct {
-	r interface {
-		Read([]byte) (int, error)
-		Close() error
-	}
-	received func(int)
-}
-
-func (b countingBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	b.received(n)
-	return n, err
-}
-
-func (b countingBody) Close() error { return b.r.Close() }
 
 // liveStart is how many segments a live media playlist must list before
 // it is read: gohlslib (v2.4.4) starts that many from the end and, given

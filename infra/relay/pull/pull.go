@@ -52,6 +52,7 @@ type Puller struct {
 	log  *slog.Logger
 
 	bytes  atomic.Int64
+	live   atomic.Bool // this connection has received bytes
 	mu     sync.Mutex
 	st     Status
 	sample struct {
@@ -103,24 +104,16 @@ func (p *Puller) set(f func(*Status)) {
 	p.mu.Unlock()
 }
 
-// received counts bytes from the source; the first ones make it live.
+// received counts bytes from the source (every read: an atomic add, and
+// no lock but on a connection's first bytes, which make it live).
 func (p *Puller) received(n int) {
 	if n <= 0 {
 		return
 	}
-	if p.bytes.Add(int64(n)) == int64(n) || p.state() != StateLive {
-		p.set(func(s *Status) {
-			if s.State != StateLive {
-				s.State, s.Since, s.Error, s.Retry = StateLive, time.Now(), "", time.Time{}
-			}
-		})
+	p.bytes.Add(int64(n))
+	if p.live.CompareAndSwap(false, true) {
+		p.set(func(s *Status) { s.State, s.Since, s.Error, s.Retry = StateLive, time.Now(), "", time.Time{} })
 	}
-}
-
-func (p *Puller) state() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.st.State
 }
 
 func (p *Puller) run(ctx context.Context) {
@@ -132,6 +125,7 @@ func (p *Puller) run(ctx context.Context) {
 	b.Reset()
 	for {
 		began := time.Now()
+		p.live.Store(false)
 		p.set(func(s *Status) { s.State, s.Since, s.Attempts = StateConnecting, began, s.Attempts+1 })
 		err := p.once(ctx)
 		if ctx.Err() != nil {

@@ -3,6 +3,7 @@ package pull
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/url"
 
 	gosrt "github.com/datarhei/gosrt"
@@ -31,7 +32,7 @@ func callSRT(ctx context.Context, u *url.URL, host publish.Host, name string, re
 
 // readCounter reports every read's size.
 type readCounter struct {
-	r        interface{ Read([]byte) (int, error) }
+	r        io.Reader
 	received func(int)
 }
 
