@@ -447,8 +447,7 @@ func uploadOptions(info storage.Info) (options, error) {
 // encryptable says whether a rung can be encrypted the way the upload
 // asked: AES-128 encrypts MPEG-TS segments whole (whole fMP4 segments
 // would need their init segment encrypted too, which no player reads);
-// cbcs encrypts fMP4 samples, and mp4ff, which does it, knows H.264 (and
-// AAC) but not HEVC, VP9 or AV1 yet.
+// cbcs encrypts fMP4 samples, as transcode will (Rung.Protectable).
 func encryptable(encryption string, r media.Rung) error {
 	switch encryption {
 	case asset.EncryptionAES128:
@@ -456,8 +455,8 @@ func encryptable(encryption string, r media.Rung) error {
 			return fmt.Errorf("encryption aes-128: only MPEG-TS renditions are encrypted whole, and %s is fMP4 (use cbcs with cmaf packaging)", r.Name)
 		}
 	case asset.EncryptionCBCS:
-		if r.Container() != "fmp4" || (r.Codec != media.H264 && r.Codec != "") {
-			return fmt.Errorf("encryption cbcs: rendition %s is %s; cbcs here encrypts H.264 CMAF renditions", r.Name, r.Codec)
+		if err := r.Protectable(); err != nil {
+			return fmt.Errorf("encryption cbcs: %w", err)
 		}
 	}
 	return nil

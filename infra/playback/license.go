@@ -1,12 +1,12 @@
 package playback
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/segflow/segflow/shared/asset"
@@ -45,26 +45,18 @@ func (s *Server) license(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "license request: want {\"kids\":[...]} (EME Clear Key)", http.StatusBadRequest)
 		return
 	}
-	want := asset.KeyID(id)
-	var keys []jwk
-	for _, k := range req.KIDs {
-		kid, err := base64.RawURLEncoding.DecodeString(k)
-		if err != nil || !bytes.Equal(kid, want) {
-			continue
-		}
-		key, err := asset.ReadContentKey(r.Context(), s.Store, s.Bucket, id)
-		if err != nil {
-			// No key: the asset is clear, or not there.
-			http.Error(w, "no such key", http.StatusNotFound)
-			return
-		}
-		keys = append(keys, jwk{Kty: "oct", KID: k, K: base64.RawURLEncoding.EncodeToString(key)})
-		break
-	}
-	if len(keys) == 0 {
+	kid := base64.RawURLEncoding.EncodeToString(asset.KeyID(id))
+	if !slices.Contains(req.KIDs, kid) {
 		http.Error(w, "no such key", http.StatusNotFound)
 		return
 	}
+	key, err := asset.ReadContentKey(r.Context(), s.Store, s.Bucket, id)
+	if err != nil {
+		// No key: the asset is clear, or not there.
+		http.Error(w, "no such key", http.StatusNotFound)
+		return
+	}
+	keys := []jwk{{Kty: "oct", KID: kid, K: base64.RawURLEncoding.EncodeToString(key)}}
 	typ := req.Type
 	if typ == "" {
 		typ = "temporary"

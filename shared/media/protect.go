@@ -1,6 +1,7 @@
 package media
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/Eyevinn/mp4ff/avc"
@@ -18,6 +19,15 @@ type Protection struct {
 	Key   []byte // the 16-byte content key
 	KeyID []byte // its 16-byte ID, in tenc and the pssh
 	IV    []byte // the 16-byte constant IV
+}
+
+// Protectable says whether cbcs can protect rung r: fMP4 H.264 only
+// (mp4ff protects H.264 and AAC samples, not HEVC, VP9 or AV1 yet).
+func (r Rung) Protectable() error {
+	if r.Container() != "fmp4" || r.Codec != H264 && r.Codec != "" {
+		return fmt.Errorf("cbcs protects H.264 CMAF renditions, and %s is %s in %s", r.Name, cmp.Or(r.Codec, H264), r.Container())
+	}
+	return nil
 }
 
 // commonSystemID is the W3C common PSSH system ID

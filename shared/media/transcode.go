@@ -91,8 +91,8 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 	}
 	if o.Protect != nil {
 		for _, r := range rungs {
-			if r.Container() != "fmp4" || r.Codec != H264 && r.Codec != "" {
-				return nil, fmt.Errorf("transcode %s: cbcs protects H.264 and AAC in fMP4, not rung %s (%s in %s)", in, r.Name, r.Codec, r.Container())
+			if err := r.Protectable(); err != nil {
+				return nil, fmt.Errorf("transcode %s: %w", in, err)
 			}
 		}
 		if len(o.Audio) > 0 && !o.CMAF {
