@@ -1,6 +1,6 @@
 // Package relay is segflow's one long-running media service: it takes live
 // publishes authenticated by stream key from its protocol servers
-// (relay/rtmp, relay/srt, through the relay/publish contract), cuts them at
+// (relay/rtmp, relay/srt, relay/whip, through the relay/publish contract), cuts them at
 // keyframes into MPEG-TS source segments without decoding (relay/mpegts),
 // and puts them in the bucket through an on-disk spool (relay/spool), where
 // they trigger the same functions as VOD uploads.
@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/segflow/segflow/infra/relay/pull"
 	"github.com/segflow/segflow/infra/relay/rtmp"
 	"github.com/segflow/segflow/infra/relay/srt"
+	"github.com/segflow/segflow/infra/relay/whip"
 	"github.com/segflow/segflow/shared/storage"
 )
 
@@ -28,9 +30,15 @@ import (
 type Config struct {
 	// RTMPAddr and SRTAddr are the listen addresses; empty disables one.
 	RTMPAddr, SRTAddr string
-	Keys              *Keys
-	Store             *storage.Client
-	Bucket            string
+	// WHIPAddr is the UDP address WebRTC publishers (WHIP) send media
+	// to; the offers come over HTTP (WHIP). Empty: no WHIP.
+	WHIPAddr string
+	// WHIPPublicIPs are the addresses WHIP answers advertise when the
+	// relay is behind NAT; empty: its interfaces'.
+	WHIPPublicIPs []string
+	Keys          *Keys
+	Store         *storage.Client
+	Bucket        string
 	// SegmentTarget is the segment duration aimed at (default 2s); cuts
 	// fall on the first keyframe after it.
 	SegmentTarget time.Duration
@@ -69,6 +77,7 @@ type Relay struct {
 
 	rtmp *rtmp.Server
 	srt  *srt.Server
+	whip *whip.Server
 
 	mu      sync.Mutex
 	active  map[string]bool // streams publishing now
@@ -133,6 +142,13 @@ func (r *Relay) open(cfg Config) error {
 			return fmt.Errorf("relay: %w", err)
 		}
 	}
+	if cfg.WHIPAddr != "" {
+		if r.whip, err = whip.Open(whip.Config{UDPAddr: cfg.WHIPAddr, PublicIPs: cfg.WHIPPublicIPs, SegmentTarget: cfg.SegmentTarget},
+			protocolHost{r, "whip"}); err != nil {
+			r.Close()
+			return fmt.Errorf("relay: %w", err)
+		}
+	}
 	r.pulls, r.pullsStop = map[string]*pull.Puller{}, make(chan struct{})
 	if cfg.PullsFile != "" {
 		r.pullsDone.Add(1)
@@ -143,6 +159,23 @@ func (r *Relay) open(cfg Config) error {
 
 // RTMPAddr is the RTMP listener's address.
 func (r *Relay) RTMPAddr() string { return r.rtmp.Addr().String() }
+
+// WHIP serves WebRTC publishers' offers at /whip and their sessions at
+// /whip/<id> (mount it at the root); 404 when WHIPAddr is empty.
+func (r *Relay) WHIP() http.Handler {
+	if r.whip == nil {
+		return http.NotFoundHandler()
+	}
+	return r.whip.Handler()
+}
+
+// WHIPAddr is the UDP address WHIP media arrives at; nil without WHIP.
+func (r *Relay) WHIPAddr() net.Addr {
+	if r.whip == nil {
+		return nil
+	}
+	return r.whip.Addr()
+}
 
 // claim marks a stream as publishing; a second publisher of the same
 // stream is refused while the first one is on.
@@ -176,6 +209,9 @@ func (r *Relay) Close() {
 	}
 	if r.srt != nil {
 		r.srt.Close()
+	}
+	if r.whip != nil {
+		r.whip.Close()
 	}
 	if r.pullsStop != nil {
 		close(r.pullsStop)

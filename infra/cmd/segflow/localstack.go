@@ -184,7 +184,7 @@ func (s *localStack) startQueue() (map[string]*nats.Conn, error) {
 // startRelay runs RTMP and SRT ingest with the stream keys of
 // auth/stream-keys (name=key lines; a "demo" key on the first run).
 func (s *localStack) startRelay() error {
-	if s.o.rtmpPort <= 0 && s.o.srtPort <= 0 {
+	if s.o.rtmpPort <= 0 && s.o.srtPort <= 0 && s.o.whipPort <= 0 {
 		return nil
 	}
 	keysFile := filepath.Join(s.authDir(), "stream-keys")
@@ -205,6 +205,9 @@ func (s *localStack) startRelay() error {
 	}
 	if s.o.srtPort > 0 {
 		cfg.SRTAddr = fmt.Sprintf(":%d", s.o.srtPort)
+	}
+	if s.o.whipPort > 0 {
+		cfg.WHIPAddr = fmt.Sprintf(":%d", s.o.whipPort)
 	}
 	rl, err := relay.Open(cfg)
 	if err != nil {
@@ -283,6 +286,9 @@ func (s *localStack) routes(ctx context.Context) (func(*mux.Router), error) {
 		// playlists in the bucket are.
 		if s.relay != nil {
 			r.PathPrefix("/live/").Handler(http.StripPrefix("/live", s.relay.LowLatency()))
+			// WHIP publishers: the stream key is the bearer token.
+			r.Handle("/whip", s.relay.WHIP())
+			r.PathPrefix("/whip/").Handler(s.relay.WHIP())
 		}
 	}, nil
 }
@@ -318,6 +324,9 @@ func (s *localStack) env() envfile.Env {
 		NATS: s.queue.ClientURL(), Functions: strings.Join(s.st.Names(), ",")}
 	if s.o.rtmpPort > 0 {
 		e.RTMPURL = fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", s.o.rtmpPort, s.creds.DemoStreamKey)
+	}
+	if s.o.whipPort > 0 {
+		e.WHIPURL = s.gwURL + "/whip"
 	}
 	if s.o.srtPort > 0 {
 		e.SRTURL = fmt.Sprintf("srt://127.0.0.1:%d?streamid=%s", s.o.srtPort, s.creds.DemoStreamKey)

@@ -36,6 +36,7 @@ type upOptions struct {
 	stackFile string
 	rtmpPort  int
 	srtPort   int
+	whipPort  int
 	callbacks []string // hosts async callbacks may reach though not public
 }
 
@@ -63,6 +64,7 @@ func upCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.bucket, "bucket", "media", "media bucket")
 	cmd.Flags().IntVar(&o.rtmpPort, "rtmp-port", 1935, "relay RTMP port (0: no RTMP)")
 	cmd.Flags().IntVar(&o.srtPort, "srt-port", 8890, "relay SRT port, UDP (0: no SRT)")
+	cmd.Flags().IntVar(&o.whipPort, "whip-port", 8189, "relay WebRTC (WHIP) media port, UDP; offers go to the gateway's /whip (0: no WHIP)")
 	cmd.Flags().StringVarP(&o.stackFile, "file", "f", "stack.yml", "stack file, relative to the repository")
 	cmd.Flags().StringArrayVar(&o.callbacks, "callback-host", nil, "host an async call's X-Callback-Url may name even if it is not public (repeatable)")
 	return cmd
@@ -134,7 +136,10 @@ func printEndpoints(cmd *cobra.Command, env envfile.Env, envFile string) {
 	if u := env.SRTURL; u != "" {
 		fmt.Fprintf(out, "  srt       %s?streamid=<key>  ($SEGFLOW_SRT_URL)\n", strings.SplitN(u, "?", 2)[0])
 	}
-	if env.RTMPURL != "" || env.SRTURL != "" {
+	if env.WHIPURL != "" {
+		fmt.Fprintf(out, "  whip      %s  (bearer: the stream key; or the console's Go live page)\n", env.WHIPURL)
+	}
+	if env.RTMPURL != "" || env.SRTURL != "" || env.WHIPURL != "" {
 		fmt.Fprintf(out, "  watch     http://%s/%s/%s  (the demo stream's channel)\n", env.S3Endpoint, env.S3Bucket, layout.Channel("demo").Master())
 		fmt.Fprintf(out, "  ll-hls    %s/live/demo/index.m3u8  (its source, low latency, while it publishes)\n", env.Gateway)
 	}

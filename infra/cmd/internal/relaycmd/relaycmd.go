@@ -24,10 +24,11 @@ import (
 // it has on Kubernetes (a Deployment with a Service for RTMP and SRT), and
 // what scripts/bench live measures.
 func New() *cobra.Command {
-	var rtmpAddr, srtAddr, keysFile, spoolDir, httpAddr, liveURL, pullsFile string
+	var whipIPs []string
+	var rtmpAddr, srtAddr, whipAddr, keysFile, spoolDir, httpAddr, liveURL, pullsFile string
 	cmd := &cobra.Command{
 		Use:   "relay",
-		Short: "Run the live ingest relay (RTMP, SRT) writing segments to S3",
+		Short: "Run the live ingest relay (RTMP, SRT, WHIP) writing segments to S3",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// One P unless GOMAXPROCS says otherwise: the relay only moves
 			// bytes (20 publishers at 3 Mb/s take ~0.1 core), and with two
@@ -55,7 +56,7 @@ func New() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			reg := telemetry.NewRegistry()
-			r, err := relay.Open(relay.Config{RTMPAddr: rtmpAddr, SRTAddr: srtAddr, Keys: keys, Store: sc,
+			r, err := relay.Open(relay.Config{RTMPAddr: rtmpAddr, SRTAddr: srtAddr, WHIPAddr: whipAddr, WHIPPublicIPs: whipIPs, Keys: keys, Store: sc,
 				Bucket: config.Env("S3_BUCKET", "media"), SpoolDir: spoolDir, LowLatencyURL: liveURL, PullsFile: pullsFile, Logger: log, Registerer: reg})
 			if err != nil {
 				return err
@@ -65,6 +66,8 @@ func New() *cobra.Command {
 			mux.Handle("/metrics", telemetry.MetricsHandler(reg))
 			mux.Handle("/live/", http.StripPrefix("/live", r.LowLatency()))
 			mux.Handle("GET /pulls", r.PullsHandler())
+			mux.Handle("/whip", r.WHIP())
+			mux.Handle("/whip/", r.WHIP())
 			srv := &http.Server{Addr: httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 			go func() {
 				if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
@@ -80,10 +83,12 @@ func New() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&rtmpAddr, "rtmp", ":1935", "RTMP listen address (empty: off)")
 	cmd.Flags().StringVar(&srtAddr, "srt", ":8890", "SRT listen address (empty: off)")
+	cmd.Flags().StringVar(&whipAddr, "whip", ":8189", "WebRTC (WHIP) media address, UDP; publishers POST offers to --http's /whip (empty: off)")
+	cmd.Flags().StringSliceVar(&whipIPs, "whip-ip", nil, "public address(es) WHIP answers advertise when the relay is behind NAT")
 	cmd.Flags().StringVar(&keysFile, "keys", config.SecretsDir()+"/stream-keys", "stream keys file (name=key lines)")
 	cmd.Flags().StringVar(&spoolDir, "spool", "/var/lib/segflow/spool", "spool folder")
 	cmd.Flags().StringVar(&pullsFile, "pulls", "", `streams to pull ("name url" lines: rtmp://, srt://, http(s)://...flv, http(s)://...m3u8), followed as it changes; served at --http's /pulls`)
-	cmd.Flags().StringVar(&httpAddr, "http", ":9100", "address for /healthz, /metrics, /pulls and /live/<stream>/index.m3u8 (LL-HLS)")
+	cmd.Flags().StringVar(&httpAddr, "http", ":9100", "address for /healthz, /metrics, /pulls, /whip and /live/<stream>/index.m3u8 (LL-HLS)")
 	cmd.Flags().StringVar(&liveURL, "live-url", "", "the URL viewers reach --http's /live at (http://host:port/live): live masters list each stream's LL-HLS rendition there")
 	return cmd
 }

@@ -1,0 +1,318 @@
+// Package whiptest is a WHIP publisher for tests and benchmarks: pion
+// sending H.264 and Opus that ffmpeg encoded, paced in real time, as a
+// browser would send them, and able to vanish without a word.
+package whiptest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/h264reader"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+)
+
+// Media is a clip to send: H.264 Annex-B (baseline, no B-frames, as
+// WebRTC encoders make) and Ogg Opus of one 20 ms packet per page.
+type Media struct {
+	H264, Ogg string
+	FPS       int
+}
+
+// Encode makes seconds of testsrc2 at size (WxH) and fps with a keyframe
+// every gop frames, and a 1 kHz sine, in dir. filter, if not empty, is
+// added to the video's (a drawtext clock, say).
+func Encode(dir string, seconds, fps, gop int, size, filter string) (Media, error) {
+	m := Media{H264: filepath.Join(dir, "video.h264"), Ogg: filepath.Join(dir, "audio.ogg"), FPS: fps}
+	vf := "format=yuv420p"
+	if filter != "" {
+		vf = filter + "," + vf
+	}
+	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-y",
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=%d:duration=%d", size, fps, seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=48000:duration=%d", seconds),
+		"-map", "0:v", "-vf", vf, "-c:v", "libx264", "-profile:v", "baseline", "-preset", "veryfast", "-g", fmt.Sprint(gop),
+		"-bsf:v", "h264_mp4toannexb", "-f", "h264", m.H264,
+		"-map", "1:a", "-c:a", "libopus", "-ac", "2", "-b:a", "64k", "-page_duration", "20000", "-f", "ogg", m.Ogg}
+	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
+		return m, fmt.Errorf("ffmpeg: %v: %s", err, out)
+	}
+	return m, nil
+}
+
+// Publisher is one WHIP session seen from the publisher's side.
+type Publisher struct {
+	PC       *webrtc.PeerConnection
+	Location string // the session's URL, for DELETE
+	video    *webrtc.TrackLocalStaticSample
+	audio    *webrtc.TrackLocalStaticSample
+	conn     *cuttable
+	plis     atomic.Int32
+}
+
+// StatusError is a WHIP endpoint's refusal.
+type StatusError struct {
+	Code int
+	Body string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("whip: %d %s", e.Code, e.Body) }
+
+// Dial offers H.264 and Opus to the WHIP endpoint url with key as bearer
+// token and connects; a refusal is a *StatusError.
+func Dial(ctx context.Context, url, key string) (*Publisher, error) {
+	p := &Publisher{}
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p.conn = &cuttable{PacketConn: udp}
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, p.conn))
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(reg))
+	if p.PC, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Publisher, error) { p.PC.Close(); p.conn.Close(); return nil, err }
+	p.video, _ = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "whiptest")
+	p.audio, _ = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "whiptest")
+	for _, tr := range []*webrtc.TrackLocalStaticSample{p.video, p.audio} {
+		sender, err := p.PC.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return fail(err)
+		}
+		go p.readRTCP(sender.Sender())
+	}
+	offer, err := p.PC.CreateOffer(nil)
+	if err != nil {
+		return fail(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(p.PC)
+	if err := p.PC.SetLocalDescription(offer); err != nil {
+		return fail(err)
+	}
+	<-gathered
+	code, answer, loc, err := Post(ctx, url, key, p.PC.LocalDescription().SDP)
+	if err != nil {
+		return fail(err)
+	}
+	if code != http.StatusCreated {
+		return fail(&StatusError{Code: code, Body: answer})
+	}
+	p.Location = loc
+	if strings.HasPrefix(loc, "/") {
+		p.Location = url[:strings.Index(url[len("http://"):], "/")+len("http://")] + loc
+	}
+	if err := p.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		return fail(err)
+	}
+	connected := make(chan struct{})
+	p.PC.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			close(connected)
+		}
+	})
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		return fail(errors.New("whip: not connected in 10s"))
+	}
+	return p, nil
+}
+
+// Post sends an offer as a WHIP client does, returning the status, body
+// and Location.
+func Post(ctx context.Context, url, key, offer string) (int, string, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(offer))
+	if err != nil {
+		return 0, "", "", err
+	}
+	req.Header.Set("Content-Type", "application/sdp")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header.Get("Location"), nil
+}
+
+func (p *Publisher) readRTCP(s *webrtc.RTPSender) {
+	for {
+		pkts, _, err := s.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, pkt := range pkts {
+			if _, ok := pkt.(*rtcp.PictureLossIndication); ok {
+				p.plis.Add(1)
+			}
+		}
+	}
+}
+
+// PLIs is how many keyframe requests the relay sent.
+func (p *Publisher) PLIs() int { return int(p.plis.Load()) }
+
+// Send sends the clip in real time, video and audio side by side, until
+// it ends or ctx is done.
+func (p *Publisher) Send(ctx context.Context, m Media) error {
+	vb, err := os.ReadFile(m.H264)
+	if err != nil {
+		return err
+	}
+	ab, err := os.ReadFile(m.Ogg)
+	if err != nil {
+		return err
+	}
+	errs := make(chan error, 2)
+	start := time.Now()
+	go func() { errs <- p.sendVideo(ctx, vb, m.FPS, start) }()
+	go func() { errs <- p.sendAudio(ctx, ab, start) }()
+	return errors.Join(<-errs, <-errs)
+}
+
+// sendVideo writes one access unit per frame (its parameter sets and
+// slice together), each at its time.
+func (p *Publisher) sendVideo(ctx context.Context, b []byte, fps int, start time.Time) error {
+	r, err := h264reader.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	frame := time.Second / time.Duration(fps)
+	var au []byte
+	for n := 0; ; {
+		nal, err := r.NextNAL()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		au = append(append(au, 0, 0, 0, 1), nal.Data...)
+		if t := nal.UnitType; t != h264reader.NalUnitTypeCodedSliceIdr && t != h264reader.NalUnitTypeCodedSliceNonIdr {
+			continue
+		}
+		if err := wait(ctx, start.Add(time.Duration(n)*frame)); err != nil {
+			return nil
+		}
+		// pion counts a sample's RTP ticks truncating: a hair over the
+		// frame keeps them exact (3000 at 30 fps), as a camera's are.
+		if err := p.video.WriteSample(media.Sample{Data: au, Duration: frame + time.Microsecond}); err != nil {
+			return err
+		}
+		au, n = nil, n+1
+	}
+}
+
+func (p *Publisher) sendAudio(ctx context.Context, b []byte, start time.Time) error {
+	r, _, err := oggreader.NewWith(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	var at time.Duration
+	for {
+		page, _, err := r.ParseNextPage()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if bytes.HasPrefix(page, []byte("OpusTags")) {
+			continue
+		}
+		if err := wait(ctx, start.Add(at)); err != nil {
+			return nil
+		}
+		if err := p.audio.WriteSample(media.Sample{Data: page, Duration: 20 * time.Millisecond}); err != nil {
+			return err
+		}
+		at += 20 * time.Millisecond
+	}
+}
+
+func wait(ctx context.Context, until time.Time) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Until(until)):
+		return nil
+	}
+}
+
+// Delete ends the session as WHIP does, returning the status.
+func (p *Publisher) Delete(ctx context.Context) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, p.Location, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// Vanish stops every packet both ways, as a publisher whose machine died
+// would: no DELETE, no DTLS close.
+func (p *Publisher) Vanish() { p.conn.cut.Store(true) }
+
+// Close closes the peer connection.
+func (p *Publisher) Close() {
+	p.PC.Close()
+	p.conn.Close()
+}
+
+// cuttable is a UDP socket that can be made to go silent.
+type cuttable struct {
+	net.PacketConn
+	cut atomic.Bool
+}
+
+func (c *cuttable) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.cut.Load() {
+		return len(b), nil
+	}
+	return c.PacketConn.WriteTo(b, addr)
+}
+
+func (c *cuttable) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err != nil || !c.cut.Load() {
+			return n, addr, err
+		}
+	}
+}

@@ -1,0 +1,380 @@
+package whip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
+
+	"github.com/segflow/segflow/infra/relay/publish"
+)
+
+// session is one WHIP publish: its peer connection, the clocks that put
+// its tracks on one timeline, and the stream it feeds once the first
+// keyframe is in.
+type session struct {
+	s        *Server
+	id, name string
+	log      *slog.Logger
+	pc       *webrtc.PeerConnection
+	audio    bool // the answer took an Opus track
+	// epoch is the session's time zero: each track's first packet is
+	// placed on it by its arrival, the rest by their RTP timestamps.
+	epoch   time.Time
+	ctx     context.Context
+	cancel  context.CancelFunc
+	readers sync.WaitGroup
+
+	// mu orders the stream's writes: video and audio arrive on two
+	// goroutines, the segmenter takes one at a time.
+	mu   sync.Mutex
+	st   publish.Stream
+	base time.Duration // the first keyframe's time: the stream's zero
+	aac  *opusToAAC
+	// opusNext is the RTP timestamp the next Opus packet should have
+	// (the audio reader's alone).
+	opusNext uint32
+
+	videoSSRC atomic.Uint32
+	needKey   atomic.Bool  // frames are dropped until a keyframe
+	lastKey   atomic.Int64 // when the last keyframe arrived (unix ns)
+	lastPLI   atomic.Int64 // when one was last asked for
+
+	closeOnce sync.Once
+	why       string
+}
+
+func newSession(s *Server, id, name string) (*session, error) {
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("whip %s: %w", name, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ss := &session{s: s, id: id, name: name, pc: pc, epoch: time.Now(), ctx: ctx, cancel: cancel,
+		log: s.host.Logger().With("stream", name, "whip_session", id[:8])}
+	ss.needKey.Store(true)
+	pc.OnTrack(ss.onTrack)
+	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
+		switch state {
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			// Failed is ICETimeout of silence: a publisher gone without
+			// its DELETE.
+			ss.close("connection " + state.String())
+		}
+	})
+	return ss, nil
+}
+
+// negotiate answers offer, with every candidate gathered.
+func (ss *session) negotiate(ctx context.Context, offer string) (string, error) {
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(offer); err != nil {
+		return "", &offerError{http.StatusBadRequest, "format", fmt.Errorf("not an SDP offer: %w", err)}
+	}
+	if err := ss.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", &offerError{http.StatusBadRequest, "format", fmt.Errorf("offer refused: %w", err)}
+	}
+	answer, err := ss.pc.CreateAnswer(nil)
+	if err != nil {
+		return "", &offerError{http.StatusBadRequest, "format", fmt.Errorf("no answer to this offer: %w", err)}
+	}
+	gathered := webrtc.GatheringCompletePromise(ss.pc)
+	if err := ss.pc.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("whip %s: %w", ss.name, err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-time.After(5 * time.Second):
+		return "", errors.New("ICE gathering did not complete in 5s")
+	}
+	local := ss.pc.LocalDescription().SDP
+	video, audio := accepted(local)
+	if !video {
+		return "", &offerError{http.StatusNotAcceptable, "codec",
+			errors.New("the offer sends no H.264 video (packetization-mode=1) the relay can take")}
+	}
+	ss.audio = audio
+	return local, nil
+}
+
+// accepted says whether an answer takes a video and an audio track: an
+// m-line with a port, receiving.
+func accepted(answer string) (video, audio bool) {
+	var d sdp.SessionDescription
+	if d.UnmarshalString(answer) != nil {
+		return false, false
+	}
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Port.Value == 0 {
+			continue
+		}
+		if _, inactive := m.Attribute("inactive"); inactive {
+			continue
+		}
+		if _, sendonly := m.Attribute("sendonly"); sendonly {
+			continue
+		}
+		switch m.MediaName.Media {
+		case "video":
+			video = true
+		case "audio":
+			audio = true
+		}
+	}
+	return video, audio
+}
+
+func (ss *session) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	if ss.ctx.Err() != nil {
+		return
+	}
+	ss.readers.Add(1)
+	defer ss.readers.Done()
+	switch mime := track.Codec().MimeType; {
+	case strings.EqualFold(mime, webrtc.MimeTypeH264):
+		ss.videoSSRC.Store(uint32(track.SSRC()))
+		ss.pli("start")
+		ss.read(track, samplebuilder.New(512, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(500*time.Millisecond)),
+			90000, ss.onVideo)
+	case strings.EqualFold(mime, webrtc.MimeTypeOpus):
+		ss.read(track, samplebuilder.New(64, &codecs.OpusPacket{}, opusRate, samplebuilder.WithMaxTimeDelay(200*time.Millisecond)),
+			opusRate, ss.onOpus)
+	default:
+		ss.log.Warn("whip: track ignored", "codec", mime)
+	}
+}
+
+// read puts a track's packets in order, whole frames out (the sample
+// builder is the jitter buffer: it waits for late packets up to its delay,
+// then drops what is missing and says so), each on the session's
+// timeline.
+func (ss *session) read(track *webrtc.TrackRemote, sb *samplebuilder.SampleBuilder, rate int64, fn func(at time.Duration, s *media.Sample)) {
+	var clk rtpClock
+	for {
+		p, _, err := track.ReadRTP()
+		if err != nil {
+			return
+		}
+		if !clk.set {
+			clk = rtpClock{set: true, rate: rate, anchor: time.Since(ss.epoch), last: p.Timestamp}
+		}
+		sb.Push(p)
+		for s := sb.Pop(); s != nil; s = sb.Pop() {
+			fn(clk.at(s.PacketTimestamp), s)
+		}
+	}
+}
+
+// rtpClock places a track's RTP timestamps on the session's timeline: its
+// first packet at its arrival, the rest that far on by their timestamps
+// (unwrapped). Both tracks anchor by arrival, so they agree within the
+// network's jitter, as RTMP's interleaving does.
+type rtpClock struct {
+	set    bool
+	rate   int64
+	anchor time.Duration
+	last   uint32
+	ext    int64
+}
+
+func (c *rtpClock) at(ts uint32) time.Duration {
+	c.ext += int64(int32(ts - c.last))
+	c.last = ts
+	return c.anchor + time.Duration(c.ext*int64(time.Second)/c.rate)
+}
+
+// onVideo takes one H.264 access unit.
+func (ss *session) onVideo(at time.Duration, s *media.Sample) {
+	if s.PrevDroppedPackets > 0 {
+		// A frame is gone: what follows refers to it. Drop until the
+		// keyframe asked for now.
+		ss.needKey.Store(true)
+		ss.pli("loss")
+	}
+	var au h264.AnnexB
+	if err := au.Unmarshal(s.Data); err != nil || len(au) == 0 {
+		return
+	}
+	key := h264.IsRandomAccess(au)
+	if key {
+		ss.lastKey.Store(time.Now().UnixNano())
+		ss.needKey.Store(false)
+	} else if ss.needKey.Load() {
+		return
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.st == nil {
+		sps, pps := publish.FindNALU(au, h264.NALUTypeSPS), publish.FindNALU(au, h264.NALUTypePPS)
+		if !key || sps == nil {
+			ss.needKey.Store(true)
+			return
+		}
+		var ac *mpeg4audio.AudioSpecificConfig
+		if ss.audio {
+			ac = &aacConfig
+		}
+		st, err := ss.s.host.Start(ss.name, sps, ac)
+		if err != nil {
+			ss.log.Error("whip: publish refused", "err", err)
+			ss.close("start: " + err.Error())
+			return
+		}
+		st.SetParams(sps, pps)
+		ss.st, ss.base = st, at
+		ss.log.Info("whip: publishing", "audio", ss.audio)
+	}
+	if err := ss.st.WriteH264(at-ss.base, at-ss.base, au); err != nil {
+		ss.log.Error("whip: video refused", "err", err)
+		ss.close("video: " + err.Error())
+	}
+}
+
+// onOpus takes one Opus packet, conceals what is missing before it, and
+// gives it to the AAC transcoder, started by the first.
+func (ss *session) onOpus(at time.Duration, s *media.Sample) {
+	n := opusSamples(s.Data)
+	if n == 0 {
+		return
+	}
+	ss.mu.Lock()
+	aac := ss.aac
+	ss.mu.Unlock()
+	if aac == nil {
+		t, err := startOpusToAAC(context.WithoutCancel(ss.ctx), at, ss.onAAC)
+		if err != nil {
+			ss.log.Error("whip: audio dropped", "err", err)
+			return
+		}
+		ss.mu.Lock()
+		ss.aac = t
+		ss.mu.Unlock()
+		aac = t
+	} else if gap := int(int32(s.PacketTimestamp - ss.opusNext)); gap > 0 {
+		// Lost packets, or silence the publisher did not send (DTX):
+		// concealment frames keep the AAC count on the RTP clock. Beyond
+		// a minute it is no gap but a stall; the timeline goes on.
+		for gap = min(gap, 60*opusRate); gap >= 120; {
+			p := lostOpus(gap)
+			k := opusSamples(p)
+			if aac.Write(p, k) != nil {
+				return
+			}
+			gap -= k
+		}
+	}
+	ss.opusNext = s.PacketTimestamp + uint32(n)
+	if err := aac.Write(s.Data, n); err != nil {
+		ss.log.Warn("whip: audio transcoder", "err", err)
+	}
+}
+
+// onAAC writes an AAC frame from the transcoder at its time.
+func (ss *session) onAAC(at time.Duration, frame []byte) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.st == nil || at < ss.base {
+		return // before the first keyframe, where the stream begins
+	}
+	if err := ss.st.WriteAAC(at-ss.base, [][]byte{frame}); err != nil {
+		ss.log.Warn("whip: audio refused", "err", err)
+	}
+}
+
+// pli asks the publisher for a keyframe.
+func (ss *session) pli(why string) {
+	ssrc := ss.videoSSRC.Load()
+	if ssrc == 0 {
+		return
+	}
+	ss.lastPLI.Store(time.Now().UnixNano())
+	if err := ss.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+		ss.log.Debug("whip: keyframe request", "why", why, "err", err)
+	}
+}
+
+// keyframeDue says whether to ask for a keyframe now. Browsers send one
+// only when asked (a GOP of minutes otherwise), so the relay asks one
+// segment target after the last: it is captured after the ask, so its
+// segment is never shorter than the target, and longer only by the
+// publisher's reaction time.
+func (ss *session) keyframeDue(now time.Time) bool {
+	sinceAsk := now.Sub(time.Unix(0, ss.lastPLI.Load()))
+	if ss.needKey.Load() {
+		return sinceAsk >= 500*time.Millisecond
+	}
+	return now.Sub(time.Unix(0, ss.lastKey.Load())) >= ss.s.cfg.SegmentTarget && sinceAsk >= ss.s.cfg.SegmentTarget/2
+}
+
+// startTimeout bounds the wait for a publish's first keyframe.
+const startTimeout = 15 * time.Second
+
+// run asks for keyframes until the session closes, then ends it: the
+// publish's last segment and asset, the stream's claim.
+func (ss *session) run() {
+	defer ss.s.wg.Done()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+loop:
+	for {
+		select {
+		case <-ss.ctx.Done():
+			break loop
+		case now := <-tick.C:
+			if ss.keyframeDue(now) {
+				ss.pli("segment")
+			}
+			ss.mu.Lock()
+			started := ss.st != nil
+			ss.mu.Unlock()
+			if !started && now.Sub(start) > startTimeout {
+				ss.close(fmt.Sprintf("no H.264 keyframe in %s", startTimeout))
+			}
+		}
+	}
+	ss.pc.Close()
+	ss.readers.Wait()
+	ss.mu.Lock()
+	aac := ss.aac
+	ss.mu.Unlock()
+	if aac != nil {
+		if err := aac.Close(); err != nil && ss.ctx.Err() == nil {
+			ss.log.Warn("whip: audio transcoder", "err", err)
+		}
+	}
+	ss.mu.Lock()
+	if ss.st != nil {
+		ss.st.End()
+	}
+	ss.mu.Unlock()
+	ss.s.host.Release(ss.name)
+	ss.s.mu.Lock()
+	delete(ss.s.sessions, ss.id)
+	ss.s.mu.Unlock()
+	ss.log.Info("whip: session ended", "why", ss.why)
+}
+
+// close ends the session (run does the work); the first reason stays.
+func (ss *session) close(why string) {
+	ss.closeOnce.Do(func() {
+		ss.why = why
+		ss.cancel()
+	})
+}

@@ -1,0 +1,118 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/segflow/segflow/infra/internal/whiptest"
+	"github.com/segflow/segflow/infra/relay"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media/mediatest"
+)
+
+// A pion publisher sends H.264 and Opus over WHIP, as a browser does: the
+// stream becomes a live asset like an RTMP one (2 s segments cut at the
+// keyframes the relay asks for, AAC audio in sync), bad offers are
+// refused with the right status, and a publisher that vanishes without
+// DELETE is ended by its ICE timeout.
+func TestWHIPPublish(t *testing.T) {
+	e := startWith(t, func(c *relay.Config) { c.WHIPAddr = "127.0.0.1:0" })
+	srv := httptest.NewServer(e.relay.WHIP())
+	t.Cleanup(srv.Close)
+	url := srv.URL + "/whip"
+	ctx := context.Background()
+	clip, err := whiptest.Encode(t.TempDir(), 9, 30, 15, "640x360", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		name, key, offer string
+		want             int
+	}{
+		{"garbage offer", key, "this is not SDP", http.StatusBadRequest},
+		{"SDP with no media", key, "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n", http.StatusBadRequest},
+		{"no key", "", "v=0\r\n", http.StatusUnauthorized},
+	} {
+		code, body, _, err := whiptest.Post(ctx, url, c.key, c.offer)
+		if err != nil || code != c.want {
+			t.Errorf("%s: %d %q %v, want %d", c.name, code, body, err, c.want)
+		}
+	}
+	var refused *whiptest.StatusError
+	if _, err := whiptest.Dial(ctx, url, "wrong-key"); !errors.As(err, &refused) || refused.Code != http.StatusUnauthorized {
+		t.Errorf("wrong key: %v, want 401", err)
+	}
+
+	pub, err := whiptest.Dial(ctx, url, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	if _, err := whiptest.Dial(ctx, url, key); !errors.As(err, &refused) || refused.Code != http.StatusConflict {
+		t.Errorf("second publisher of cam1: %v, want 409", err)
+	}
+	if err := pub.Send(ctx, clip); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := pub.Delete(ctx); err != nil || code != http.StatusOK {
+		t.Fatalf("DELETE: %d %v", code, err)
+	}
+	m := e.waitEnded("cam1", 30*time.Second)
+	if !m.Audio || m.Width != 640 || m.Height != 360 || len(m.Segments) < 4 {
+		t.Fatalf("manifest %+v", m)
+	}
+	e.checkSegments(m, 9)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "1.ts")
+	if _, err := e.minio.Client.GetFile(ctx, "media", layout.Asset(m.ID).Source(1, ".ts"), p); err != nil {
+		t.Fatal(err)
+	}
+	if codec, ch := mediatest.Audio(t, p); codec != "aac" || ch != 2 {
+		t.Errorf("audio %s %d channels, want AAC stereo", codec, ch)
+	}
+	// Audio covers the segment and starts with its video: both tracks are
+	// on one clock.
+	v, a := mediatest.Packets(t, p, "v:0"), mediatest.Packets(t, p, "a:0")
+	if len(a) == 0 || math.Abs(a[0].PTS-v[0].PTS) > 0.1 || math.Abs(mediatest.Span(a)-mediatest.Span(v)) > 0.15 {
+		t.Errorf("audio %d packets from %.3f spanning %.3fs; video from %.3f spanning %.3fs",
+			len(a), a[0].PTS, mediatest.Span(a), v[0].PTS, mediatest.Span(v))
+	}
+
+	// A publisher gone without a word, whose encoder (like a browser's)
+	// sends a keyframe only when asked: the relay asks at the start and
+	// once a segment's worth of frames followed the last one.
+	longGOP, err := whiptest.Encode(t.TempDir(), 9, 30, 300, "640x360", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub2, err := whiptest.Dial(ctx, url, "another-key-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub2.Close()
+	sendCtx, stop := context.WithTimeout(ctx, 4*time.Second)
+	defer stop()
+	go pub2.Send(sendCtx, longGOP)
+	<-sendCtx.Done()
+	if n := pub2.PLIs(); n < 3 {
+		t.Errorf("%d keyframe requests in 4 s of a 10 s GOP, want one at the start and one a second from 2 s on", n)
+	}
+	pub2.Vanish()
+	gone := time.Now()
+	m2 := e.waitEnded("cam2", 30*time.Second)
+	if d := time.Since(gone); d < 4*time.Second || d > 20*time.Second {
+		t.Errorf("vanished publisher ended after %v, want its ICE timeout (10s)", d)
+	}
+	if len(m2.Segments) < 1 {
+		t.Errorf("vanished publisher's asset %+v", m2)
+	}
+	os.Remove(p)
+}
