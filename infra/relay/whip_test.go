@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/segflow/segflow/infra/internal/whiptest"
 	"github.com/segflow/segflow/infra/relay"
 	"github.com/segflow/segflow/shared/layout"
@@ -28,7 +30,7 @@ func TestWHIPPublish(t *testing.T) {
 	t.Cleanup(srv.Close)
 	url := srv.URL + "/whip"
 	ctx := context.Background()
-	clip, err := whiptest.Encode(t.TempDir(), 9, 30, 15, "640x360", "")
+	clip, err := whiptest.Encode(t.TempDir(), 9, 30, 15, "640x360", "", webrtc.MimeTypeH264)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,16 +49,19 @@ func TestWHIPPublish(t *testing.T) {
 		}
 	}
 	var refused *whiptest.StatusError
-	if _, err := whiptest.Dial(ctx, url, "wrong-key"); !errors.As(err, &refused) || refused.Code != http.StatusUnauthorized {
+	if _, err := whiptest.Dial(ctx, url, key, webrtc.MimeTypeVP9); !errors.As(err, &refused) || refused.Code != http.StatusNotAcceptable {
+		t.Errorf("VP9 only: %v, want 406", err)
+	}
+	if _, err := whiptest.Dial(ctx, url, "wrong-key", webrtc.MimeTypeH264); !errors.As(err, &refused) || refused.Code != http.StatusUnauthorized {
 		t.Errorf("wrong key: %v, want 401", err)
 	}
 
-	pub, err := whiptest.Dial(ctx, url, key)
+	pub, err := whiptest.Dial(ctx, url, key, webrtc.MimeTypeH264)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	if _, err := whiptest.Dial(ctx, url, key); !errors.As(err, &refused) || refused.Code != http.StatusConflict {
+	if _, err := whiptest.Dial(ctx, url, key, webrtc.MimeTypeH264); !errors.As(err, &refused) || refused.Code != http.StatusConflict {
 		t.Errorf("second publisher of cam1: %v, want 409", err)
 	}
 	if err := pub.Send(ctx, clip); err != nil {
@@ -89,11 +94,11 @@ func TestWHIPPublish(t *testing.T) {
 	// A publisher gone without a word, whose encoder (like a browser's)
 	// sends a keyframe only when asked: the relay asks at the start and
 	// once a segment's worth of frames followed the last one.
-	longGOP, err := whiptest.Encode(t.TempDir(), 9, 30, 300, "640x360", "")
+	longGOP, err := whiptest.Encode(t.TempDir(), 9, 30, 300, "640x360", "", webrtc.MimeTypeH264)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub2, err := whiptest.Dial(ctx, url, "another-key-2")
+	pub2, err := whiptest.Dial(ctx, url, "another-key-2", webrtc.MimeTypeH264)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,4 +120,41 @@ func TestWHIPPublish(t *testing.T) {
 		t.Errorf("vanished publisher's asset %+v", m2)
 	}
 	os.Remove(p)
+}
+
+// A publisher offering VP8 alone (a browser without H.264): the relay
+// transcodes its video to H.264, keyframes where the publisher's are, and
+// the asset is like any other.
+func TestWHIPPublishVP8(t *testing.T) {
+	e := startWith(t, func(c *relay.Config) { c.WHIPAddr = "127.0.0.1:0" })
+	srv := httptest.NewServer(e.relay.WHIP())
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	clip, err := whiptest.Encode(t.TempDir(), 7, 30, 30, "640x360", "", webrtc.MimeTypeVP8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := whiptest.Dial(ctx, srv.URL+"/whip", key, webrtc.MimeTypeVP8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	if err := pub.Send(ctx, clip); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := pub.Delete(ctx); err != nil || code != http.StatusOK {
+		t.Fatalf("DELETE: %d %v", code, err)
+	}
+	m := e.waitEnded("cam1", 30*time.Second)
+	if !m.Audio || m.Width != 640 || m.Height != 360 || len(m.Segments) < 3 {
+		t.Fatalf("manifest %+v", m)
+	}
+	e.checkSegments(m, 7)
+	p := filepath.Join(t.TempDir(), "0.ts")
+	if _, err := e.minio.Client.GetFile(ctx, "media", layout.Asset(m.ID).Source(0, ".ts"), p); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := mediatest.Codec(t, p); v != "h264" {
+		t.Errorf("video %s, want h264", v)
+	}
 }

@@ -24,31 +24,41 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
 
 // Media is a clip to send: H.264 Annex-B (baseline, no B-frames, as
-// WebRTC encoders make) and Ogg Opus of one 20 ms packet per page.
+// WebRTC encoders make) or VP8 in IVF, and Ogg Opus of one 20 ms packet
+// per page.
 type Media struct {
-	H264, Ogg string
-	FPS       int
+	Video string
+	Codec string // webrtc.MimeTypeH264 or MimeTypeVP8
+	Ogg   string
+	FPS   int
 }
 
 // Encode makes seconds of testsrc2 at size (WxH) and fps with a keyframe
-// every gop frames, and a 1 kHz sine, in dir. filter, if not empty, is
-// added to the video's (a drawtext clock, say).
-func Encode(dir string, seconds, fps, gop int, size, filter string) (Media, error) {
-	m := Media{H264: filepath.Join(dir, "video.h264"), Ogg: filepath.Join(dir, "audio.ogg"), FPS: fps}
+// every gop frames in codec (webrtc.MimeTypeH264 or MimeTypeVP8), and a
+// 1 kHz sine, in dir. filter, if not empty, is added to the video's (a
+// drawtext clock, say).
+func Encode(dir string, seconds, fps, gop int, size, filter, codec string) (Media, error) {
+	m := Media{Video: filepath.Join(dir, "video.h264"), Codec: codec, Ogg: filepath.Join(dir, "audio.ogg"), FPS: fps}
 	vf := "format=yuv420p"
 	if filter != "" {
 		vf = filter + "," + vf
 	}
+	enc := []string{"-c:v", "libx264", "-profile:v", "baseline", "-preset", "veryfast", "-bsf:v", "h264_mp4toannexb", "-f", "h264"}
+	if codec == webrtc.MimeTypeVP8 {
+		m.Video = filepath.Join(dir, "video.ivf")
+		enc = []string{"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-lag-in-frames", "0", "-auto-alt-ref", "0", "-b:v", "1M", "-f", "ivf"}
+	}
 	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-y",
 		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=%d:duration=%d", size, fps, seconds),
 		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=48000:duration=%d", seconds),
-		"-map", "0:v", "-vf", vf, "-c:v", "libx264", "-profile:v", "baseline", "-preset", "veryfast", "-g", fmt.Sprint(gop),
-		"-bsf:v", "h264_mp4toannexb", "-f", "h264", m.H264,
-		"-map", "1:a", "-c:a", "libopus", "-ac", "2", "-b:a", "64k", "-page_duration", "20000", "-f", "ogg", m.Ogg}
+		"-map", "0:v", "-vf", vf, "-g", fmt.Sprint(gop)}
+	args = append(append(args, enc...), m.Video,
+		"-map", "1:a", "-c:a", "libopus", "-ac", "2", "-b:a", "64k", "-page_duration", "20000", "-f", "ogg", m.Ogg)
 	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
 		return m, fmt.Errorf("ffmpeg: %v: %s", err, out)
 	}
@@ -73,17 +83,36 @@ type StatusError struct {
 
 func (e *StatusError) Error() string { return fmt.Sprintf("whip: %d %s", e.Code, e.Body) }
 
-// Dial offers H.264 and Opus to the WHIP endpoint url with key as bearer
-// token and connects; a refusal is a *StatusError.
-func Dial(ctx context.Context, url, key string) (*Publisher, error) {
+// Dial offers video in codec (a webrtc.MimeType: H.264 as browsers offer
+// it, VP8, or any pion knows) and Opus to the WHIP endpoint url with key
+// as bearer token, and connects; a refusal is a *StatusError.
+func Dial(ctx context.Context, url, key, codec string) (*Publisher, error) {
 	p := &Publisher{}
 	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	p.conn = &cuttable{PacketConn: udp}
+	// Only the codec asked for is offered.
+	all := &webrtc.MediaEngine{}
+	if err := all.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	videoCap := webrtc.RTPCodecCapability{MimeType: codec, ClockRate: 90000}
+	switch codec {
+	case webrtc.MimeTypeH264:
+		videoCap.SDPFmtpLine = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+	case webrtc.MimeTypeVP9:
+		videoCap.SDPFmtpLine = "profile-id=0"
+	}
+	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: codec, ClockRate: 90000, SDPFmtpLine: videoCap.SDPFmtpLine, RTCPFeedback: fb}, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
@@ -100,8 +129,7 @@ func Dial(ctx context.Context, url, key string) (*Publisher, error) {
 		return nil, err
 	}
 	fail := func(err error) (*Publisher, error) { p.PC.Close(); p.conn.Close(); return nil, err }
-	p.video, _ = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "whiptest")
+	p.video, _ = webrtc.NewTrackLocalStaticSample(videoCap, "video", "whiptest")
 	p.audio, _ = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "whiptest")
 	for _, tr := range []*webrtc.TrackLocalStaticSample{p.video, p.audio} {
 		sender, err := p.PC.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
@@ -187,7 +215,7 @@ func (p *Publisher) PLIs() int { return int(p.plis.Load()) }
 // Send sends the clip in real time, video and audio side by side, until
 // it ends or ctx is done.
 func (p *Publisher) Send(ctx context.Context, m Media) error {
-	vb, err := os.ReadFile(m.H264)
+	vb, err := os.ReadFile(m.Video)
 	if err != nil {
 		return err
 	}
@@ -197,7 +225,13 @@ func (p *Publisher) Send(ctx context.Context, m Media) error {
 	}
 	errs := make(chan error, 2)
 	start := time.Now()
-	go func() { errs <- p.sendVideo(ctx, vb, m.FPS, start) }()
+	go func() {
+		if m.Codec == webrtc.MimeTypeVP8 {
+			errs <- p.sendIVF(ctx, vb, m.FPS, start)
+			return
+		}
+		errs <- p.sendVideo(ctx, vb, m.FPS, start)
+	}()
 	go func() { errs <- p.sendAudio(ctx, ab, start) }()
 	return errors.Join(<-errs, <-errs)
 }
@@ -232,6 +266,30 @@ func (p *Publisher) sendVideo(ctx context.Context, b []byte, fps int, start time
 			return err
 		}
 		au, n = nil, n+1
+	}
+}
+
+// sendIVF writes an IVF file's frames, each at its time.
+func (p *Publisher) sendIVF(ctx context.Context, b []byte, fps int, start time.Time) error {
+	r, _, err := ivfreader.NewWith(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	frame := time.Second / time.Duration(fps)
+	for n := 0; ; n++ {
+		data, _, err := r.ParseNextFrame()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := wait(ctx, start.Add(time.Duration(n)*frame)); err != nil {
+			return nil
+		}
+		if err := p.video.WriteSample(media.Sample{Data: data, Duration: frame + time.Microsecond}); err != nil {
+			return err
+		}
 	}
 }
 

@@ -45,6 +45,7 @@ type session struct {
 	st   publish.Stream
 	base time.Duration // the first keyframe's time: the stream's zero
 	aac  *opusToAAC
+	vp8  *vp8ToH264 // a VP8 publisher's (set by the video reader)
 	// opusNext is the RTP timestamp the next Opus packet should have
 	// (the audio reader's alone).
 	opusNext uint32
@@ -88,6 +89,12 @@ func (ss *session) negotiate(ctx context.Context, offer string) (string, error) 
 	if err := ss.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", &offerError{http.StatusBadRequest, "format", fmt.Errorf("offer refused: %w", err)}
 	}
+	for _, tr := range ss.pc.GetTransceivers() {
+		if tr.Kind() == webrtc.RTPCodecTypeVideo {
+			// Codecs the offer lacks are left out; none left is a 406 below.
+			_ = tr.SetCodecPreferences(ss.s.videoPrefs)
+		}
+	}
 	answer, err := ss.pc.CreateAnswer(nil)
 	if err != nil {
 		return "", &offerError{http.StatusBadRequest, "format", fmt.Errorf("no answer to this offer: %w", err)}
@@ -107,7 +114,7 @@ func (ss *session) negotiate(ctx context.Context, offer string) (string, error) 
 	video, audio := accepted(local)
 	if !video {
 		return "", &offerError{http.StatusNotAcceptable, "codec",
-			errors.New("the offer sends no H.264 video (packetization-mode=1) the relay can take")}
+			errors.New("the offer sends no video the relay can take: H.264 (packetization-mode=1) or VP8")}
 	}
 	ss.audio = audio
 	return local, nil
@@ -152,6 +159,11 @@ func (ss *session) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		ss.pli("start")
 		ss.read(track, samplebuilder.New(512, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(500*time.Millisecond)),
 			90000, ss.onVideo)
+	case strings.EqualFold(mime, webrtc.MimeTypeVP8):
+		ss.videoSSRC.Store(uint32(track.SSRC()))
+		ss.pli("start")
+		ss.read(track, samplebuilder.New(512, &codecs.VP8Packet{}, 90000, samplebuilder.WithMaxTimeDelay(500*time.Millisecond)),
+			90000, ss.onVP8)
 	case strings.EqualFold(mime, webrtc.MimeTypeOpus):
 		ss.read(track, samplebuilder.New(64, &codecs.OpusPacket{}, opusRate, samplebuilder.WithMaxTimeDelay(200*time.Millisecond)),
 			opusRate, ss.onOpus)
@@ -199,31 +211,69 @@ func (c *rtpClock) at(ts uint32) time.Duration {
 	return c.anchor + time.Duration(c.ext*int64(time.Second)/c.rate)
 }
 
-// onVideo takes one H.264 access unit.
-func (ss *session) onVideo(at time.Duration, s *media.Sample) {
+// keyframe keeps a video track's frames decodable: after a loss it drops
+// every frame until the keyframe it asks for. It says whether to keep
+// this frame.
+func (ss *session) keyframe(s *media.Sample, key bool) bool {
 	if s.PrevDroppedPackets > 0 {
-		// A frame is gone: what follows refers to it. Drop until the
-		// keyframe asked for now.
+		// A frame is gone: what follows refers to it.
 		ss.needKey.Store(true)
 		ss.pli("loss")
 	}
+	if key {
+		ss.lastKey.Store(time.Now().UnixNano())
+		ss.needKey.Store(false)
+		return true
+	}
+	return !ss.needKey.Load()
+}
+
+// onVideo takes one H.264 frame as it came.
+func (ss *session) onVideo(at time.Duration, s *media.Sample) {
 	var au h264.AnnexB
 	if err := au.Unmarshal(s.Data); err != nil || len(au) == 0 {
 		return
 	}
-	key := h264.IsRandomAccess(au)
-	if key {
-		ss.lastKey.Store(time.Now().UnixNano())
-		ss.needKey.Store(false)
-	} else if ss.needKey.Load() {
+	if ss.keyframe(s, h264.IsRandomAccess(au)) {
+		ss.writeH264(at, au)
+	}
+}
+
+// onVP8 takes one VP8 frame into its transcoder, started by the first
+// keyframe.
+func (ss *session) onVP8(at time.Duration, s *media.Sample) {
+	key, w, h := vp8Key(s.Data)
+	if !ss.keyframe(s, key) {
 		return
 	}
+	if ss.vp8 == nil {
+		if !key {
+			return
+		}
+		t, err := startVP8ToH264(context.WithoutCancel(ss.ctx), at, w, h, ss.writeH264)
+		if err != nil {
+			ss.close("vp8: " + err.Error())
+			return
+		}
+		ss.mu.Lock()
+		ss.vp8 = t
+		ss.mu.Unlock()
+		ss.log.Info("whip: VP8 publisher, transcoding to H.264", "width", w, "height", h)
+	}
+	if err := ss.vp8.Write(at, s.Data); err != nil {
+		ss.close("vp8: " + err.Error())
+	}
+}
+
+// writeH264 writes an access unit to the stream, which starts at the
+// first keyframe.
+func (ss *session) writeH264(at time.Duration, au [][]byte) {
+	key := h264.IsRandomAccess(au)
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.st == nil {
 		sps, pps := publish.FindNALU(au, h264.NALUTypeSPS), publish.FindNALU(au, h264.NALUTypePPS)
 		if !key || sps == nil {
-			ss.needKey.Store(true)
 			return
 		}
 		var ac *mpeg4audio.AudioSpecificConfig
@@ -352,10 +402,15 @@ loop:
 	ss.pc.Close()
 	ss.readers.Wait()
 	ss.mu.Lock()
-	aac := ss.aac
+	aac, vp8 := ss.aac, ss.vp8
 	ss.mu.Unlock()
+	if vp8 != nil {
+		if err := vp8.Close(); err != nil {
+			ss.log.Warn("whip: video transcoder", "err", err)
+		}
+	}
 	if aac != nil {
-		if err := aac.Close(); err != nil && ss.ctx.Err() == nil {
+		if err := aac.Close(); err != nil {
 			ss.log.Warn("whip: audio transcoder", "err", err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/segflow/segflow/infra/relay/publish"
@@ -50,6 +52,9 @@ type Server struct {
 	api  *webrtc.API
 	udp  net.PacketConn
 	mux  ice.UDPMux
+	// videoPrefs are the video codecs in the order answers list them:
+	// H.264 first, whatever order the offer has (Chrome's puts VP8 first).
+	videoPrefs []webrtc.RTPCodecParameters
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -83,18 +88,26 @@ func Open(cfg Config, host publish.Host) (*Server, error) {
 func (s *Server) newAPI() (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
-	// Constrained baseline, baseline and main, packetization mode 1 (what
-	// browsers send); the segmenter takes any H.264 without B-frames
-	// reordered, and WebRTC encoders make none.
+	// Constrained baseline, baseline, main and high, packetization mode 1
+	// (what browsers send), preferred to VP8 in every answer: passed
+	// through, not transcoded.
 	for i, profile := range []string{"42e01f", "42001f", "4d001f", "640c1f"} {
-		err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		c := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
 			MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
 			SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + profile,
-			RTCPFeedback: fb}, PayloadType: webrtc.PayloadType(102 + 2*i)}, webrtc.RTPCodecTypeVideo)
-		if err != nil {
+			RTCPFeedback: fb}, PayloadType: webrtc.PayloadType(102 + 2*i)}
+		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
 			return nil, err
 		}
+		s.videoPrefs = append(s.videoPrefs, c)
 	}
+	// VP8 for a publisher that offers no H.264: transcoded (vp8.go).
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}, PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	s.videoPrefs = append(s.videoPrefs, webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}, PayloadType: 96})
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
 		MimeType: webrtc.MimeTypeOpus, ClockRate: opusRate, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
 		PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
@@ -105,7 +118,10 @@ func (s *Server) newAPI() (*webrtc.API, error) {
 		return nil, err
 	}
 	se := webrtc.SettingEngine{}
-	s.mux = webrtc.NewICEUDPMux(nil, s.udp)
+	// pion's own warnings go to the relay's log as debug lines: a closed
+	// socket or a stray STUN packet is routine for a server.
+	se.LoggerFactory = &logging.DefaultLoggerFactory{Writer: slogWriter{s.host.Logger()}, DefaultLogLevel: logging.LogLevelWarn}
+	s.mux = webrtc.NewICEUDPMux(se.LoggerFactory.NewLogger("ice"), s.udp)
 	se.SetICEUDPMux(s.mux)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	se.SetIncludeLoopbackCandidate(true)
@@ -115,6 +131,14 @@ func (s *Server) newAPI() (*webrtc.API, error) {
 		se.SetNAT1To1IPs(s.cfg.PublicIPs, webrtc.ICECandidateTypeHost)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(reg)), nil
+}
+
+// slogWriter writes pion's log lines to a slog logger.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Debug("whip: pion", "msg", strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // Addr is the UDP address media arrives at.
