@@ -2,7 +2,8 @@
 // drag-and-drop upload straight to the bucket (presigned multipart,
 // resumable), the asset list with a live per-segment stage grid, the dead
 // letters with replay, an hls.js player with scrub previews, captions and
-// tags on the timeline, and tag search that seeks the player.
+// tags on the timeline, tag search that seeks the player, and a Go live
+// page that publishes the browser's camera over WHIP.
 //
 // The pages are embedded in the segflow binary; hls.js comes from npm
 // (web/package.json) and is copied into web/static/vendor by
@@ -35,6 +36,10 @@ type Console struct {
 	// ending in '/' (playback.Server.Base): MediaBase's assets/<id>/ for a
 	// public asset, a signed gateway URL for a private one.
 	AssetBase func(id string) string
+	// WHIPURL is the relay's WHIP endpoint the Go live page publishes to:
+	// a path on the gateway (/whip) or another origin's URL. Empty: the
+	// page says there is none.
+	WHIPURL string
 	// PartSize is the multipart part size (default 8 MiB; S3's minimum is
 	// 5 MiB for every part but the last).
 	PartSize int64
@@ -69,13 +74,13 @@ func (c *Console) Handler() http.Handler {
 // MediaBase's origin; hls.js runs its demuxer in a blob: worker and plays
 // through a blob: MediaSource URL.
 func (c *Console) securityHeaders(next http.Handler) http.Handler {
-	media := ""
-	if u, err := url.Parse(c.MediaBase); err == nil && u.Host != "" {
-		media = " " + u.Scheme + "://" + u.Host
+	media, whip := origin(c.MediaBase), origin(c.WHIPURL)
+	if whip == media {
+		whip = ""
 	}
 	csp := "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; " +
 		"frame-ancestors 'none'; img-src 'self' data: blob:" + media + "; media-src 'self' blob:" + media +
-		"; connect-src 'self'" + media + "; worker-src 'self' blob:"
+		"; connect-src 'self'" + media + whip + "; worker-src 'self' blob:"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", csp)
@@ -84,6 +89,15 @@ func (c *Console) securityHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// origin is a URL's " scheme://host" for a CSP source list; "" for a
+// path or nothing.
+func origin(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return " " + u.Scheme + "://" + u.Host
+	}
+	return ""
 }
 
 // noCache makes browsers revalidate the pages, so a new segflow binary's
@@ -99,7 +113,7 @@ func noCache(next http.Handler) http.Handler {
 
 // config tells the pages where media is.
 func (c *Console) config(w http.ResponseWriter, r *http.Request) {
-	httpjson.Write(w, http.StatusOK, map[string]any{"mediaBase": strings.TrimRight(c.MediaBase, "/"), "bucket": c.Bucket})
+	httpjson.Write(w, http.StatusOK, map[string]any{"mediaBase": strings.TrimRight(c.MediaBase, "/"), "bucket": c.Bucket, "whip": c.WHIPURL})
 }
 
 func putOptions(contentType string) storage.PutOptions {

@@ -31,7 +31,8 @@ type browser struct {
 	errors []string
 }
 
-func newBrowser(t testing.TB) *browser {
+// newBrowser starts chromium with extra flags, if any.
+func newBrowser(t testing.TB, extra ...chromedp.ExecAllocatorOption) *browser {
 	exe := "/usr/bin/chromium"
 	if _, err := os.Stat(exe); err != nil {
 		t.Fatalf("chromium missing (scripts/setup.sh installs it): %v", err)
@@ -42,6 +43,7 @@ func newBrowser(t testing.TB) *browser {
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		chromedp.UserDataDir(t.TempDir()))
+	opts = append(opts, extra...)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelB(); cancelA() })

@@ -265,6 +265,9 @@ func (s *localStack) routes(ctx context.Context) (func(*mux.Router), error) {
 	s.onClose(func() { cat.Close() })
 	api := &catalog.API{Catalog: cat, MediaBase: play.Public, AssetBase: assetBase}
 	ui := &console.Console{Store: uiStore, Bucket: s.o.bucket, MediaBase: play.Public, AssetBase: assetBase}
+	if s.relay != nil && s.relay.WHIPAddr() != nil {
+		ui.WHIPURL = "/whip" // on this gateway, the page's own origin
+	}
 	creds := &auth.BasicAuthCredentials{User: s.creds.GatewayUser, Password: s.creds.GatewayPassword}
 	withAuth := func(h http.Handler) http.Handler { return auth.DecorateWithBasicAuth(h.ServeHTTP, creds) }
 	return func(r *mux.Router) {

@@ -52,7 +52,11 @@ type session struct {
 
 	videoSSRC atomic.Uint32
 	needKey   atomic.Bool  // frames are dropped until a keyframe
-	lastKey   atomic.Int64 // when the last keyframe arrived (unix ns)
+	// segKey is when the keyframe that began the segment being cut
+	// arrived (unix ns), segKeyAt its time: keyframes in between (a
+	// browser sends one when it changes resolution) start no segment.
+	segKey    atomic.Int64
+	segKeyAt  time.Duration // the video reader's alone
 	lastPLI   atomic.Int64 // when one was last asked for
 
 	closeOnce sync.Once
@@ -213,15 +217,20 @@ func (c *rtpClock) at(ts uint32) time.Duration {
 
 // keyframe keeps a video track's frames decodable: after a loss it drops
 // every frame until the keyframe it asks for. It says whether to keep
-// this frame.
-func (ss *session) keyframe(s *media.Sample, key bool) bool {
+// this frame, at time at.
+func (ss *session) keyframe(at time.Duration, s *media.Sample, key bool) bool {
 	if s.PrevDroppedPackets > 0 {
 		// A frame is gone: what follows refers to it.
 		ss.needKey.Store(true)
 		ss.pli("loss")
 	}
 	if key {
-		ss.lastKey.Store(time.Now().UnixNano())
+		// The segmenter cuts at this one if a target's worth of video
+		// came since the last cut.
+		if ss.segKey.Load() == 0 || at-ss.segKeyAt >= ss.s.cfg.SegmentTarget {
+			ss.segKey.Store(time.Now().UnixNano())
+			ss.segKeyAt = at
+		}
 		ss.needKey.Store(false)
 		return true
 	}
@@ -234,7 +243,7 @@ func (ss *session) onVideo(at time.Duration, s *media.Sample) {
 	if err := au.Unmarshal(s.Data); err != nil || len(au) == 0 {
 		return
 	}
-	if ss.keyframe(s, h264.IsRandomAccess(au)) {
+	if ss.keyframe(at, s, h264.IsRandomAccess(au)) {
 		ss.writeH264(at, au)
 	}
 }
@@ -243,7 +252,7 @@ func (ss *session) onVideo(at time.Duration, s *media.Sample) {
 // keyframe.
 func (ss *session) onVP8(at time.Duration, s *media.Sample) {
 	key, w, h := vp8Key(s.Data)
-	if !ss.keyframe(s, key) {
+	if !ss.keyframe(at, s, key) {
 		return
 	}
 	if ss.vp8 == nil {
@@ -360,16 +369,17 @@ func (ss *session) pli(why string) {
 }
 
 // keyframeDue says whether to ask for a keyframe now. Browsers send one
-// only when asked (a GOP of minutes otherwise), so the relay asks one
-// segment target after the last: it is captured after the ask, so its
-// segment is never shorter than the target, and longer only by the
-// publisher's reaction time.
+// only when asked (or when they change resolution), so the relay asks one
+// segment target after the keyframe its segment began with: it is
+// captured after the ask, so the segment is never shorter than the
+// target, and longer only by the publisher's reaction time (~75 ms from
+// Chromium on a LAN).
 func (ss *session) keyframeDue(now time.Time) bool {
 	sinceAsk := now.Sub(time.Unix(0, ss.lastPLI.Load()))
 	if ss.needKey.Load() {
 		return sinceAsk >= 500*time.Millisecond
 	}
-	return now.Sub(time.Unix(0, ss.lastKey.Load())) >= ss.s.cfg.SegmentTarget && sinceAsk >= ss.s.cfg.SegmentTarget/2
+	return now.Sub(time.Unix(0, ss.segKey.Load())) >= ss.s.cfg.SegmentTarget && sinceAsk >= ss.s.cfg.SegmentTarget/2
 }
 
 // startTimeout bounds the wait for a publish's first keyframe.
