@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/grafov/m3u8"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/segflow/segflow/infra/internal/teststack"
+	"github.com/segflow/segflow/infra/internal/whiptest"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/media/mediatest"
@@ -56,7 +58,14 @@ func BenchmarkLiveLatency(b *testing.B) {
 			var all []float64
 			missed := 0
 			for range b.N {
-				lat, miss := publishAndMeasure(b, s.With(b), src, base, n)
+				lat, miss := publishAndMeasure(b, s.With(b), n, func(i int) error {
+					out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re", "-i", src,
+						"-c", "copy", "-f", "flv", base+"benchkey-"+strconv.Itoa(i)).CombinedOutput()
+					if err != nil {
+						return fmt.Errorf("%v %s", err, out)
+					}
+					return nil
+				})
 				all, missed = append(all, lat...), missed+miss
 			}
 			slices.Sort(all)
@@ -69,17 +78,17 @@ func BenchmarkLiveLatency(b *testing.B) {
 	}
 }
 
-// publishAndMeasure runs n publishers at once and returns each segment's
-// latency and how many segments were not listed while their stream ran.
-func publishAndMeasure(b *testing.B, s *teststack.Stack, src, base string, n int) ([]float64, int) {
+// publishAndMeasure runs n publishers at once (publish(i) sends stream
+// bench-<i> with key benchkey-<i> until it ends) and returns each
+// segment's latency and how many segments were not listed while their
+// stream ran.
+func publishAndMeasure(b *testing.B, s *teststack.Stack, n int, publish func(i int) error) ([]float64, int) {
 	since := time.Now()
 	var pubs sync.WaitGroup
 	for i := range n {
 		pubs.Go(func() {
-			out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re", "-i", src,
-				"-c", "copy", "-f", "flv", base+"benchkey-"+strconv.Itoa(i)).CombinedOutput()
-			if err != nil {
-				b.Errorf("publisher %d: %v %s", i, err, out)
+			if err := publish(i); err != nil {
+				b.Errorf("publisher %d: %v", i, err)
 			}
 		})
 	}
@@ -134,6 +143,99 @@ func publishAndMeasure(b *testing.B, s *teststack.Stack, src, base string, n int
 		}
 	}
 	return lat, missed
+}
+
+// BenchmarkWHIPLatency is BenchmarkLiveLatency's measure for one WHIP
+// publisher (pion sending H.264 and Opus in real time, as a browser does)
+// beside one RTMP publisher of the same 720p30 picture, same run: last
+// frame at the relay to listed in every rendition, p50 and p95.
+func BenchmarkWHIPLatency(b *testing.B) {
+	seconds := 40
+	if v := os.Getenv("SEGFLOW_BENCH_SECONDS"); v != "" {
+		seconds, _ = strconv.Atoi(v)
+	}
+	s := teststack.UpWithKeys(b, "bench-0=benchkey-0\n")
+	dir := b.TempDir()
+	// One encode for both: H.264 baseline with a keyframe every 2 s (the
+	// file cannot answer the relay's keyframe requests), Opus beside it;
+	// the RTMP publisher sends the same video with the sine as AAC.
+	clip, err := whiptest.Encode(dir, seconds, 30, 60, "1280x720", "", webrtc.MimeTypeH264)
+	if err != nil {
+		b.Fatal(err)
+	}
+	flv := filepath.Join(dir, "720p.flv")
+	mediatest.FFmpeg(b, "-f", "h264", "-framerate", "30", "-i", clip.Video, "-i", clip.Ogg,
+		"-c:v", "copy", "-c:a", "aac", "-b:a", "128k", "-f", "flv", flv)
+	rtmpURL := s.Env.RTMPURL[:strings.LastIndex(s.Env.RTMPURL, "/")+1] + "benchkey-0"
+	for _, c := range []struct {
+		name    string
+		publish func(int) error
+	}{
+		{"rtmp", func(int) error {
+			out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re", "-i", flv,
+				"-c", "copy", "-f", "flv", rtmpURL).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%v %s", err, out)
+			}
+			return nil
+		}},
+		{"whip", func(int) error {
+			ctx := context.Background()
+			pub, err := whiptest.Dial(ctx, s.Env.WHIPURL, "benchkey-0", webrtc.MimeTypeH264)
+			if err != nil {
+				return err
+			}
+			defer pub.Close()
+			if err := pub.Send(ctx, clip); err != nil {
+				return err
+			}
+			_, err = pub.Delete(ctx)
+			return err
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var all []float64
+			missed := 0
+			for range b.N {
+				// The last publish's asset is still being tagged and
+				// packaged: each starts on a machine as idle as the other's.
+				waitQuiet(b, 2*time.Minute)
+				lat, miss := publishAndMeasure(b, s.With(b), 1, c.publish)
+				all, missed = append(all, lat...), missed+miss
+			}
+			slices.Sort(all)
+			b.ReportMetric(percentile(all, 0.50), "p50-s")
+			b.ReportMetric(percentile(all, 0.95), "p95-s")
+			b.ReportMetric(float64(missed), "unlisted-live")
+			b.ReportMetric(float64(len(all)), "segments")
+		})
+	}
+}
+
+// waitQuiet waits, up to within, until the machine's CPUs were busy less
+// than 15% of a second.
+func waitQuiet(b *testing.B, within time.Duration) {
+	busy := func() (used, total float64) {
+		raw, _ := os.ReadFile("/proc/stat")
+		f := strings.Fields(strings.SplitN(string(raw), "\n", 2)[0])
+		for i, v := range f[1:] {
+			n, _ := strconv.ParseFloat(v, 64)
+			total += n
+			if i != 3 && i != 4 { // idle, iowait
+				used += n
+			}
+		}
+		return used, total
+	}
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); {
+		u0, t0 := busy()
+		time.Sleep(time.Second)
+		u1, t1 := busy()
+		if (u1-u0)/(t1-t0) < 0.15 {
+			return
+		}
+	}
+	b.Logf("machine still busy after %s", within)
 }
 
 // publishOf waits for stream's publish started after since.
