@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +49,16 @@ func TestWHIPPublish(t *testing.T) {
 			t.Errorf("%s: %d %q %v, want %d", c.name, code, body, err, c.want)
 		}
 	}
+	// A page on another origin may publish (the key is the credential):
+	// the preflight allows its headers and exposes Location.
+	pre, _ := http.NewRequest(http.MethodOptions, url, nil)
+	pre.Header.Set("Origin", "https://studio.example")
+	pre.Header.Set("Access-Control-Request-Method", "POST")
+	if resp, err := http.DefaultClient.Do(pre); err != nil || resp.StatusCode != http.StatusNoContent ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") ||
+		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Location") {
+		t.Errorf("preflight: %v %+v", err, resp)
+	}
 	var refused *whiptest.StatusError
 	if _, err := whiptest.Dial(ctx, url, key, webrtc.MimeTypeVP9); !errors.As(err, &refused) || refused.Code != http.StatusNotAcceptable {
 		t.Errorf("VP9 only: %v, want 406", err)
@@ -67,8 +78,17 @@ func TestWHIPPublish(t *testing.T) {
 	if err := pub.Send(ctx, clip); err != nil {
 		t.Fatal(err)
 	}
+	// No trickle ICE: the answer had every candidate (RFC 9725: 405).
+	patch, _ := http.NewRequest(http.MethodPatch, pub.Location, strings.NewReader("a=candidate"))
+	patch.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
+	if resp, err := http.DefaultClient.Do(patch); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("PATCH: %v %+v", err, resp)
+	}
 	if code, err := pub.Delete(ctx); err != nil || code != http.StatusOK {
 		t.Fatalf("DELETE: %d %v", code, err)
+	}
+	if code, _ := pub.Delete(ctx); code != http.StatusNotFound {
+		t.Errorf("second DELETE: %d, want 404", code)
 	}
 	m := e.waitEnded("cam1", 30*time.Second)
 	if !m.Audio || m.Width != 640 || m.Height != 360 || len(m.Segments) < 4 {
@@ -142,8 +162,17 @@ func TestWHIPPublishVP8(t *testing.T) {
 	if err := pub.Send(ctx, clip); err != nil {
 		t.Fatal(err)
 	}
+	// No trickle ICE: the answer had every candidate (RFC 9725: 405).
+	patch, _ := http.NewRequest(http.MethodPatch, pub.Location, strings.NewReader("a=candidate"))
+	patch.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
+	if resp, err := http.DefaultClient.Do(patch); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("PATCH: %v %+v", err, resp)
+	}
 	if code, err := pub.Delete(ctx); err != nil || code != http.StatusOK {
 		t.Fatalf("DELETE: %d %v", code, err)
+	}
+	if code, _ := pub.Delete(ctx); code != http.StatusNotFound {
+		t.Errorf("second DELETE: %d, want 404", code)
 	}
 	m := e.waitEnded("cam1", 30*time.Second)
 	if !m.Audio || m.Width != 640 || m.Height != 360 || len(m.Segments) < 3 {

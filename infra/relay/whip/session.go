@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -46,18 +47,21 @@ type session struct {
 	base time.Duration // the first keyframe's time: the stream's zero
 	aac  *opusToAAC
 	vp8  *vp8ToH264 // a VP8 publisher's (set by the video reader)
+	// ending: run is tearing the session down; no new track is read.
+	ending bool
 	// opusNext is the RTP timestamp the next Opus packet should have
 	// (the audio reader's alone).
 	opusNext uint32
 
-	videoSSRC atomic.Uint32
-	needKey   atomic.Bool  // frames are dropped until a keyframe
+	videoSSRC  atomic.Uint32 // the video track read (the first)
+	audioTaken atomic.Bool   // an audio track is read (the first)
+	needKey    atomic.Bool   // frames are dropped until a keyframe
 	// segKey is when the keyframe that began the segment being cut
 	// arrived (unix ns), segKeyAt its time: keyframes in between (a
 	// browser sends one when it changes resolution) start no segment.
-	segKey    atomic.Int64
-	segKeyAt  time.Duration // the video reader's alone
-	lastPLI   atomic.Int64 // when one was last asked for
+	segKey   atomic.Int64
+	segKeyAt time.Duration // the video reader's alone
+	lastPLI  atomic.Int64  // when one was last asked for
 
 	closeOnce sync.Once
 	why       string
@@ -151,28 +155,36 @@ func accepted(answer string) (video, audio bool) {
 	return video, audio
 }
 
+// onTrack reads the session's first video and first audio track; any
+// other (a second camera, simulcast layers) is ignored: one publish is
+// one picture.
 func (ss *session) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-	if ss.ctx.Err() != nil {
+	// Under mu, with ending: run waits for the readers only once none
+	// can be added.
+	ss.mu.Lock()
+	if ss.ending {
+		ss.mu.Unlock()
 		return
 	}
 	ss.readers.Add(1)
+	ss.mu.Unlock()
 	defer ss.readers.Done()
-	switch mime := track.Codec().MimeType; {
-	case strings.EqualFold(mime, webrtc.MimeTypeH264):
-		ss.videoSSRC.Store(uint32(track.SSRC()))
+	mime := track.Codec().MimeType
+	video := strings.EqualFold(mime, webrtc.MimeTypeH264) || strings.EqualFold(mime, webrtc.MimeTypeVP8)
+	switch {
+	case video && ss.videoSSRC.CompareAndSwap(0, uint32(track.SSRC())):
 		ss.pli("start")
-		ss.read(track, samplebuilder.New(512, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(500*time.Millisecond)),
-			90000, ss.onVideo)
-	case strings.EqualFold(mime, webrtc.MimeTypeVP8):
-		ss.videoSSRC.Store(uint32(track.SSRC()))
-		ss.pli("start")
-		ss.read(track, samplebuilder.New(512, &codecs.VP8Packet{}, 90000, samplebuilder.WithMaxTimeDelay(500*time.Millisecond)),
-			90000, ss.onVP8)
-	case strings.EqualFold(mime, webrtc.MimeTypeOpus):
+		var dp rtp.Depacketizer = &codecs.H264Packet{}
+		on := ss.onVideo
+		if strings.EqualFold(mime, webrtc.MimeTypeVP8) {
+			dp, on = &codecs.VP8Packet{}, ss.onVP8
+		}
+		ss.read(track, samplebuilder.New(512, dp, 90000, samplebuilder.WithMaxTimeDelay(500*time.Millisecond)), 90000, on)
+	case strings.EqualFold(mime, webrtc.MimeTypeOpus) && ss.audioTaken.CompareAndSwap(false, true):
 		ss.read(track, samplebuilder.New(64, &codecs.OpusPacket{}, opusRate, samplebuilder.WithMaxTimeDelay(200*time.Millisecond)),
 			opusRate, ss.onOpus)
 	default:
-		ss.log.Warn("whip: track ignored", "codec", mime)
+		ss.log.Warn("whip: track ignored", "codec", mime, "ssrc", track.SSRC())
 	}
 }
 
@@ -410,6 +422,9 @@ loop:
 		}
 	}
 	ss.pc.Close()
+	ss.mu.Lock()
+	ss.ending = true // no reader is added after this (onTrack)
+	ss.mu.Unlock()
 	ss.readers.Wait()
 	ss.mu.Lock()
 	aac, vp8 := ss.aac, ss.vp8
@@ -430,16 +445,17 @@ loop:
 	}
 	ss.mu.Unlock()
 	ss.s.host.Release(ss.name)
-	ss.s.mu.Lock()
-	delete(ss.s.sessions, ss.id)
-	ss.s.mu.Unlock()
 	ss.log.Info("whip: session ended", "why", ss.why)
 }
 
-// close ends the session (run does the work); the first reason stays.
+// close ends the session (run does the work, its URL is gone at once);
+// the first reason stays.
 func (ss *session) close(why string) {
 	ss.closeOnce.Do(func() {
 		ss.why = why
-		ss.cancel()
+		ss.cancel() // before the delete: open adds no cancelled session
+		ss.s.mu.Lock()
+		delete(ss.s.sessions, ss.id)
+		ss.s.mu.Unlock()
 	})
 }

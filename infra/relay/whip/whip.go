@@ -128,7 +128,9 @@ func (s *Server) newAPI() (*webrtc.API, error) {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetICETimeouts(s.cfg.ICETimeout/2, s.cfg.ICETimeout, 2*time.Second)
 	if len(s.cfg.PublicIPs) > 0 {
-		se.SetNAT1To1IPs(s.cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{External: s.cfg.PublicIPs, AsCandidateType: webrtc.ICECandidateTypeHost}); err != nil {
+			return nil, fmt.Errorf("whip public addresses %v: %w", s.cfg.PublicIPs, err)
+		}
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(reg)), nil
 }
@@ -300,7 +302,9 @@ func (s *Server) open(ctx context.Context, name, offer string) (*session, string
 		ss.pc.Close()
 		return nil, "", publish.ErrClosing
 	}
-	s.sessions[ss.id] = ss
+	if ss.ctx.Err() == nil { // closed already (ICE failed): run ends it
+		s.sessions[ss.id] = ss
+	}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go ss.run()
