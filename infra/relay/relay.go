@@ -20,6 +20,7 @@ import (
 
 	"github.com/segflow/segflow/infra/relay/publish"
 	"github.com/segflow/segflow/infra/relay/pull"
+	"github.com/segflow/segflow/infra/relay/rtc"
 	"github.com/segflow/segflow/infra/relay/rtmp"
 	"github.com/segflow/segflow/infra/relay/srt"
 	"github.com/segflow/segflow/infra/relay/whip"
@@ -30,15 +31,15 @@ import (
 type Config struct {
 	// RTMPAddr and SRTAddr are the listen addresses; empty disables one.
 	RTMPAddr, SRTAddr string
-	// WHIPAddr is the UDP address WebRTC publishers (WHIP) send media
-	// to; the offers come over HTTP (WHIP). Empty: no WHIP.
-	WHIPAddr string
-	// WHIPPublicIPs are the addresses WHIP answers advertise when the
-	// relay is behind NAT; empty: its interfaces'.
-	WHIPPublicIPs []string
-	Keys          *Keys
-	Store         *storage.Client
-	Bucket        string
+	// WebRTCAddr is the UDP address of WebRTC media: publishers' (WHIP,
+	// offers over HTTP). Empty: no WebRTC.
+	WebRTCAddr string
+	// WebRTCPublicIPs are the addresses answers advertise when the relay
+	// is behind NAT; empty: its interfaces'.
+	WebRTCPublicIPs []string
+	Keys            *Keys
+	Store           *storage.Client
+	Bucket          string
 	// SegmentTarget is the segment duration aimed at (default 2s); cuts
 	// fall on the first keyframe after it.
 	SegmentTarget time.Duration
@@ -77,6 +78,7 @@ type Relay struct {
 
 	rtmp *rtmp.Server
 	srt  *srt.Server
+	rtc  *rtc.Transport // WebRTC media, for whip
 	whip *whip.Server
 
 	mu      sync.Mutex
@@ -142,12 +144,12 @@ func (r *Relay) open(cfg Config) error {
 			return fmt.Errorf("relay: %w", err)
 		}
 	}
-	if cfg.WHIPAddr != "" {
-		if r.whip, err = whip.Open(whip.Config{UDPAddr: cfg.WHIPAddr, PublicIPs: cfg.WHIPPublicIPs, SegmentTarget: cfg.SegmentTarget},
-			protocolHost{r, "whip"}); err != nil {
+	if cfg.WebRTCAddr != "" {
+		if r.rtc, err = rtc.Open(rtc.Config{UDPAddr: cfg.WebRTCAddr, PublicIPs: cfg.WebRTCPublicIPs, Logger: r.log}); err != nil {
 			r.Close()
 			return fmt.Errorf("relay: %w", err)
 		}
+		r.whip = whip.Open(r.rtc, whip.Config{SegmentTarget: cfg.SegmentTarget}, protocolHost{r, "whip"})
 	}
 	r.pulls, r.pullsStop = map[string]*pull.Puller{}, make(chan struct{})
 	if cfg.PullsFile != "" {
@@ -161,7 +163,7 @@ func (r *Relay) open(cfg Config) error {
 func (r *Relay) RTMPAddr() string { return r.rtmp.Addr().String() }
 
 // WHIP serves WebRTC publishers' offers at /whip and their sessions at
-// /whip/<id> (mount it at the root); 404 when WHIPAddr is empty.
+// /whip/<id> (mount it at the root); 404 when WebRTCAddr is empty.
 func (r *Relay) WHIP() http.Handler {
 	if r.whip == nil {
 		return http.NotFoundHandler()
@@ -169,12 +171,12 @@ func (r *Relay) WHIP() http.Handler {
 	return r.whip.Handler()
 }
 
-// WHIPAddr is the UDP address WHIP media arrives at; nil without WHIP.
-func (r *Relay) WHIPAddr() net.Addr {
-	if r.whip == nil {
+// WebRTCAddr is the UDP address of WebRTC media; nil without WebRTC.
+func (r *Relay) WebRTCAddr() net.Addr {
+	if r.rtc == nil {
 		return nil
 	}
-	return r.whip.Addr()
+	return r.rtc.Addr()
 }
 
 // claim marks a stream as publishing; a second publisher of the same
@@ -212,6 +214,9 @@ func (r *Relay) Close() {
 	}
 	if r.whip != nil {
 		r.whip.Close()
+	}
+	if r.rtc != nil {
+		r.rtc.Close()
 	}
 	if r.pullsStop != nil {
 		close(r.pullsStop)

@@ -26,7 +26,7 @@ import (
 // refused with the right status, and a publisher that vanishes without
 // DELETE is ended by its ICE timeout.
 func TestWHIPPublish(t *testing.T) {
-	e := startWith(t, func(c *relay.Config) { c.WHIPAddr = "127.0.0.1:0" })
+	e := startWith(t, func(c *relay.Config) { c.WebRTCAddr = "127.0.0.1:0" })
 	srv := httptest.NewServer(e.relay.WHIP())
 	t.Cleanup(srv.Close)
 	url := srv.URL + "/whip"
@@ -146,7 +146,7 @@ func TestWHIPPublish(t *testing.T) {
 // transcodes its video to H.264, keyframes where the publisher's are, and
 // the asset is like any other.
 func TestWHIPPublishVP8(t *testing.T) {
-	e := startWith(t, func(c *relay.Config) { c.WHIPAddr = "127.0.0.1:0" })
+	e := startWith(t, func(c *relay.Config) { c.WebRTCAddr = "127.0.0.1:0" })
 	srv := httptest.NewServer(e.relay.WHIP())
 	t.Cleanup(srv.Close)
 	ctx := context.Background()

@@ -184,7 +184,7 @@ func (s *localStack) startQueue() (map[string]*nats.Conn, error) {
 // startRelay runs RTMP and SRT ingest with the stream keys of
 // auth/stream-keys (name=key lines; a "demo" key on the first run).
 func (s *localStack) startRelay() error {
-	if s.o.rtmpPort <= 0 && s.o.srtPort <= 0 && s.o.whipPort <= 0 {
+	if s.o.rtmpPort <= 0 && s.o.srtPort <= 0 && s.o.webrtcPort <= 0 {
 		return nil
 	}
 	keysFile := filepath.Join(s.authDir(), "stream-keys")
@@ -206,8 +206,8 @@ func (s *localStack) startRelay() error {
 	if s.o.srtPort > 0 {
 		cfg.SRTAddr = fmt.Sprintf(":%d", s.o.srtPort)
 	}
-	if s.o.whipPort > 0 {
-		cfg.WHIPAddr = fmt.Sprintf(":%d", s.o.whipPort)
+	if s.o.webrtcPort > 0 {
+		cfg.WebRTCAddr = fmt.Sprintf(":%d", s.o.webrtcPort)
 	}
 	rl, err := relay.Open(cfg)
 	if err != nil {
@@ -265,7 +265,7 @@ func (s *localStack) routes(ctx context.Context) (func(*mux.Router), error) {
 	s.onClose(func() { cat.Close() })
 	api := &catalog.API{Catalog: cat, MediaBase: play.Public, AssetBase: assetBase}
 	ui := &console.Console{Store: uiStore, Bucket: s.o.bucket, MediaBase: play.Public, AssetBase: assetBase}
-	if s.relay != nil && s.relay.WHIPAddr() != nil {
+	if s.relay != nil && s.relay.WebRTCAddr() != nil {
 		ui.WHIPURL = "/whip" // on this gateway, the page's own origin
 	}
 	creds := &auth.BasicAuthCredentials{User: s.creds.GatewayUser, Password: s.creds.GatewayPassword}
@@ -328,7 +328,7 @@ func (s *localStack) env() envfile.Env {
 	if s.o.rtmpPort > 0 {
 		e.RTMPURL = fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", s.o.rtmpPort, s.creds.DemoStreamKey)
 	}
-	if s.o.whipPort > 0 {
+	if s.o.webrtcPort > 0 {
 		e.WHIPURL = s.gwURL + "/whip"
 	}
 	if s.o.srtPort > 0 {

@@ -27,17 +27,17 @@ import (
 
 // upOptions are the ports and names of the local stack.
 type upOptions struct {
-	detach    bool
-	host      string // the gateway's listen address
-	port      int
-	s3Port    int
-	natsPort  int
-	bucket    string
-	stackFile string
-	rtmpPort  int
-	srtPort   int
-	whipPort  int
-	callbacks []string // hosts async callbacks may reach though not public
+	detach     bool
+	host       string // the gateway's listen address
+	port       int
+	s3Port     int
+	natsPort   int
+	bucket     string
+	stackFile  string
+	rtmpPort   int
+	srtPort    int
+	webrtcPort int
+	callbacks  []string // hosts async callbacks may reach though not public
 }
 
 func upCmd() *cobra.Command {
@@ -64,7 +64,7 @@ func upCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.bucket, "bucket", "media", "media bucket")
 	cmd.Flags().IntVar(&o.rtmpPort, "rtmp-port", 1935, "relay RTMP port (0: no RTMP)")
 	cmd.Flags().IntVar(&o.srtPort, "srt-port", 8890, "relay SRT port, UDP (0: no SRT)")
-	cmd.Flags().IntVar(&o.whipPort, "whip-port", 8189, "relay WebRTC (WHIP) media port, UDP; offers go to the gateway's /whip (0: no WHIP)")
+	cmd.Flags().IntVar(&o.webrtcPort, "webrtc-port", 8189, "relay WebRTC media port, UDP; WHIP offers go to the gateway's /whip (0: no WebRTC)")
 	cmd.Flags().StringVarP(&o.stackFile, "file", "f", "stack.yml", "stack file, relative to the repository")
 	cmd.Flags().StringArrayVar(&o.callbacks, "callback-host", nil, "host an async call's X-Callback-Url may name even if it is not public (repeatable)")
 	return cmd

@@ -75,7 +75,7 @@ func UpWithKeys(t testing.TB, streamKeys string, env ...string) *Stack {
 	}
 	s.cmd = exec.Command(testgw.Binary(t), "up", "--home", s.Home, "--repo", testgw.RepoRoot(),
 		"--port", freePort(t), "--s3-port", s3, "--nats-port", freePort(t),
-		"--rtmp-port", freePort(t), "--srt-port", freeUDPPort(t), "--whip-port", freeUDPPort(t))
+		"--rtmp-port", freePort(t), "--srt-port", freeUDPPort(t), "--webrtc-port", freeUDPPort(t))
 	s.cmd.Env = append(os.Environ(), env...)
 	logf, err := os.Create(filepath.Join(s.Home, "up.log"))
 	if err != nil {

@@ -14,11 +14,12 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
+	"github.com/segflow/segflow/infra/relay/rtc"
 	"github.com/segflow/segflow/shared/media"
 )
 
 // opusRate is Opus's clock in RTP and in Ogg granule positions.
-const opusRate = 48000
+const opusRate = rtc.OpusRate
 
 // aacConfig is what the Opus-to-AAC transcoder makes: AAC-LC, 48 kHz,
 // stereo (WebRTC's Opus is always decoded to two channels at 48 kHz).

@@ -2,10 +2,8 @@ package whip
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,7 +14,6 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
@@ -68,7 +65,7 @@ type session struct {
 }
 
 func newSession(s *Server, id, name string) (*session, error) {
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := s.rtc.API.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, fmt.Errorf("whip %s: %w", name, err)
 	}
@@ -90,69 +87,12 @@ func newSession(s *Server, id, name string) (*session, error) {
 
 // negotiate answers offer, with every candidate gathered.
 func (ss *session) negotiate(ctx context.Context, offer string) (string, error) {
-	var parsed sdp.SessionDescription
-	if err := parsed.UnmarshalString(offer); err != nil {
-		return "", &offerError{http.StatusBadRequest, "format", fmt.Errorf("not an SDP offer: %w", err)}
-	}
-	if err := ss.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return "", &offerError{http.StatusBadRequest, "format", fmt.Errorf("offer refused: %w", err)}
-	}
-	for _, tr := range ss.pc.GetTransceivers() {
-		if tr.Kind() == webrtc.RTPCodecTypeVideo {
-			// Codecs the offer lacks are left out; none left is a 406 below.
-			_ = tr.SetCodecPreferences(ss.s.videoPrefs)
-		}
-	}
-	answer, err := ss.pc.CreateAnswer(nil)
+	answer, audio, err := ss.s.rtc.Answer(ctx, ss.pc, offer, "recvonly", nil)
 	if err != nil {
-		return "", &offerError{http.StatusBadRequest, "format", fmt.Errorf("no answer to this offer: %w", err)}
-	}
-	gathered := webrtc.GatheringCompletePromise(ss.pc)
-	if err := ss.pc.SetLocalDescription(answer); err != nil {
-		return "", fmt.Errorf("whip %s: %w", ss.name, err)
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return "", ctx.Err()
-	case <-time.After(5 * time.Second):
-		return "", errors.New("ICE gathering did not complete in 5s")
-	}
-	local := ss.pc.LocalDescription().SDP
-	video, audio := accepted(local)
-	if !video {
-		return "", &offerError{http.StatusNotAcceptable, "codec",
-			errors.New("the offer sends no video the relay can take: H.264 (packetization-mode=1) or VP8")}
+		return "", err
 	}
 	ss.audio = audio
-	return local, nil
-}
-
-// accepted says whether an answer takes a video and an audio track: an
-// m-line with a port, receiving.
-func accepted(answer string) (video, audio bool) {
-	var d sdp.SessionDescription
-	if d.UnmarshalString(answer) != nil {
-		return false, false
-	}
-	for _, m := range d.MediaDescriptions {
-		if m.MediaName.Port.Value == 0 {
-			continue
-		}
-		if _, inactive := m.Attribute("inactive"); inactive {
-			continue
-		}
-		if _, sendonly := m.Attribute("sendonly"); sendonly {
-			continue
-		}
-		switch m.MediaName.Media {
-		case "video":
-			video = true
-		case "audio":
-			audio = true
-		}
-	}
-	return video, audio
+	return answer, nil
 }
 
 // onTrack reads the session's first video and first audio track; any

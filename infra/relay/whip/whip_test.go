@@ -16,6 +16,7 @@ import (
 
 	"github.com/segflow/segflow/infra/internal/whiptest"
 	"github.com/segflow/segflow/infra/relay/publish"
+	"github.com/segflow/segflow/infra/relay/rtc"
 )
 
 // keyHost takes one key for stream "s" and starts nothing: enough to see
@@ -39,10 +40,12 @@ func (keyHost) Logger() *slog.Logger { return slog.Default() }
 // Behind NAT the answer's candidates carry the public address given, on
 // the media port.
 func TestAnswerAdvertisesPublicIP(t *testing.T) {
-	s, err := Open(Config{UDPAddr: "127.0.0.1:0", PublicIPs: []string{"203.0.113.7"}}, keyHost{})
+	tr, err := rtc.Open(rtc.Config{UDPAddr: "127.0.0.1:0", PublicIPs: []string{"203.0.113.7"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer tr.Close()
+	s := Open(tr, Config{}, keyHost{})
 	defer s.Close()
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
@@ -59,7 +62,7 @@ func TestAnswerAdvertisesPublicIP(t *testing.T) {
 	if err != nil || code != http.StatusCreated || !strings.HasPrefix(loc, "/whip/") {
 		t.Fatalf("%d %v %s\n%s", code, err, loc, answer)
 	}
-	port := s.Addr().(*net.UDPAddr).Port
+	port := tr.Addr().(*net.UDPAddr).Port
 	if !strings.Contains(answer, " 203.0.113.7 ") || !strings.Contains(answer, " "+strconv.Itoa(port)+" typ host") {
 		t.Errorf("answer lacks host candidate 203.0.113.7:%d:\n%s", port, answer)
 	}
@@ -67,4 +70,3 @@ func TestAnswerAdvertisesPublicIP(t *testing.T) {
 		t.Errorf("answer lists VP8 before H.264:\n%s", answer)
 	}
 }
-

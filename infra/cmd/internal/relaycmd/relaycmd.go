@@ -24,8 +24,8 @@ import (
 // it has on Kubernetes (a Deployment with a Service for RTMP and SRT), and
 // what scripts/bench live measures.
 func New() *cobra.Command {
-	var whipIPs []string
-	var rtmpAddr, srtAddr, whipAddr, keysFile, spoolDir, httpAddr, liveURL, pullsFile string
+	var rtcIPs []string
+	var rtmpAddr, srtAddr, rtcAddr, keysFile, spoolDir, httpAddr, liveURL, pullsFile string
 	cmd := &cobra.Command{
 		Use:   "relay",
 		Short: "Run the live ingest relay (RTMP, SRT, WHIP) writing segments to S3",
@@ -56,7 +56,7 @@ func New() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			reg := telemetry.NewRegistry()
-			r, err := relay.Open(relay.Config{RTMPAddr: rtmpAddr, SRTAddr: srtAddr, WHIPAddr: whipAddr, WHIPPublicIPs: whipIPs, Keys: keys, Store: sc,
+			r, err := relay.Open(relay.Config{RTMPAddr: rtmpAddr, SRTAddr: srtAddr, WebRTCAddr: rtcAddr, WebRTCPublicIPs: rtcIPs, Keys: keys, Store: sc,
 				Bucket: config.Env("S3_BUCKET", "media"), SpoolDir: spoolDir, LowLatencyURL: liveURL, PullsFile: pullsFile, Logger: log, Registerer: reg})
 			if err != nil {
 				return err
@@ -83,8 +83,8 @@ func New() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&rtmpAddr, "rtmp", ":1935", "RTMP listen address (empty: off)")
 	cmd.Flags().StringVar(&srtAddr, "srt", ":8890", "SRT listen address (empty: off)")
-	cmd.Flags().StringVar(&whipAddr, "whip", ":8189", "WebRTC (WHIP) media address, UDP; publishers POST offers to --http's /whip (empty: off)")
-	cmd.Flags().StringSliceVar(&whipIPs, "whip-ip", nil, "public address(es) WHIP answers advertise when the relay is behind NAT")
+	cmd.Flags().StringVar(&rtcAddr, "webrtc", ":8189", "WebRTC media address, UDP: publishers POST offers to --http's /whip (empty: off)")
+	cmd.Flags().StringSliceVar(&rtcIPs, "webrtc-ip", nil, "public address(es) WebRTC answers advertise when the relay is behind NAT")
 	cmd.Flags().StringVar(&keysFile, "keys", config.SecretsDir()+"/stream-keys", "stream keys file (name=key lines)")
 	cmd.Flags().StringVar(&spoolDir, "spool", "/var/lib/segflow/spool", "spool folder")
 	cmd.Flags().StringVar(&pullsFile, "pulls", "", `streams to pull ("name url" lines: rtmp://, srt://, http(s)://...flv, http(s)://...m3u8), followed as it changes; served at --http's /pulls`)

@@ -1,0 +1,231 @@
+// Package rtc is the relay's WebRTC transport, shared by WHIP publishers
+// and WHEP viewers: one pion API (the codecs the relay takes and sends,
+// NACKs, RTCP reports), every peer connection's media on one UDP port
+// (ICE UDP mux), and the offer/answer exchange both endpoints make.
+package rtc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// OpusRate is Opus's clock in RTP.
+const OpusRate = 48000
+
+// Config configures a Transport.
+type Config struct {
+	// UDPAddr is where media goes and comes, every session on one port,
+	// as MediaMTX does on 8189.
+	UDPAddr string
+	// PublicIPs are the addresses answers advertise for it when the relay
+	// is behind NAT (a cloud VM's public address); empty: the interfaces'.
+	PublicIPs []string
+	// ICETimeout is how long a peer may go silent before its connection
+	// fails, as if it had said goodbye (default 10s).
+	ICETimeout time.Duration
+	Logger     *slog.Logger
+}
+
+// Transport is the relay's WebRTC side.
+type Transport struct {
+	API *webrtc.API
+	// VideoPrefs are the video codecs in the order answers list them:
+	// H.264 first, whatever order the offer has (Chrome's puts VP8 first).
+	VideoPrefs []webrtc.RTPCodecParameters
+	udp        net.PacketConn
+	mux        ice.UDPMux
+}
+
+// Open listens on cfg.UDPAddr; Close stops it.
+func Open(cfg Config) (*Transport, error) {
+	if cfg.ICETimeout <= 0 {
+		cfg.ICETimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	udp, err := net.ListenPacket("udp", cfg.UDPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc listen %s: %w", cfg.UDPAddr, err)
+	}
+	t := &Transport{udp: udp}
+	if err := t.newAPI(cfg); err != nil {
+		udp.Close()
+		return nil, err
+	}
+	cfg.Logger.Info("relay: webrtc media listening", "udp", udp.LocalAddr().String())
+	return t, nil
+}
+
+func (t *Transport) newAPI(cfg Config) error {
+	m := &webrtc.MediaEngine{}
+	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	// Constrained baseline, baseline, main and high, packetization mode 1
+	// (what browsers send and play), before VP8: H.264 is passed through,
+	// VP8 transcoded.
+	for i, profile := range []string{"42e01f", "42001f", "4d001f", "640c1f"} {
+		c := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + profile,
+			RTCPFeedback: fb}, PayloadType: webrtc.PayloadType(102 + 2*i)}
+		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return err
+		}
+		t.VideoPrefs = append(t.VideoPrefs, c)
+	}
+	vp8 := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}, PayloadType: 96}
+	if err := m.RegisterCodec(vp8, webrtc.RTPCodecTypeVideo); err != nil {
+		return err
+	}
+	t.VideoPrefs = append(t.VideoPrefs, vp8)
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: OpusRate, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
+		PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		return err
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		return err
+	}
+	se := webrtc.SettingEngine{}
+	// pion's own warnings go to the relay's log as debug lines: a closed
+	// socket or a stray STUN packet is routine for a server.
+	se.LoggerFactory = &logging.DefaultLoggerFactory{Writer: slogWriter{cfg.Logger}, DefaultLogLevel: logging.LogLevelWarn}
+	t.mux = webrtc.NewICEUDPMux(se.LoggerFactory.NewLogger("ice"), t.udp)
+	se.SetICEUDPMux(t.mux)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetICETimeouts(cfg.ICETimeout/2, cfg.ICETimeout, 2*time.Second)
+	if len(cfg.PublicIPs) > 0 {
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{External: cfg.PublicIPs, AsCandidateType: webrtc.ICECandidateTypeHost}); err != nil {
+			return fmt.Errorf("webrtc public addresses %v: %w", cfg.PublicIPs, err)
+		}
+	}
+	t.API = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(reg))
+	return nil
+}
+
+// slogWriter writes pion's log lines to a slog logger.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Debug("webrtc: pion", "msg", strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// Addr is the UDP address media goes through.
+func (t *Transport) Addr() net.Addr { return t.udp.LocalAddr() }
+
+// Close stops listening; close every peer connection first.
+func (t *Transport) Close() {
+	t.mux.Close()
+	t.udp.Close()
+}
+
+// OfferError is an offer the relay cannot take, with the HTTP status it
+// gets and the reason the refused metric counts.
+type OfferError struct {
+	Status int
+	Reason string
+	Err    error
+}
+
+func (e *OfferError) Error() string { return e.Err.Error() }
+
+// Answer answers offer on pc with every candidate gathered (no trickle),
+// H.264 preferred. Before that, setup may add pc's own tracks (a viewer's)
+// once the offer is in. want is the direction the relay's side of each
+// m-line must take ("recvonly" for a publisher, "sendonly" for a viewer):
+// the answer must take a video track so, and may take an audio one.
+func (t *Transport) Answer(ctx context.Context, pc *webrtc.PeerConnection, offer, want string, setup func() error) (answer string, audio bool, err error) {
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(offer); err != nil {
+		return "", false, &OfferError{http.StatusBadRequest, "format", fmt.Errorf("not an SDP offer: %w", err)}
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", false, &OfferError{http.StatusBadRequest, "format", fmt.Errorf("offer refused: %w", err)}
+	}
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Kind() == webrtc.RTPCodecTypeVideo {
+			// Codecs the offer lacks are left out; none left is a 406 below.
+			_ = tr.SetCodecPreferences(t.VideoPrefs)
+		}
+	}
+	if setup != nil {
+		if err := setup(); err != nil {
+			return "", false, err
+		}
+	}
+	ans, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", false, &OfferError{http.StatusBadRequest, "format", fmt.Errorf("no answer to this offer: %w", err)}
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(ans); err != nil {
+		return "", false, err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", false, ctx.Err()
+	case <-time.After(5 * time.Second):
+		return "", false, errors.New("ICE gathering did not complete in 5s")
+	}
+	local := pc.LocalDescription().SDP
+	video, audio := accepted(local, want)
+	if !video {
+		return "", false, &OfferError{http.StatusNotAcceptable, "codec",
+			errors.New("the offer has no video the relay can take: H.264 (packetization-mode=1) or VP8, " + map[string]string{"recvonly": "sent", "sendonly": "received"}[want])}
+	}
+	return local, audio, nil
+}
+
+// accepted says whether an answer takes a video and an audio m-line: with
+// a port, in direction want (or both ways).
+func accepted(answer, want string) (video, audio bool) {
+	var d sdp.SessionDescription
+	if d.UnmarshalString(answer) != nil {
+		return false, false
+	}
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Port.Value == 0 {
+			continue
+		}
+		_, dir := m.Attribute(want)
+		_, both := m.Attribute("sendrecv")
+		if !dir && !both {
+			continue
+		}
+		switch m.MediaName.Media {
+		case "video":
+			video = true
+		case "audio":
+			audio = true
+		}
+	}
+	return video, audio
+}
+
+// CORS lets a page on any origin use an endpoint (a WHIP or WHEP web
+// client): the bearer token is the credential, never a cookie.
+func CORS(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "POST, DELETE, PATCH, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
+	h.Set("Access-Control-Expose-Headers", "Location, Link, ETag")
+}
