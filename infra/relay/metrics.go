@@ -7,6 +7,7 @@ type metrics struct {
 	refused                         *prometheus.CounterVec
 	segments, dropped               *prometheus.CounterVec
 	bitrate, spoolItems, spoolBytes *prometheus.GaugeVec
+	viewers                         *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -24,9 +25,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		bitrate:    perStream("bitrate_bits_per_second", "Bitrate of the last closed segment."),
 		spoolItems: perStream("spool_depth", "Objects waiting in the spool for the bucket."),
 		spoolBytes: perStream("spool_bytes", "Bytes waiting in the spool."),
+		viewers:    perStream("whep_viewers", "WebRTC (WHEP) viewers watching now."),
 	}
 	if reg != nil {
-		reg.MustRegister(m.publishers, m.refused, m.segments, m.dropped, m.bitrate, m.spoolItems, m.spoolBytes)
+		reg.MustRegister(m.publishers, m.refused, m.segments, m.dropped, m.bitrate, m.spoolItems, m.spoolBytes, m.viewers)
 	}
 	return m
 }

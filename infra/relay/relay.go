@@ -23,6 +23,7 @@ import (
 	"github.com/segflow/segflow/infra/relay/rtc"
 	"github.com/segflow/segflow/infra/relay/rtmp"
 	"github.com/segflow/segflow/infra/relay/srt"
+	"github.com/segflow/segflow/infra/relay/whep"
 	"github.com/segflow/segflow/infra/relay/whip"
 	"github.com/segflow/segflow/shared/storage"
 )
@@ -37,9 +38,12 @@ type Config struct {
 	// WebRTCPublicIPs are the addresses answers advertise when the relay
 	// is behind NAT; empty: its interfaces'.
 	WebRTCPublicIPs []string
-	Keys            *Keys
-	Store           *storage.Client
-	Bucket          string
+	// MaxViewersPerStream and MaxViewers cap WebRTC (WHEP) viewers of one
+	// stream and of the relay (0: no cap).
+	MaxViewersPerStream, MaxViewers int
+	Keys                            *Keys
+	Store                           *storage.Client
+	Bucket                          string
 	// SegmentTarget is the segment duration aimed at (default 2s); cuts
 	// fall on the first keyframe after it.
 	SegmentTarget time.Duration
@@ -78,8 +82,9 @@ type Relay struct {
 
 	rtmp *rtmp.Server
 	srt  *srt.Server
-	rtc  *rtc.Transport // WebRTC media, for whip
+	rtc  *rtc.Transport // WebRTC media, for whip and whep
 	whip *whip.Server
+	whep *whep.Server
 
 	mu      sync.Mutex
 	active  map[string]bool // streams publishing now
@@ -150,6 +155,8 @@ func (r *Relay) open(cfg Config) error {
 			return fmt.Errorf("relay: %w", err)
 		}
 		r.whip = whip.Open(r.rtc, whip.Config{SegmentTarget: cfg.SegmentTarget}, protocolHost{r, "whip"})
+		r.whep = whep.Open(r.rtc, whep.Config{Source: r.broadcast, MaxPerStream: cfg.MaxViewersPerStream, MaxViewers: cfg.MaxViewers,
+			OnViewers: func(stream string, d int) { r.metrics.viewers.WithLabelValues(stream).Add(float64(d)) }, Logger: r.log})
 	}
 	r.pulls, r.pullsStop = map[string]*pull.Puller{}, make(chan struct{})
 	if cfg.PullsFile != "" {
@@ -169,6 +176,27 @@ func (r *Relay) WHIP() http.Handler {
 		return http.NotFoundHandler()
 	}
 	return r.whip.Handler()
+}
+
+// WHEP serves WebRTC viewers' offers at /whep/<stream> and their
+// sessions at /whep/<stream>/<id> (mount it at the root); 404 when
+// WebRTCAddr is empty.
+func (r *Relay) WHEP() http.Handler {
+	if r.whep == nil {
+		return http.NotFoundHandler()
+	}
+	return r.whep.Handler()
+}
+
+// broadcast is a live stream's WebRTC broadcast, for whep.
+func (r *Relay) broadcast(name string) (*whep.Broadcast, error) {
+	r.mu.Lock()
+	st := r.live[name]
+	r.mu.Unlock()
+	if st == nil {
+		return nil, fmt.Errorf("%w: %s", whep.ErrNotLive, name)
+	}
+	return st.broadcast()
 }
 
 // WebRTCAddr is the UDP address of WebRTC media; nil without WebRTC.
@@ -214,6 +242,9 @@ func (r *Relay) Close() {
 	}
 	if r.whip != nil {
 		r.whip.Close()
+	}
+	if r.whep != nil {
+		r.whep.Close()
 	}
 	if r.rtc != nil {
 		r.rtc.Close()

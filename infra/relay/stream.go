@@ -18,6 +18,7 @@ import (
 
 	"github.com/segflow/segflow/infra/relay/publish"
 	"github.com/segflow/segflow/infra/relay/spool"
+	"github.com/segflow/segflow/infra/relay/whep"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/media"
@@ -33,9 +34,13 @@ type stream struct {
 	seg  *segmenter
 	// ll is the LL-HLS rendition while viewers ask for it (lowLatency);
 	// llAsked is when one last did (unix ns).
-	ll       atomic.Pointer[lowLatency]
-	llAsked  atomic.Int64
-	llMu     sync.Mutex // makes ll; with ended, none after End
+	ll      atomic.Pointer[lowLatency]
+	llAsked atomic.Int64
+	llMu    sync.Mutex // makes ll and rtc; with ended, none after End
+	// rtc is the stream as WebRTC viewers get it, made by the first
+	// (broadcast).
+	rtc      atomic.Pointer[whep.Broadcast]
+	sps      []byte
 	ended    bool
 	spool    *spool.Spool
 	manifest asset.Manifest
@@ -56,7 +61,7 @@ func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.AudioSpecif
 		return nil, fmt.Errorf("stream %s: H.264 SPS: %w", name, err)
 	}
 	now := time.Now().UTC()
-	st := &stream{r: r, name: name, started: now, fps: p.FPS()}
+	st := &stream{r: r, name: name, started: now, fps: p.FPS(), sps: sps}
 	if st.fps <= 0 || st.fps > 120 {
 		st.fps = 30
 	}
@@ -192,6 +197,9 @@ func (st *stream) WriteH264(pts, dts time.Duration, au [][]byte) error {
 	if err := st.seg.WriteH264(pts, dts, au); err != nil {
 		return err
 	}
+	if b := st.rtc.Load(); b != nil {
+		b.WriteH264(pts, au)
+	}
 	l := st.ll.Load()
 	if l == nil {
 		return nil
@@ -246,9 +254,30 @@ func (st *stream) lowLatency() (*lowLatency, error) {
 	return l, nil
 }
 
+// broadcast is the stream's WebRTC broadcast, made by the first viewer.
+func (st *stream) broadcast() (*whep.Broadcast, error) {
+	if b := st.rtc.Load(); b != nil {
+		return b, nil
+	}
+	st.llMu.Lock()
+	defer st.llMu.Unlock()
+	if st.ended {
+		return nil, fmt.Errorf("%w: %s", whep.ErrNotLive, st.name)
+	}
+	if b := st.rtc.Load(); b != nil {
+		return b, nil
+	}
+	b := whep.NewBroadcast(st.name, st.sps, st.seg.Audio, st.log)
+	st.rtc.Store(b)
+	return b, nil
+}
+
 func (st *stream) WriteAAC(pts time.Duration, aus [][]byte) error {
 	if err := st.seg.WriteAAC(pts, aus); err != nil {
 		return err
+	}
+	if b := st.rtc.Load(); b != nil {
+		b.WriteAAC(pts, aus)
 	}
 	if l := st.ll.Load(); l != nil {
 		if err := l.WriteAAC(pts, aus); err != nil {
@@ -280,7 +309,11 @@ func (st *stream) End() {
 	if l := st.ll.Swap(nil); l != nil {
 		l.Close()
 	}
+	b := st.rtc.Swap(nil)
 	st.llMu.Unlock()
+	if b != nil {
+		b.End()
+	}
 	var extra []asset.Segment
 	if last != nil {
 		extra = append(extra, asset.Segment{Index: last.Index, Start: last.Start.Seconds(), Duration: last.Duration.Seconds()})

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"math"
+	"fmt"
 	"net/http"
+	"os/exec"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -185,5 +187,82 @@ func TestWHIPPublishVP8(t *testing.T) {
 	}
 	if v, _ := mediatest.Codec(t, p); v != "h264" {
 		t.Errorf("video %s, want h264", v)
+	}
+}
+
+// WHEP: a pion viewer of an RTMP-published stream receives its H.264 as
+// published and its audio as Opus, both decodable; a garbage offer gets
+// 400, a stream nobody publishes 404, and a viewer that vanishes is
+// dropped after its ICE timeout without disturbing the publisher.
+func TestWHEPPlayback(t *testing.T) {
+	e := startWith(t, func(c *relay.Config) { c.WebRTCAddr = "127.0.0.1:0" })
+	srv := httptest.NewServer(e.relay.WHEP())
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	url := srv.URL + "/whep/cam1"
+	if code, _, _, _ := whiptest.Post(ctx, url, "", "v=0\r\n"); code != http.StatusNotFound {
+		t.Errorf("offer for a stream not live: %d, want 404", code)
+	}
+	published := make(chan error, 1)
+	go func() { published <- publish(t, 14, "flv", "rtmp://"+e.rtmp+"/live/"+key) }()
+	var v *whiptest.Viewer
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		dir := t.TempDir()
+		if v, err = whiptest.View(ctx, url, dir); err == nil {
+			break
+		}
+		var refused *whiptest.StatusError
+		if !errors.As(err, &refused) || refused.Code != http.StatusNotFound || time.Now().After(deadline) {
+			t.Fatalf("viewer: %v", err)
+		}
+	}
+	if code, body, _, _ := whiptest.Post(ctx, url, "", "garbage"); code != http.StatusBadRequest {
+		t.Errorf("garbage offer: %d %s", code, body)
+	}
+	joined := time.Now()
+	gone, err := whiptest.View(ctx, url, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gone.Close()
+	gone.Vanish()
+	time.Sleep(6 * time.Second)
+	if first := v.FirstFrame(); first.IsZero() || first.Sub(joined) > 2500*time.Millisecond {
+		t.Errorf("first frame %v after joining, want within one GOP (2 s)", first.Sub(joined))
+	}
+	if code, err := v.Delete(ctx); err != nil || code != http.StatusOK {
+		t.Errorf("DELETE: %d %v", code, err)
+	}
+	v.Close()
+	// A vanished viewer's session is gone after the ICE timeout (10 s).
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		if code, _ := gone.Delete(ctx); code == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Error("vanished viewer still has a session after 20 s")
+			break
+		}
+	}
+	if err := <-published; err != nil {
+		t.Fatalf("publisher disturbed: %v", err)
+	}
+	e.checkSegments(e.waitEnded("cam1", 30*time.Second), 14)
+	if err := mediatest.Decodes(v.VideoPath); err != nil {
+		t.Errorf("received video: %v", err)
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=nb_read_frames,width,height", "-of", "csv=p=0", v.VideoPath).Output()
+	var w, h, frames int
+	fmt.Sscanf(strings.TrimSpace(string(out)), "%d,%d,%d", &w, &h, &frames)
+	if err != nil || w != 640 || h != 360 || frames < 4*30 {
+		t.Errorf("received video %dx%d, %d frames in ~6 s (%v)", w, h, frames, err)
+	}
+	if codec, ch := mediatest.Audio(t, v.AudioPath); codec != "opus" || ch != 2 {
+		t.Errorf("received audio %s %d channels, want Opus stereo", codec, ch)
+	}
+	if err := mediatest.Decodes(v.AudioPath); err != nil {
+		t.Errorf("received audio: %v", err)
 	}
 }

@@ -292,6 +292,8 @@ func (s *localStack) routes(ctx context.Context) (func(*mux.Router), error) {
 			// WHIP publishers: the stream key is the bearer token.
 			r.Handle("/whip", s.relay.WHIP())
 			r.PathPrefix("/whip/").Handler(s.relay.WHIP())
+			// WHEP viewers of live streams, open as the channels are.
+			r.PathPrefix("/whep/").Handler(s.relay.WHEP())
 		}
 	}, nil
 }

@@ -1,6 +1,7 @@
-// Package whiptest is a WHIP publisher for tests and benchmarks: pion
-// sending H.264 and Opus that ffmpeg encoded, paced in real time, as a
-// browser would send them, and able to vanish without a word.
+// Package whiptest is a WHIP publisher and a WHEP viewer for tests and
+// benchmarks: pion sending H.264 and Opus that ffmpeg encoded, paced in
+// real time, as a browser would send them, or receiving them to files for
+// ffprobe; either able to vanish without a word.
 package whiptest
 
 import (
@@ -11,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,10 +156,7 @@ func Dial(ctx context.Context, url, key, codec string) (*Publisher, error) {
 	if code != http.StatusCreated {
 		return fail(&StatusError{Code: code, Body: answer})
 	}
-	p.Location = loc
-	if strings.HasPrefix(loc, "/") {
-		p.Location = url[:strings.Index(url[len("http://"):], "/")+len("http://")] + loc
-	}
+	p.Location = absolute(url, loc)
 	if err := p.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fail(err)
 	}
@@ -173,6 +172,20 @@ func Dial(ctx context.Context, url, key, codec string) (*Publisher, error) {
 		return fail(errors.New("whip: not connected in 10s"))
 	}
 	return p, nil
+}
+
+// absolute is a Location (a path, as the relay answers) made a URL on
+// endpoint's host.
+func absolute(endpoint, loc string) string {
+	u, err := neturl.Parse(endpoint)
+	if err != nil {
+		return loc
+	}
+	l, err := u.Parse(loc)
+	if err != nil {
+		return loc
+	}
+	return l.String()
 }
 
 // Post sends an offer as a WHIP client does, returning the status, body
@@ -330,8 +343,11 @@ func wait(ctx context.Context, until time.Time) error {
 }
 
 // Delete ends the session as WHIP does, returning the status.
-func (p *Publisher) Delete(ctx context.Context) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, p.Location, nil)
+func (p *Publisher) Delete(ctx context.Context) (int, error) { return deleteURL(ctx, p.Location) }
+
+// deleteURL sends DELETE to a session's URL, returning the status.
+func deleteURL(ctx context.Context, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, url, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -28,36 +28,6 @@ var aacConfig = mpeg4audio.AudioSpecificConfig{Type: mpeg4audio.ObjectTypeAACLC,
 // aacFrame is the samples one AAC-LC frame holds.
 const aacFrame = 1024
 
-// opusSamples is how many 48 kHz samples an Opus packet holds (RFC 6716
-// 3.1: the TOC byte's configuration gives the frame size, its code the
-// frame count); 0 for a packet too short to say.
-func opusSamples(p []byte) int {
-	if len(p) == 0 {
-		return 0
-	}
-	cfg := p[0] >> 3
-	var frame int // in 48 kHz samples
-	switch {
-	case cfg < 12: // SILK: 10, 20, 40, 60 ms
-		frame = []int{480, 960, 1920, 2880}[cfg%4]
-	case cfg < 16: // hybrid: 10, 20 ms
-		frame = []int{480, 960}[cfg%2]
-	default: // CELT: 2.5, 5, 10, 20 ms
-		frame = []int{120, 240, 480, 960}[cfg%4]
-	}
-	switch p[0] & 3 {
-	case 0:
-		return frame
-	case 1, 2:
-		return 2 * frame
-	default:
-		if len(p) < 2 {
-			return 0
-		}
-		return int(p[1]&0x3f) * frame
-	}
-}
-
 // lostOpus is an Opus packet standing for n samples that never came: its
 // TOC byte alone, a zero-length frame, which a decoder conceals (RFC 6716
 // 3.2.1). Its configuration is a 20 ms CELT frame when n allows, 10 ms

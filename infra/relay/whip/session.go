@@ -19,6 +19,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 
 	"github.com/segflow/segflow/infra/relay/publish"
+	"github.com/segflow/segflow/infra/relay/rtc"
 )
 
 // session is one WHIP publish: its peer connection, the clocks that put
@@ -260,7 +261,7 @@ func (ss *session) writeH264(at time.Duration, au [][]byte) {
 // onOpus takes one Opus packet, conceals what is missing before it, and
 // gives it to the AAC transcoder, started by the first.
 func (ss *session) onOpus(at time.Duration, s *media.Sample) {
-	n := opusSamples(s.Data)
+	n := rtc.OpusSamples(s.Data)
 	if n == 0 {
 		return
 	}
@@ -283,7 +284,7 @@ func (ss *session) onOpus(at time.Duration, s *media.Sample) {
 		// a minute it is no gap but a stall; the timeline goes on.
 		for gap = min(gap, 60*opusRate); gap >= 120; {
 			p := lostOpus(gap)
-			k := opusSamples(p)
+			k := rtc.OpusSamples(p)
 			if aac.Write(p, k) != nil {
 				return
 			}

@@ -68,6 +68,7 @@ func New() *cobra.Command {
 			mux.Handle("GET /pulls", r.PullsHandler())
 			mux.Handle("/whip", r.WHIP())
 			mux.Handle("/whip/", r.WHIP())
+			mux.Handle("/whep/", r.WHEP())
 			srv := &http.Server{Addr: httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 			go func() {
 				if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
@@ -83,7 +84,7 @@ func New() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&rtmpAddr, "rtmp", ":1935", "RTMP listen address (empty: off)")
 	cmd.Flags().StringVar(&srtAddr, "srt", ":8890", "SRT listen address (empty: off)")
-	cmd.Flags().StringVar(&rtcAddr, "webrtc", ":8189", "WebRTC media address, UDP: publishers POST offers to --http's /whip (empty: off)")
+	cmd.Flags().StringVar(&rtcAddr, "webrtc", ":8189", "WebRTC media address, UDP: publishers POST offers to --http's /whip, viewers to /whep/<stream> (empty: off)")
 	cmd.Flags().StringSliceVar(&rtcIPs, "webrtc-ip", nil, "public address(es) WebRTC answers advertise when the relay is behind NAT")
 	cmd.Flags().StringVar(&keysFile, "keys", config.SecretsDir()+"/stream-keys", "stream keys file (name=key lines)")
 	cmd.Flags().StringVar(&spoolDir, "spool", "/var/lib/segflow/spool", "spool folder")

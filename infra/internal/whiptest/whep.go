@@ -1,0 +1,138 @@
+package whiptest
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media/h264writer"
+	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
+)
+
+// Viewer is one WHEP session seen from the viewer's side: what it
+// receives is written to VideoPath (H.264 Annex-B) and AudioPath (Ogg
+// Opus) for ffprobe.
+type Viewer struct {
+	PC                   *webrtc.PeerConnection
+	Location             string
+	VideoPath, AudioPath string
+	conn                 *cuttable
+	wg                   sync.WaitGroup
+	mu                   sync.Mutex
+	firstFrame           time.Time
+}
+
+// View offers to receive H.264 and Opus from the WHEP endpoint url (a
+// stream's) and records what comes into dir; a refusal is a *StatusError.
+func View(ctx context.Context, url, dir string) (*Viewer, error) {
+	v := &Viewer{VideoPath: filepath.Join(dir, "whep.h264"), AudioPath: filepath.Join(dir, "whep.ogg")}
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	v.conn = &cuttable{PacketConn: udp}
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, v.conn))
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(reg))
+	if v.PC, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Viewer, error) { v.PC.Close(); v.conn.Close(); return nil, err }
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := v.PC.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			return fail(err)
+		}
+	}
+	vw, err := h264writer.New(v.VideoPath)
+	if err != nil {
+		return fail(err)
+	}
+	aw, err := oggwriter.New(v.AudioPath, 48000, 2)
+	if err != nil {
+		return fail(err)
+	}
+	v.PC.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		v.wg.Add(1)
+		defer v.wg.Done()
+		for {
+			p, _, err := t.ReadRTP()
+			if err != nil {
+				break
+			}
+			if t.Kind() == webrtc.RTPCodecTypeVideo {
+				v.mu.Lock()
+				if v.firstFrame.IsZero() {
+					v.firstFrame = time.Now()
+				}
+				v.mu.Unlock()
+				vw.WriteRTP(p)
+			} else {
+				aw.WriteRTP(p)
+			}
+		}
+		if t.Kind() == webrtc.RTPCodecTypeVideo {
+			vw.Close()
+		} else {
+			aw.Close()
+		}
+	})
+	offer, err := v.PC.CreateOffer(nil)
+	if err != nil {
+		return fail(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(v.PC)
+	if err := v.PC.SetLocalDescription(offer); err != nil {
+		return fail(err)
+	}
+	<-gathered
+	code, answer, loc, err := Post(ctx, url, "", v.PC.LocalDescription().SDP)
+	if err != nil {
+		return fail(err)
+	}
+	if code != http.StatusCreated {
+		return fail(&StatusError{Code: code, Body: answer})
+	}
+	v.Location = absolute(url, loc)
+	if err := v.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		return fail(err)
+	}
+	return v, nil
+}
+
+// FirstFrame is when the first video packet came (zero: none yet).
+func (v *Viewer) FirstFrame() time.Time {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.firstFrame
+}
+
+// Delete ends the session as WHEP does, returning the status.
+func (v *Viewer) Delete(ctx context.Context) (int, error) { return deleteURL(ctx, v.Location) }
+
+// Vanish stops every packet both ways, as a viewer whose machine died.
+func (v *Viewer) Vanish() { v.conn.cut.Store(true) }
+
+// Close closes the connection and waits for the recordings to be written.
+func (v *Viewer) Close() error {
+	err := v.PC.Close()
+	v.wg.Wait()
+	v.conn.Close()
+	return err
+}

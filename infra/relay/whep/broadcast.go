@@ -1,0 +1,242 @@
+package whep
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
+	"github.com/segflow/segflow/infra/relay/rtc"
+)
+
+// mtu bounds an RTP packet's payload: under any path's MTU once SRTP,
+// UDP and IP add theirs.
+const mtu = 1200
+
+// Broadcast is one live stream as its WebRTC viewers get it: the relay's
+// stream feeds it the source's frames; each H.264 access unit is
+// packetized once and sent to every viewer that has started (at a
+// keyframe); the AAC audio becomes Opus once, shared by all, by one ffmpeg
+// that runs while anyone watches.
+type Broadcast struct {
+	name  string
+	audio *mpeg4audio.AudioSpecificConfig
+	// Profile is the source's profile-level-id (hex, from its SPS), for
+	// the viewers' H.264 tracks.
+	Profile string
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	viewers map[*viewer]bool
+	opus    *aacToOpus
+	ended   bool
+}
+
+// NewBroadcast is the broadcast of stream name, whose H.264 has sps and
+// whose audio is AAC with audio's configuration (nil: none).
+func NewBroadcast(name string, sps []byte, audio *mpeg4audio.AudioSpecificConfig, log *slog.Logger) *Broadcast {
+	profile := "42e01f"
+	if len(sps) >= 4 {
+		profile = fmt.Sprintf("%02x%02x%02x", sps[1], sps[2], sps[3])
+	}
+	return &Broadcast{name: name, audio: audio, Profile: profile, log: log, viewers: map[*viewer]bool{}}
+}
+
+// Viewers is how many watch now.
+func (b *Broadcast) Viewers() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.viewers)
+}
+
+// add makes v a viewer; false once the stream has ended.
+func (b *Broadcast) add(v *viewer) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ended {
+		return false
+	}
+	b.viewers[v] = true
+	return true
+}
+
+// remove drops v; the last viewer out stops the audio transcoder.
+func (b *Broadcast) remove(v *viewer) {
+	b.mu.Lock()
+	delete(b.viewers, v)
+	var stop *aacToOpus
+	if len(b.viewers) == 0 {
+		stop, b.opus = b.opus, nil
+	}
+	b.mu.Unlock()
+	if stop != nil {
+		stop.Close()
+	}
+}
+
+// WriteH264 sends one access unit at pts to every viewer, each starting at
+// a keyframe.
+func (b *Broadcast) WriteH264(pts time.Duration, au [][]byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.viewers) == 0 {
+		return
+	}
+	key := h264.IsRandomAccess(au)
+	annexb, err := h264.AnnexB(au).Marshal()
+	if err != nil {
+		return
+	}
+	payloads := (&codecs.H264Payloader{}).Payload(mtu, annexb)
+	ts := uint32(int64(pts) * 90000 / int64(time.Second))
+	for v := range b.viewers {
+		v.writeVideo(ts, key, payloads)
+	}
+}
+
+// WriteAAC gives AAC frames starting at pts to the Opus transcoder, which
+// the first viewer starts.
+func (b *Broadcast) WriteAAC(pts time.Duration, aus [][]byte) {
+	b.mu.Lock()
+	if len(b.viewers) == 0 || b.audio == nil {
+		b.mu.Unlock()
+		return
+	}
+	if b.opus == nil {
+		t, err := startAACToOpus(pts, *b.audio, b.writeOpus)
+		if err != nil {
+			b.log.Warn("whep: no audio for viewers", "stream", b.name, "err", err)
+			b.audio = nil
+			b.mu.Unlock()
+			return
+		}
+		b.opus = t
+	}
+	t := b.opus
+	// Written unlocked: ffmpeg's output goes through writeOpus, which
+	// locks; a full pipe must not wait on it.
+	b.mu.Unlock()
+	if err := t.Write(aus); err != nil {
+		b.log.Warn("whep: audio transcoder", "stream", b.name, "err", err)
+	}
+}
+
+func (b *Broadcast) writeOpus(pts time.Duration, packet []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ts := uint32(int64(pts) * rtc.OpusRate / int64(time.Second))
+	for v := range b.viewers {
+		v.writeAudio(ts, packet)
+	}
+}
+
+// End ends every viewer's session: the stream stopped.
+func (b *Broadcast) End() {
+	b.mu.Lock()
+	b.ended = true
+	vs := make([]*viewer, 0, len(b.viewers))
+	for v := range b.viewers {
+		vs = append(vs, v)
+	}
+	b.mu.Unlock()
+	for _, v := range vs {
+		v.close("stream ended")
+	}
+}
+
+// aacToOpus is a broadcast's audio as WebRTC carries it: AAC frames in (as
+// ADTS), Opus packets out with their times, through one ffmpeg.
+type aacToOpus struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	conf   mpeg4audio.AudioSpecificConfig
+	done   chan struct{}
+	closed sync.Once
+}
+
+func startAACToOpus(start time.Duration, conf mpeg4audio.AudioSpecificConfig, onPacket func(pts time.Duration, p []byte)) (*aacToOpus, error) {
+	cmd := exec.CommandContext(context.Background(), "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
+		"-probesize", "32", "-analyzeduration", "0", "-f", "aac", "-i", "pipe:0",
+		"-c:a", "libopus", "-b:a", "96k", "-ar", "48000", "-ac", "2", "-frame_duration", "20", "-application", "lowdelay",
+		"-f", "ogg", "-page_duration", "20000", "-flush_packets", "1", "pipe:1")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer // read after Wait only
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("aac to opus: %w", err)
+	}
+	t := &aacToOpus{cmd: cmd, in: in, conf: conf, done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		readOgg(bufio.NewReader(out), start, onPacket)
+		io.Copy(io.Discard, out)
+		cmd.Wait()
+	}()
+	return t, nil
+}
+
+// readOgg calls fn with every Opus packet of an Ogg stream of one packet
+// per page, at start plus its first sample's time (after the pre-skip).
+func readOgg(r io.Reader, start time.Duration, fn func(pts time.Duration, p []byte)) {
+	rd, head, err := oggreader.NewWith(r)
+	if err != nil {
+		return
+	}
+	for {
+		page, hdr, err := rd.ParseNextPage()
+		if err != nil {
+			return
+		}
+		if bytes.HasPrefix(page, []byte("OpusTags")) {
+			continue
+		}
+		n := rtc.OpusSamples(page)
+		first := int64(hdr.GranulePosition) - int64(n) - int64(head.PreSkip)
+		if first < 0 {
+			continue // the encoder's priming, before the first frame
+		}
+		fn(start+time.Duration(first*int64(time.Second)/rtc.OpusRate), page)
+	}
+}
+
+// Write gives the transcoder AAC frames.
+func (t *aacToOpus) Write(aus [][]byte) error {
+	pkts := make(mpeg4audio.ADTSPackets, len(aus))
+	for i, au := range aus {
+		pkts[i] = &mpeg4audio.ADTSPacket{Type: t.conf.Type, SampleRate: t.conf.SampleRate, ChannelConfig: t.conf.ChannelConfig, AU: au}
+	}
+	b, err := pkts.Marshal()
+	if err != nil {
+		return err
+	}
+	_, err = t.in.Write(b)
+	return err
+}
+
+// Close stops the transcoder.
+func (t *aacToOpus) Close() {
+	t.closed.Do(func() { t.in.Close() })
+	select {
+	case <-t.done:
+	case <-time.After(2 * time.Second):
+		t.cmd.Process.Kill()
+		<-t.done
+	}
+}
