@@ -40,6 +40,9 @@ type Console struct {
 	// a path on the gateway (/whip) or another origin's URL. Empty: the
 	// page says there is none.
 	WHIPURL string
+	// WHEPURL is where live streams are watched over WebRTC: the WHEP
+	// endpoints' base (/whep: /whep/<stream>). Empty: HLS only.
+	WHEPURL string
 	// PartSize is the multipart part size (default 8 MiB; S3's minimum is
 	// 5 MiB for every part but the last).
 	PartSize int64
@@ -77,6 +80,9 @@ func (c *Console) securityHeaders(next http.Handler) http.Handler {
 	media, whip := origin(c.MediaBase), origin(c.WHIPURL)
 	if whip == media {
 		whip = ""
+	}
+	if whep := origin(c.WHEPURL); whep != media && whep != whip {
+		whip += whep
 	}
 	csp := "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; " +
 		"frame-ancestors 'none'; img-src 'self' data: blob:" + media + "; media-src 'self' blob:" + media +

@@ -61,11 +61,19 @@ func (c *Console) media(w http.ResponseWriter, r *http.Request) {
 	if c.AssetBase != nil {
 		base = c.AssetBase(id)
 	}
-	httpjson.Write(w, http.StatusOK, map[string]string{
+	m := map[string]string{
 		"master":     base + "master.m3u8",
 		"storyboard": base + "thumbs/storyboard.vtt",
 		"poster":     base + "thumbs/poster.jpg",
-	})
+	}
+	// A publish (live-<stream>-<start>) is watched over WebRTC while it
+	// runs, from its stream's WHEP endpoint.
+	if rest, ok := strings.CutPrefix(id, "live-"); ok && c.WHEPURL != "" {
+		if i := strings.LastIndexByte(rest, '-'); i > 0 {
+			m["whep"] = strings.TrimRight(c.WHEPURL, "/") + "/" + rest[:i]
+		}
+	}
+	httpjson.Write(w, http.StatusOK, m)
 }
 
 // tags serves what aitag merged for the asset (tags/asset.json) and the

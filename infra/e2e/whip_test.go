@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"math"
 	"net/url"
 	"strings"
@@ -89,4 +90,85 @@ func TestWHIPFromConsole(t *testing.T) {
 			t.Errorf("page error: %s", e)
 		}
 	}
+}
+
+// TestWHEPInConsole watches a live RTMP stream in the console over WebRTC
+// (WHEP) in headless chromium: the asset page plays it with the WebRTC
+// switch on, and the clock the publisher burnt into the picture, read off
+// the frames on screen, runs a fraction of a second behind the publisher
+// (logged: glass to glass p50 and p95; scripts/bench live reports them).
+func TestWHEPInConsole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("publishes for real time and runs a browser")
+	}
+	s := teststack.Up(t)
+	since := time.Now()
+	first, done := publishClock(t, s, 30)
+	id := waitLiveAsset(t, s, since)
+	b := newBrowser(t)
+	lags := whepGlassToGlass(t, b, s, id, first, 25)
+	if !eval[bool](t, b, `!!segflow.whep && document.querySelector("#whep").checked && !segflow.hls`) {
+		t.Fatal("the console plays the live stream otherwise than over WebRTC")
+	}
+	t.Logf("WHEP in chromium: glass to glass p50 %.3fs, p95 %.3fs over %d samples", lagPercentile(lags, 0.5), lagPercentile(lags, 0.95), len(lags))
+	// The switch goes to HLS.
+	b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS("#whep")))
+	for deadline := time.Now().Add(60 * time.Second); !eval[bool](t, b, `!!segflow.hls && !segflow.whep && segflow.video.currentTime > 0.5`); time.Sleep(250 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no HLS playback after switching WebRTC off; errors %v", b.Errors())
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if errs := b.Errors(); len(errs) > 0 {
+		t.Errorf("page errors: %v", errs)
+	}
+}
+
+// whepGlassToGlass opens live asset id in the console, waits for WebRTC
+// playback and reads the burnt-in clock (clockFilter) off the picture
+// samples times, 200 ms apart.
+func whepGlassToGlass(t testing.TB, b *browser, s *teststack.Stack, id string, first time.Time, samples int) []time.Duration {
+	t.Helper()
+	u, _ := url.Parse(s.Env.Console + "#asset=" + id)
+	u.User = url.UserPassword(s.Env.GatewayUser, s.Env.GatewayPassword)
+	b.do(t, 30*time.Second, chromedp.Navigate(u.String()), chromedp.WaitVisible(chromedp.CSS("#player")))
+	for deadline := time.Now().Add(30 * time.Second); !eval[bool](t, b, `!!segflow.whep && segflow.video.currentTime > 0.5`); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no WebRTC playback in the console after 30s: %s; errors %v\n%s",
+				eval[string](t, b, `document.querySelector("#asset-error").textContent`), b.Errors(), s.Log())
+		}
+	}
+	eval[bool](t, b, fmt.Sprintf(`(() => {
+  const c = document.createElement("canvas"); c.width = %[1]d; c.height = 40;
+  const x = c.getContext("2d", {willReadFrequently: true});
+  window.clock = () => {
+    x.drawImage(segflow.video, 0, 0, %[1]d, 40, 0, 0, %[1]d, 40);
+    const px = x.getImageData(0, 0, %[1]d, 40).data;
+    let n = 0;
+    for (let k = 0; k < %[2]d; k++) {
+      const i = (20 * %[1]d + k * 40 + 20) * 4;
+      if (px[i] + px[i+1] + px[i+2] > 3 * 128) n += 1 << k;
+    }
+    return [n, Date.now()];
+  };
+  return true;
+})()`, clockBits*40, clockBits))
+	time.Sleep(2 * time.Second)
+	var lags []time.Duration
+	last := -1
+	for len(lags) < samples {
+		v := eval[[]float64](t, b, `window.clock()`)
+		n, now := int(v[0]), time.UnixMilli(int64(v[1]))
+		sent := first.Add(time.Duration(n) * time.Second / 30)
+		if n < last || now.Sub(sent) < -time.Second || now.Sub(sent) > 30*time.Second {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		last = n
+		lags = append(lags, now.Sub(sent))
+		time.Sleep(200 * time.Millisecond)
+	}
+	return lags
 }

@@ -30,6 +30,7 @@ type Env struct {
 	RTMPURL         string // SEGFLOW_RTMP_URL, with the demo stream key
 	SRTURL          string // SEGFLOW_SRT_URL, with the demo stream key
 	WHIPURL         string // SEGFLOW_WHIP_URL: POST offers there, the stream key as bearer token
+	WHEPURL         string // SEGFLOW_WHEP_URL: a live stream's WebRTC playback, {stream} to replace
 }
 
 type field struct {
@@ -46,7 +47,7 @@ func (e *Env) fields(pid *string) []field {
 		{"S3_ENDPOINT", &e.S3Endpoint}, {"S3_ACCESS_KEY", &e.S3AccessKey}, {"S3_SECRET_KEY", &e.S3SecretKey},
 		{"S3_BUCKET", &e.S3Bucket}, {"SEGFLOW_NATS", &e.NATS}, {"SEGFLOW_FUNCTIONS", &e.Functions},
 		{"SEGFLOW_RTMP_URL", &e.RTMPURL}, {"SEGFLOW_SRT_URL", &e.SRTURL},
-		{"SEGFLOW_WHIP_URL", &e.WHIPURL},
+		{"SEGFLOW_WHIP_URL", &e.WHIPURL}, {"SEGFLOW_WHEP_URL", &e.WHEPURL},
 	}
 }
 

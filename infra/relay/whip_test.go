@@ -3,12 +3,12 @@ package relay_test
 import (
 	"context"
 	"errors"
-	"math"
 	"fmt"
+	"math"
 	"net/http"
-	"os/exec"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -209,7 +209,7 @@ func TestWHEPPlayback(t *testing.T) {
 	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		dir := t.TempDir()
-		if v, err = whiptest.View(ctx, url, dir); err == nil {
+		if v, err = whiptest.View(ctx, url, dir, webrtc.MimeTypeH264); err == nil {
 			break
 		}
 		var refused *whiptest.StatusError
@@ -221,7 +221,11 @@ func TestWHEPPlayback(t *testing.T) {
 		t.Errorf("garbage offer: %d %s", code, body)
 	}
 	joined := time.Now()
-	gone, err := whiptest.View(ctx, url, t.TempDir())
+	vp8, err := whiptest.View(ctx, url, t.TempDir(), webrtc.MimeTypeVP8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := whiptest.View(ctx, url, t.TempDir(), webrtc.MimeTypeH264)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +239,7 @@ func TestWHEPPlayback(t *testing.T) {
 		t.Errorf("DELETE: %d %v", code, err)
 	}
 	v.Close()
+	vp8.Close()
 	// A vanished viewer's session is gone after the ICE timeout (10 s).
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 		if code, _ := gone.Delete(ctx); code == http.StatusNotFound {
@@ -258,6 +263,20 @@ func TestWHEPPlayback(t *testing.T) {
 	fmt.Sscanf(strings.TrimSpace(string(out)), "%d,%d,%d", &w, &h, &frames)
 	if err != nil || w != 640 || h != 360 || frames < 4*30 {
 		t.Errorf("received video %dx%d, %d frames in ~6 s (%v)", w, h, frames, err)
+	}
+	// The viewer offering VP8 alone got VP8, decodable, as big (the
+	// frames' size: pion's IVF header says 640x480 whatever they are).
+	out, err = exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=codec_name,nb_read_frames", "-of", "csv=p=0", vp8.VideoPath).Output()
+	size, _ := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1",
+		"-show_entries", "frame=width,height", "-of", "csv=p=0", vp8.VideoPath).Output()
+	var codec string
+	fmt.Sscanf(strings.ReplaceAll(strings.TrimSpace(string(out)), ",", " "), "%s %d", &codec, &frames)
+	if err != nil || codec != "vp8" || frames < 3*30 || strings.TrimSpace(string(size)) != "640,360" {
+		t.Errorf("VP8 viewer received %q, frames %q (%v)", out, size, err)
+	}
+	if err := mediatest.Decodes(vp8.VideoPath); err != nil {
+		t.Errorf("VP8 viewer's video: %v", err)
 	}
 	if codec, ch := mediatest.Audio(t, v.AudioPath); codec != "opus" || ch != 2 {
 		t.Errorf("received audio %s %d channels, want Opus stereo", codec, ch)

@@ -267,6 +267,7 @@ func (s *localStack) routes(ctx context.Context) (func(*mux.Router), error) {
 	ui := &console.Console{Store: uiStore, Bucket: s.o.bucket, MediaBase: play.Public, AssetBase: assetBase}
 	if s.relay != nil && s.relay.WebRTCAddr() != nil {
 		ui.WHIPURL = "/whip" // on this gateway, the page's own origin
+		ui.WHEPURL = "/whep"
 	}
 	creds := &auth.BasicAuthCredentials{User: s.creds.GatewayUser, Password: s.creds.GatewayPassword}
 	withAuth := func(h http.Handler) http.Handler { return auth.DecorateWithBasicAuth(h.ServeHTTP, creds) }
@@ -332,6 +333,7 @@ func (s *localStack) env() envfile.Env {
 	}
 	if s.o.webrtcPort > 0 {
 		e.WHIPURL = s.gwURL + "/whip"
+		e.WHEPURL = s.gwURL + "/whep/{stream}"
 	}
 	if s.o.srtPort > 0 {
 		e.SRTURL = fmt.Sprintf("srt://127.0.0.1:%d?streamid=%s", s.o.srtPort, s.creds.DemoStreamKey)

@@ -138,6 +138,7 @@ func printEndpoints(cmd *cobra.Command, env envfile.Env, envFile string) {
 	}
 	if env.WHIPURL != "" {
 		fmt.Fprintf(out, "  whip      %s  (bearer: the stream key; or the console's Go live page)\n", env.WHIPURL)
+		fmt.Fprintf(out, "  whep      %s  (WebRTC playback while it publishes)\n", env.WHEPURL)
 	}
 	if env.RTMPURL != "" || env.SRTURL != "" || env.WHIPURL != "" {
 		fmt.Fprintf(out, "  watch     http://%s/%s/%s  (the demo stream's channel)\n", env.S3Endpoint, env.S3Bucket, layout.Channel("demo").Master())

@@ -10,8 +10,10 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/h264writer"
+	"github.com/pion/webrtc/v4/pkg/media/ivfwriter"
 	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
 )
 
@@ -28,10 +30,15 @@ type Viewer struct {
 	firstFrame           time.Time
 }
 
-// View offers to receive H.264 and Opus from the WHEP endpoint url (a
-// stream's) and records what comes into dir; a refusal is a *StatusError.
-func View(ctx context.Context, url, dir string) (*Viewer, error) {
+// View offers to receive video in codec (webrtc.MimeTypeH264 as pion
+// offers it, or MimeTypeVP8 alone) and Opus from the WHEP endpoint url (a
+// stream's) and records what comes into dir (VideoPath: H.264 Annex-B or
+// IVF); a refusal is a *StatusError.
+func View(ctx context.Context, url, dir, codec string) (*Viewer, error) {
 	v := &Viewer{VideoPath: filepath.Join(dir, "whep.h264"), AudioPath: filepath.Join(dir, "whep.ogg")}
+	if codec == webrtc.MimeTypeVP8 {
+		v.VideoPath = filepath.Join(dir, "whep.ivf")
+	}
 	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -40,6 +47,18 @@ func View(ctx context.Context, url, dir string) (*Viewer, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, err
+	}
+	if codec == webrtc.MimeTypeVP8 {
+		m = &webrtc.MediaEngine{}
+		fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+		if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}, PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+		if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+			return nil, err
+		}
 	}
 	reg := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
@@ -60,7 +79,15 @@ func View(ctx context.Context, url, dir string) (*Viewer, error) {
 			return fail(err)
 		}
 	}
-	vw, err := h264writer.New(v.VideoPath)
+	var vw interface {
+		WriteRTP(*rtp.Packet) error
+		Close() error
+	}
+	if codec == webrtc.MimeTypeVP8 {
+		vw, err = ivfwriter.New(v.VideoPath, ivfwriter.WithCodec(webrtc.MimeTypeVP8))
+	} else {
+		vw, err = h264writer.New(v.VideoPath)
+	}
 	if err != nil {
 		return fail(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 
 	"github.com/segflow/segflow/infra/relay/rtc"
@@ -39,6 +40,7 @@ type Broadcast struct {
 	mu      sync.Mutex
 	viewers map[*viewer]bool
 	opus    *aacToOpus
+	vp8     *h264ToVP8 // while a viewer without H.264 watches
 	ended   bool
 }
 
@@ -70,37 +72,86 @@ func (b *Broadcast) add(v *viewer) bool {
 	return true
 }
 
-// remove drops v; the last viewer out stops the audio transcoder.
+// remove drops v; the last viewer out stops the audio transcoder, the
+// last VP8 viewer the VP8 encoder.
 func (b *Broadcast) remove(v *viewer) {
 	b.mu.Lock()
 	delete(b.viewers, v)
-	var stop *aacToOpus
-	if len(b.viewers) == 0 {
-		stop, b.opus = b.opus, nil
+	var stop []interface{ Close() }
+	if len(b.viewers) == 0 && b.opus != nil {
+		stop, b.opus = append(stop, b.opus), nil
+	}
+	if b.vp8 != nil && !b.hasVP8Viewer() {
+		stop, b.vp8 = append(stop, b.vp8), nil
 	}
 	b.mu.Unlock()
-	if stop != nil {
-		stop.Close()
+	for _, t := range stop {
+		t.Close()
 	}
 }
 
-// WriteH264 sends one access unit at pts to every viewer, each starting at
-// a keyframe.
+func (b *Broadcast) hasVP8Viewer() bool {
+	for v := range b.viewers {
+		if v.vp8 {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteH264 sends one access unit at pts to every H.264 viewer, each
+// starting at a keyframe, and to the VP8 encoder while VP8 viewers watch.
 func (b *Broadcast) WriteH264(pts time.Duration, au [][]byte) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if len(b.viewers) == 0 {
+		b.mu.Unlock()
 		return
 	}
 	key := h264.IsRandomAccess(au)
 	annexb, err := h264.AnnexB(au).Marshal()
 	if err != nil {
+		b.mu.Unlock()
 		return
 	}
 	payloads := (&codecs.H264Payloader{}).Payload(mtu, annexb)
 	ts := uint32(int64(pts) * 90000 / int64(time.Second))
 	for v := range b.viewers {
-		v.writeVideo(ts, key, payloads)
+		if !v.vp8 {
+			v.writeVideo(ts, key, payloads)
+		}
+	}
+	if b.vp8 == nil && b.hasVP8Viewer() {
+		if !key {
+			b.mu.Unlock()
+			return // the encoder starts at a keyframe
+		}
+		t, err := startH264ToVP8(b.writeVP8)
+		if err != nil {
+			b.log.Warn("whep: no VP8 for viewers", "stream", b.name, "err", err)
+			b.mu.Unlock()
+			return
+		}
+		b.vp8 = t
+	}
+	t := b.vp8
+	b.mu.Unlock() // written unlocked, as WriteAAC's
+	if t != nil {
+		if err := t.Write(annexb); err != nil {
+			b.log.Warn("whep: VP8 encoder", "stream", b.name, "err", err)
+		}
+	}
+}
+
+// writeVP8 sends one VP8 frame at ts (90 kHz) to every VP8 viewer.
+func (b *Broadcast) writeVP8(ts uint32, frame []byte) {
+	key := len(frame) > 0 && frame[0]&1 == 0
+	payloads := (&codecs.VP8Payloader{EnablePictureID: true}).Payload(mtu, frame)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for v := range b.viewers {
+		if v.vp8 {
+			v.writeVideo(ts, key, payloads)
+		}
 	}
 }
 
@@ -151,6 +202,70 @@ func (b *Broadcast) End() {
 	b.mu.Unlock()
 	for _, v := range vs {
 		v.close("stream ended")
+	}
+}
+
+// h264ToVP8 is a broadcast's video for viewers without H.264: one
+// ffmpeg decodes the access units and encodes VP8 (libvpx realtime,
+// keyframes where the source's are), timed by their arrival, which is
+// real time for a live stream; the RTP sender reports tie each track to
+// the wall clock, so the browser lines them up.
+type h264ToVP8 struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	done   chan struct{}
+	closed sync.Once
+}
+
+func startH264ToVP8(onFrame func(ts uint32, frame []byte)) (*h264ToVP8, error) {
+	cmd := exec.CommandContext(context.Background(), "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
+		"-probesize", "32", "-analyzeduration", "0", "-use_wallclock_as_timestamps", "1", "-f", "h264", "-i", "pipe:0",
+		"-fps_mode", "passthrough", "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-lag-in-frames", "0",
+		"-auto-alt-ref", "0", "-error-resilient", "1", "-b:v", "2M", "-force_key_frames", "source", "-g", "600",
+		"-f", "ivf", "-flush_packets", "1", "pipe:1")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("h264 to vp8: %w", err)
+	}
+	t := &h264ToVP8{cmd: cmd, in: in, done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		if rd, hdr, err := ivfreader.NewWith(bufio.NewReader(out)); err == nil && hdr.TimebaseDenominator > 0 {
+			for {
+				frame, fh, err := rd.ParseNextFrame()
+				if err != nil {
+					break
+				}
+				onFrame(uint32(fh.Timestamp*90000*uint64(hdr.TimebaseNumerator)/uint64(hdr.TimebaseDenominator)), frame)
+			}
+		}
+		io.Copy(io.Discard, out)
+		cmd.Wait()
+	}()
+	return t, nil
+}
+
+// Write gives the encoder one access unit (Annex-B).
+func (t *h264ToVP8) Write(annexb []byte) error {
+	_, err := t.in.Write(annexb)
+	return err
+}
+
+// Close stops the encoder.
+func (t *h264ToVP8) Close() {
+	t.closed.Do(func() { t.in.Close() })
+	select {
+	case <-t.done:
+	case <-time.After(2 * time.Second):
+		t.cmd.Process.Kill()
+		<-t.done
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/pion/rtcp"
@@ -23,6 +24,7 @@ type viewer struct {
 	video    *webrtc.TrackLocalStaticRTP
 	audio    *webrtc.TrackLocalStaticRTP
 	hasAudio bool
+	vp8      bool // the viewer takes VP8, not H.264 (Broadcast.writeVP8)
 
 	// Under the broadcast's lock: whether video started (at a keyframe),
 	// and each track's next sequence number.
@@ -53,10 +55,16 @@ func newViewer(s *Server, id string, b *Broadcast) (*viewer, error) {
 
 // negotiate answers the viewer's offer with the stream's tracks.
 func (v *viewer) negotiate(ctx context.Context, offer string) (string, error) {
+	// A browser that offers no H.264 gets VP8, encoded once per stream.
+	v.vp8 = !strings.Contains(offer, " H264/90000") && strings.Contains(offer, " VP8/90000")
 	answer, _, err := v.s.rtc.Answer(ctx, v.pc, offer, "sendonly", func() error {
+		video := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + v.b.Profile}
+		if v.vp8 {
+			video = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+		}
 		var err error
-		v.video, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + v.b.Profile}, "video", "segflow-"+v.b.name)
+		v.video, err = webrtc.NewTrackLocalStaticRTP(video, "video", "segflow-"+v.b.name)
 		if err != nil {
 			return err
 		}

@@ -184,4 +184,3 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 	v.close("deleted by the viewer")
 	w.WriteHeader(http.StatusOK)
 }
-

@@ -25,6 +25,7 @@ import (
 // what scripts/bench live measures.
 func New() *cobra.Command {
 	var rtcIPs []string
+	var maxViewers, maxPerStream int
 	var rtmpAddr, srtAddr, rtcAddr, keysFile, spoolDir, httpAddr, liveURL, pullsFile string
 	cmd := &cobra.Command{
 		Use:   "relay",
@@ -56,7 +57,7 @@ func New() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			reg := telemetry.NewRegistry()
-			r, err := relay.Open(relay.Config{RTMPAddr: rtmpAddr, SRTAddr: srtAddr, WebRTCAddr: rtcAddr, WebRTCPublicIPs: rtcIPs, Keys: keys, Store: sc,
+			r, err := relay.Open(relay.Config{RTMPAddr: rtmpAddr, SRTAddr: srtAddr, WebRTCAddr: rtcAddr, WebRTCPublicIPs: rtcIPs, MaxViewers: maxViewers, MaxViewersPerStream: maxPerStream, Keys: keys, Store: sc,
 				Bucket: config.Env("S3_BUCKET", "media"), SpoolDir: spoolDir, LowLatencyURL: liveURL, PullsFile: pullsFile, Logger: log, Registerer: reg})
 			if err != nil {
 				return err
@@ -86,6 +87,8 @@ func New() *cobra.Command {
 	cmd.Flags().StringVar(&srtAddr, "srt", ":8890", "SRT listen address (empty: off)")
 	cmd.Flags().StringVar(&rtcAddr, "webrtc", ":8189", "WebRTC media address, UDP: publishers POST offers to --http's /whip, viewers to /whep/<stream> (empty: off)")
 	cmd.Flags().StringSliceVar(&rtcIPs, "webrtc-ip", nil, "public address(es) WebRTC answers advertise when the relay is behind NAT")
+	cmd.Flags().IntVar(&maxViewers, "max-viewers", 500, "WebRTC (WHEP) viewers the relay serves at most (0: no cap)")
+	cmd.Flags().IntVar(&maxPerStream, "max-viewers-per-stream", 200, "WebRTC (WHEP) viewers of one stream at most (0: no cap)")
 	cmd.Flags().StringVar(&keysFile, "keys", config.SecretsDir()+"/stream-keys", "stream keys file (name=key lines)")
 	cmd.Flags().StringVar(&spoolDir, "spool", "/var/lib/segflow/spool", "spool folder")
 	cmd.Flags().StringVar(&pullsFile, "pulls", "", `streams to pull ("name url" lines: rtmp://, srt://, http(s)://...flv, http(s)://...m3u8), followed as it changes; served at --http's /pulls`)

@@ -9,7 +9,7 @@ const video = $("#player");
 // status reads "pending" rather than 404 until split has written one.
 const state = { selected: null, media: null, hls: null, status: null, cues: [], tags: [], pendingSeek: null, sources: {} };
 // For tests and the curious: the player and the hls.js instance.
-window.segflow = { get hls() { return state.hls; }, video, state };
+window.segflow = { get hls() { return state.hls; }, get whep() { return state.whep; }, video, state };
 
 async function api(path, opts = {}) {
   // Against the origin, not the page URL: a page opened as
@@ -211,6 +211,11 @@ async function select(id) {
   stopPlayer();
   state.media = await api("/ui/api/media/" + encodeURIComponent(id));
   $("#viewer-url").href = state.media.master;
+  // A live publish plays over WebRTC (WHEP) while it runs; the switch
+  // goes to its HLS ladder.
+  $("#whep-switch").hidden = !state.media.whep;
+  $("#whep").checked = !!state.media.whep;
+  if (state.media.whep) startWHEP();
   document.querySelectorAll(".asset").forEach((li) => li.classList.toggle("selected", li.dataset.id === id));
   await refreshStatus();
 }
@@ -229,7 +234,7 @@ async function refreshStatus() {
   state.status = st;
   renderStatus(st);
   const playable = st.state === "complete" || (st.stages && st.stages.packager && st.stages.packager.state === "done");
-  if (playable && !state.hls && !video.src) startPlayer();
+  if (playable && !state.hls && !video.src && !state.whep && !$("#whep").checked) startPlayer();
   // The storyboard is read once thumbnail says it wrote it (it marks
   // itself done for the asset after its last segment; an asset can
   // complete before that), and the merged tags once the asset completes
@@ -245,6 +250,13 @@ function stageDone(st, name) {
 
 function stopPlayer() {
   if (state.hls) { state.hls.destroy(); state.hls = null; }
+  if (state.whep) {
+    const { pc, session } = state.whep;
+    state.whep = null;
+    if (session) fetch(session, { method: "DELETE" }).catch(() => {});
+    pc.close();
+    video.srcObject = null;
+  }
   video.removeAttribute("src");
   video.load();
   $("#levels").replaceChildren(el("option", { value: "-1" }, "Auto"));
@@ -290,6 +302,50 @@ function startPlayer() {
     $("#asset-error").textContent = "This browser cannot play HLS (hls.js missing: run scripts/setup.sh).";
   }
 }
+
+// startWHEP plays the selected live stream over WebRTC: one POST of a
+// receive-only offer (every candidate in it) to its WHEP endpoint, the
+// answer's tracks into the video element. A stream no longer live (404)
+// falls back to HLS.
+async function startWHEP() {
+  stopPlayer();
+  const pc = new RTCPeerConnection();
+  const whep = { pc, session: null };
+  state.whep = whep;
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addTransceiver("audio", { direction: "recvonly" });
+  const stream = new MediaStream();
+  pc.addEventListener("track", (e) => {
+    stream.addTrack(e.track);
+    video.srcObject = stream;
+    video.play().catch(() => {}); // muted autoplay or a later click
+  });
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === "complete") return resolve();
+      pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") resolve(); });
+      setTimeout(resolve, 3000);
+    });
+    const endpoint = new URL(state.media.whep, location.origin).href;
+    const resp = await fetch(endpoint, { method: "POST", body: pc.localDescription.sdp, headers: { "Content-Type": "application/sdp" } });
+    if (resp.status !== 201) throw Object.assign(new Error(`WebRTC: ${resp.status} ${(await resp.text()).trim()}`), { status: resp.status });
+    whep.session = new URL(resp.headers.get("Location"), endpoint).href;
+    if (state.whep !== whep) { fetch(whep.session, { method: "DELETE" }).catch(() => {}); return; }
+    await pc.setRemoteDescription({ type: "answer", sdp: await resp.text() });
+  } catch (err) {
+    if (state.whep !== whep) return;
+    stopPlayer();
+    $("#whep").checked = false;
+    if (err.status !== 404) $("#asset-error").textContent = err.message;
+    refreshStatus();
+  }
+}
+
+$("#whep").addEventListener("change", () => {
+  if ($("#whep").checked) startWHEP();
+  else { stopPlayer(); refreshStatus(); }
+});
 
 // The storyboard is WebVTT whose cues name a region of the sprite (#xywh).
 function parseTime(t) {
