@@ -61,7 +61,7 @@ func (b *Broadcast) Viewers() int {
 	return len(b.viewers)
 }
 
-// add makes v a viewer; false once the stream has ended.
+// add makes v a viewer, once connected; false once the stream has ended.
 func (b *Broadcast) add(v *viewer) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()

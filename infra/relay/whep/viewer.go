@@ -45,6 +45,13 @@ func newViewer(s *Server, id string, b *Broadcast) (*viewer, error) {
 		log: s.log.With("stream", b.name, "whep_session", id[:8])}
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
 		switch state {
+		case webrtc.PeerConnectionStateConnected:
+			// Frames go to a viewer once it is connected: pion's writes
+			// wait for the connection, and one viewer that never comes
+			// must not hold up the others.
+			if !b.add(v) {
+				v.close("stream ended")
+			}
 		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 			// Failed is the ICE timeout: a viewer gone without DELETE.
 			v.close("connection " + state.String())

@@ -142,10 +142,10 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	if s.closing || !b.add(v) {
+	if s.closing {
 		s.mu.Unlock()
 		v.pc.Close()
-		http.Error(w, "the stream ended", http.StatusNotFound)
+		http.Error(w, "relay closing", http.StatusServiceUnavailable)
 		return
 	}
 	s.viewers[v.id] = v
