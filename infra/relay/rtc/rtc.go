@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -258,4 +259,47 @@ func OpusSamples(p []byte) int {
 		}
 		return int(p[1]&0x3f) * frame
 	}
+}
+
+// Route serves a WHIP or WHEP endpoint on mux: POST base (an offer) to
+// post, DELETE base/{id} (a session) to del, CORS preflights, and PATCH
+// base/{id} with 405: no trickle ICE nor ICE restart, the answer holds
+// every candidate (RFC 9725 4.3.1).
+func Route(mux *http.ServeMux, base string, post, del http.HandlerFunc) {
+	options := func(w http.ResponseWriter, r *http.Request) {
+		CORS(w)
+		w.Header().Set("Accept-Post", "application/sdp")
+		w.WriteHeader(http.StatusNoContent)
+	}
+	mux.HandleFunc("POST "+base, func(w http.ResponseWriter, r *http.Request) { CORS(w); post(w, r) })
+	mux.HandleFunc("OPTIONS "+base, options)
+	mux.HandleFunc("DELETE "+base+"/{id}", func(w http.ResponseWriter, r *http.Request) { CORS(w); del(w, r) })
+	mux.HandleFunc("OPTIONS "+base+"/{id}", options)
+	mux.HandleFunc("PATCH "+base+"/{id}", func(w http.ResponseWriter, r *http.Request) {
+		CORS(w)
+		http.Error(w, "trickle ICE is not supported: the answer holds every candidate", http.StatusMethodNotAllowed)
+	})
+}
+
+// IsSDP answers 415 unless r's body is declared application/sdp.
+func IsSDP(w http.ResponseWriter, r *http.Request) bool {
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/sdp") {
+		http.Error(w, "the offer must be application/sdp", http.StatusUnsupportedMediaType)
+		return false
+	}
+	return true
+}
+
+// maxOffer bounds an offer's size: a browser's is ~5 KB.
+const maxOffer = 64 << 10
+
+// ReadOffer reads r's SDP offer, answering 400 (false) when it is
+// unreadable or too large.
+func ReadOffer(w http.ResponseWriter, r *http.Request) (string, bool) {
+	offer, err := io.ReadAll(io.LimitReader(r.Body, maxOffer+1))
+	if err != nil || len(offer) > maxOffer {
+		http.Error(w, "offer unreadable or larger than 64 KiB", http.StatusBadRequest)
+		return "", false
+	}
+	return string(offer), true
 }

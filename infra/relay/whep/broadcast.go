@@ -3,11 +3,9 @@ package whep
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"os/exec"
 	"sync"
 	"time"
 
@@ -40,7 +38,7 @@ type Broadcast struct {
 	mu      sync.Mutex
 	viewers map[*viewer]bool
 	opus    *aacToOpus
-	vp8     *h264ToVP8 // while a viewer without H.264 watches
+	vp8     *rtc.Pipe // H.264 to VP8, while a viewer without H.264 watches
 	ended   bool
 }
 
@@ -77,7 +75,7 @@ func (b *Broadcast) add(v *viewer) bool {
 func (b *Broadcast) remove(v *viewer) {
 	b.mu.Lock()
 	delete(b.viewers, v)
-	var stop []interface{ Close() }
+	var stop []interface{ Close() error }
 	if len(b.viewers) == 0 && b.opus != nil {
 		stop, b.opus = append(stop, b.opus), nil
 	}
@@ -136,7 +134,7 @@ func (b *Broadcast) WriteH264(pts time.Duration, au [][]byte) {
 	t := b.vp8
 	b.mu.Unlock() // written unlocked, as WriteAAC's
 	if t != nil {
-		if err := t.Write(annexb); err != nil {
+		if _, err := t.Write(annexb); err != nil {
 			b.log.Warn("whep: VP8 encoder", "stream", b.name, "err", err)
 		}
 	}
@@ -177,7 +175,7 @@ func (b *Broadcast) WriteAAC(pts time.Duration, aus [][]byte) {
 	// Written unlocked: ffmpeg's output goes through writeOpus, which
 	// locks; a full pipe must not wait on it.
 	b.mu.Unlock()
-	if err := t.Write(aus); err != nil {
+	if err := t.WriteAAC(aus); err != nil {
 		b.log.Warn("whep: audio transcoder", "stream", b.name, "err", err)
 	}
 }
@@ -206,105 +204,46 @@ func (b *Broadcast) End() {
 }
 
 // h264ToVP8 is a broadcast's video for viewers without H.264: one
-// ffmpeg decodes the access units and encodes VP8 (libvpx realtime,
-// keyframes where the source's are), timed by their arrival, which is
-// real time for a live stream; the RTP sender reports tie each track to
-// the wall clock, so the browser lines them up.
-type h264ToVP8 struct {
-	cmd    *exec.Cmd
-	in     io.WriteCloser
-	done   chan struct{}
-	closed sync.Once
-}
-
-func startH264ToVP8(onFrame func(ts uint32, frame []byte)) (*h264ToVP8, error) {
-	cmd := exec.CommandContext(context.Background(), "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-		"-probesize", "32", "-analyzeduration", "0", "-use_wallclock_as_timestamps", "1", "-f", "h264", "-i", "pipe:0",
+// ffmpeg decodes the access units (Annex-B) and encodes VP8 (libvpx
+// realtime, keyframes where the source's are), timed by their arrival,
+// which is real time for a live stream; the RTP sender reports tie each
+// track to the wall clock, so the browser lines them up.
+func startH264ToVP8(onFrame func(ts uint32, frame []byte)) (*rtc.Pipe, error) {
+	return rtc.StartPipe([]string{"-use_wallclock_as_timestamps", "1", "-f", "h264", "-i", "pipe:0",
 		"-fps_mode", "passthrough", "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-lag-in-frames", "0",
 		"-auto-alt-ref", "0", "-error-resilient", "1", "-b:v", "2M", "-force_key_frames", "source", "-g", "600",
-		"-f", "ivf", "-flush_packets", "1", "pipe:1")
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("h264 to vp8: %w", err)
-	}
-	t := &h264ToVP8{cmd: cmd, in: in, done: make(chan struct{})}
-	go func() {
-		defer close(t.done)
-		if rd, hdr, err := ivfreader.NewWith(bufio.NewReader(out)); err == nil && hdr.TimebaseDenominator > 0 {
+		"-f", "ivf", "-flush_packets", "1", "pipe:1"},
+		func(out io.Reader) error {
+			rd, hdr, err := ivfreader.NewWith(bufio.NewReader(out))
+			if err != nil || hdr.TimebaseDenominator == 0 {
+				return fmt.Errorf("vp8 output: %v", err)
+			}
 			for {
 				frame, fh, err := rd.ParseNextFrame()
 				if err != nil {
-					break
+					return nil
 				}
 				onFrame(uint32(fh.Timestamp*90000*uint64(hdr.TimebaseNumerator)/uint64(hdr.TimebaseDenominator)), frame)
 			}
-		}
-		io.Copy(io.Discard, out)
-		cmd.Wait()
-	}()
-	return t, nil
+		})
 }
 
-// Write gives the encoder one access unit (Annex-B).
-func (t *h264ToVP8) Write(annexb []byte) error {
-	_, err := t.in.Write(annexb)
-	return err
-}
-
-// Close stops the encoder.
-func (t *h264ToVP8) Close() {
-	t.closed.Do(func() { t.in.Close() })
-	select {
-	case <-t.done:
-	case <-time.After(2 * time.Second):
-		t.cmd.Process.Kill()
-		<-t.done
-	}
-}
-
-// aacToOpus is a broadcast's audio as WebRTC carries it: AAC frames in (as
-// ADTS), Opus packets out with their times, through one ffmpeg.
+// aacToOpus is a broadcast's audio as WebRTC carries it: AAC frames in
+// (as ADTS), Opus packets out with their times, through one ffmpeg.
 type aacToOpus struct {
-	cmd    *exec.Cmd
-	in     io.WriteCloser
-	conf   mpeg4audio.AudioSpecificConfig
-	done   chan struct{}
-	closed sync.Once
+	*rtc.Pipe
+	conf mpeg4audio.AudioSpecificConfig
 }
 
 func startAACToOpus(start time.Duration, conf mpeg4audio.AudioSpecificConfig, onPacket func(pts time.Duration, p []byte)) (*aacToOpus, error) {
-	cmd := exec.CommandContext(context.Background(), "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-		"-probesize", "32", "-analyzeduration", "0", "-f", "aac", "-i", "pipe:0",
+	p, err := rtc.StartPipe([]string{"-f", "aac", "-i", "pipe:0",
 		"-c:a", "libopus", "-b:a", "96k", "-ar", "48000", "-ac", "2", "-frame_duration", "20", "-application", "lowdelay",
-		"-f", "ogg", "-page_duration", "20000", "-flush_packets", "1", "pipe:1")
-	in, err := cmd.StdinPipe()
+		"-f", "ogg", "-page_duration", "20000", "-flush_packets", "1", "pipe:1"},
+		func(out io.Reader) error { readOgg(bufio.NewReader(out), start, onPacket); return nil })
 	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	var stderr bytes.Buffer // read after Wait only
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("aac to opus: %w", err)
 	}
-	t := &aacToOpus{cmd: cmd, in: in, conf: conf, done: make(chan struct{})}
-	go func() {
-		defer close(t.done)
-		readOgg(bufio.NewReader(out), start, onPacket)
-		io.Copy(io.Discard, out)
-		cmd.Wait()
-	}()
-	return t, nil
+	return &aacToOpus{Pipe: p, conf: conf}, nil
 }
 
 // readOgg calls fn with every Opus packet of an Ogg stream of one packet
@@ -331,8 +270,8 @@ func readOgg(r io.Reader, start time.Duration, fn func(pts time.Duration, p []by
 	}
 }
 
-// Write gives the transcoder AAC frames.
-func (t *aacToOpus) Write(aus [][]byte) error {
+// WriteAAC gives the transcoder AAC frames.
+func (t *aacToOpus) WriteAAC(aus [][]byte) error {
 	pkts := make(mpeg4audio.ADTSPackets, len(aus))
 	for i, au := range aus {
 		pkts[i] = &mpeg4audio.ADTSPacket{Type: t.conf.Type, SampleRate: t.conf.SampleRate, ChannelConfig: t.conf.ChannelConfig, AU: au}
@@ -341,17 +280,6 @@ func (t *aacToOpus) Write(aus [][]byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.in.Write(b)
+	_, err = t.Write(b)
 	return err
-}
-
-// Close stops the transcoder.
-func (t *aacToOpus) Close() {
-	t.closed.Do(func() { t.in.Close() })
-	select {
-	case <-t.done:
-	case <-time.After(2 * time.Second):
-		t.cmd.Process.Kill()
-		<-t.done
-	}
 }

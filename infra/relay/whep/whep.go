@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 
 	"github.com/segflow/segflow/infra/relay/rtc"
@@ -78,35 +77,16 @@ func (s *Server) metricViewers(stream string, delta int) {
 // /whep/<stream>/<id> (a session); mount it at the root of a mux.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /whep/{stream}", s.post)
-	mux.HandleFunc("OPTIONS /whep/{stream}", options)
-	mux.HandleFunc("DELETE /whep/{stream}/{id}", s.delete)
-	mux.HandleFunc("OPTIONS /whep/{stream}/{id}", options)
-	mux.HandleFunc("PATCH /whep/{stream}/{id}", func(w http.ResponseWriter, r *http.Request) {
-		rtc.CORS(w)
-		http.Error(w, "trickle ICE is not supported: the answer holds every candidate", http.StatusMethodNotAllowed)
-	})
+	rtc.Route(mux, "/whep/{stream}", s.post, s.delete)
 	return mux
 }
 
-func options(w http.ResponseWriter, r *http.Request) {
-	rtc.CORS(w)
-	w.Header().Set("Accept-Post", "application/sdp")
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// maxOffer bounds an offer's size: a browser's is ~5 KB.
-const maxOffer = 64 << 10
-
 func (s *Server) post(w http.ResponseWriter, r *http.Request) {
-	rtc.CORS(w)
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/sdp") {
-		http.Error(w, "the offer must be application/sdp", http.StatusUnsupportedMediaType)
+	if !rtc.IsSDP(w, r) {
 		return
 	}
-	offer, err := io.ReadAll(io.LimitReader(r.Body, maxOffer+1))
-	if err != nil || len(offer) > maxOffer {
-		http.Error(w, "offer unreadable or larger than 64 KiB", http.StatusBadRequest)
+	offer, ok := rtc.ReadOffer(w, r)
+	if !ok {
 		return
 	}
 	stream := r.PathValue("stream")
@@ -130,7 +110,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	answer, err := v.negotiate(r.Context(), string(offer))
+	answer, err := v.negotiate(r.Context(), offer)
 	if err != nil {
 		v.pc.Close()
 		var bad *rtc.OfferError
@@ -173,7 +153,6 @@ func (s *Server) full(b *Broadcast) string {
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
-	rtc.CORS(w)
 	s.mu.Lock()
 	v := s.viewers[r.PathValue("id")]
 	s.mu.Unlock()

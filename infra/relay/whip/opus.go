@@ -2,20 +2,15 @@ package whip
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
-	"sync"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/segflow/segflow/infra/relay/rtc"
-	"github.com/segflow/segflow/shared/media"
 )
 
 // opusRate is Opus's clock in RTP and in Ogg granule positions.
@@ -132,73 +127,39 @@ var oggTable = func() (t [256]uint32) {
 
 // opusToAAC is one publish's audio transcoder: Opus packets in, in order
 // with the samples they stand for, AAC-LC frames out to onFrame with their
-// time. One ffmpeg process does the work (Go has no Opus decoder nor AAC
-// encoder); it costs ~1% of a core.
+// time; it costs ~1% of a core.
 type opusToAAC struct {
-	cmd    *exec.Cmd
-	in     io.WriteCloser
-	ogg    *oggWriter
-	done   chan struct{}
-	err    error
-	closed sync.Once
+	*rtc.Pipe
+	ogg *oggWriter
 }
 
 // startOpusToAAC starts the transcoder. start is the first packet's time;
 // onFrame gets each AAC frame and its time (the encoder's priming frame
 // falls before start).
-func startOpusToAAC(ctx context.Context, start time.Duration, onFrame func(pts time.Duration, frame []byte)) (*opusToAAC, error) {
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-		"-probesize", "32", "-analyzeduration", "0", "-f", "ogg", "-i", "pipe:0",
-		"-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-f", "adts", "-flush_packets", "1", "pipe:1")
-	in, err := cmd.StdinPipe()
+func startOpusToAAC(start time.Duration, onFrame func(pts time.Duration, frame []byte)) (*opusToAAC, error) {
+	p, err := rtc.StartPipe([]string{"-f", "ogg", "-i", "pipe:0",
+		"-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-f", "adts", "-flush_packets", "1", "pipe:1"},
+		func(out io.Reader) error {
+			return readADTS(bufio.NewReader(out), func(n int, frame []byte) {
+				// Frame n holds samples (n-1)*1024 to n*1024 of the decoded
+				// audio: ffmpeg's AAC encoder primes with one frame.
+				onFrame(start+time.Duration(n-1)*aacFrame*time.Second/opusRate, frame)
+			})
+		})
 	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	// Read after Wait only: the process writes it until then.
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("opus to aac: %w", err)
 	}
-	t := &opusToAAC{cmd: cmd, in: in, done: make(chan struct{})}
-	go func() {
-		defer close(t.done)
-		err := readADTS(bufio.NewReader(out), func(n int, frame []byte) {
-			// Frame n holds samples (n-1)*1024 to n*1024 of the decoded
-			// audio: ffmpeg's AAC encoder primes with one frame.
-			onFrame(start+time.Duration(n-1)*aacFrame*time.Second/opusRate, frame)
-		})
-		if werr := cmd.Wait(); err == nil && werr != nil {
-			err = &media.Error{Tool: "ffmpeg", Err: werr, Stderr: stderr.String()}
-		}
-		t.err = err
-	}()
-	if t.ogg, err = newOggWriter(in, 2); err != nil {
+	t := &opusToAAC{Pipe: p}
+	if t.ogg, err = newOggWriter(p, 2); err != nil {
 		t.Close()
 		return nil, fmt.Errorf("opus to aac: %w", err)
 	}
 	return t, nil
 }
 
-// Write gives the transcoder one Opus packet of samples samples.
-func (t *opusToAAC) Write(packet []byte, samples int) error {
+// WritePacket gives the transcoder one Opus packet of samples samples.
+func (t *opusToAAC) WritePacket(packet []byte, samples int) error {
 	return t.ogg.Write(packet, samples)
-}
-
-// Close ends the input and waits for the last frames.
-func (t *opusToAAC) Close() error {
-	t.closed.Do(func() { t.in.Close() })
-	select {
-	case <-t.done:
-	case <-time.After(5 * time.Second):
-		t.cmd.Process.Kill()
-		<-t.done
-	}
-	return t.err
 }
 
 // readADTS calls fn with every ADTS frame's raw AAC payload, numbered from

@@ -212,7 +212,7 @@ func (ss *session) onVP8(at time.Duration, s *media.Sample) {
 		if !key {
 			return
 		}
-		t, err := startVP8ToH264(context.WithoutCancel(ss.ctx), at, w, h, ss.writeH264)
+		t, err := startVP8ToH264(at, w, h, ss.writeH264)
 		if err != nil {
 			ss.close("vp8: " + err.Error())
 			return
@@ -222,7 +222,7 @@ func (ss *session) onVP8(at time.Duration, s *media.Sample) {
 		ss.mu.Unlock()
 		ss.log.Info("whip: VP8 publisher, transcoding to H.264", "width", w, "height", h)
 	}
-	if err := ss.vp8.Write(at, s.Data); err != nil {
+	if err := ss.vp8.WriteFrame(at, s.Data); err != nil {
 		ss.close("vp8: " + err.Error())
 	}
 }
@@ -269,7 +269,7 @@ func (ss *session) onOpus(at time.Duration, s *media.Sample) {
 	aac := ss.aac
 	ss.mu.Unlock()
 	if aac == nil {
-		t, err := startOpusToAAC(context.WithoutCancel(ss.ctx), at, ss.onAAC)
+		t, err := startOpusToAAC(at, ss.onAAC)
 		if err != nil {
 			ss.log.Error("whip: audio dropped", "err", err)
 			return
@@ -285,14 +285,14 @@ func (ss *session) onOpus(at time.Duration, s *media.Sample) {
 		for gap = min(gap, 60*opusRate); gap >= 120; {
 			p := lostOpus(gap)
 			k := rtc.OpusSamples(p)
-			if aac.Write(p, k) != nil {
+			if aac.WritePacket(p, k) != nil {
 				return
 			}
 			gap -= k
 		}
 	}
 	ss.opusNext = s.PacketTimestamp + uint32(n)
-	if err := aac.Write(s.Data, n); err != nil {
+	if err := aac.WritePacket(s.Data, n); err != nil {
 		ss.log.Warn("whip: audio transcoder", "err", err)
 	}
 }

@@ -1,20 +1,16 @@
 package whip
 
 import (
-	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
-	"sync"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
-	"github.com/segflow/segflow/shared/media"
+	"github.com/segflow/segflow/infra/relay/rtc"
 )
 
 // vp8Key says whether a VP8 frame is a keyframe (RFC 6386 9.1: the
@@ -35,47 +31,25 @@ func vp8Key(frame []byte) (key bool, width, height int) {
 // the relay asks for at each segment target), MPEG-TS out so every frame
 // keeps its time even if the decoder drops one.
 type vp8ToH264 struct {
-	cmd    *exec.Cmd
-	in     io.WriteCloser
-	start  time.Duration // the first frame's time on the session's timeline
-	done   chan struct{}
-	err    error
-	closed sync.Once
+	*rtc.Pipe
+	start time.Duration // the first frame's time on the session's timeline
 }
 
 // startVP8ToH264 starts the transcoder at the first keyframe (its size is
 // the IVF header's); onAU gets each H.264 access unit at its time.
-func startVP8ToH264(ctx context.Context, start time.Duration, width, height int, onAU func(at time.Duration, au [][]byte)) (*vp8ToH264, error) {
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-		"-probesize", "32", "-analyzeduration", "0", "-f", "ivf", "-i", "pipe:0",
+func startVP8ToH264(start time.Duration, width, height int, onAU func(at time.Duration, au [][]byte)) (*vp8ToH264, error) {
+	p, err := rtc.StartPipe([]string{"-f", "ivf", "-i", "pipe:0",
 		"-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
 		"-force_key_frames", "source", "-g", "600", "-sc_threshold", "0",
-		"-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-flush_packets", "1", "pipe:1")
-	in, err := cmd.StdinPipe()
+		"-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-flush_packets", "1", "pipe:1"},
+		func(out io.Reader) error {
+			return readH264TS(out, func(ticks int64, au [][]byte) {
+				onAU(start+time.Duration(ticks)*time.Second/90000, au)
+			})
+		})
 	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	var stderr bytes.Buffer // read after Wait only
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("vp8 to h264: %w", err)
 	}
-	t := &vp8ToH264{cmd: cmd, in: in, start: start, done: make(chan struct{})}
-	go func() {
-		defer close(t.done)
-		err := readH264TS(out, func(ticks int64, au [][]byte) {
-			onAU(start+time.Duration(ticks)*time.Second/90000, au)
-		})
-		io.Copy(io.Discard, out)
-		if werr := cmd.Wait(); err == nil && werr != nil {
-			err = &media.Error{Tool: "ffmpeg", Err: werr, Stderr: stderr.String()}
-		}
-		t.err = err
-	}()
 	hdr := make([]byte, 32)
 	copy(hdr, "DKIF")
 	binary.LittleEndian.PutUint16(hdr[6:], 32)
@@ -84,32 +58,20 @@ func startVP8ToH264(ctx context.Context, start time.Duration, width, height int,
 	binary.LittleEndian.PutUint16(hdr[14:], uint16(height))
 	binary.LittleEndian.PutUint32(hdr[16:], 90000) // time base 1/90000
 	binary.LittleEndian.PutUint32(hdr[20:], 1)
-	if _, err := in.Write(hdr); err != nil {
-		t.Close()
+	if _, err := p.Write(hdr); err != nil {
+		p.Close()
 		return nil, fmt.Errorf("vp8 to h264: %w", err)
 	}
-	return t, nil
+	return &vp8ToH264{Pipe: p, start: start}, nil
 }
 
-// Write gives the transcoder a frame at time at (never before start).
-func (t *vp8ToH264) Write(at time.Duration, frame []byte) error {
+// WriteFrame gives the transcoder a frame at time at (never before start).
+func (t *vp8ToH264) WriteFrame(at time.Duration, frame []byte) error {
 	h := make([]byte, 12, 12+len(frame))
 	binary.LittleEndian.PutUint32(h, uint32(len(frame)))
 	binary.LittleEndian.PutUint64(h[4:], uint64((at-t.start)*90000/time.Second))
-	_, err := t.in.Write(append(h, frame...))
+	_, err := t.Write(append(h, frame...))
 	return err
-}
-
-// Close ends the input and waits for the last frames.
-func (t *vp8ToH264) Close() error {
-	t.closed.Do(func() { t.in.Close() })
-	select {
-	case <-t.done:
-	case <-time.After(5 * time.Second):
-		t.cmd.Process.Kill()
-		<-t.done
-	}
-	return t.err
 }
 
 // readH264TS reads the H.264 track of an MPEG-TS stream, calling fn with

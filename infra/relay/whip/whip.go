@@ -71,32 +71,12 @@ func (s *Server) Close() {
 // /whip/<id> (DELETE ends one); mount it at the root of a mux.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /whip", s.post)
-	mux.HandleFunc("OPTIONS /whip", s.options)
-	mux.HandleFunc("DELETE /whip/{id}", s.delete)
-	mux.HandleFunc("OPTIONS /whip/{id}", s.options)
-	// Trickle ICE and ICE restarts are not offered: the answer carries
-	// every candidate (RFC 9725 4.3.1: 405 then).
-	mux.HandleFunc("PATCH /whip/{id}", func(w http.ResponseWriter, r *http.Request) {
-		rtc.CORS(w)
-		http.Error(w, "trickle ICE is not supported: the answer holds every candidate", http.StatusMethodNotAllowed)
-	})
+	rtc.Route(mux, "/whip", s.post, s.delete)
 	return mux
 }
 
-func (s *Server) options(w http.ResponseWriter, r *http.Request) {
-	rtc.CORS(w)
-	w.Header().Set("Accept-Post", "application/sdp")
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// maxOffer bounds an offer's size: a browser's is ~5 KB.
-const maxOffer = 64 << 10
-
 func (s *Server) post(w http.ResponseWriter, r *http.Request) {
-	rtc.CORS(w)
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/sdp") {
-		http.Error(w, "the offer must be application/sdp", http.StatusUnsupportedMediaType)
+	if !rtc.IsSDP(w, r) {
 		return
 	}
 	remote := remoteAddr(r)
@@ -111,9 +91,8 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "a stream key is required: Authorization: Bearer <key>", http.StatusUnauthorized)
 		return
 	}
-	offer, err := io.ReadAll(io.LimitReader(r.Body, maxOffer+1))
-	if err != nil || len(offer) > maxOffer {
-		http.Error(w, "offer unreadable or larger than 64 KiB", http.StatusBadRequest)
+	offer, ok := rtc.ReadOffer(w, r)
+	if !ok {
 		return
 	}
 	name, err := s.host.Claim(key, remote)
@@ -129,7 +108,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	ss, answer, err := s.open(r.Context(), name, string(offer))
+	ss, answer, err := s.open(r.Context(), name, offer)
 	if err != nil {
 		s.host.Release(name)
 		var bad *rtc.OfferError
@@ -148,7 +127,6 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
-	rtc.CORS(w)
 	s.mu.Lock()
 	ss := s.sessions[r.PathValue("id")]
 	s.mu.Unlock()
