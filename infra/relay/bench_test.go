@@ -49,11 +49,7 @@ func BenchmarkRelayVsNginxRTMP(b *testing.B) {
 	keysFile := filepath.Join(dir, "keys")
 	os.WriteFile(keysFile, []byte(keys.String()), 0o600)
 
-	// The relay's own thin binary, as its container runs it.
-	relayBin := filepath.Join(dir, "segflow-relay")
-	if out, err := exec.Command("go", "build", "-o", relayBin, "github.com/segflow/segflow/infra/cmd/segflow-relay").CombinedOutput(); err != nil {
-		b.Fatalf("build segflow-relay: %v %s", err, out)
-	}
+	relayBin := relayBinary(b, dir)
 	m := testenv.StartMinIO(b)
 	m.Bucket(b, "media")
 	relay := func() (float64, int64) {

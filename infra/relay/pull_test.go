@@ -61,7 +61,9 @@ func TestPullSources(t *testing.T) {
 	if err := os.WriteFile(pulls, []byte("# name url\n"+strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := startWith(t, func(c *relay.Config) { c.PullsFile = pulls })
+	// No SRT listener: its port, found free as srtAddr's was, could be
+	// the one the SRT source listens on.
+	e := startWith(t, func(c *relay.Config) { c.PullsFile, c.SRTAddr = pulls, "" })
 
 	const seconds = 8
 	servers := map[string][]string{
