@@ -121,8 +121,12 @@ func TestWHEPInConsole(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if errs := b.Errors(); len(errs) > 0 {
-		t.Errorf("page errors: %v", errs)
+	for _, e := range b.Errors() {
+		// A live publish has no status.json nor poster while it runs:
+		// the page's polls of them are answered 404.
+		if !strings.Contains(e, "/ui/api/status/") && !strings.Contains(e, "poster.jpg") {
+			t.Errorf("page error: %s", e)
+		}
 	}
 }
 

@@ -344,7 +344,7 @@ async function startWHEP() {
 
 $("#whep").addEventListener("change", () => {
   if ($("#whep").checked) startWHEP();
-  else { stopPlayer(); refreshStatus(); }
+  else { stopPlayer(); startPlayer(); video.play().catch(() => {}); } // the live master is there by now; playing goes on
 });
 
 // The storyboard is WebVTT whose cues name a region of the sprite (#xywh).
