@@ -61,7 +61,9 @@ func BenchmarkWHEPViewers(b *testing.B) {
 	if err := pub.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer pub.Wait()
+	// It loops until cancelled: cancel, then wait (deferred the other
+	// way round, Wait would wait for ever).
+	defer func() { cancel(); pub.Wait() }()
 	url := "http://" + httpAddr + "/whep/s0"
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(300 * time.Millisecond) {
 		if code, _, _, _ := whiptest.Post(ctx, url, "", "v=0"); code == http.StatusBadRequest {
