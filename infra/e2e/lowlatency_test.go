@@ -145,15 +145,23 @@ func glassToGlass(t testing.TB, b *browser, page, src string, lowLatency bool, f
 	// Latency once playing: the join (hls.js starts at a part that begins
 	// with a keyframe, then catches up) is left a few seconds to settle.
 	time.Sleep(4 * time.Second)
+	return readClock(t, b, first, 0, samples)
+}
+
+// readClock reads the clock off the picture (window.clock) samples times,
+// 200 ms apart: each sample's latency is its wall time minus when its
+// frame was sent (first + n/30). A reading earlier than -early is a frame
+// read mid-repaint or a garbled block, as is one out of the clock's
+// course: skipped, not counted.
+func readClock(t testing.TB, b *browser, first time.Time, early time.Duration, samples int) []time.Duration {
+	t.Helper()
 	var lags []time.Duration
 	last := -1
 	for len(lags) < samples {
 		s := eval[[]float64](t, b, `window.clock()`)
 		n, now := int(s[0]), time.UnixMilli(int64(s[1]))
 		sent := first.Add(time.Duration(n) * time.Second / 30)
-		// A frame read mid-repaint or a garbled block reads as a number
-		// out of the clock's course: skipped, not counted.
-		if n < last || now.Sub(sent) < 0 || now.Sub(sent) > 30*time.Second {
+		if n < last || now.Sub(sent) < -early || now.Sub(sent) > 30*time.Second {
 			time.Sleep(200 * time.Millisecond)
 			continue
 		}
