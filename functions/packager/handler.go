@@ -84,7 +84,9 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 		func(old rank) bool { return !m.Live && old.n > p.listed }, nil); err != nil {
 		return "", err
 	}
-	if m.Live && m.Channel != "" {
+	// A private stream's publishes get no channel playlists: those are
+	// anonymously readable under assets/live/.
+	if m.Live && m.Channel != "" && !layout.Private(m.ID) {
 		if err := packChannel(ctx, e, bucket, m, p); err != nil {
 			return "", err
 		}

@@ -43,6 +43,10 @@ type Console struct {
 	// WHEPURL is where live streams are watched over WebRTC: the WHEP
 	// endpoints' base (/whep: /whep/<stream>). Empty: HLS only.
 	WHEPURL string
+	// WHEPToken is a token for a private stream's WHEP endpoint
+	// (playback.Server.StreamToken); nil: private streams play over HLS
+	// only.
+	WHEPToken func(stream string) string
 	// PartSize is the multipart part size (default 8 MiB; S3's minimum is
 	// 5 MiB for every part but the last).
 	PartSize int64

@@ -274,3 +274,30 @@ func TestCompleteChecksDeclaredSize(t *testing.T) {
 		t.Fatal("the oversized upload became an object")
 	}
 }
+
+// The media answer names a running publish's WHEP endpoint, and for a
+// private stream's publish a token for it; a VOD asset gets neither.
+func TestMediaNamesWHEP(t *testing.T) {
+	ui := &console.Console{MediaBase: "http://127.0.0.1:9000/media", WHEPURL: "/whep",
+		WHEPToken: func(stream string) string { return "token-for-" + stream }}
+	srv := httptest.NewServer(ui.Handler())
+	defer srv.Close()
+	for _, tc := range []struct{ id, whep, token string }{
+		{"live-cam-1700000000", "/whep/cam", ""},
+		{"live-my-cam-1700000000", "/whep/my-cam", ""},
+		{"private_live-vip-1700000000", "/whep/vip", "token-for-vip"},
+		{"talk-3f2a", "", ""},
+		{"private_talk-3f2a", "", ""},
+	} {
+		resp, err := http.Get(srv.URL + "/ui/api/media/" + tc.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]string
+		err = json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if err != nil || m["whep"] != tc.whep || m["whepToken"] != tc.token {
+			t.Errorf("%s: whep %q token %q (%v), want %q %q", tc.id, m["whep"], m["whepToken"], err, tc.whep, tc.token)
+		}
+	}
+}

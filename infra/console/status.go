@@ -67,10 +67,16 @@ func (c *Console) media(w http.ResponseWriter, r *http.Request) {
 		"poster":     base + "thumbs/poster.jpg",
 	}
 	// A publish (live-<stream>-<start>) is watched over WebRTC while it
-	// runs, from its stream's WHEP endpoint.
-	if rest, ok := strings.CutPrefix(id, "live-"); ok && c.WHEPURL != "" {
-		if i := strings.LastIndexByte(rest, '-'); i > 0 {
-			m["whep"] = strings.TrimRight(c.WHEPURL, "/") + "/" + rest[:i]
+	// runs, from its stream's WHEP endpoint; a private stream's
+	// (private_live-...) with a token.
+	private := layout.Private(id)
+	if rest, ok := strings.CutPrefix(strings.TrimPrefix(id, layout.PrivateIDPrefix), "live-"); ok && c.WHEPURL != "" {
+		if i := strings.LastIndexByte(rest, '-'); i > 0 && (!private || c.WHEPToken != nil) {
+			stream := rest[:i]
+			m["whep"] = strings.TrimRight(c.WHEPURL, "/") + "/" + stream
+			if private {
+				m["whepToken"] = c.WHEPToken(stream)
+			}
 		}
 	}
 	httpjson.Write(w, http.StatusOK, m)

@@ -138,6 +138,27 @@ func TestServePrivateAsset(t *testing.T) {
 	if code, body, h := get(base+"720p/00000.ts", "Range", "bytes=10-19"); code != http.StatusPartialContent || body != "0123456789" || h.Get("Content-Range") == "" {
 		t.Fatalf("range = %d %q %v", code, body, h)
 	}
+	t.Run("issue stream token", func(t *testing.T) {
+		code, body, _ := get(srv.URL + "/api/play/live/vip?ttl=2m")
+		var out struct {
+			WHEP, Token string
+			Expires     time.Time
+		}
+		if err := json.Unmarshal([]byte(body), &out); code != http.StatusOK || err != nil || out.WHEP != srv.URL+"/whep/vip" {
+			t.Fatalf("stream token = %d %s", code, body)
+		}
+		if exp, err := signer.Verify(out.Token, playback.StreamSubject("vip"), time.Now()); err != nil || !exp.Equal(out.Expires) || time.Until(exp) > 2*time.Minute {
+			t.Errorf("stream token %q: expires %v (%v), answer says %v", out.Token, exp, err, out.Expires)
+		}
+		if _, err := signer.Verify(out.Token, "vip", time.Now()); err == nil {
+			t.Error("a stream's token passes for an asset of the same name")
+		}
+		for _, q := range []string{"live/vip?ttl=30d", "live/Bad%2Fname"} {
+			if code, _, _ := get(srv.URL + "/api/play/" + q); code != http.StatusBadRequest && code != http.StatusNotFound {
+				t.Errorf("issue %s = %d, want 400", q, code)
+			}
+		}
+	})
 	t.Run("issue", func(t *testing.T) {
 		code, body, _ := get(srv.URL + "/api/play/" + id + "?ttl=90s")
 		var out struct {

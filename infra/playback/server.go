@@ -108,13 +108,14 @@ var playable = map[string]bool{".m3u8": true, ".mpd": true, ".ts": true, ".m4s":
 // with a token (an encrypted asset's key as <file> "key", which is what
 // its playlists' relative EXT-X-KEY URI resolves to), POST
 // /play/<token>/<id>/license (a cbcs asset's key for EME Clear Key), and GET
-// /api/play/<id>?ttl= (issue), which the caller puts behind the gateway's
-// auth.
+// /api/play/<id>?ttl= (issue) and /api/play/live/<stream>?ttl=
+// (issueStream), which the caller puts behind the gateway's auth.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /play/{token}/{id}/{file...}", s.serve)
 	mux.HandleFunc("POST /play/{token}/{id}/"+hls.LicenseURI, s.license)
 	mux.HandleFunc("GET /api/play/{id}", s.issue)
+	mux.HandleFunc("GET /api/play/live/{stream}", s.issueStream)
 	mux.HandleFunc("OPTIONS /play/", func(w http.ResponseWriter, r *http.Request) {
 		cors(w.Header())
 		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, POST")
@@ -224,6 +225,52 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, key string, exp t
 // public asset by another name.
 const MaxTTL = 7 * 24 * time.Hour
 
+// ttl is the request's ?ttl= (s.TTL when none); false after answering 400.
+func (s *Server) ttl(w http.ResponseWriter, r *http.Request) (time.Duration, bool) {
+	v := r.URL.Query().Get("ttl")
+	if v == "" {
+		return s.TTL, true
+	}
+	d, err := config.ParseDuration(v)
+	if err != nil || d <= 0 || d > MaxTTL {
+		httpjson.Error(w, http.StatusBadRequest, fmt.Errorf("ttl %q: want a duration up to %s", v, MaxTTL))
+		return 0, false
+	}
+	return d, true
+}
+
+// StreamToken is a token that lets WebRTC (WHEP) viewers into live
+// stream name until it expires, ttl from now (s.TTL when 0).
+func (s *Server) StreamToken(name string, ttl time.Duration) (string, time.Time) {
+	if ttl <= 0 {
+		ttl = s.TTL
+	}
+	exp := time.Now().Add(ttl).Truncate(time.Second).UTC()
+	return s.Signer.Token(StreamSubject(name), exp), exp
+}
+
+// issueStream answers GET /api/play/live/{stream}?ttl=2h with the
+// stream's WHEP endpoint on the gateway and a token for it, which a
+// private stream asks for (Authorization: Bearer) and a public one
+// ignores.
+func (s *Server) issueStream(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("stream")
+	if storage.ValidKey(layout.Channel(name).Master()) != nil || strings.ContainsAny(name, "/\\") {
+		httpjson.Error(w, http.StatusBadRequest, fmt.Errorf("stream %q", name))
+		return
+	}
+	ttl, ok := s.ttl(w, r)
+	if !ok {
+		return
+	}
+	token, exp := s.StreamToken(name, ttl)
+	httpjson.Write(w, http.StatusOK, struct {
+		WHEP    string    `json:"whep"`
+		Token   string    `json:"token"`
+		Expires time.Time `json:"expires"`
+	}{strings.TrimRight(s.Gateway, "/") + "/whep/" + name, token, exp})
+}
+
 // issue answers GET /api/play/{id}?ttl=2h with the asset's master
 // playlist URL, when it stops working (never, for a public asset) and, for
 // a cbcs asset, its license URL.
@@ -233,14 +280,9 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, fmt.Errorf("asset id %q", id))
 		return
 	}
-	ttl := s.TTL
-	if v := r.URL.Query().Get("ttl"); v != "" {
-		d, err := config.ParseDuration(v)
-		if err != nil || d <= 0 || d > MaxTTL {
-			httpjson.Error(w, http.StatusBadRequest, fmt.Errorf("ttl %q: want a duration up to %s", v, MaxTTL))
-			return
-		}
-		ttl = d
+	ttl, ok := s.ttl(w, r)
+	if !ok {
+		return
 	}
 	exp := time.Now().Add(ttl).Truncate(time.Second).UTC()
 	base := s.baseUntil(r.Context(), id, exp)

@@ -72,3 +72,8 @@ func (s *Signer) mac(id string, exp []byte) []byte {
 	h.Write(exp)
 	return h.Sum(nil)[:macSize]
 }
+
+// StreamSubject is what a live stream's WebRTC (WHEP) tokens are made
+// for: Token(StreamSubject(name), exp) lets its viewers in until exp. No
+// asset id holds a '/', so no asset token passes for a stream's.
+func StreamSubject(stream string) string { return "live/" + stream }

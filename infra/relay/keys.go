@@ -13,8 +13,8 @@ import (
 )
 
 // Keys maps stream keys to stream names. The file holds one
-// "name=key [dvr=<duration>] [reconnect=<duration>] [packaging=cmaf]" per
-// line (# comments allowed), as mounted from a secret.
+// "name=key [dvr=<duration>] [reconnect=<duration>] [packaging=cmaf]
+// [private]" per line (# comments allowed), as mounted from a secret.
 type Keys struct {
 	byName map[string]keyEntry
 }
@@ -35,6 +35,11 @@ type StreamOptions struct {
 	// Packaging is asset.PackagingCMAF for fMP4 renditions with a live
 	// DASH manifest beside the HLS master; empty for MPEG-TS.
 	Packaging string
+	// Private makes every publish a private asset (private_live-<name>-
+	// <start>, which the bucket does not serve anonymously) with no public
+	// channel playlists and no LL-HLS rendition, and lets WebRTC viewers
+	// in only with a signed, expiring token (playback.StreamSubject).
+	Private bool
 }
 
 var streamName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,40}$`)
@@ -75,8 +80,14 @@ func LoadKeys(path string) (*Keys, error) {
 					e.opts.Packaging = val
 				}
 				continue
+			case "private":
+				if val != "" {
+					return nil, fmt.Errorf("stream keys %s:%d: %s: private takes no value", path, n, f)
+				}
+				e.opts.Private = true
+				continue
 			default:
-				return nil, fmt.Errorf("stream keys %s:%d: unknown option %q (dvr, reconnect, packaging)", path, n, opt)
+				return nil, fmt.Errorf("stream keys %s:%d: unknown option %q (dvr, reconnect, packaging, private)", path, n, opt)
 			}
 			d, err := time.ParseDuration(val)
 			if err != nil || d < 0 {

@@ -17,6 +17,8 @@ func TestLoadKeys(t *testing.T) {
 		{"plain", "# comment\ndemo=abcdefgh\n", map[string]StreamOptions{"demo": {}}, ""},
 		{"options", "show=abcdefgh dvr=2m reconnect=45s packaging=cmaf\nnews=12345678 reconnect=5s packaging=ts\n",
 			map[string]StreamOptions{"show": {DVR: 2 * time.Minute, Reconnect: 45 * time.Second, Packaging: "cmaf"}, "news": {Reconnect: 5 * time.Second}}, ""},
+		{"private", "vip=abcdefgh private dvr=1m\n", map[string]StreamOptions{"vip": {Private: true, DVR: time.Minute}}, ""},
+		{"private with a value", "vip=abcdefgh private=yes\n", nil, "private takes no value"},
 		{"unknown packaging", "demo=abcdefgh packaging=webm\n", nil, "want packaging=cmaf"},
 		{"short key", "demo=short\n", nil, "8+ characters"},
 		{"bad name", "Demo=abcdefgh\n", nil, "name=key"},

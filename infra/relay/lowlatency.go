@@ -103,6 +103,10 @@ func (r *Relay) LowLatency() http.Handler {
 		r.mu.Lock()
 		st := r.live[name]
 		r.mu.Unlock()
+		if st != nil && st.private {
+			http.Error(w, "private stream: no LL-HLS rendition (watch it as a private asset, or over WHEP with a token)", http.StatusForbidden)
+			return
+		}
 		var l *lowLatency
 		if st != nil {
 			var err error

@@ -18,6 +18,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/segflow/segflow/infra/playback"
 	"github.com/segflow/segflow/infra/relay/publish"
 	"github.com/segflow/segflow/infra/relay/pull"
 	"github.com/segflow/segflow/infra/relay/rtc"
@@ -41,9 +42,12 @@ type Config struct {
 	// MaxViewersPerStream and MaxViewers cap WebRTC (WHEP) viewers of one
 	// stream and of the relay (0: no cap).
 	MaxViewersPerStream, MaxViewers int
-	Keys                            *Keys
-	Store                           *storage.Client
-	Bucket                          string
+	// Playback checks the tokens of private streams' WebRTC viewers
+	// (playback.StreamSubject); nil: a private stream admits none.
+	Playback *playback.Signer
+	Keys     *Keys
+	Store    *storage.Client
+	Bucket   string
 	// SegmentTarget is the segment duration aimed at (default 2s); cuts
 	// fall on the first keyframe after it.
 	SegmentTarget time.Duration
@@ -155,7 +159,7 @@ func (r *Relay) open(cfg Config) error {
 			return fmt.Errorf("relay: %w", err)
 		}
 		r.whip = whip.Open(r.rtc, whip.Config{SegmentTarget: cfg.SegmentTarget}, protocolHost{r, "whip"})
-		r.whep = whep.Open(r.rtc, whep.Config{Source: r.broadcast, MaxPerStream: cfg.MaxViewersPerStream, MaxViewers: cfg.MaxViewers,
+		r.whep = whep.Open(r.rtc, whep.Config{Source: r.broadcast, Authorize: r.authorizeViewer, MaxPerStream: cfg.MaxViewersPerStream, MaxViewers: cfg.MaxViewers,
 			OnViewers: func(stream string, d int) { r.metrics.viewers.WithLabelValues(stream).Add(float64(d)) }, Logger: r.log})
 	}
 	r.pulls, r.pullsStop = map[string]*pull.Puller{}, make(chan struct{})
@@ -186,6 +190,24 @@ func (r *Relay) WHEP() http.Handler {
 		return http.NotFoundHandler()
 	}
 	return r.whep.Handler()
+}
+
+// authorizeViewer admits anyone to a public stream, and to a private one
+// whoever holds an unexpired token made for it with the playback key.
+func (r *Relay) authorizeViewer(stream, token string) error {
+	if !r.cfg.Keys.Options(stream).Private {
+		return nil
+	}
+	if token == "" {
+		return whep.ErrNoToken
+	}
+	if r.cfg.Playback == nil {
+		return errors.New("private stream, and this relay has no playback key to check tokens with")
+	}
+	if _, err := r.cfg.Playback.Verify(token, playback.StreamSubject(stream), time.Now()); err != nil {
+		return err
+	}
+	return nil
 }
 
 // broadcast is a live stream's WebRTC broadcast, for whep.

@@ -24,6 +24,9 @@ import (
 
 const key = "k3y-for-cam1"
 
+// privateKey publishes the private stream vip.
+const privateKey = "k3y-for-vip-only"
+
 type env struct {
 	t     *testing.T
 	minio *testenv.MinIO
@@ -41,7 +44,7 @@ func startWith(t *testing.T, edit func(*relay.Config)) *env {
 	e.minio.Bucket(t, "media")
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "stream-keys")
-	os.WriteFile(keys, []byte("# name=key\ncam1="+key+"\ncam2=another-key-2\n"), 0o600)
+	os.WriteFile(keys, []byte("# name=key\ncam1="+key+"\ncam2=another-key-2\nvip="+privateKey+" private\n"), 0o600)
 	k, err := relay.LoadKeys(keys)
 	if err != nil {
 		t.Fatal(err)
@@ -78,9 +81,13 @@ func publish(t *testing.T, seconds int, format string, output ...string) error {
 
 // liveAsset finds the asset of a stream's newest publish.
 func (e *env) liveAsset(stream string) *asset.Manifest {
-	objs, err := e.minio.Client.List(context.Background(), "media", "assets/live-"+stream+"-", storage.ListOptions{Recursive: true})
-	if err != nil {
-		e.t.Fatal(err)
+	var objs []storage.Info
+	for _, prefix := range []string{"assets/live-", "assets/" + layout.PrivateIDPrefix + "live-"} {
+		found, err := e.minio.Client.List(context.Background(), "media", prefix+stream+"-", storage.ListOptions{Recursive: true})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		objs = append(objs, found...)
 	}
 	var ids []string
 	for _, o := range objs {

@@ -24,8 +24,9 @@ import (
 	"github.com/segflow/segflow/shared/media"
 )
 
-// stream is one publish: it becomes asset live-<name>-<start>, whose
-// manifest and source segments go to the bucket through the spool.
+// stream is one publish: it becomes asset live-<name>-<start> (a private
+// stream's private_live-<name>-<start>), whose manifest and source
+// segments go to the bucket through the spool.
 type stream struct {
 	r    *Relay
 	name string
@@ -47,6 +48,7 @@ type stream struct {
 	fps      float64
 	started  time.Time
 	grace    time.Duration // how long its channel waits for a comeback
+	private  bool          // StreamOptions.Private
 
 	mu       sync.Mutex
 	segments []asset.Segment
@@ -79,13 +81,17 @@ func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.AudioSpecif
 		fmt.Sscanf(prev.ID[strings.LastIndexByte(prev.ID, '-')+1:], "%d", &last)
 		stamp = max(stamp, last+1)
 	}
+	opts := r.cfg.Keys.Options(name)
+	st.private = opts.Private
 	st.id = fmt.Sprintf("live-%s-%d", name, stamp)
+	if st.private {
+		st.id = layout.PrivateIDPrefix + st.id
+	}
 	st.log = r.log.With("stream", name, "asset", st.id)
 	ladder, err := media.Ladder(&media.VideoStream{Width: p.Width(), Height: p.Height(), DisplayWidth: p.Width()}, nil)
 	if err != nil {
 		return nil, err
 	}
-	opts := r.cfg.Keys.Options(name)
 	window := r.cfg.Window
 	if opts.DVR > 0 {
 		window = max(1, int(math.Ceil(opts.DVR.Seconds()/r.cfg.SegmentTarget.Seconds())))
@@ -98,7 +104,11 @@ func (r *Relay) newStream(name string, sps []byte, audio *mpeg4audio.AudioSpecif
 	for i := range ladder {
 		ladder[i].CMAF = st.manifest.CMAF()
 	}
-	if base := r.cfg.LowLatencyURL; base != "" {
+	// A private stream has no LL-HLS rendition, which the relay serves to
+	// anyone; its publishes are watched as private assets (signed /play/
+	// URLs) and over WebRTC with a token. (The packager writes it no
+	// channel playlists either: layout.Private of its id.)
+	if base := r.cfg.LowLatencyURL; base != "" && !st.private {
 		st.manifest.LowLatency = &asset.LowLatency{URL: strings.TrimSuffix(base, "/") + "/" + name + "/", Codecs: sourceCodecs(sps, audio)}
 	}
 	if prev != nil {

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/segflow/segflow/infra/internal/proctree"
 	"github.com/segflow/segflow/infra/internal/whiptest"
 	"github.com/segflow/segflow/shared/storage"
@@ -97,7 +95,7 @@ func BenchmarkWHEPViewers(b *testing.B) {
 	for range b.N {
 		var vs []*whiptest.Viewer
 		for i := range viewers {
-			v, err := whiptest.View(ctx, url, b.TempDir(), webrtc.MimeTypeH264)
+			v, err := whiptest.View(ctx, url, b.TempDir(), whiptest.ViewOptions{})
 			if err != nil {
 				b.Fatalf("viewer %d: %v", i, err)
 			}

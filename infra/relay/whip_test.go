@@ -17,6 +17,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/segflow/segflow/infra/internal/whiptest"
+	"github.com/segflow/segflow/infra/playback"
 	"github.com/segflow/segflow/infra/relay"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/media/mediatest"
@@ -200,7 +201,7 @@ func TestWHEPPlayback(t *testing.T) {
 	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		dir := t.TempDir()
-		if v, err = whiptest.View(ctx, url, dir, webrtc.MimeTypeH264); err == nil {
+		if v, err = whiptest.View(ctx, url, dir, whiptest.ViewOptions{}); err == nil {
 			break
 		}
 		var refused *whiptest.StatusError
@@ -212,11 +213,11 @@ func TestWHEPPlayback(t *testing.T) {
 		t.Errorf("garbage offer: %d %s", code, body)
 	}
 	joined := time.Now()
-	vp8, err := whiptest.View(ctx, url, t.TempDir(), webrtc.MimeTypeVP8)
+	vp8, err := whiptest.View(ctx, url, t.TempDir(), whiptest.ViewOptions{Codec: webrtc.MimeTypeVP8})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gone, err := whiptest.View(ctx, url, t.TempDir(), webrtc.MimeTypeH264)
+	gone, err := whiptest.View(ctx, url, t.TempDir(), whiptest.ViewOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,5 +275,78 @@ func TestWHEPPlayback(t *testing.T) {
 	}
 	if err := mediatest.Decodes(v.AudioPath); err != nil {
 		t.Errorf("received audio: %v", err)
+	}
+}
+
+// TestWHEPPrivateStream: a private stream's publish is a private asset
+// with no LL-HLS rendition, and its WebRTC viewers need a token made
+// with the playback key for that stream: none is 401, a wrong, another
+// stream's or an expired one 403, the right one plays.
+func TestWHEPPrivateStream(t *testing.T) {
+	signer, err := playback.NewSigner([]byte("a playback key of 32 bytes, test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := playback.NewSigner([]byte("another key, which the relay lacks"))
+	// LL-HLS is listed in public streams' masters; a private one's lists none.
+	e := startWith(t, func(c *relay.Config) {
+		c.WebRTCAddr, c.Playback, c.LowLatencyURL = "127.0.0.1:0", signer, "http://127.0.0.1:1/live"
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/whep/", e.relay.WHEP())
+	mux.Handle("/live/", http.StripPrefix("/live", e.relay.LowLatency()))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	url := srv.URL + "/whep/vip"
+	published := make(chan error, 1)
+	go func() { published <- publish(t, 8, "flv", "rtmp://"+e.rtmp+"/live/"+privateKey) }()
+	for deadline := time.Now().Add(10 * time.Second); e.liveAsset("vip") == nil; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the private stream's publish never started")
+		}
+	}
+	later := time.Now().Add(time.Hour)
+	valid := signer.Token(playback.StreamSubject("vip"), later)
+	refusals := []struct {
+		name, token string
+		want        int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"garbage", "not-a-token", http.StatusForbidden},
+		{"another stream's", signer.Token(playback.StreamSubject("cam1"), later), http.StatusForbidden},
+		{"an asset's", signer.Token("vip", later), http.StatusForbidden},
+		{"another key's", other.Token(playback.StreamSubject("vip"), later), http.StatusForbidden},
+		{"expired", signer.Token(playback.StreamSubject("vip"), time.Now().Add(-time.Second)), http.StatusForbidden},
+	}
+	for _, r := range refusals {
+		code, body, _, err := whiptest.Post(ctx, url, r.token, "v=0\r\n")
+		if err != nil || code != r.want {
+			t.Errorf("%s token: %d %s (%v), want %d", r.name, code, body, err, r.want)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/live/vip/index.m3u8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("LL-HLS of a private stream: %d, want 403", resp.StatusCode)
+	}
+	v, err := whiptest.View(ctx, url, t.TempDir(), whiptest.ViewOptions{Token: valid})
+	if err != nil {
+		t.Fatalf("viewer with the token: %v", err)
+	}
+	time.Sleep(4 * time.Second)
+	v.Close()
+	if err := <-published; err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+	m := e.waitEnded("vip", 30*time.Second)
+	if !layout.Private(m.ID) || !strings.HasPrefix(m.ID, layout.PrivateIDPrefix+"live-vip-") || m.LowLatency != nil {
+		t.Errorf("publish %s (LL %+v), want a private asset private_live-vip-<start> without LL-HLS", m.ID, m.LowLatency)
+	}
+	if err := mediatest.Decodes(v.VideoPath); err != nil || v.FirstFrame().IsZero() {
+		t.Errorf("viewer with the token received no video: %v", err)
 	}
 }

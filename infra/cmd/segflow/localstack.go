@@ -197,7 +197,11 @@ func (s *localStack) startRelay() error {
 	if err != nil {
 		return err
 	}
-	cfg := relay.Config{Keys: keys, Store: s.root, Bucket: s.o.bucket, SpoolDir: filepath.Join(s.home, "spool"), LowLatencyURL: s.gwURL + "/live",
+	signer, err := playback.NewSigner([]byte(s.creds.PlaybackKey))
+	if err != nil {
+		return err
+	}
+	cfg := relay.Config{Keys: keys, Playback: signer, Store: s.root, Bucket: s.o.bucket, SpoolDir: filepath.Join(s.home, "spool"), LowLatencyURL: s.gwURL + "/live",
 		PullsFile: pullsFile(s.home),
 		Logger:    s.log.With("component", "relay"), Registerer: prometheus.DefaultRegisterer}
 	if s.o.rtmpPort > 0 {
@@ -268,6 +272,7 @@ func (s *localStack) routes(ctx context.Context) (func(*mux.Router), error) {
 	if s.relay != nil && s.relay.WebRTCAddr() != nil {
 		ui.WHIPURL = "/whip" // on this gateway, the page's own origin
 		ui.WHEPURL = "/whep"
+		ui.WHEPToken = func(stream string) string { t, _ := play.StreamToken(stream, 0); return t }
 	}
 	creds := &auth.BasicAuthCredentials{User: s.creds.GatewayUser, Password: s.creds.GatewayPassword}
 	withAuth := func(h http.Handler) http.Handler { return auth.DecorateWithBasicAuth(h.ServeHTTP, creds) }

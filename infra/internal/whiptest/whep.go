@@ -30,11 +30,20 @@ type Viewer struct {
 	firstFrame           time.Time
 }
 
-// View offers to receive video in codec (webrtc.MimeTypeH264 as pion
-// offers it, or MimeTypeVP8 alone) and Opus from the WHEP endpoint url (a
-// stream's) and records what comes into dir (VideoPath: H.264 Annex-B or
-// IVF); a refusal is a *StatusError.
-func View(ctx context.Context, url, dir, codec string) (*Viewer, error) {
+// ViewOptions shape a viewer's request.
+type ViewOptions struct {
+	// Codec is the video it offers to receive: webrtc.MimeTypeH264 (and
+	// the rest as pion offers them; the default) or MimeTypeVP8 alone.
+	Codec string
+	// Token is sent as the bearer token (a private stream's).
+	Token string
+}
+
+// View offers to receive video (o.Codec) and Opus from the WHEP endpoint
+// url (a stream's) and records what comes into dir (VideoPath: H.264
+// Annex-B or IVF); a refusal is a *StatusError.
+func View(ctx context.Context, url, dir string, o ViewOptions) (*Viewer, error) {
+	codec := o.Codec
 	v := &Viewer{VideoPath: filepath.Join(dir, "whep.h264"), AudioPath: filepath.Join(dir, "whep.ogg")}
 	if codec == webrtc.MimeTypeVP8 {
 		v.VideoPath = filepath.Join(dir, "whep.ivf")
@@ -129,7 +138,7 @@ func View(ctx context.Context, url, dir, codec string) (*Viewer, error) {
 		return fail(err)
 	}
 	<-gathered
-	code, answer, loc, err := Post(ctx, url, "", v.PC.LocalDescription().SDP)
+	code, answer, loc, err := Post(ctx, url, o.Token, v.PC.LocalDescription().SDP)
 	if err != nil {
 		return fail(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/segflow/segflow/infra/relay/rtc"
@@ -21,11 +22,19 @@ import (
 // ErrNotLive is Config.Source's answer for a stream nobody publishes.
 var ErrNotLive = errors.New("stream is not live")
 
+// ErrNoToken is Config.Authorize's answer for a request without the
+// token a private stream asks for (401; any other refusal is 403).
+var ErrNoToken = errors.New("this stream needs a token (Authorization: Bearer)")
+
 // Config configures a Server.
 type Config struct {
 	// Source is the broadcast of a live stream, made on the first
 	// viewer's request; ErrNotLive when it is not publishing.
 	Source func(stream string) (*Broadcast, error)
+	// Authorize admits a viewer of stream holding token (the request's
+	// bearer token, "" when none): nil, ErrNoToken, or why not. Nil
+	// admits everyone.
+	Authorize func(stream, token string) error
 	// MaxPerStream and MaxViewers cap viewers of one stream and of all
 	// (0: no cap); beyond them a viewer gets 503.
 	MaxPerStream, MaxViewers int
@@ -90,6 +99,18 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stream := r.PathValue("stream")
+	if s.cfg.Authorize != nil {
+		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if err := s.cfg.Authorize(stream, strings.TrimSpace(token)); err != nil {
+			code := http.StatusForbidden
+			if errors.Is(err, ErrNoToken) {
+				code = http.StatusUnauthorized
+				w.Header().Set("WWW-Authenticate", `Bearer realm="segflow whep"`)
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
+	}
 	b, err := s.cfg.Source(stream)
 	if err != nil {
 		code := http.StatusServiceUnavailable

@@ -3,8 +3,11 @@
 package relaycmd
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/signal"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/segflow/segflow/infra/playback"
 	"github.com/segflow/segflow/infra/relay"
 	"github.com/segflow/segflow/shared/config"
 	"github.com/segflow/segflow/shared/storage"
@@ -26,7 +30,7 @@ import (
 func New() *cobra.Command {
 	var rtcIPs []string
 	var maxViewers, maxPerStream int
-	var rtmpAddr, srtAddr, rtcAddr, keysFile, spoolDir, httpAddr, liveURL, pullsFile string
+	var rtmpAddr, srtAddr, rtcAddr, keysFile, playbackKeyFile, spoolDir, httpAddr, liveURL, pullsFile string
 	cmd := &cobra.Command{
 		Use:   "relay",
 		Short: "Run the live ingest relay (RTMP, SRT, WHIP) writing segments to S3",
@@ -54,10 +58,14 @@ func New() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			signer, err := loadSigner(playbackKeyFile)
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			reg := telemetry.NewRegistry()
-			r, err := relay.Open(relay.Config{RTMPAddr: rtmpAddr, SRTAddr: srtAddr, WebRTCAddr: rtcAddr, WebRTCPublicIPs: rtcIPs, MaxViewers: maxViewers, MaxViewersPerStream: maxPerStream, Keys: keys, Store: sc,
+			r, err := relay.Open(relay.Config{RTMPAddr: rtmpAddr, SRTAddr: srtAddr, WebRTCAddr: rtcAddr, WebRTCPublicIPs: rtcIPs, MaxViewers: maxViewers, MaxViewersPerStream: maxPerStream, Playback: signer, Keys: keys, Store: sc,
 				Bucket: config.Env("S3_BUCKET", "media"), SpoolDir: spoolDir, LowLatencyURL: liveURL, PullsFile: pullsFile, Logger: log, Registerer: reg})
 			if err != nil {
 				return err
@@ -90,9 +98,23 @@ func New() *cobra.Command {
 	cmd.Flags().IntVar(&maxViewers, "max-viewers", 500, "WebRTC (WHEP) viewers the relay serves at most (0: no cap)")
 	cmd.Flags().IntVar(&maxPerStream, "max-viewers-per-stream", 200, "WebRTC (WHEP) viewers of one stream at most (0: no cap)")
 	cmd.Flags().StringVar(&keysFile, "keys", config.SecretsDir()+"/stream-keys", "stream keys file (name=key lines)")
+	cmd.Flags().StringVar(&playbackKeyFile, "playback-key", config.SecretsDir()+"/playback-key", "the gateway's playback signing key: private streams' WebRTC viewers need a token made with it (none there: they get none)")
 	cmd.Flags().StringVar(&spoolDir, "spool", "/var/lib/segflow/spool", "spool folder")
 	cmd.Flags().StringVar(&pullsFile, "pulls", "", `streams to pull ("name url" lines: rtmp://, srt://, http(s)://...flv, http(s)://...m3u8), followed as it changes; served at --http's /pulls`)
 	cmd.Flags().StringVar(&httpAddr, "http", ":9100", "address for /healthz, /metrics, /pulls, /whip and /live/<stream>/index.m3u8 (LL-HLS)")
 	cmd.Flags().StringVar(&liveURL, "live-url", "", "the URL viewers reach --http's /live at (http://host:port/live): live masters list each stream's LL-HLS rendition there")
 	return cmd
+}
+
+// loadSigner reads the playback key the gateway signs tokens with; a
+// relay without one admits no WebRTC viewer of a private stream.
+func loadSigner(path string) (*playback.Signer, error) {
+	key, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("playback key: %w", err)
+	}
+	return playback.NewSigner(bytes.TrimSpace(key))
 }

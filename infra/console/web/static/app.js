@@ -328,7 +328,9 @@ async function startWHEP() {
       setTimeout(resolve, 3000);
     });
     const endpoint = new URL(state.media.whep, location.origin).href;
-    const resp = await fetch(endpoint, { method: "POST", body: pc.localDescription.sdp, headers: { "Content-Type": "application/sdp" } });
+    const headers = { "Content-Type": "application/sdp" };
+    if (state.media.whepToken) headers.Authorization = `Bearer ${state.media.whepToken}`; // a private stream's
+    const resp = await fetch(endpoint, { method: "POST", body: pc.localDescription.sdp, headers });
     if (resp.status !== 201) throw Object.assign(new Error(`WebRTC: ${resp.status} ${(await resp.text()).trim()}`), { status: resp.status });
     whep.session = new URL(resp.headers.get("Location"), endpoint).href;
     if (state.whep !== whep) { fetch(whep.session, { method: "DELETE" }).catch(() => {}); return; }
