@@ -278,6 +278,10 @@ func (st *stream) broadcast() (*whep.Broadcast, error) {
 		return b, nil
 	}
 	b := whep.NewBroadcast(st.name, st.sps, st.seg.Audio, st.log)
+	m := st.r.metrics
+	packets, bytes, lost := m.whepPackets.WithLabelValues(st.name), m.whepBytes.WithLabelValues(st.name), m.whepLost.WithLabelValues(st.name)
+	b.OnSent = func(n, size int) { packets.Add(float64(n)); bytes.Add(float64(size)) }
+	b.OnLost = func(n int) { lost.Add(float64(n)) }
 	st.rtc.Store(b)
 	return b, nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/segflow/segflow/infra/internal/whiptest"
 	"github.com/segflow/segflow/infra/playback"
@@ -187,7 +188,8 @@ func TestWHIPPublishVP8(t *testing.T) {
 // 400, a stream nobody publishes 404, and a viewer that vanishes is
 // dropped after its ICE timeout without disturbing the publisher.
 func TestWHEPPlayback(t *testing.T) {
-	e := startWith(t, func(c *relay.Config) { c.WebRTCAddr = "127.0.0.1:0" })
+	reg := prometheus.NewRegistry()
+	e := startWith(t, func(c *relay.Config) { c.WebRTCAddr, c.Registerer = "127.0.0.1:0", reg })
 	srv := httptest.NewServer(e.relay.WHEP())
 	t.Cleanup(srv.Close)
 	ctx := context.Background()
@@ -223,7 +225,21 @@ func TestWHEPPlayback(t *testing.T) {
 	}
 	defer gone.Close()
 	gone.Vanish()
+	// A viewer on a lossy link: every 25th packet never arrives.
+	lossy, err := whiptest.View(ctx, url, t.TempDir(), whiptest.ViewOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lossy.Lose(25)
 	time.Sleep(6 * time.Second)
+	lossy.Close()
+	// What went out and what came back lost, per stream.
+	sent, bytes, lost := counter(t, reg, "segflow_relay_whep_sent_packets_total", "cam1"),
+		counter(t, reg, "segflow_relay_whep_sent_bytes_total", "cam1"), counter(t, reg, "segflow_relay_whep_lost_packets_total", "cam1")
+	t.Logf("WHEP accounting: %v packets, %v bytes sent, %v lost", sent, bytes, lost)
+	if sent < 4*6*30 || bytes < sent*100 || lost < 1 || lost > sent/10 {
+		t.Errorf("WHEP accounting: %v packets, %v bytes sent, %v lost (one of four viewers lost 1 in 25 for 6 s)", sent, bytes, lost)
+	}
 	if first := v.FirstFrame(); first.IsZero() || first.Sub(joined) > 2500*time.Millisecond {
 		t.Errorf("first frame %v after joining, want within one GOP (2 s)", first.Sub(joined))
 	}
@@ -349,4 +365,26 @@ func TestWHEPPrivateStream(t *testing.T) {
 	if err := mediatest.Decodes(v.VideoPath); err != nil || v.FirstFrame().IsZero() {
 		t.Errorf("viewer with the token received no video: %v", err)
 	}
+}
+
+// counter is a per-stream counter's value in reg (0: not there).
+func counter(t *testing.T, reg *prometheus.Registry, name, stream string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "stream" && l.GetValue() == stream {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -162,6 +162,10 @@ func (v *Viewer) FirstFrame() time.Time {
 // Delete ends the session as WHEP does, returning the status.
 func (v *Viewer) Delete(ctx context.Context) (int, error) { return deleteURL(ctx, v.Location) }
 
+// Lose drops every nth media packet that comes (and its resends), as a
+// lossy link would: the viewer's receiver reports count them lost.
+func (v *Viewer) Lose(n int) { v.conn.dropEvery.Store(int32(n)) }
+
 // Vanish stops every packet both ways, as a viewer whose machine died.
 func (v *Viewer) Vanish() { v.conn.cut.Store(true) }
 

@@ -373,6 +373,19 @@ func (p *Publisher) Close() {
 type cuttable struct {
 	net.PacketConn
 	cut atomic.Bool
+	// dropEvery > 0 drops each incoming RTP packet whose sequence number
+	// it divides: its resends (same number, no RTX) too, so it stays lost.
+	dropEvery atomic.Int32
+}
+
+// dropped says whether an incoming datagram is an RTP packet (SRTP keeps
+// the header in the clear; RTCP's types are 200-223) to drop.
+func (c *cuttable) dropped(b []byte) bool {
+	n := c.dropEvery.Load()
+	if n <= 0 || len(b) < 12 || b[0]>>6 != 2 || (b[1] >= 200 && b[1] <= 223) {
+		return false
+	}
+	return int32(uint16(b[2])<<8|uint16(b[3]))%n == 0
 }
 
 func (c *cuttable) WriteTo(b []byte, addr net.Addr) (int, error) {
@@ -385,7 +398,7 @@ func (c *cuttable) WriteTo(b []byte, addr net.Addr) (int, error) {
 func (c *cuttable) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(b)
-		if err != nil || !c.cut.Load() {
+		if err != nil || (!c.cut.Load() && !c.dropped(b[:n])) {
 			return n, addr, err
 		}
 	}

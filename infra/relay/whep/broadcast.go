@@ -34,6 +34,12 @@ type Broadcast struct {
 	// the viewers' H.264 tracks.
 	Profile string
 	log     *slog.Logger
+	// OnSent is told what each write sent (RTP packets and their bytes,
+	// every viewer's counted) and OnLost what viewers' receiver reports
+	// newly count as lost; set before the first viewer comes, called
+	// under the broadcast's lock. Nil: not counted.
+	OnSent func(packets, bytes int)
+	OnLost func(packets int)
 
 	mu      sync.Mutex
 	viewers map[*viewer]bool
@@ -113,11 +119,14 @@ func (b *Broadcast) WriteH264(pts time.Duration, au [][]byte) {
 	}
 	payloads := (&codecs.H264Payloader{}).Payload(mtu, annexb)
 	ts := uint32(int64(pts) * 90000 / int64(time.Second))
+	var sent, bytes int
 	for v := range b.viewers {
 		if !v.vp8 {
-			v.writeVideo(ts, key, payloads)
+			n, size := v.writeVideo(ts, key, payloads)
+			sent, bytes = sent+n, bytes+size
 		}
 	}
+	b.sent(sent, bytes)
 	if b.vp8 == nil && b.hasVP8Viewer() {
 		if !key {
 			b.mu.Unlock()
@@ -146,10 +155,20 @@ func (b *Broadcast) writeVP8(ts uint32, frame []byte) {
 	payloads := (&codecs.VP8Payloader{EnablePictureID: true}).Payload(mtu, frame)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	var sent, bytes int
 	for v := range b.viewers {
 		if v.vp8 {
-			v.writeVideo(ts, key, payloads)
+			n, size := v.writeVideo(ts, key, payloads)
+			sent, bytes = sent+n, bytes+size
 		}
+	}
+	b.sent(sent, bytes)
+}
+
+// sent counts packets that went out (under the lock).
+func (b *Broadcast) sent(packets, bytes int) {
+	if packets > 0 && b.OnSent != nil {
+		b.OnSent(packets, bytes)
 	}
 }
 
@@ -184,9 +203,13 @@ func (b *Broadcast) writeOpus(pts time.Duration, packet []byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ts := uint32(int64(pts) * rtc.OpusRate / int64(time.Second))
+	sent := 0
 	for v := range b.viewers {
-		v.writeAudio(ts, packet)
+		if v.writeAudio(ts, packet) {
+			sent++
+		}
 	}
+	b.sent(sent, sent*len(packet))
 }
 
 // End ends every viewer's session: the stream stopped.

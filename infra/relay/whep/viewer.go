@@ -99,30 +99,51 @@ func (v *viewer) negotiate(ctx context.Context, offer string) (string, error) {
 }
 
 // readRTCP reads what the viewer reports (the interceptors answer NACKs
-// from it); a PLI, a picture the viewer lost, makes it wait for the next
-// keyframe rather than show a broken one.
+// from it): a PLI, a picture the viewer lost, makes it wait for the next
+// keyframe rather than show a broken one; a receiver report's growing
+// cumulative loss of this sender's track is counted (OnLost).
 func (v *viewer) readRTCP(s *webrtc.RTPSender) {
+	var ssrc webrtc.SSRC
+	if enc := s.GetParameters().Encodings; len(enc) > 0 {
+		ssrc = enc[0].SSRC
+	}
+	var reported uint32
 	for {
 		pkts, _, err := s.ReadRTCP()
 		if err != nil {
 			return
 		}
 		for _, p := range pkts {
-			switch p.(type) {
+			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				v.b.mu.Lock()
 				v.started = false
 				v.b.mu.Unlock()
+			case *rtcp.ReceiverReport:
+				for _, r := range p.Reports {
+					if webrtc.SSRC(r.SSRC) != ssrc {
+						continue
+					}
+					// Retransmissions that arrive late take packets off
+					// the count; only growth is new loss.
+					if r.TotalLost > reported && v.b.OnLost != nil {
+						v.b.mu.Lock()
+						v.b.OnLost(int(r.TotalLost - reported))
+						v.b.mu.Unlock()
+					}
+					reported = r.TotalLost
+				}
 			}
 		}
 	}
 }
 
-// writeVideo sends one access unit's packets (under the broadcast's lock).
-func (v *viewer) writeVideo(ts uint32, key bool, payloads [][]byte) {
+// writeVideo sends one access unit's packets (under the broadcast's
+// lock): how many, and their payload bytes.
+func (v *viewer) writeVideo(ts uint32, key bool, payloads [][]byte) (packets, bytes int) {
 	if !v.started {
 		if !key {
-			return
+			return 0, 0
 		}
 		v.started, v.audioOn = true, true
 	}
@@ -130,17 +151,20 @@ func (v *viewer) writeVideo(ts uint32, key bool, payloads [][]byte) {
 		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, Marker: i == len(payloads)-1, SequenceNumber: v.vseq, Timestamp: ts}, Payload: p}
 		v.vseq++
 		v.video.WriteRTP(pkt) // a closed connection's error ends it through its state
+		bytes += len(p)
 	}
+	return len(payloads), bytes
 }
 
 // writeAudio sends one Opus packet (under the broadcast's lock), once
-// video has started so both begin together.
-func (v *viewer) writeAudio(ts uint32, packet []byte) {
+// video has started so both begin together; false if it did not.
+func (v *viewer) writeAudio(ts uint32, packet []byte) bool {
 	if !v.hasAudio || !v.audioOn {
-		return
+		return false
 	}
 	v.audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: v.aseq, Timestamp: ts}, Payload: packet})
 	v.aseq++
+	return true
 }
 
 // close ends the session; the first reason is logged.
