@@ -40,7 +40,10 @@ type stream struct {
 	llMu    sync.Mutex // makes ll and rtc; with ended, none after End
 	// rtc is the stream as WebRTC viewers get it, made by the first
 	// (broadcast).
-	rtc      atomic.Pointer[whep.Broadcast]
+	rtc atomic.Pointer[whep.Broadcast]
+	// askKey asks the publisher for a keyframe, when its protocol can
+	// (publish.KeyframeAsking: WHIP).
+	askKey   atomic.Pointer[func()]
 	sps      []byte
 	ended    bool
 	spool    *spool.Spool
@@ -282,9 +285,18 @@ func (st *stream) broadcast() (*whep.Broadcast, error) {
 	packets, bytes, lost := m.whepPackets.WithLabelValues(st.name), m.whepBytes.WithLabelValues(st.name), m.whepLost.WithLabelValues(st.name)
 	b.OnSent = func(n, size int) { packets.Add(float64(n)); bytes.Add(float64(size)) }
 	b.OnLost = func(n int) { lost.Add(float64(n)) }
+	b.AskKeyframe = func() {
+		if ask := st.askKey.Load(); ask != nil {
+			(*ask)()
+		}
+	}
 	st.rtc.Store(b)
 	return b, nil
 }
+
+// AskKeyframesWith takes the publisher's keyframe request, for WebRTC
+// viewers (publish.KeyframeAsking).
+func (st *stream) AskKeyframesWith(ask func()) { st.askKey.Store(&ask) }
 
 func (st *stream) WriteAAC(pts time.Duration, aus [][]byte) error {
 	if err := st.seg.WriteAAC(pts, aus); err != nil {

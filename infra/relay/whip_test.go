@@ -388,3 +388,58 @@ func counter(t *testing.T, reg *prometheus.Registry, name, stream string) float6
 	}
 	return 0
 }
+
+// A WebRTC viewer of a WHIP publish asks the publisher for the keyframe
+// it starts at (a browser publisher makes one on request), rather than
+// wait out its GOP; viewers joining together cost one request. The
+// segment target here is long, so every other request the relay sends
+// comes before the publish's first keyframe.
+func TestWHEPAsksWHIPPublisherForKeyframe(t *testing.T) {
+	e := startWith(t, func(c *relay.Config) { c.WebRTCAddr, c.SegmentTarget = "127.0.0.1:0", 30*time.Second })
+	mux := http.NewServeMux()
+	mux.Handle("/whip", e.relay.WHIP())
+	mux.Handle("/whip/", e.relay.WHIP())
+	mux.Handle("/whep/", e.relay.WHEP())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	clip, err := whiptest.Encode(t.TempDir(), 8, 30, 240, "640x360", "", webrtc.MimeTypeH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := whiptest.Dial(ctx, srv.URL+"/whip", key, webrtc.MimeTypeH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sendCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go pub.Send(sendCtx, clip)
+	url := srv.URL + "/whep/cam1"
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		code, _, _, err := whiptest.Post(ctx, url, "", "v=0\r\n")
+		if err == nil && code != http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the WHIP publish never went live")
+		}
+	}
+	time.Sleep(time.Second)
+	before := pub.PLIs()
+	var viewers []*whiptest.Viewer
+	for range 3 {
+		v, err := whiptest.View(ctx, url, t.TempDir(), whiptest.ViewOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		viewers = append(viewers, v)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := pub.PLIs() - before; n != 1 {
+		t.Errorf("three viewers joining at once made %d keyframe requests, want 1", n)
+	}
+	for _, v := range viewers {
+		v.Close()
+	}
+}

@@ -54,6 +54,14 @@ type Stream interface {
 	End()
 }
 
+// KeyframeAsking is a Stream whose protocol can ask the publisher for a
+// keyframe (WHIP's RTCP PLI; RTMP and SRT publishers cannot be asked):
+// the protocol gives it ask, which the relay calls for viewers that join
+// or lose a picture, so they need not wait a whole GOP.
+type KeyframeAsking interface {
+	AskKeyframesWith(ask func())
+}
+
 // Conns tracks a protocol server's open connections, so that its Close
 // can end them all and later ones are refused.
 type Conns[C interface {

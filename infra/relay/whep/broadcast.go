@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -40,6 +41,11 @@ type Broadcast struct {
 	// under the broadcast's lock. Nil: not counted.
 	OnSent func(packets, bytes int)
 	OnLost func(packets int)
+	// AskKeyframe, when the source can be asked (a WHIP publisher), asks
+	// it for a keyframe: for a viewer that joins or loses a picture, at
+	// most once a second (askedAt). Set before the first viewer comes.
+	AskKeyframe func()
+	askedAt     atomic.Int64
 
 	mu      sync.Mutex
 	viewers map[*viewer]bool
@@ -65,15 +71,32 @@ func (b *Broadcast) Viewers() int {
 	return len(b.viewers)
 }
 
-// add makes v a viewer, once connected; false once the stream has ended.
+// add makes v a viewer, once connected, and asks the source for the
+// keyframe it starts at; false once the stream has ended.
 func (b *Broadcast) add(v *viewer) bool {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.ended {
+		b.mu.Unlock()
 		return false
 	}
 	b.viewers[v] = true
+	b.mu.Unlock()
+	b.askKeyframe()
 	return true
+}
+
+// askKeyframe asks the source for a keyframe, unless it was asked less
+// than a second ago: a crowd joining at once costs one keyframe, not one
+// each (every keyframe is a burst of bits for every viewer).
+func (b *Broadcast) askKeyframe() {
+	if b.AskKeyframe == nil {
+		return
+	}
+	now, last := time.Now().UnixNano(), b.askedAt.Load()
+	if now-last < int64(time.Second) || !b.askedAt.CompareAndSwap(last, now) {
+		return
+	}
+	b.AskKeyframe()
 }
 
 // remove drops v; the last viewer out stops the audio transcoder, the

@@ -100,7 +100,8 @@ func (v *viewer) negotiate(ctx context.Context, offer string) (string, error) {
 
 // readRTCP reads what the viewer reports (the interceptors answer NACKs
 // from it): a PLI, a picture the viewer lost, makes it wait for the next
-// keyframe rather than show a broken one; a receiver report's growing
+// keyframe rather than show a broken one (asked of a source that can
+// make one); a receiver report's growing
 // cumulative loss of this sender's track is counted (OnLost).
 func (v *viewer) readRTCP(s *webrtc.RTPSender) {
 	var ssrc webrtc.SSRC
@@ -119,6 +120,7 @@ func (v *viewer) readRTCP(s *webrtc.RTPSender) {
 				v.b.mu.Lock()
 				v.started = false
 				v.b.mu.Unlock()
+				v.b.askKeyframe()
 			case *rtcp.ReceiverReport:
 				for _, r := range p.Reports {
 					if webrtc.SSRC(r.SSRC) != ssrc {

@@ -249,6 +249,9 @@ func (ss *session) writeH264(at time.Duration, au [][]byte) {
 			return
 		}
 		st.SetParams(sps, pps)
+		if k, ok := st.(publish.KeyframeAsking); ok {
+			k.AskKeyframesWith(ss.keyframeForViewers)
+		}
 		ss.st, ss.base = st, at
 		ss.log.Info("whip: publishing", "audio", ss.audio)
 	}
@@ -309,13 +312,24 @@ func (ss *session) onAAC(at time.Duration, frame []byte) {
 	}
 }
 
-// pli asks the publisher for a keyframe.
+// pli asks the publisher for a keyframe, for the segmenter or after a
+// loss.
 func (ss *session) pli(why string) {
+	ss.lastPLI.Store(time.Now().UnixNano())
+	ss.writePLI(why)
+}
+
+// keyframeForViewers asks the publisher for a keyframe for WebRTC viewers
+// that joined or lost a picture (the relay's broadcast bounds how
+// often). It is not the segmenter's ask (lastPLI), so segments keep
+// their length.
+func (ss *session) keyframeForViewers() { ss.writePLI("viewers") }
+
+func (ss *session) writePLI(why string) {
 	ssrc := ss.videoSSRC.Load()
 	if ssrc == 0 {
 		return
 	}
-	ss.lastPLI.Store(time.Now().UnixNano())
 	if err := ss.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
 		ss.log.Debug("whip: keyframe request", "why", why, "err", err)
 	}
