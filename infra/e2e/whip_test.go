@@ -103,14 +103,32 @@ func TestWHEPInConsole(t *testing.T) {
 	}
 	s := teststack.Up(t)
 	since := time.Now()
-	first, done := publishClock(t, s, 30)
+	first, done := publishClock(t, s, 40)
 	id := waitLiveAsset(t, s, since)
 	b := newBrowser(t)
-	lags := whepGlassToGlass(t, b, s, id, first, 25)
-	if !eval[bool](t, b, `!!segflow.whep && document.querySelector("#whep").checked && !segflow.hls`) {
-		t.Fatal("the console plays the live stream otherwise than over WebRTC")
+	// H.264 as published, then (#codec=vp8: the page offers VP8 alone, as
+	// a browser without H.264) the relay's VP8 encode of it.
+	for _, codec := range []string{"h264", "vp8"} {
+		lags := whepGlassToGlass(t, b, s, id, codec, first, 25)
+		if !eval[bool](t, b, `!!segflow.whep && document.querySelector("#whep").checked && !segflow.hls`) {
+			t.Fatal("the console plays the live stream otherwise than over WebRTC")
+		}
+		got := eval[string](t, b, `(async () => {
+  for (const r of (await segflow.whep.pc.getStats()).values()) if (r.type === "codec" && r.mimeType.startsWith("video/")) return r.mimeType.toLowerCase();
+  return "";
+})()`)
+		if got != "video/"+codec {
+			t.Errorf("the page asked for %s and plays %q", codec, got)
+		}
+		// What the browser did with the frames: a starved encoder shows
+		// as few frames decoded and a jitter buffer that grows.
+		t.Logf("WHEP %s in chromium: %s", codec, eval[string](t, b, `(async () => {
+  for (const r of (await segflow.whep.pc.getStats()).values()) if (r.type === "inbound-rtp" && r.kind === "video")
+    return r.framesDecoded + " frames decoded, " + r.framesDropped + " dropped, jitter buffer " + (r.jitterBufferDelay / r.jitterBufferEmittedCount).toFixed(3) + " s, " + r.packetsLost + " packets lost";
+  return "";
+})()`))
+		t.Logf("WHEP %s in chromium: glass to glass p50 %.3fs, p95 %.3fs over %d samples", codec, lagPercentile(lags, 0.5), lagPercentile(lags, 0.95), len(lags))
 	}
-	t.Logf("WHEP in chromium: glass to glass p50 %.3fs, p95 %.3fs over %d samples", lagPercentile(lags, 0.5), lagPercentile(lags, 0.95), len(lags))
 	// The switch goes to HLS.
 	b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS("#whep")))
 	for deadline := time.Now().Add(60 * time.Second); !eval[bool](t, b, `!!segflow.hls && !segflow.whep && segflow.video.currentTime > 0.5`); time.Sleep(250 * time.Millisecond) {
@@ -130,14 +148,16 @@ func TestWHEPInConsole(t *testing.T) {
 	}
 }
 
-// whepGlassToGlass opens live asset id in the console, waits for WebRTC
+// whepGlassToGlass opens live asset id in the console (its WebRTC player
+// offering codec alone, "h264" or "vp8"), waits for WebRTC
 // playback and reads the burnt-in clock (clockFilter) off the picture
 // samples times, 200 ms apart.
-func whepGlassToGlass(t testing.TB, b *browser, s *teststack.Stack, id string, first time.Time, samples int) []time.Duration {
+func whepGlassToGlass(t testing.TB, b *browser, s *teststack.Stack, id, codec string, first time.Time, samples int) []time.Duration {
 	t.Helper()
-	u, _ := url.Parse(s.Env.Console + "#asset=" + id)
+	u, _ := url.Parse(s.Env.Console + "#asset=" + id + "&codec=" + codec)
 	u.User = url.UserPassword(s.Env.GatewayUser, s.Env.GatewayPassword)
-	b.do(t, 30*time.Second, chromedp.Navigate(u.String()), chromedp.WaitVisible(chromedp.CSS("#player")))
+	// A new page each time: the codec is read when the page loads.
+	b.do(t, 30*time.Second, chromedp.Navigate("about:blank"), chromedp.Navigate(u.String()), chromedp.WaitVisible(chromedp.CSS("#player")))
 	for deadline := time.Now().Add(30 * time.Second); !eval[bool](t, b, `!!segflow.whep && segflow.video.currentTime > 0.5`); time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no WebRTC playback in the console after 30s: %s; errors %v\n%s",

@@ -13,7 +13,6 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/pion/rtp/codecs"
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 
 	"github.com/segflow/segflow/infra/relay/rtc"
@@ -50,8 +49,11 @@ type Broadcast struct {
 	mu      sync.Mutex
 	viewers map[*viewer]bool
 	opus    *aacToOpus
-	vp8     *rtc.Pipe // H.264 to VP8, while a viewer without H.264 watches
-	ended   bool
+	vp8     *vp8Encoder // while a viewer without H.264 watches
+	// vp8Payloader numbers the VP8 frames (picture ID) across the
+	// stream: a browser drops a frame whose ID repeats the last one's.
+	vp8Payloader codecs.VP8Payloader
+	ended        bool
 }
 
 // NewBroadcast is the broadcast of stream name, whose H.264 has sps and
@@ -155,7 +157,7 @@ func (b *Broadcast) WriteH264(pts time.Duration, au [][]byte) {
 			b.mu.Unlock()
 			return // the encoder starts at a keyframe
 		}
-		t, err := startH264ToVP8(b.writeVP8)
+		t, err := startVP8Encoder(b.writeVP8, b.log.With("stream", b.name))
 		if err != nil {
 			b.log.Warn("whep: no VP8 for viewers", "stream", b.name, "err", err)
 			b.mu.Unlock()
@@ -163,21 +165,19 @@ func (b *Broadcast) WriteH264(pts time.Duration, au [][]byte) {
 		}
 		b.vp8 = t
 	}
-	t := b.vp8
-	b.mu.Unlock() // written unlocked, as WriteAAC's
-	if t != nil {
-		if _, err := t.Write(annexb); err != nil {
-			b.log.Warn("whep: VP8 encoder", "stream", b.name, "err", err)
-		}
+	if b.vp8 != nil {
+		b.vp8.write(annexb, key) // never waits for the encoder
 	}
+	b.mu.Unlock()
 }
 
 // writeVP8 sends one VP8 frame at ts (90 kHz) to every VP8 viewer.
 func (b *Broadcast) writeVP8(ts uint32, frame []byte) {
 	key := len(frame) > 0 && frame[0]&1 == 0
-	payloads := (&codecs.VP8Payloader{EnablePictureID: true}).Payload(mtu, frame)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.vp8Payloader.EnablePictureID = true
+	payloads := b.vp8Payloader.Payload(mtu, frame)
 	var sent, bytes int
 	for v := range b.viewers {
 		if v.vp8 {
@@ -247,31 +247,6 @@ func (b *Broadcast) End() {
 	for _, v := range vs {
 		v.close("stream ended")
 	}
-}
-
-// h264ToVP8 is a broadcast's video for viewers without H.264: one
-// ffmpeg decodes the access units (Annex-B) and encodes VP8 (libvpx
-// realtime, keyframes where the source's are), timed by their arrival,
-// which is real time for a live stream; the RTP sender reports tie each
-// track to the wall clock, so the browser lines them up.
-func startH264ToVP8(onFrame func(ts uint32, frame []byte)) (*rtc.Pipe, error) {
-	return rtc.StartPipe([]string{"-use_wallclock_as_timestamps", "1", "-f", "h264", "-i", "pipe:0",
-		"-fps_mode", "passthrough", "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-lag-in-frames", "0",
-		"-auto-alt-ref", "0", "-error-resilient", "1", "-b:v", "2M", "-force_key_frames", "source", "-g", "600",
-		"-f", "ivf", "-flush_packets", "1", "pipe:1"},
-		func(out io.Reader) error {
-			rd, hdr, err := ivfreader.NewWith(bufio.NewReader(out))
-			if err != nil || hdr.TimebaseDenominator == 0 {
-				return fmt.Errorf("vp8 output: %v", err)
-			}
-			for {
-				frame, fh, err := rd.ParseNextFrame()
-				if err != nil {
-					return nil
-				}
-				onFrame(uint32(fh.Timestamp*90000*uint64(hdr.TimebaseNumerator)/uint64(hdr.TimebaseDenominator)), frame)
-			}
-		})
 }
 
 // aacToOpus is a broadcast's audio as WebRTC carries it: AAC frames in

@@ -8,6 +8,8 @@ const video = $("#player");
 // sources: the upload key of each asset this page uploaded, so that its
 // status reads "pending" rather than 404 until split has written one.
 const state = { selected: null, media: null, hls: null, status: null, cues: [], tags: [], pendingSeek: null, sources: {} };
+// whepCodec is the only video codec WebRTC playback offers ("": all).
+let whepCodec = "";
 // For tests and the curious: the player and the hls.js instance.
 window.segflow = { get hls() { return state.hls; }, get whep() { return state.whep; }, video, state };
 
@@ -312,7 +314,13 @@ async function startWHEP() {
   const pc = new RTCPeerConnection();
   const whep = { pc, session: null };
   state.whep = whep;
-  pc.addTransceiver("video", { direction: "recvonly" });
+  const receiver = pc.addTransceiver("video", { direction: "recvonly" });
+  // #codec=vp8 (read once, at load) offers VP8 alone, as a browser without
+  // H.264 does: the relay then sends its one VP8 encode of the stream.
+  if (whepCodec && receiver.setCodecPreferences) {
+    const only = RTCRtpReceiver.getCapabilities("video").codecs.filter((c) => c.mimeType.toLowerCase() === `video/${whepCodec}`);
+    if (only.length) receiver.setCodecPreferences(only);
+  }
   pc.addTransceiver("audio", { direction: "recvonly" });
   const stream = new MediaStream();
   pc.addEventListener("track", (e) => {
@@ -466,6 +474,7 @@ setupTimeline();
 $("#search-form").addEventListener("submit", (e) => { e.preventDefault(); const q = $("#search").value.trim(); if (q) search(q); });
 $("#replay-all").addEventListener("click", () => replay(""));
 const fromHash = new URLSearchParams(location.hash.slice(1)).get("asset");
+whepCodec = new URLSearchParams(location.hash.slice(1)).get("codec")?.toLowerCase() || "";
 if (fromHash) select(fromHash);
 refreshAssets();
 refreshDeadLetters();
