@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -321,11 +320,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// A stream publishing now is listed with its viewer URL.
 	since := time.Now()
-	pub := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=30",
-		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=30",
-		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "96k", "-f", "flv", s.Env.RTMPURL)
+	pub := testPublisher("640x360", 30, "flv", s.Env.RTMPURL)
 	if err := pub.Start(); err != nil {
 		t.Fatal(err)
 	}

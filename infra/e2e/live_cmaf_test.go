@@ -30,18 +30,7 @@ func TestLiveCMAF(t *testing.T) {
 	s := teststack.UpWithKeys(t, "cmaf=cmafkey-1234 packaging=cmaf\n")
 	publish := s.Env.RTMPURL[:strings.LastIndex(s.Env.RTMPURL, "/")+1] + "cmafkey-1234"
 	since := time.Now()
-	done := make(chan error, 1)
-	go func() {
-		out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re",
-			"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=30",
-			"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=30",
-			"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
-			"-c:a", "aac", "-b:a", "96k", "-f", "flv", publish).CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("%v: %s", err, out)
-		}
-		done <- err
-	}()
+	done := publishing(testPublisher("640x360", 30, "flv", publish))
 	id := waitAsset(t, s, "live-cmaf-", since)
 	a := layout.Asset(id)
 	public := "http://" + s.Env.S3Endpoint + "/" + s.Bucket + "/" + a.Prefix()

@@ -3,10 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -30,18 +28,7 @@ func TestLivePrivate(t *testing.T) {
 	s := teststack.UpWithKeys(t, "vip=vipkey-12345 private\n")
 	publish := s.Env.RTMPURL[:strings.LastIndex(s.Env.RTMPURL, "/")+1] + "vipkey-12345"
 	since := time.Now()
-	done := make(chan error, 1)
-	go func() {
-		out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re",
-			"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=10",
-			"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=10",
-			"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
-			"-c:a", "aac", "-b:a", "96k", "-f", "flv", publish).CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("%v: %s", err, out)
-		}
-		done <- err
-	}()
+	done := publishing(testPublisher("640x360", 10, "flv", publish))
 	id := waitAsset(t, s, layout.PrivateIDPrefix+"live-vip-", since)
 	ctx := context.Background()
 	get := func(url string, auth bool) (int, []byte) {

@@ -40,18 +40,7 @@ func TestLive(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := s.With(t)
 			since := time.Now()
-			done := make(chan error, 1)
-			go func() {
-				out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re",
-					"-f", "lavfi", "-i", "testsrc2=size=854x480:rate=30:duration=16",
-					"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=16",
-					"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
-					"-c:a", "aac", "-b:a", "96k", "-f", tc.format, tc.url).CombinedOutput()
-				if err != nil {
-					err = fmt.Errorf("%v: %s", err, out)
-				}
-				done <- err
-			}()
+			done := publishing(testPublisher("854x480", 16, tc.format, tc.url))
 			id := waitLiveAsset(t, s, since)
 			a := layout.Asset(id)
 			// While it publishes: the playlist exists, has no ENDLIST and moves on.
@@ -151,6 +140,32 @@ func waitLiveAsset(t testing.TB, s *teststack.Stack, since time.Time) string {
 	return waitAsset(t, s, "live-demo-", since)
 }
 
+// testPublisher is ffmpeg sending seconds of testsrc2 at size with a 1 kHz
+// sine in real time, H.264 (a keyframe every 2 s) and AAC, as format to
+// output (a URL, after output options such as -listen 1).
+func testPublisher(size string, seconds int, format string, output ...string) *exec.Cmd {
+	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-re",
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=30:duration=%d", size, seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=48000:duration=%d", seconds),
+		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "96k", "-f", format}
+	return exec.Command("ffmpeg", append(args, output...)...)
+}
+
+// publishing runs a publisher and says how it ended (its output with a
+// failure).
+func publishing(cmd *exec.Cmd) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("%v: %s", err, out)
+		}
+		done <- err
+	}()
+	return done
+}
+
 func waitPlaylist(t testing.TB, s *teststack.Stack, key string, ok func(last int, ended bool) bool) []byte {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
@@ -236,13 +251,7 @@ func TestLiveReconnect(t *testing.T) {
 		t.Skip("publishes for real time")
 	}
 	s := teststack.Up(t)
-	publisher := func(seconds int) *exec.Cmd {
-		return exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re",
-			"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=640x360:rate=30:duration=%d", seconds),
-			"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=48000:duration=%d", seconds),
-			"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
-			"-c:a", "aac", "-b:a", "96k", "-f", "flv", s.Env.RTMPURL)
-	}
+	publisher := func(seconds int) *exec.Cmd { return testPublisher("640x360", seconds, "flv", s.Env.RTMPURL) }
 	ch := layout.Channel("demo")
 	since := time.Now()
 	first := publisher(60)

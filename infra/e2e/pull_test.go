@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"net"
 	"os/exec"
 	"strings"
@@ -38,18 +37,7 @@ func TestPullCLI(t *testing.T) {
 	}
 	since := time.Now()
 	segflow("pull", "add", "cam", "http://"+addr+"/cam.flv")
-	done := make(chan error, 1)
-	go func() {
-		out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re",
-			"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=12",
-			"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=12",
-			"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-pix_fmt", "yuv420p",
-			"-c:a", "aac", "-b:a", "96k", "-f", "flv", "-listen", "1", "http://"+addr+"/cam.flv").CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("%v: %s", err, out)
-		}
-		done <- err
-	}()
+	done := publishing(testPublisher("640x360", 12, "flv", "-listen", "1", "http://"+addr+"/cam.flv"))
 	id := waitAsset(t, s, "live-cam-", since)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Second) {
 		list := segflow("pull", "list")
