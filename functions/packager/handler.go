@@ -79,10 +79,25 @@ func Package(ctx context.Context, e *stage.Env, bucket, id string) (string, erro
 	}
 	// The master's bandwidths are measured over the segments listed so far,
 	// so its rank is that count, and a VOD master is only replaced by one
-	// computed from at least as many.
-	if err := put(ctx, e, bucket, have[a.Master()], a.Master(), p.master, rank{n: p.listed},
-		func(old rank) bool { return !m.Live && old.n > p.listed }, nil); err != nil {
-		return "", err
+	// computed from at least as many. A file's master goes out once every
+	// rendition it lists has a segment: a player given it then plays from
+	// the start while the rest is transcoded; before, one of its variants
+	// would be an empty playlist. The status says when (Playable), once.
+	if m.Live || p.playable {
+		if err := put(ctx, e, bucket, have[a.Master()], a.Master(), p.master, rank{n: p.listed},
+			func(old rank) bool { return !m.Live && old.n > p.listed }, nil); err != nil {
+			return "", err
+		}
+		if !m.Live && have[a.Master()].Key == "" {
+			if err := asset.UpdateStatus(ctx, e.Store, bucket, id, name, func(s *asset.Status) {
+				if s.Playable == nil {
+					now := time.Now().UTC()
+					s.Playable = &now
+				}
+			}); err != nil {
+				return "", err
+			}
+		}
 	}
 	// A private stream's publishes get no channel playlists: those are
 	// anonymously readable under assets/live/.
@@ -134,6 +149,10 @@ type plan struct {
 	// renditions (captions aside: the asset plays without them) whose
 	// playlist ended, of renditions.
 	listed, complete, renditions int
+	// playable: every video and audio playlist lists a segment, so a
+	// player given the master can start (from the first segment of a
+	// file still being transcoded, its playlists growing as EVENT ones).
+	playable bool
 }
 
 type playlist struct {
@@ -180,7 +199,10 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 			subs[i] = onlyIndices(subs[i], keep)
 		}
 	}
-	p := plan{renditions: len(all)}
+	p := plan{renditions: len(all), playable: len(all) > 0}
+	for _, r := range all {
+		p.playable = p.playable && len(r.Ready(0)) > 0
+	}
 	var listedSubs []hls.Rendition
 	opts.Encryption = m.Options.Encryption
 	if opts.Encryption == asset.EncryptionCBCS {

@@ -49,20 +49,23 @@ func TestMakePlan(t *testing.T) {
 		listed    int
 		ended     []string // playlists with ENDLIST
 		notListed string   // a segment URI no playlist may list
+		playable  bool
 	}{
-		{"every segment there", vod, listing(""), 3, 9, []string{"720p", "360p", "audio"}, "360p/00007.ts"},
-		{"one segment missing", vod, listing("360p/00002"), 2, 8, []string{"720p", "audio"}, "360p/00002.ts"},
-		{"still splitting", func() *asset.Manifest { m := *vod; m.Splitting = true; return &m }(), listing(""), 0, 9, nil, "360p/00007.ts"},
+		{"every segment there", vod, listing(""), 3, 9, []string{"720p", "360p", "audio"}, "360p/00007.ts", true},
+		{"one segment missing", vod, listing("360p/00002"), 2, 8, []string{"720p", "audio"}, "360p/00002.ts", true},
+		// A rendition without its first segment lists none: no master yet.
+		{"a first segment missing", vod, listing("360p/00000"), 2, 6, []string{"720p", "audio"}, "360p/00001.ts", false},
+		{"still splitting", func() *asset.Manifest { m := *vod; m.Splitting = true; return &m }(), listing(""), 0, 9, nil, "360p/00007.ts", true},
 		// Live lists a segment only once every rendition has it.
-		{"live, one rendition behind", &live, listing("360p/00002"), 0, 6, nil, "720p/00002.ts"},
+		{"live, one rendition behind", &live, listing("360p/00002"), 0, 6, nil, "720p/00002.ts", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := makePlan(tc.m, tc.objs)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.complete != tc.complete || p.listed != tc.listed || p.renditions != 3 {
-				t.Fatalf("complete %d listed %d of %d renditions, want %d, %d of 3", p.complete, p.listed, p.renditions, tc.complete, tc.listed)
+			if p.complete != tc.complete || p.listed != tc.listed || p.renditions != 3 || p.playable != tc.playable {
+				t.Fatalf("complete %d listed %d of %d renditions, playable %v, want %d, %d of 3, %v", p.complete, p.listed, p.renditions, p.playable, tc.complete, tc.listed, tc.playable)
 			}
 			var names []string
 			for _, pl := range p.media {

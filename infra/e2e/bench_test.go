@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,11 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/segflow/segflow/infra/internal/proctree"
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/infra/stack"
 	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/media/mediatest"
 	"github.com/segflow/segflow/shared/storage"
@@ -273,4 +278,53 @@ func audioNames(info *media.Info) []string {
 		return nil
 	}
 	return []string{media.DefaultAudio[0].Name}
+}
+
+// BenchmarkFirstPlayable uploads a 60 s 1080p file and times, from the
+// upload's end: its master going out (every rendition's first segment
+// listed: first-playable-s), hls.js in Chromium playing it from the start
+// (playing-s), and the asset complete (complete-s), in the same run, on
+// the whole stack as a user has it.
+func BenchmarkFirstPlayable(b *testing.B) {
+	s := teststack.Up(b)
+	br := newBrowser(b)
+	page := playerPage(b)
+	src := filepath.Join(b.TempDir(), "1080p.mp4")
+	mediatest.Make(b, src, mediatest.Clip{Seconds: 60, Width: 1920, Height: 1080, FPS: 30, Audio: true, Bitrate: 10_000_000})
+	var playable, playing, complete time.Duration
+	for i := 0; i < b.N; i++ {
+		key := fmt.Sprintf("uploads/first-playable-%d.mp4", time.Now().UnixNano())
+		s.Upload(key, src, nil)
+		start := time.Now()
+		id := assetOf(b, s, key)
+		master := "http://" + s.Env.S3Endpoint + "/" + s.Bucket + "/" + layout.Asset(id).Master()
+		for deadline := start.Add(5 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			if resp, err := http.Get(master); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("no master for %s after 5 min\n%s", id, s.Log())
+			}
+		}
+		playable += time.Since(start)
+		br.do(b, 20*time.Second, chromedp.Navigate(page+"/?start=0&src="+url.QueryEscape(master)))
+		for deadline := time.Now().Add(2 * time.Minute); !eval[bool](b, br, `document.getElementById("v").currentTime > 0`); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatalf("hls.js did not start %s; page errors %v", master, br.Errors())
+			}
+		}
+		playing += time.Since(start)
+		if st := s.WaitStatus(id, 30*time.Minute, asset.StateComplete, asset.StateFailed); st.State != asset.StateComplete {
+			b.Fatalf("status %+v", st)
+		}
+		complete += time.Since(start)
+		br.do(b, 10*time.Second, chromedp.Navigate("about:blank"))
+	}
+	n := float64(b.N)
+	b.ReportMetric(playable.Seconds()/n, "first-playable-s")
+	b.ReportMetric(playing.Seconds()/n, "playing-s")
+	b.ReportMetric(complete.Seconds()/n, "complete-s")
 }

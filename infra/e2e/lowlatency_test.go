@@ -78,7 +78,10 @@ const q = new URLSearchParams(location.search);
 const v = document.getElementById("v"), c = document.getElementById("c").getContext("2d", {willReadFrequently: true});
 // Low-latency mode as an LL player runs it: parts, blocking reloads, and
 // catching up to the target latency by playing up to 1.5x when behind.
-window.hls = new Hls(q.get("ll") === "1" ? {lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5} : {});
+// start=0: from the start, as a file still being transcoded (EVENT
+// playlists, which hls.js would otherwise start near their end) plays.
+window.hls = new Hls(Object.assign(q.get("ll") === "1" ? {lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5} : {},
+  q.has("start") ? {startPosition: Number(q.get("start"))} : {}));
 hls.loadSource(q.get("src"));
 hls.attachMedia(v);
 v.play();

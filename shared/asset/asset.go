@@ -214,7 +214,11 @@ type Status struct {
 	Error    string                 `json:"error,omitempty"`
 	Stages   map[string]StageStatus `json:"stages"` // asset-level: split, packager
 	Segments []SegmentStatus        `json:"segments"`
-	Updated  time.Time              `json:"updated"`
+	// Playable is when a file's master playlist first went out: from
+	// then on players can start it while the rest is transcoded (its
+	// media playlists growing as EVENT ones until ENDLIST).
+	Playable *time.Time `json:"playable,omitempty"`
+	Updated  time.Time  `json:"updated"`
 }
 
 // StageStatus is one stage's state with its error.

@@ -235,7 +235,9 @@ async function refreshStatus() {
   const before = state.status;
   state.status = st;
   renderStatus(st);
-  const playable = st.state === "complete" || (st.stages && st.stages.packager && st.stages.packager.state === "done");
+  // A file plays from its first segment while the rest is transcoded
+  // (st.playable: its master is out, every playlist growing).
+  const playable = st.state === "complete" || !!st.playable || (st.stages && st.stages.packager && st.stages.packager.state === "done");
   if (playable && !state.hls && !video.src && !state.whep && !$("#whep").checked) startPlayer();
   // The storyboard is read once thumbnail says it wrote it (it marks
   // itself done for the asset after its last segment; an asset can
@@ -269,8 +271,11 @@ function startPlayer() {
   const url = state.media.master;
   video.poster = state.media.poster;
   if (window.Hls && Hls.isSupported()) {
+    // A file still being transcoded has EVENT playlists, which hls.js
+    // would start near their end, as live: a file starts at its start.
+    const live = /^(private_)?live-/.test(state.selected || "");
     const config = { enableWebVTT: true, renderTextTracksNatively: true, subtitleDisplay: true,
-      startPosition: state.pendingSeek !== null ? state.pendingSeek : -1 };
+      startPosition: state.pendingSeek !== null ? state.pendingSeek : (live ? -1 : 0) };
     // An asset played through the route may be cbcs-encrypted: its key
     // comes, for EME Clear Key, from the license URL beside the master
     // the route signed. Clear and AES-128 assets never ask for it.
