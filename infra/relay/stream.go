@@ -43,7 +43,10 @@ type stream struct {
 	rtc atomic.Pointer[whep.Broadcast]
 	// askKey asks the publisher for a keyframe, when its protocol can
 	// (publish.KeyframeAsking: WHIP).
-	askKey   atomic.Pointer[func()]
+	askKey atomic.Pointer[func()]
+	// opusIn: the publisher's Opus goes to WebRTC viewers as it came
+	// (publish.OpusPassing: WHIP), not the AAC made Opus again.
+	opusIn   atomic.Bool
 	sps      []byte
 	ended    bool
 	spool    *spool.Spool
@@ -281,6 +284,7 @@ func (st *stream) broadcast() (*whep.Broadcast, error) {
 		return b, nil
 	}
 	b := whep.NewBroadcast(st.name, st.sps, st.seg.Audio, st.log)
+	b.OpusIn = st.opusIn.Load()
 	m := st.r.metrics
 	packets, bytes, lost := m.whepPackets.WithLabelValues(st.name), m.whepBytes.WithLabelValues(st.name), m.whepLost.WithLabelValues(st.name)
 	b.OnSent = func(n, size int) { packets.Add(float64(n)); bytes.Add(float64(size)) }
@@ -297,6 +301,16 @@ func (st *stream) broadcast() (*whep.Broadcast, error) {
 // AskKeyframesWith takes the publisher's keyframe request, for WebRTC
 // viewers (publish.KeyframeAsking).
 func (st *stream) AskKeyframesWith(ask func()) { st.askKey.Store(&ask) }
+
+// PassOpus and WriteOpus take the publisher's Opus for WebRTC viewers
+// (publish.OpusPassing); PassOpus comes before any viewer can.
+func (st *stream) PassOpus() { st.opusIn.Store(true) }
+
+func (st *stream) WriteOpus(pts time.Duration, packet []byte) {
+	if b := st.rtc.Load(); b != nil {
+		b.WriteOpus(pts, packet)
+	}
+}
 
 func (st *stream) WriteAAC(pts time.Duration, aus [][]byte) error {
 	if err := st.seg.WriteAAC(pts, aus); err != nil {

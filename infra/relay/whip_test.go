@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/segflow/segflow/infra/internal/whiptest"
@@ -441,5 +443,82 @@ func TestWHEPAsksWHIPPublisherForKeyframe(t *testing.T) {
 	}
 	for _, v := range viewers {
 		v.Close()
+	}
+}
+
+// A WHIP publisher's Opus reaches WebRTC viewers as it came: the packets
+// a viewer receives are the publisher's own, not the AAC the segments
+// carry made Opus again.
+func TestWHEPPassesWHIPOpus(t *testing.T) {
+	e := startWith(t, func(c *relay.Config) { c.WebRTCAddr = "127.0.0.1:0" })
+	mux := http.NewServeMux()
+	mux.Handle("/whip", e.relay.WHIP())
+	mux.Handle("/whip/", e.relay.WHIP())
+	mux.Handle("/whep/", e.relay.WHEP())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	clip, err := whiptest.Encode(t.TempDir(), 8, 30, 30, "640x360", "", webrtc.MimeTypeH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := whiptest.Dial(ctx, srv.URL+"/whip", key, webrtc.MimeTypeH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sendCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go pub.Send(sendCtx, clip)
+	var v *whiptest.Viewer
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if v, err = whiptest.View(ctx, srv.URL+"/whep/cam1", t.TempDir(), whiptest.ViewOptions{}); err == nil {
+			break
+		}
+		var refused *whiptest.StatusError
+		if !errors.As(err, &refused) || refused.Code != http.StatusNotFound || time.Now().After(deadline) {
+			t.Fatalf("viewer: %v", err)
+		}
+	}
+	time.Sleep(3 * time.Second)
+	v.Close()
+	sent := map[string]bool{}
+	for _, p := range oggPackets(t, clip.Ogg) {
+		sent[string(p)] = true
+	}
+	got := oggPackets(t, v.AudioPath)
+	same := 0
+	for _, p := range got {
+		if sent[string(p)] {
+			same++
+		}
+	}
+	if len(got) < 50 || same != len(got) {
+		t.Errorf("the viewer received %d Opus packets, %d of them the publisher's", len(got), same)
+	}
+}
+
+// oggPackets are an Ogg Opus file's audio packets, one per page (as the
+// test publisher's encoder and pion's writer put them).
+func oggPackets(t *testing.T, path string) [][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, _, err := oggreader.NewWith(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for {
+		page, _, err := r.ParseNextPage()
+		if err != nil {
+			return out
+		}
+		if len(page) > 0 && !bytes.HasPrefix(page, []byte("OpusTags")) && !bytes.HasPrefix(page, []byte("OpusHead")) {
+			out = append(out, page)
+		}
 	}
 }

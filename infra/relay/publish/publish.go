@@ -62,6 +62,15 @@ type KeyframeAsking interface {
 	AskKeyframesWith(ask func())
 }
 
+// OpusPassing is a Stream that takes the Opus packets a protocol received
+// (WHIP), beside the AAC made from them for the segments: WebRTC viewers
+// get the publisher's audio as it came, not AAC made Opus again. After
+// PassOpus, the stream's audio for them is what WriteOpus gives it.
+type OpusPassing interface {
+	PassOpus()
+	WriteOpus(pts time.Duration, packet []byte)
+}
+
 // Conns tracks a protocol server's open connections, so that its Close
 // can end them all and later ones are refused.
 type Conns[C interface {

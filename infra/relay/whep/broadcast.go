@@ -45,6 +45,10 @@ type Broadcast struct {
 	// most once a second (askedAt). Set before the first viewer comes.
 	AskKeyframe func()
 	askedAt     atomic.Int64
+	// OpusIn: the source's audio comes as Opus (WriteOpus, a WHIP
+	// publisher's packets), which viewers get as it is; WriteAAC then
+	// feeds them nothing. Set before the first viewer comes.
+	OpusIn bool
 
 	mu      sync.Mutex
 	viewers map[*viewer]bool
@@ -199,7 +203,7 @@ func (b *Broadcast) sent(packets, bytes int) {
 // the first viewer starts.
 func (b *Broadcast) WriteAAC(pts time.Duration, aus [][]byte) {
 	b.mu.Lock()
-	if len(b.viewers) == 0 || b.audio == nil {
+	if len(b.viewers) == 0 || b.audio == nil || b.OpusIn {
 		b.mu.Unlock()
 		return
 	}
@@ -219,6 +223,14 @@ func (b *Broadcast) WriteAAC(pts time.Duration, aus [][]byte) {
 	b.mu.Unlock()
 	if err := t.WriteAAC(aus); err != nil {
 		b.log.Warn("whep: audio transcoder", "stream", b.name, "err", err)
+	}
+}
+
+// WriteOpus sends one of the source's Opus packets, at pts, to every
+// viewer (OpusIn).
+func (b *Broadcast) WriteOpus(pts time.Duration, packet []byte) {
+	if b.OpusIn && b.audio != nil {
+		b.writeOpus(pts, packet)
 	}
 }
 

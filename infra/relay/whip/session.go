@@ -252,6 +252,9 @@ func (ss *session) writeH264(at time.Duration, au [][]byte) {
 		if k, ok := st.(publish.KeyframeAsking); ok {
 			k.AskKeyframesWith(ss.keyframeForViewers)
 		}
+		if o, ok := st.(publish.OpusPassing); ok && ss.audio {
+			o.PassOpus()
+		}
 		ss.st, ss.base = st, at
 		ss.log.Info("whip: publishing", "audio", ss.audio)
 	}
@@ -298,6 +301,12 @@ func (ss *session) onOpus(at time.Duration, s *media.Sample) {
 	if err := aac.WritePacket(s.Data, n); err != nil {
 		ss.log.Warn("whip: audio transcoder", "err", err)
 	}
+	// WebRTC viewers get the packet itself, on the video's timeline.
+	ss.mu.Lock()
+	if o, ok := ss.st.(publish.OpusPassing); ok && at >= ss.base {
+		o.WriteOpus(at-ss.base, s.Data)
+	}
+	ss.mu.Unlock()
 }
 
 // onAAC writes an AAC frame from the transcoder at its time.
