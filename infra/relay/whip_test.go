@@ -397,26 +397,8 @@ func counter(t *testing.T, reg *prometheus.Registry, name, stream string) float6
 // segment target here is long, so every other request the relay sends
 // comes before the publish's first keyframe.
 func TestWHEPAsksWHIPPublisherForKeyframe(t *testing.T) {
-	e := startWith(t, func(c *relay.Config) { c.WebRTCAddr, c.SegmentTarget = "127.0.0.1:0", 30*time.Second })
-	mux := http.NewServeMux()
-	mux.Handle("/whip", e.relay.WHIP())
-	mux.Handle("/whip/", e.relay.WHIP())
-	mux.Handle("/whep/", e.relay.WHEP())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv, pub := whipPublishing(t, 240, func(c *relay.Config) { c.SegmentTarget = 30 * time.Second })
 	ctx := context.Background()
-	clip, err := whiptest.Encode(t.TempDir(), 8, 30, 240, "640x360", "", webrtc.MimeTypeH264)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := whiptest.Dial(ctx, srv.URL+"/whip", key, webrtc.MimeTypeH264)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	sendCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go pub.Send(sendCtx, clip)
 	url := srv.URL + "/whep/cam1"
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		code, _, _, err := whiptest.Post(ctx, url, "", "v=0\r\n")
@@ -450,27 +432,10 @@ func TestWHEPAsksWHIPPublisherForKeyframe(t *testing.T) {
 // a viewer receives are the publisher's own, not the AAC the segments
 // carry made Opus again.
 func TestWHEPPassesWHIPOpus(t *testing.T) {
-	e := startWith(t, func(c *relay.Config) { c.WebRTCAddr = "127.0.0.1:0" })
-	mux := http.NewServeMux()
-	mux.Handle("/whip", e.relay.WHIP())
-	mux.Handle("/whip/", e.relay.WHIP())
-	mux.Handle("/whep/", e.relay.WHEP())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv, pub := whipPublishing(t, 30, func(*relay.Config) {})
 	ctx := context.Background()
-	clip, err := whiptest.Encode(t.TempDir(), 8, 30, 30, "640x360", "", webrtc.MimeTypeH264)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := whiptest.Dial(ctx, srv.URL+"/whip", key, webrtc.MimeTypeH264)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	sendCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go pub.Send(sendCtx, clip)
 	var v *whiptest.Viewer
+	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		if v, err = whiptest.View(ctx, srv.URL+"/whep/cam1", t.TempDir(), whiptest.ViewOptions{}); err == nil {
 			break
@@ -483,7 +448,7 @@ func TestWHEPPassesWHIPOpus(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	v.Close()
 	sent := map[string]bool{}
-	for _, p := range oggPackets(t, clip.Ogg) {
+	for _, p := range oggPackets(t, pub.Sending.Ogg) {
 		sent[string(p)] = true
 	}
 	got := oggPackets(t, v.AudioPath)
@@ -521,4 +486,36 @@ func oggPackets(t *testing.T, path string) [][]byte {
 			out = append(out, page)
 		}
 	}
+}
+
+// whipPublisher is a WHIP publisher sending 8 s of 640x360 with a
+// keyframe every gop frames, and Opus, to cam1 on a relay with WebRTC
+// (edit changes its configuration), whose WHIP and WHEP endpoints srv
+// serves.
+type whipPublisher struct {
+	*whiptest.Publisher
+	Sending whiptest.Media
+}
+
+func whipPublishing(t *testing.T, gop int, edit func(*relay.Config)) (*httptest.Server, *whipPublisher) {
+	t.Helper()
+	e := startWith(t, func(c *relay.Config) { c.WebRTCAddr = "127.0.0.1:0"; edit(c) })
+	mux := http.NewServeMux()
+	mux.Handle("/whip", e.relay.WHIP())
+	mux.Handle("/whip/", e.relay.WHIP())
+	mux.Handle("/whep/", e.relay.WHEP())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	clip, err := whiptest.Encode(t.TempDir(), 8, 30, gop, "640x360", "", webrtc.MimeTypeH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := whiptest.Dial(context.Background(), srv.URL+"/whip", key, webrtc.MimeTypeH264)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(func() { stop(); pub.Close() })
+	go pub.Send(ctx, clip)
+	return srv, &whipPublisher{pub, clip}
 }
