@@ -43,11 +43,15 @@ const token = "router-test-token"
 
 // stack is MinIO + gateway + NATS + a router serving MinIO's webhook.
 type stack struct {
-	t       testing.TB
-	minio   *testenv.MinIO
-	gw      *testgw.GW
-	nats    *queue.Server
-	addr    string // router's listen address
+	t     testing.TB
+	minio *testenv.MinIO
+	gw    *testgw.GW
+	nats  *queue.Server
+	addr  string // router's listen address
+	// held is addr's listener from newStack until the first router
+	// serves on it: a port only found free could be taken meanwhile by
+	// what starts in between (MinIO, the gateway, NATS).
+	held    net.Listener
 	rt      *router.Router
 	srv     *http.Server
 	records string               // where probe functions record the events they get
@@ -57,7 +61,11 @@ type stack struct {
 }
 
 func newStack(t testing.TB) *stack {
-	s := &stack{t: t, addr: testenv.FreeAddr(t), records: t.TempDir(), bucket: "media"}
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{t: t, addr: held.Addr().String(), held: held, records: t.TempDir(), bucket: "media"}
 	target := router.MinIOTarget{ID: "segflow", Endpoint: "http://" + s.addr + "/events", Token: token}
 	s.minio = testenv.StartMinIO(t, target.Env()...)
 	s.minio.Bucket(t, s.bucket)
@@ -103,9 +111,11 @@ func (s *stack) openRouter(nc *nats.Conn) {
 	mux := http.NewServeMux()
 	mux.Handle("/events", s.rt.WebhookHandler())
 	mux.Handle("/deadletters", s.rt.DeadLettersHandler())
-	l, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		s.t.Fatal(err)
+	l := s.held
+	if s.held = nil; l == nil {
+		if l, err = net.Listen("tcp", s.addr); err != nil {
+			s.t.Fatal(err)
+		}
 	}
 	s.srv = &http.Server{Handler: mux}
 	go s.srv.Serve(l)
