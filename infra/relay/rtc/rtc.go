@@ -281,6 +281,12 @@ func Route(mux *http.ServeMux, base string, post, del http.HandlerFunc) {
 	})
 }
 
+// Bearer is r's bearer token (WHIP's stream key, WHEP's playback token)
+// and whether it had one.
+func Bearer(r *http.Request) (string, bool) {
+	return strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+}
+
 // IsSDP answers 415 unless r's body is declared application/sdp.
 func IsSDP(w http.ResponseWriter, r *http.Request) bool {
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/sdp") {

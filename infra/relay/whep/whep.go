@@ -100,7 +100,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 	}
 	stream := r.PathValue("stream")
 	if s.cfg.Authorize != nil {
-		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		token, _ := rtc.Bearer(r)
 		if err := s.cfg.Authorize(stream, strings.TrimSpace(token)); err != nil {
 			code := http.StatusForbidden
 			if errors.Is(err, ErrNoToken) {

@@ -15,7 +15,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -85,7 +84,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many wrong stream keys: wait", http.StatusTooManyRequests)
 		return
 	}
-	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	key, ok := rtc.Bearer(r)
 	if !ok || key == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="segflow whip"`)
 		http.Error(w, "a stream key is required: Authorization: Bearer <key>", http.StatusUnauthorized)
