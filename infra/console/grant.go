@@ -12,7 +12,7 @@ func StorageGrant() s3iam.Grant {
 	asset := layout.AssetsPrefix + "*/"
 	return s3iam.Grant{
 		Read: []string{layout.UploadsPrefix + "*", reservedPrefix + "*",
-			asset + "status.json", asset + "manifest.json", asset + "tags/*"},
+			asset + "status.json", asset + "manifest.json", asset + "tags/*", asset + "thumbs/poster.jpg"},
 		Write: []string{layout.UploadsPrefix + "*", reservedPrefix + "*"},
 	}
 }

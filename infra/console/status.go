@@ -64,7 +64,15 @@ func (c *Console) media(w http.ResponseWriter, r *http.Request) {
 	m := map[string]string{
 		"master":     base + "master.m3u8",
 		"storyboard": base + "thumbs/storyboard.vtt",
-		"poster":     base + "thumbs/poster.jpg",
+	}
+	// The poster is named only once it exists (thumbnail writes it from
+	// the first segment, split from an audio file's cover art; a song
+	// without one has none), so no page asks for it and gets a 404.
+	// The page asks again when the first segment's thumbnail is done.
+	if c.Store != nil {
+		if _, err := c.Store.Stat(r.Context(), c.Bucket, layout.Asset(id).Thumb("poster.jpg")); err == nil {
+			m["poster"] = base + "thumbs/poster.jpg"
+		}
 	}
 	// A publish (live-<stream>-<start>) is watched over WebRTC while it
 	// runs, from its stream's WHEP endpoint; a private stream's

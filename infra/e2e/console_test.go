@@ -165,6 +165,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	eval[bool](t, b, `(async () => { segflow.video.muted = true; await segflow.video.play(); return true })()`)
 	b.poll(t, 30*time.Second, "video.currentTime advances", `segflow.video.currentTime > 1.5`, s)
 	t.Logf("hls.js reports %d levels; playing", levels)
+	// The poster shows once thumbnail has made it (thumbnail runs at a
+	// lower priority than transcode: the asset may complete first), and
+	// the page never asked for it before (page errors, at the end).
+	b.poll(t, 60*time.Second, "poster shown", `segflow.video.poster.endsWith("/thumbs/poster.jpg")`, s)
 	options := eval[int](t, b, `document.querySelectorAll("#levels option").length`)
 	if levels < 3 || options != levels+1 {
 		t.Fatalf("levels %d, quality menu %d entries", levels, options)

@@ -211,6 +211,7 @@ async function select(id) {
   state.cues = [];
   state.tags = [];
   stopPlayer();
+  video.removeAttribute("poster"); // the last asset's
   state.media = await api("/ui/api/media/" + encodeURIComponent(id));
   $("#viewer-url").href = state.media.master;
   // A live publish plays over WebRTC (WHEP) while it runs; the switch
@@ -245,11 +246,28 @@ async function refreshStatus() {
   // and again when aitag is done: not on every poll.
   const completed = st.state === "complete" && (!before || before.state !== "complete");
   if (stageDone(st, "thumbnail") && !stageDone(before, "thumbnail")) loadStoryboard();
+  if (!state.media.poster && (segmentDone(st, 0, "thumbnail") && !segmentDone(before, 0, "thumbnail") ||
+      stageDone(st, "split") && !stageDone(before, "split"))) loadPoster();
   if (completed || (before && before.state !== st.state) || stageDone(st, "aitag") && !stageDone(before, "aitag")) loadTags();
 }
 
 function stageDone(st, name) {
   return !!(st && st.stages && st.stages[name] && st.stages[name].state === "done");
+}
+
+function segmentDone(st, index, name) {
+  const seg = st && st.segments && st.segments.find((s) => s.index === index);
+  return !!(seg && seg.stages && seg.stages[name] && seg.stages[name].state === "done");
+}
+
+// loadPoster asks again for the media URLs once the poster may exist:
+// they name it only when it does.
+async function loadPoster() {
+  const id = state.selected;
+  const media = await api("/ui/api/media/" + encodeURIComponent(id));
+  if (id !== state.selected || !media.poster) return;
+  state.media.poster = media.poster;
+  video.poster = media.poster;
 }
 
 function stopPlayer() {
@@ -269,7 +287,7 @@ function stopPlayer() {
 
 function startPlayer() {
   const url = state.media.master;
-  video.poster = state.media.poster;
+  if (state.media.poster) video.poster = state.media.poster;
   if (window.Hls && Hls.isSupported()) {
     // A file still being transcoded has EVENT playlists, which hls.js
     // would start near their end, as live: a file starts at its start.
