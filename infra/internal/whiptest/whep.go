@@ -10,16 +10,14 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media/h264writer"
-	"github.com/pion/webrtc/v4/pkg/media/ivfwriter"
 	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
 )
 
 // Viewer is one WHEP session seen from the viewer's side: what it
-// receives is written to VideoPath (H.264 Annex-B) and AudioPath (Ogg
-// Opus) for ffprobe.
+// receives is written to VideoPath (H.264 Annex-B or VP8 IVF, the frames
+// a player would show: videoRecorder) and AudioPath (Ogg Opus) for
+// ffprobe.
 type Viewer struct {
 	PC                   *webrtc.PeerConnection
 	Location             string
@@ -88,18 +86,6 @@ func View(ctx context.Context, url, dir string, o ViewOptions) (*Viewer, error) 
 			return fail(err)
 		}
 	}
-	var vw interface {
-		WriteRTP(*rtp.Packet) error
-		Close() error
-	}
-	if codec == webrtc.MimeTypeVP8 {
-		vw, err = ivfwriter.New(v.VideoPath, ivfwriter.WithCodec(webrtc.MimeTypeVP8))
-	} else {
-		vw, err = h264writer.New(v.VideoPath)
-	}
-	if err != nil {
-		return fail(err)
-	}
 	aw, err := oggwriter.New(v.AudioPath, 48000, 2)
 	if err != nil {
 		return fail(err)
@@ -107,6 +93,13 @@ func View(ctx context.Context, url, dir string, o ViewOptions) (*Viewer, error) 
 	v.PC.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		v.wg.Add(1)
 		defer v.wg.Done()
+		var vw *videoRecorder
+		if t.Kind() == webrtc.RTPCodecTypeVideo {
+			var rerr error
+			if vw, rerr = newVideoRecorder(v.PC, t, v.VideoPath, codec == webrtc.MimeTypeVP8); rerr != nil {
+				return
+			}
+		}
 		for {
 			p, _, err := t.ReadRTP()
 			if err != nil {
