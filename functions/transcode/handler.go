@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/hls"
@@ -66,14 +65,14 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 	if err != nil {
 		return "", err
 	}
-	seg, _ := segmentOf(m, n, srcInfo)
+	seg, _ := m.SegmentOf(n, srcInfo)
 	var audio []string
 	if len(only) == 0 {
 		for _, a := range m.AudioSet() {
 			audio = append(audio, a.Name)
 		}
 	}
-	opts := media.TranscodeOptions{FPS: m.FPS, Audio: audio, CMAF: m.CMAF(), Live: m.Live, Filter: picture(m, t, seg)}
+	opts := media.TranscodeOptions{FPS: m.FPS, Audio: audio, CMAF: m.CMAF(), Live: m.Live, Filter: m.PictureOf(seg, t.Layout.Kind == layout.KindMarkedSegment)}
 	if m.Options.Encryption == asset.EncryptionCBCS {
 		key, err := asset.ReadContentKey(ctx, e.Store, t.Bucket, id)
 		if err != nil {
@@ -108,7 +107,7 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 // bit rate and codecs from the output.
 func writeOutputs(ctx context.Context, e *stage.Env, t *stage.Trigger, m *asset.Manifest, srcInfo storage.Info, outs []media.Output) error {
 	n := t.Layout.Index
-	seg, wallclock := segmentOf(m, n, srcInfo)
+	seg, wallclock := m.SegmentOf(n, srcInfo)
 	a := layout.Asset(t.Layout.AssetID)
 	for _, o := range outs {
 		if o.InitPath != "" {
@@ -178,32 +177,4 @@ func mp4Type(o media.Output, video, audio string) string {
 		return audio
 	}
 	return video
-}
-
-// picture makes a source segment's picture as the viewer is meant to see
-// it (asset.Manifest.Picture); a marked one is that already: watermark
-// made it.
-func picture(m *asset.Manifest, t *stage.Trigger, seg asset.Segment) string {
-	if t.Layout.Kind == layout.KindMarkedSegment {
-		return ""
-	}
-	p := m.Picture
-	p.End = seg.Start + seg.Duration
-	return p.Filter()
-}
-
-// segmentOf returns segment n's timing: from the segment's own metadata
-// (a live segment is not in the manifest yet), else from the manifest;
-// and a live segment's wall clock.
-func segmentOf(m *asset.Manifest, n int, src storage.Info) (asset.Segment, time.Time) {
-	seg := asset.Segment{Index: n}
-	if n < len(m.Segments) {
-		seg = m.Segments[n]
-	}
-	sm, err := asset.ReadSegmentMeta(src)
-	if err != nil {
-		return seg, time.Time{}
-	}
-	seg.Start, seg.Duration = sm.Start, sm.Duration
-	return seg, sm.Wallclock
 }

@@ -64,6 +64,9 @@ func Open(path string, store *storage.Client, bucket string) (*Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("catalog: schema: %w", err)
 	}
+	for _, m := range d.migrate {
+		_, _ = db.Exec(m) // fails once done: see dialect.migrate
+	}
 	return &Catalog{db: db, d: d, store: store, bucket: bucket,
 		settleAfter: 30 * time.Second, recheck: time.Minute, settled: map[string]time.Time{}}, nil
 }
@@ -222,9 +225,14 @@ func (c *Catalog) write(ctx context.Context, id, fp string, st *asset.Status, m 
 			row.Renditions = append(row.Renditions, r.Name)
 		}
 	}
+	if st != nil {
+		row.Quality, row.QualityWarning = st.Quality, st.QualityWarning
+	}
 	rend, _ := json.Marshal(row.Renditions)
+	quality, _ := json.Marshal(row.Quality)
 	if _, err := tx.ExecContext(ctx, c.q(c.d.upsert), id, row.Source, row.State, row.Error, row.Duration, row.Width, row.Height,
-		row.Live, string(rend), row.Segments, row.Created.Format(time.RFC3339), row.Updated.Format(time.RFC3339), fp); err != nil {
+		row.Live, string(rend), row.Segments, row.Created.Format(time.RFC3339), row.Updated.Format(time.RFC3339), fp,
+		string(quality), row.QualityWarning); err != nil {
 		return err
 	}
 	for _, q := range []string{`DELETE FROM tags WHERE asset = ?`, c.d.clearFTS} {
@@ -265,23 +273,29 @@ type Asset struct {
 	Segments   int       `json:"segments"`
 	Created    time.Time `json:"created"`
 	Updated    time.Time `json:"updated"`
+	// Quality is each rendition's quality so far (the qa stage's, from
+	// status.json) and QualityWarning names those under the SSIM floor.
+	Quality        map[string]asset.RungQuality `json:"quality,omitempty"`
+	QualityWarning string                       `json:"qualityWarning,omitempty"`
 }
 
 func scanAsset(s interface{ Scan(...any) error }) (Asset, error) {
 	var a Asset
 	var rend, created, updated string
-	var errText sql.NullString
-	if err := s.Scan(&a.ID, &a.Source, &a.State, &errText, &a.Duration, &a.Width, &a.Height, &a.Live, &rend, &a.Segments, &created, &updated); err != nil {
+	var errText, quality, warning sql.NullString
+	if err := s.Scan(&a.ID, &a.Source, &a.State, &errText, &a.Duration, &a.Width, &a.Height, &a.Live, &rend, &a.Segments, &created, &updated,
+		&quality, &warning); err != nil {
 		return a, err
 	}
-	a.Error = errText.String
+	a.Error, a.QualityWarning = errText.String, warning.String
+	_ = json.Unmarshal([]byte(quality.String), &a.Quality)
 	_ = json.Unmarshal([]byte(rend), &a.Renditions)
 	a.Created, _ = time.Parse(time.RFC3339, created)
 	a.Updated, _ = time.Parse(time.RFC3339, updated)
 	return a, nil
 }
 
-const assetCols = `id, source, state, error, duration, width, height, live, renditions, segments, created, updated`
+const assetCols = `id, source, state, error, duration, width, height, live, renditions, segments, created, updated, quality, warning`
 
 // Assets lists every asset, newest first.
 func (c *Catalog) Assets(ctx context.Context) ([]Asset, error) {

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -13,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/storage"
 	"github.com/segflow/segflow/shared/tagging"
 	"github.com/segflow/segflow/shared/testenv"
@@ -54,7 +58,11 @@ func indexAndSearch(t *testing.T, dsn string) {
 		a := layout.Asset(id)
 		put(a.Manifest(), asset.Manifest{ID: id, Source: "uploads/" + id + ".mp4", Duration: 8, Width: 1280, Height: 720,
 			Segments: []asset.Segment{{Index: 0, Duration: 4}, {Index: 1, Start: 4, Duration: 4}}, Created: time.Now().UTC()})
-		put(a.Status(), asset.Status{ID: id, State: asset.StateComplete})
+		st := asset.Status{ID: id, State: asset.StateComplete}
+		if id == "film-a" {
+			st.SetQuality(0, map[string]media.Quality{"720p": {SSIM: 0.8, MinSSIM: 0.7, PSNR: 29, Frames: 120}}, 0.9)
+		}
+		put(a.Status(), st)
 	}
 	put(layout.Asset("film-a").Tags(1), map[string]any{"tags": []tagging.Tag{
 		{Kind: "text", Label: "SEGFLOW 2026", Start: 4.5, End: 7.5, Confidence: 0.93, Source: "ocr"},
@@ -118,6 +126,26 @@ func indexAndSearch(t *testing.T, dsn string) {
 	var d Detail
 	if code := get("/api/assets/film-a", &d); code != 200 || len(d.Tags) != 2 || d.State != "complete" || d.Segments != 2 {
 		t.Fatalf("detail = %d %+v", code, d)
+	}
+	// The qa stage's scores and warning, from the status, and the gauge
+	// that counts warned assets.
+	if q := d.Quality["720p"]; q.SSIM != 0.8 || q.Segments != 1 || d.QualityWarning != "720p mean SSIM 0.8000 under the floor 0.9" {
+		t.Fatalf("detail quality %+v, warning %q", d.Quality, d.QualityWarning)
+	}
+	reg := prometheus.NewRegistry()
+	c.RegisterMetrics(reg)
+	if n, err := testutil.GatherAndCount(reg, "segflow_catalog_assets_quality_warning"); err != nil || n != 1 {
+		t.Fatalf("gauge: %d series, %v", n, err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if v := mf.GetMetric()[0].GetGauge().GetValue(); mf.GetName() == "segflow_catalog_assets_quality_warning" && v != 1 ||
+			mf.GetName() == "segflow_catalog_assets" && v != 2 {
+			t.Errorf("%s = %v", mf.GetName(), v)
+		}
 	}
 	if code := get("/api/assets/nope", nil); code != 404 {
 		t.Fatalf("missing asset = %d", code)
@@ -210,5 +238,33 @@ func TestSettledAssetsAreCheckedSeldom(t *testing.T) {
 	c.recheck = 0
 	if n, err := c.Sync(ctx); err != nil || n != 1 {
 		t.Fatalf("Sync once the recheck is due = %d, %v; want the settled asset's change", n, err)
+	}
+}
+
+// TestOpenMigratesOlderCatalog opens a SQLite catalog an older segflow
+// made (no quality columns) and indexes into it.
+func TestOpenMigratesOlderCatalog(t *testing.T) {
+	m, bucket, put := bucketWithJSON(t)
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(`CREATE TABLE assets (id TEXT PRIMARY KEY, source TEXT, state TEXT, error TEXT, duration REAL,
+  width INTEGER, height INTEGER, live BOOLEAN, renditions TEXT, segments INTEGER, created TEXT, updated TEXT, fingerprint TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	put(layout.Asset("film-c").Status(), asset.Status{ID: "film-c", State: asset.StateComplete, QualityWarning: "360p mean SSIM 0.8 under the floor 0.9"})
+	c, err := Open(path, m.Client, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n, err := c.Sync(context.Background()); err != nil || n != 1 {
+		t.Fatalf("Sync = %d, %v", n, err)
+	}
+	if d, err := c.Get(context.Background(), "film-c"); err != nil || d.QualityWarning == "" {
+		t.Fatalf("Get = %+v, %v", d, err)
 	}
 }

@@ -3,12 +3,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -117,7 +119,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the stack and a browser")
 	}
-	s := teststack.Up(t)
+	// A floor no encode reaches: every rung warns.
+	s := teststack.Up(t, "QA_SSIM_FLOOR=0.9999")
 	dir := t.TempDir()
 	clip := filepath.Join(dir, "kestrel.mp4")
 	font := "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
@@ -172,6 +175,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	options := eval[int](t, b, `document.querySelectorAll("#levels option").length`)
 	if levels < 3 || options != levels+1 {
 		t.Fatalf("levels %d, quality menu %d entries", levels, options)
+	}
+	// The qa stage's chart per rung and the asset's quality warning, on
+	// the page and in the gateway's metrics.
+	b.poll(t, 2*time.Minute, "quality charts", `document.querySelectorAll("#quality figure svg circle").length >= 6 &&
+		document.querySelector("#quality-warning").textContent.includes("under the floor 0.9999")`, s)
+	charts := eval[[]string](t, b, `[...document.querySelectorAll("#quality figure")].map(f => f.dataset.rung + " " + f.dataset.ssim)`)
+	t.Logf("quality charts: %v; %s", charts, eval[string](t, b, `document.querySelector("#quality-warning").textContent`))
+	if len(charts) != 3 {
+		t.Errorf("quality charts %v, want one per rung", charts)
+	}
+	if v := gatewayMetric(t, s, "segflow_catalog_assets_quality_warning"); v < 1 {
+		t.Errorf("segflow_catalog_assets_quality_warning = %v", v)
 	}
 
 	// Search for the on-screen word: the hit seeks the player to it.
@@ -349,4 +364,29 @@ func containsAll(have []string, want ...string) bool {
 		}
 	}
 	return true
+}
+
+// gatewayMetric polls the gateway's /metrics for an unlabelled gauge until
+// it is at least 1 (the catalog indexes every 2 s) or 30 s pass, and
+// returns its last value.
+func gatewayMetric(t *testing.T, s *teststack.Stack, name string) float64 {
+	t.Helper()
+	v := -1.0
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && v < 1; time.Sleep(time.Second) {
+		resp, err := http.Get(s.Env.Gateway + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, name+" "); ok {
+				v, _ = strconv.ParseFloat(rest, 64)
+			}
+		}
+	}
+	return v
 }

@@ -50,6 +50,8 @@ func TestCMAFOutputs(t *testing.T) {
 	id := assetOf(t, s, "uploads/cmaf.mp4")
 	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
 	a := layout.Asset(id)
+	// qa decodes fMP4 rungs behind their init segments.
+	checkQuality(t, waitQA(t, s, id), []string{"720p", "480p", "360p"}, len(readManifest(t, s, id).Segments))
 	get := func(key string) []byte { return object(t, s, key) }
 	base := "http://" + s.Env.S3Endpoint + "/" + s.Bucket + "/" + a.Prefix()
 
@@ -357,6 +359,10 @@ func TestEncryptedAsset(t *testing.T) {
 	id := assetOf(t, s, "uploads/secret.mp4")
 	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
 	a := layout.Asset(id)
+	// qa has no key: it skips each segment and says so.
+	if st := waitSegments(t, s, id, "qa", asset.StateSkipped); len(st.Quality) != 0 {
+		t.Errorf("quality of an encrypted asset: %+v", st.Quality)
+	}
 	public := "http://" + s.Env.S3Endpoint + "/" + s.Bucket + "/" + a.Prefix()
 
 	playlists := map[string][]byte{"master.m3u8": object(t, s, a.Master())}

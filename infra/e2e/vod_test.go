@@ -399,6 +399,17 @@ func checkAsset(t *testing.T, s *teststack.Stack, id, src string, seconds float6
 	if psnr < 38 {
 		t.Errorf("1080p PSNR %.2f dB < 38", psnr)
 	}
+	// The qa stage scored every rung of every segment, and its 1080p
+	// PSNR agrees with the one measured here over the whole rendition.
+	st := waitQA(t, s, id)
+	names := make([]string, 0, len(renditions))
+	for name := range renditions {
+		names = append(names, name)
+	}
+	checkQuality(t, st, names, len(readManifest(t, s, id).Segments))
+	if q := st.Quality["1080p"]; math.Abs(q.PSNR-psnr) > 1 {
+		t.Errorf("qa says 1080p PSNR %.2f dB, measured %.2f", q.PSNR, psnr)
+	}
 	for _, k := range []string{a.Thumb("poster.jpg"), a.Thumb("sprite.jpg"), a.Thumb("storyboard.vtt"), a.Thumb("00000.jpg")} {
 		if _, err := s.Store.Stat(ctx, s.Bucket, k); err != nil {
 			t.Errorf("%s: %v", k, err)
@@ -519,6 +530,63 @@ func waitSettled(t *testing.T, s *teststack.Stack, fn string, min float64) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("%s never settled (%v invocations, want %v)", fn, last, min)
+}
+
+// waitQA waits for the qa stage to have scored every segment of asset id
+// and returns the status then.
+func waitQA(t *testing.T, s *teststack.Stack, id string) *asset.Status {
+	t.Helper()
+	return waitStatus(t, s, id, "qa scored every segment", func(st *asset.Status) bool { return st.Stages["qa"].State == asset.StateDone })
+}
+
+// waitSegments waits until stage is in state for every segment of asset
+// id's manifest.
+func waitSegments(t *testing.T, s *teststack.Stack, id, stage, state string) *asset.Status {
+	t.Helper()
+	segs := len(readManifest(t, s, id).Segments)
+	return waitStatus(t, s, id, stage+" "+state+" on every segment", func(st *asset.Status) bool {
+		n := 0
+		for _, seg := range st.Segments {
+			if seg.Stages[stage].State == state {
+				n++
+			}
+		}
+		return n == segs
+	})
+}
+
+// waitStatus polls asset id's status until ok says it is what the test
+// waits for (what), for up to 3 minutes.
+func waitStatus(t *testing.T, s *teststack.Stack, id, what string, ok func(*asset.Status) bool) *asset.Status {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		st, err := asset.ReadStatus(context.Background(), s.Store, s.Bucket, id)
+		if err == nil && ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s never: %+v, %v\n%s", id, what, st, err, s.Log())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// checkQuality checks the qa stage's scores: every rung named, over every
+// segment, close to its source (the clips are testsrc2 at the ladder's
+// rates), no warning at the default floor.
+func checkQuality(t *testing.T, st *asset.Status, rungs []string, segs int) {
+	t.Helper()
+	for _, name := range rungs {
+		q, ok := st.Quality[name]
+		t.Logf("%s: qa %s SSIM %.4f (worst frame %.4f) PSNR %.2f dB over %d segments", st.ID, name, q.SSIM, q.MinSSIM, q.PSNR, q.Segments)
+		if !ok || q.Segments != segs || q.SSIM < 0.95 || q.SSIM > 1 || q.MinSSIM > q.SSIM || q.PSNR < 30 {
+			t.Errorf("qa %s: %+v (%d segments)", name, q, segs)
+		}
+	}
+	if len(st.Quality) != len(rungs) || st.QualityWarning != "" {
+		t.Errorf("quality %+v for rungs %v, warning %q", st.Quality, rungs, st.QualityWarning)
+	}
 }
 
 func waitObject(t *testing.T, s *teststack.Stack, key string) {

@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"encoding/json"
+	"github.com/segflow/segflow/infra/catalog"
 	"log/slog"
 	"os"
 	"regexp"
@@ -39,6 +40,7 @@ func exported(t *testing.T) map[string]bool {
 	router.RegisterMetrics(reg)
 	relay.RegisterMetrics(reg)
 	provider.RegisterMetrics(reg)
+	catalog.RegisterMetrics(reg)
 	telemetry.NewHTTPMetrics(reg, "function")
 	if len(names) < 20 {
 		t.Fatalf("only %d metric names registered: %v", len(names), names)

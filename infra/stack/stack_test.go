@@ -33,7 +33,7 @@ func TestRepoStackIsWhatFaasCliReads(t *testing.T) {
 	}
 	topics := map[string]bool{layout.TopicUpload: true, layout.TopicSourceSegment: true,
 		layout.TopicMarkedSegment: true, layout.TopicRenditionSegment: true}
-	want := []string{"aitag", "packager", "split", "thumbnail", "transcode", "watermark"}
+	want := []string{"aitag", "packager", "qa", "split", "thumbnail", "transcode", "watermark"}
 	if got := strings.Join(st.Names(), ","); got != strings.Join(want, ",") {
 		t.Fatalf("functions %s, want %s", got, strings.Join(want, ","))
 	}

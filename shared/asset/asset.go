@@ -218,7 +218,12 @@ type Status struct {
 	// then on players can start it while the rest is transcoded (its
 	// media playlists growing as EVENT ones until ENDLIST).
 	Playable *time.Time `json:"playable,omitempty"`
-	Updated  time.Time  `json:"updated"`
+	// Quality is each rendition's quality against the source so far (the
+	// qa stage's, per segment in Segments), and QualityWarning names the
+	// renditions under the configured SSIM floor: SetQuality.
+	Quality        map[string]RungQuality `json:"quality,omitempty"`
+	QualityWarning string                 `json:"qualityWarning,omitempty"`
+	Updated        time.Time              `json:"updated"`
 }
 
 // StageStatus is one stage's state with its error.
@@ -231,6 +236,8 @@ type StageStatus struct {
 type SegmentStatus struct {
 	Index  int                    `json:"index"`
 	Stages map[string]StageStatus `json:"stages"`
+	// Quality is the qa stage's score of each video rendition.
+	Quality map[string]media.Quality `json:"quality,omitempty"`
 }
 
 // ReadStatus loads an asset's status.
@@ -282,7 +289,7 @@ func (s *Status) SetStage(stage, state string, err error) {
 
 // optional stages describe an asset without being needed to play it: their
 // failures are recorded but do not fail the asset.
-var optional = map[string]bool{"aitag": true, "thumbnail": true}
+var optional = map[string]bool{"aitag": true, "thumbnail": true, "qa": true}
 
 // SetSegment records a segment's stage.
 func (s *Status) SetSegment(index int, stage, state string, err error) {

@@ -12,6 +12,7 @@ func TestOptionalStagesDoNotFailTheAsset(t *testing.T) {
 	}{
 		{"aitag", StateProcessing},
 		{"thumbnail", StateProcessing},
+		{"qa", StateProcessing},
 		{"transcode", StateFailed},
 		{"watermark", StateFailed},
 	}

@@ -123,3 +123,32 @@ func ReadSegmentMeta(info storage.Info) (SegmentMeta, error) {
 	}
 	return m, nil
 }
+
+// SegmentOf returns segment n's timing: from the segment's own metadata
+// (src, what the store said of it: a live segment is not in the manifest
+// yet), else from the manifest; and a live segment's wall clock.
+func (m *Manifest) SegmentOf(n int, src storage.Info) (Segment, time.Time) {
+	seg := Segment{Index: n}
+	if n < len(m.Segments) {
+		seg = m.Segments[n]
+	}
+	sm, err := ReadSegmentMeta(src)
+	if err != nil {
+		return seg, time.Time{}
+	}
+	seg.Start, seg.Duration = sm.Start, sm.Duration
+	return seg, sm.Wallclock
+}
+
+// PictureOf is the filter that makes segment seg's picture as the viewer
+// is meant to see it (Manifest.Picture, ending where the segment ends);
+// none for a marked segment: watermark made it so already. Every stage
+// that decodes a segment for its picture applies it (transcode, qa).
+func (m *Manifest) PictureOf(seg Segment, marked bool) string {
+	if marked {
+		return ""
+	}
+	p := m.Picture
+	p.End = seg.Start + seg.Duration
+	return p.Filter()
+}

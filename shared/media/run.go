@@ -40,7 +40,14 @@ func run(ctx context.Context, tool string, args ...string) ([]byte, error) {
 
 // runOutput executes tool and returns both of its outputs.
 func runOutput(ctx context.Context, tool string, args ...string) ([]byte, string, error) {
+	return runIn(ctx, "", tool, args...)
+}
+
+// runIn is runOutput in directory dir ("" the current one): a filter
+// option then names its files without the escaping a path needs there.
+func runIn(ctx context.Context, dir, tool string, args ...string) ([]byte, string, error) {
 	cmd := exec.CommandContext(ctx, tool, args...)
+	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

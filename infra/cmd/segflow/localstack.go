@@ -265,6 +265,7 @@ func (s *localStack) routes(ctx context.Context) (func(*mux.Router), error) {
 	if err != nil {
 		return nil, err
 	}
+	cat.RegisterMetrics(prometheus.DefaultRegisterer)
 	cat.Watch(2*time.Second, s.log.With("component", "catalog"))
 	s.onClose(func() { cat.Close() })
 	api := &catalog.API{Catalog: cat, MediaBase: play.Public, AssetBase: assetBase}

@@ -165,7 +165,7 @@ async function replay(id) {
 
 // ---- one asset: stage grid, player, storyboard, tags ----
 
-const STAGE_ORDER = ["split", "watermark", "transcode", "thumbnail", "aitag"];
+const STAGE_ORDER = ["split", "watermark", "transcode", "qa", "thumbnail", "aitag"];
 function stageRank(name) {
   const [base, sub] = name.split("/");
   const i = STAGE_ORDER.indexOf(base);
@@ -176,7 +176,41 @@ function byStage(a, b) {
   return x[0] - y[0] || x[1] - y[1] || x[2].localeCompare(y[2], undefined, { numeric: true });
 }
 
+// renderQuality draws each rendition's SSIM per segment (qa's scores) as a
+// small chart with its means, and the asset's quality warning.
+function renderQuality(st) {
+  $("#quality-warning").textContent = st.qualityWarning ? "quality: " + st.qualityWarning : "";
+  const rungs = Object.keys(st.quality || {}).sort((a, b) => b.localeCompare(a, undefined, { numeric: true }));
+  $("#quality").replaceChildren(...rungs.map((name) => {
+    const q = st.quality[name];
+    const points = (st.segments || []).filter((s) => s.quality && s.quality[name]).map((s) => [s.index, s.quality[name].ssim]);
+    return el("figure", { class: "rung-quality", dataset: { rung: name, ssim: q.ssim.toFixed(4) } }, sparkline(points),
+      el("figcaption", {}, `${name} SSIM ${q.ssim.toFixed(4)} (worst frame ${q.minSSIM.toFixed(3)}) · PSNR ${q.psnr.toFixed(1)} dB`));
+  }));
+}
+
+function sparkline(points) {
+  const NS = "http://www.w3.org/2000/svg", w = 160, h = 40;
+  const svg = document.createElementNS(NS, "svg");
+  for (const [k, v] of Object.entries({ viewBox: `0 0 ${w} ${h}`, width: w, height: h })) svg.setAttribute(k, v);
+  if (!points.length) return svg;
+  const lo = Math.min(0.9, ...points.map((p) => p[1])), maxX = Math.max(1, ...points.map((p) => p[0]));
+  const xy = ([x, y]) => [(x / maxX) * (w - 6) + 3, (1 - (y - lo) / (1 - lo || 1)) * (h - 6) + 3];
+  const title = document.createElementNS(NS, "title");
+  title.textContent = `SSIM per segment, from ${lo.toFixed(2)} (bottom) to 1 (top)`;
+  const line = document.createElementNS(NS, "polyline");
+  for (const [k, v] of Object.entries({ points: points.map((p) => xy(p).map((c) => c.toFixed(1)).join(",")).join(" "),
+    fill: "none", stroke: "#2563eb", "stroke-width": "1.5" })) line.setAttribute(k, v);
+  svg.append(title, line, ...points.map((p) => {
+    const [cx, cy] = xy(p), dot = document.createElementNS(NS, "circle");
+    for (const [k, v] of Object.entries({ cx, cy, r: 2, fill: "#2563eb" })) dot.setAttribute(k, v);
+    return dot;
+  }));
+  return svg;
+}
+
 function renderStatus(st) {
+  renderQuality(st);
   $("#asset-state").textContent = st.state === "pending" ? "waiting for split" : st.state;
   $("#asset-state").className = `state ${st.state}`;
   $("#detail").dataset.state = st.state;
@@ -207,6 +241,8 @@ async function select(id) {
   $("#asset-error").textContent = "";
   $("#grid thead").replaceChildren();
   $("#grid tbody").replaceChildren();
+  $("#quality").replaceChildren();
+  $("#quality-warning").textContent = "";
   $("#tags").replaceChildren();
   state.cues = [];
   state.tags = [];

@@ -1,0 +1,177 @@
+// Package qa is the quality stage: per transcoded segment, the SSIM and
+// PSNR of every video rendition against the source segment it was made
+// from, scaled to the rendition's size (media.Compare: the source decoded
+// once for the whole ladder). The scores go into status.json per segment
+// and summed up per rendition; a rendition whose mean SSIM falls under
+// QA_SSIM_FLOOR gives the asset a quality warning, which is not a
+// failure.
+package qa
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/config"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media"
+	"github.com/segflow/segflow/shared/stage"
+	"github.com/segflow/segflow/shared/storage"
+)
+
+const name = "qa"
+
+// defaultFloor is the SSIM under which a rendition's mean is worth a look:
+// x264 at the default ladder's rates scores 0.97-0.99 on camera footage;
+// under 0.9 blocking shows.
+const defaultFloor = 0.9
+
+// Handle receives the triggering object's CloudEvent.
+var Handle = stage.Handler(name, []layout.Kind{layout.KindRenditionSegment}, func(ctx context.Context, e *stage.Env, t *stage.Trigger, _ *http.Request) (string, error) {
+	return measure(ctx, e, t)
+})
+
+func measure(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
+	id, n := t.Layout.AssetID, t.Layout.Index
+	m, err := e.Manifest(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	// transcode writes a segment's renditions top rung last (audio
+	// first, then the ladder from the bottom): its write says they are
+	// all there, so one call measures the whole ladder from one decode.
+	if len(m.Ladder) == 0 || t.Layout.Rendition != m.Ladder[0].Name {
+		return fmt.Sprintf("%s segment %d of %s: measured with %s", t.Layout.Rendition, n, id, topName(m)), nil
+	}
+	if m.Encrypted() {
+		if err := e.SegmentSkipped(ctx, t); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("segment %d of %s is encrypted: not measured", n, id), nil
+	}
+	floor, err := ssimFloor()
+	if err != nil {
+		return "", stage.Permanent(err)
+	}
+	dir, cleanup, err := e.WorkDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer cleanup()
+	// The source as transcode read it: the marked copy under a watermark.
+	srcKey, marked := m.SourceKey(n), m.Watermark != nil
+	if marked {
+		srcKey = layout.Asset(id).Marked(n)
+	}
+	src := filepath.Join(dir, "source"+filepath.Ext(srcKey))
+	srcInfo, err := e.Store.GetFile(ctx, t.Bucket, srcKey, src)
+	if err != nil {
+		return "", fmt.Errorf("qa %s: %w", srcKey, err)
+	}
+	seg, _ := m.SegmentOf(n, srcInfo)
+	renditions := make([]media.Compared, 0, len(m.Ladder))
+	for _, r := range m.Ladder {
+		path, err := fetchRendition(ctx, e, t.Bucket, id, r, n, dir)
+		if err != nil {
+			return "", fmt.Errorf("qa %s segment %d of %s: %w", r.Name, n, id, err)
+		}
+		renditions = append(renditions, media.Compared{Path: path, Width: r.Width, Height: r.Height})
+	}
+	stats := filepath.Join(dir, "stats")
+	if err := os.Mkdir(stats, 0o755); err != nil {
+		return "", err
+	}
+	qs, err := media.Compare(ctx, src, m.PictureOf(seg, marked), renditions, stats)
+	if err != nil {
+		return "", e.FailSegment(ctx, t, err)
+	}
+	scores := make(map[string]media.Quality, len(qs))
+	for i, q := range qs {
+		scores[m.Ladder[i].Name] = q
+	}
+	settled, err := asset.Settled(ctx, e.Store, t.Bucket, m)
+	if err != nil {
+		return "", err
+	}
+	err = asset.UpdateStatus(ctx, e.Store, t.Bucket, id, name, func(s *asset.Status) {
+		s.SetQuality(n, scores, floor)
+		if !settled.Live && !settled.Splitting && measured(s) == len(settled.Segments) {
+			s.SetStage(name, asset.StateDone, nil)
+		}
+	})
+	if err != nil {
+		return "", err
+	}
+	top := qs[0]
+	return fmt.Sprintf("segment %d of %s: %s SSIM %.4f PSNR %.2f dB (%d renditions)", n, id, m.Ladder[0].Name, top.SSIM, top.PSNR, len(qs)), nil
+}
+
+func topName(m *asset.Manifest) string {
+	if len(m.Ladder) == 0 {
+		return "no video rendition"
+	}
+	return m.Ladder[0].Name
+}
+
+// measured counts the segments qa has scored.
+func measured(s *asset.Status) int {
+	n := 0
+	for _, seg := range s.Segments {
+		if seg.Stages[name].State == asset.StateDone {
+			n++
+		}
+	}
+	return n
+}
+
+// fetchRendition writes rendition r's segment n into dir as a file ffmpeg
+// decodes alone: an fMP4 segment behind its init segment.
+func fetchRendition(ctx context.Context, e *stage.Env, bucket, id string, r media.Rung, n int, dir string) (string, error) {
+	a := layout.Asset(id)
+	path := filepath.Join(dir, r.Name+r.SegmentExt())
+	if r.Container() == "ts" {
+		_, err := e.Store.GetFile(ctx, bucket, a.Rendition(r.Name, n, r.SegmentExt()), path)
+		return path, err
+	}
+	path = filepath.Join(dir, r.Name+".mp4")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	for _, key := range []string{a.InitSegment(r.Name), a.Rendition(r.Name, n, r.SegmentExt())} {
+		if err := copyObject(ctx, e.Store, bucket, key, f); err != nil {
+			return "", err
+		}
+	}
+	return path, f.Close()
+}
+
+func copyObject(ctx context.Context, c *storage.Client, bucket, key string, w io.Writer) error {
+	b, err := c.GetBytes(ctx, bucket, key)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// ssimFloor reads QA_SSIM_FLOOR: a mean SSIM in (0, 1]; 0 turns warnings
+// off.
+func ssimFloor() (float64, error) {
+	v := config.Env("QA_SSIM_FLOOR", "")
+	if v == "" {
+		return defaultFloor, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 1 {
+		return 0, errors.Join(fmt.Errorf("QA_SSIM_FLOOR %q: want a mean SSIM between 0 and 1", v), err)
+	}
+	return f, nil
+}
