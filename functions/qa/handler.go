@@ -1,10 +1,11 @@
 // Package qa is the quality stage: per transcoded segment, the SSIM and
 // PSNR of every video rendition against the source segment it was made
 // from, scaled to the rendition's size (media.Compare: the source decoded
-// once for the whole ladder). The scores go into status.json per segment
-// and summed up per rendition; a rendition whose mean SSIM falls under
-// QA_SSIM_FLOOR gives the asset a quality warning, which is not a
-// failure.
+// once for the whole ladder). By default it spot-checks each segment's
+// first GOP, every second frame (QA_SECONDS, media.SpotSeconds). The
+// scores go into status.json per segment and summed up per rendition; a
+// rendition whose mean SSIM falls under QA_SSIM_FLOOR gives the asset a
+// quality warning, which is not a failure.
 package qa
 
 import (
@@ -59,6 +60,10 @@ func measure(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error
 	if err != nil {
 		return "", stage.Permanent(err)
 	}
+	spot, err := spotSeconds()
+	if err != nil {
+		return "", stage.Permanent(err)
+	}
 	dir, cleanup, err := e.WorkDir(ctx)
 	if err != nil {
 		return "", err
@@ -87,7 +92,8 @@ func measure(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error
 	if err := os.Mkdir(stats, 0o755); err != nil {
 		return "", err
 	}
-	qs, err := media.Compare(ctx, src, m.PictureOf(seg, marked), renditions, stats)
+	qs, err := media.Compare(ctx, src, renditions, media.CompareOptions{Filter: m.PictureOf(seg, marked),
+		Seconds: spot, Step: media.SpotStep, StatsDir: stats})
 	if err != nil {
 		return "", e.FailSegment(ctx, t, err)
 	}
@@ -172,6 +178,20 @@ func ssimFloor() (float64, error) {
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || f < 0 || f > 1 {
 		return 0, errors.Join(fmt.Errorf("QA_SSIM_FLOOR %q: want a mean SSIM between 0 and 1", v), err)
+	}
+	return f, nil
+}
+
+// spotSeconds reads QA_SECONDS: how much of each segment is scored, from
+// its start (default media.SpotSeconds; 0: all of it).
+func spotSeconds() (float64, error) {
+	v := config.Env("QA_SECONDS", "")
+	if v == "" {
+		return media.SpotSeconds, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(f >= 0) {
+		return 0, errors.Join(fmt.Errorf("QA_SECONDS %q: want seconds, 0 for the whole segment", v), err)
 	}
 	return f, nil
 }

@@ -50,9 +50,10 @@ func BenchmarkVODPipeline(b *testing.B) {
 		b.Fatalf("transcode's concurrency in stack.yml: %v", err)
 	}
 	s := teststack.Up(b)
-	// The ladder is what bare ffmpeg makes: thumbnails and tags are work it
-	// does not do, so they are taken out of the stack for the comparison.
-	for _, fn := range []string{"aitag", "thumbnail"} {
+	// The ladder is what bare ffmpeg makes: thumbnails, tags and quality
+	// scores are work it does not do, so they are taken out of the stack
+	// for the comparison (scripts/bench aitag and qa give their cost).
+	for _, fn := range []string{"aitag", "thumbnail", "qa"} {
 		if err := s.GW.DeleteFunction(context.Background(), fn, ""); err != nil {
 			b.Fatal(err)
 		}

@@ -57,53 +57,86 @@ type Compared struct {
 	Width, Height int
 }
 
+// SpotSeconds and SpotStep are how the qa stage scores a segment unless
+// told otherwise: its first 2 s (a whole GOP of every rung at segflow's
+// keyframe interval, so I, P and B frames alike), every second frame.
+// That costs 0.25 of the transcode's CPU (BenchmarkQAVsTranscode, 1080p
+// ladder) where scoring all of every segment cost 0.76.
+const (
+	SpotSeconds = 2.0
+	SpotStep    = 2
+)
+
+// CompareOptions shape Compare.
+type CompareOptions struct {
+	// Filter makes the source the picture the renditions were made from
+	// (what transcode applied: Manifest.PictureOf).
+	Filter string
+	// Seconds, when set, scores only the first Seconds of each side, and
+	// decodes no further: a spot check of one GOP (every rung's segment
+	// starts with one) for a fraction of the cost.
+	Seconds float64
+	// Step, when above 1, scores every Step-th frame of what is decoded.
+	Step int
+	// StatsDir is where ffmpeg runs and writes its per-frame stats.
+	StatsDir string
+}
+
 // Compare measures each rendition against source in one ffmpeg: the
-// source is decoded once, made the viewer's picture by filter (what
-// transcode applied: Picture.Filter with the segment's End), split, and
-// scaled to each rendition's size the way transcode scales (bicubic), so
-// frames pair one to one. Both sides count from their first frame.
-func Compare(ctx context.Context, source, filter string, renditions []Compared, statsDir string) ([]Quality, error) {
+// source is decoded once, made the viewer's picture by o.Filter, split,
+// and scaled to each rendition's size the way transcode scales (bicubic),
+// so frames pair one to one. Both sides count from their first frame.
+func Compare(ctx context.Context, source string, renditions []Compared, o CompareOptions) ([]Quality, error) {
 	if len(renditions) == 0 {
 		return nil, nil
 	}
-	// ffmpeg runs in statsDir: the inputs by absolute path.
+	// ffmpeg runs in StatsDir: the inputs by absolute path.
 	source, err := filepath.Abs(source)
 	if err != nil {
 		return nil, err
 	}
+	// The same frames of both sides: numbered from each one's first.
+	pick := "setpts=PTS-STARTPTS"
+	if o.Step > 1 {
+		pick += fmt.Sprintf(",select=not(mod(n\\,%d))", o.Step)
+	}
+	var limit []string
+	if o.Seconds > 0 {
+		limit = []string{"-t", strconv.FormatFloat(o.Seconds, 'f', 3, 64)}
+	}
 	var graph strings.Builder
 	head := "[0:v]"
-	if filter != "" {
-		head += filter + ","
+	if o.Filter != "" {
+		head += o.Filter + ","
 	}
-	fmt.Fprintf(&graph, "%ssetpts=PTS-STARTPTS,split=%d", head, len(renditions))
+	fmt.Fprintf(&graph, "%s%s,split=%d", head, pick, len(renditions))
 	for i := range renditions {
 		fmt.Fprintf(&graph, "[s%d]", i)
 	}
-	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-copyts", "-i", source}
+	args := append(append([]string{"-hide_banner", "-nostdin", "-v", "error", "-copyts"}, limit...), "-i", source)
 	for _, r := range renditions {
 		p, err := filepath.Abs(r.Path)
 		if err != nil {
 			return nil, err
 		}
-		args = append(args, "-i", p)
+		args = append(append(args, limit...), "-i", p)
 	}
 	var maps []string
 	for i, r := range renditions {
 		ssim, psnr := statsName("ssim", i), statsName("psnr", i)
 		fmt.Fprintf(&graph, ";[s%d]scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p,split[ra%d][rb%d]", i, r.Width, r.Height, i, i)
-		fmt.Fprintf(&graph, ";[%d:v]setpts=PTS-STARTPTS,setsar=1,format=yuv420p,split[da%d][db%d]", i+1, i, i)
+		fmt.Fprintf(&graph, ";[%d:v]%s,setsar=1,format=yuv420p,split[da%d][db%d]", i+1, pick, i, i)
 		fmt.Fprintf(&graph, ";[da%d][ra%d]ssim=stats_file=%s[q%d];[db%d][rb%d]psnr=stats_file=%s[p%d]", i, i, ssim, i, i, i, psnr, i)
 		maps = append(maps, "-map", fmt.Sprintf("[q%d]", i), "-map", fmt.Sprintf("[p%d]", i))
 	}
 	args = append(append(append(args, "-filter_complex", graph.String()), maps...), "-f", "null", "-")
-	// The stats files are named relative to statsDir, where ffmpeg runs.
-	if _, _, err := runIn(ctx, statsDir, "ffmpeg", args...); err != nil {
+	// The stats files are named relative to StatsDir, where ffmpeg runs.
+	if _, _, err := runIn(ctx, o.StatsDir, "ffmpeg", args...); err != nil {
 		return nil, fmt.Errorf("compare %s: %w", source, err)
 	}
 	out := make([]Quality, len(renditions))
 	for i := range renditions {
-		q, err := readStats(filepath.Join(statsDir, statsName("ssim", i)), filepath.Join(statsDir, statsName("psnr", i)))
+		q, err := readStats(filepath.Join(o.StatsDir, statsName("ssim", i)), filepath.Join(o.StatsDir, statsName("psnr", i)))
 		if err != nil {
 			return nil, fmt.Errorf("compare %s with %s: %w", source, renditions[i].Path, err)
 		}

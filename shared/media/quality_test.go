@@ -2,6 +2,7 @@ package media_test
 
 import (
 	"context"
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -40,7 +41,7 @@ func TestCompare(t *testing.T) {
 		{"flipped without", "", media.Compared{Path: flipped, Width: 640, Height: 360}, 0, 0.9, 0, 30},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			qs, err := media.Compare(context.Background(), src, tc.filter, []media.Compared{tc.rendition}, t.TempDir())
+			qs, err := media.Compare(context.Background(), src, []media.Compared{tc.rendition}, media.CompareOptions{Filter: tc.filter, StatsDir: t.TempDir()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -52,11 +53,21 @@ func TestCompare(t *testing.T) {
 		})
 	}
 	// Several renditions in one call pair each with its own scaled source.
-	qs, err := media.Compare(context.Background(), src, "", []media.Compared{{Path: starved, Width: 640, Height: 360}, {Path: good, Width: 640, Height: 360}}, t.TempDir())
+	qs, err := media.Compare(context.Background(), src, []media.Compared{{Path: starved, Width: 640, Height: 360}, {Path: good, Width: 640, Height: 360}}, media.CompareOptions{StatsDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(qs) != 2 || qs[0].SSIM >= qs[1].SSIM {
 		t.Errorf("starved then good: %+v", qs)
+	}
+	// A spot check: the first second, every third frame, of the same
+	// pair scores what the whole does within a little.
+	spot, err := media.Compare(context.Background(), src, []media.Compared{{Path: good, Width: 640, Height: 360}},
+		media.CompareOptions{Seconds: 1, Step: 3, StatsDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := spot[0]; s.Frames != 10 || math.Abs(s.SSIM-qs[1].SSIM) > 0.005 || math.Abs(s.PSNR-qs[1].PSNR) > 2 {
+		t.Errorf("spot check %+v, whole %+v", s, qs[1])
 	}
 }

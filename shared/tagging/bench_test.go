@@ -3,21 +3,12 @@ package tagging
 import (
 	"context"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/media/mediatest"
 )
-
-// childCPU is the CPU time of every finished child process so far (the
-// taggers and the encoder are ffmpeg, tesseract and pocketsphinx runs).
-func childCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkAITagVsTranscode tags one minute of 1080p video segment by
 // segment and transcodes the same segments to the default ladder, and
@@ -39,20 +30,20 @@ func BenchmarkAITagVsTranscode(b *testing.B) {
 	b.ResetTimer()
 	var tagCPU, encCPU time.Duration
 	for n := 0; n < b.N; n++ {
-		c0 := childCPU()
+		c0 := mediatest.ChildCPU()
 		for _, s := range segs {
 			res := Run(ctx, Default(""), Input{Path: s.Path, Duration: s.Duration, HasAudio: true, WorkDir: b.TempDir()})
 			if res.Errors != nil {
 				b.Fatal(res.Errors)
 			}
 		}
-		c1 := childCPU()
+		c1 := mediatest.ChildCPU()
 		for _, s := range segs {
 			if _, err := media.Transcode(ctx, s.Path, b.TempDir(), rungs, media.TranscodeOptions{FPS: info.Video.FPS, Audio: []string{"audio"}}); err != nil {
 				b.Fatal(err)
 			}
 		}
-		c2 := childCPU()
+		c2 := mediatest.ChildCPU()
 		tagCPU += c1 - c0
 		encCPU += c2 - c1
 	}
