@@ -85,6 +85,20 @@ func TestLive(t *testing.T) {
 			}
 			ended["master.m3u8"] = master
 			parsersAccept(t, ended)
+			// qa scores a live stream's segments too, against the relay's
+			// source segments.
+			pl, _, err := m3u8.DecodeFrom(bytes.NewReader(ended["480p.m3u8"]), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			listed := len(pl.(*m3u8.MediaPlaylist).GetAllSegments())
+			st := waitStatus(t, s, id, "qa scored every listed segment", func(st *asset.Status) bool { return st.Quality["480p"].Segments >= listed })
+			for name, q := range st.Quality {
+				t.Logf("qa %s: SSIM %.4f (worst frame %.4f), PSNR %.2f dB over %d segments", name, q.SSIM, q.MinSSIM, q.PSNR, q.Segments)
+				if q.SSIM < 0.9 || q.Segments < listed {
+					t.Errorf("qa %s: %+v, %d segments listed", name, q, listed)
+				}
+			}
 			// Speech captions, when aitag made some, are dated as the video is.
 			if b, err := s.Store.GetBytes(context.Background(), s.Bucket, a.Playlist(layout.SubtitlesRendition)); err == nil {
 				if !bytes.Contains(b, []byte("#EXT-X-PROGRAM-DATE-TIME:")) {
