@@ -204,10 +204,8 @@ func (r *Relay) authorizeViewer(stream, token string) error {
 	if r.cfg.Playback == nil {
 		return errors.New("private stream, and this relay has no playback key to check tokens with")
 	}
-	if _, err := r.cfg.Playback.Verify(token, playback.StreamSubject(stream), time.Now()); err != nil {
-		return err
-	}
-	return nil
+	_, err := r.cfg.Playback.Verify(token, playback.StreamSubject(stream), time.Now())
+	return err
 }
 
 // broadcast is a live stream's WebRTC broadcast, for whep.
