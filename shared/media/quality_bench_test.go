@@ -2,7 +2,6 @@ package media_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,18 +16,7 @@ import (
 // (scoring as it does by default: media.SpotSeconds, media.SpotStep).
 func BenchmarkQAVsTranscode(b *testing.B) {
 	ctx := context.Background()
-	dir := b.TempDir()
-	src := filepath.Join(dir, "src.mp4")
-	mediatest.Make(b, src, mediatest.Clip{Seconds: 60, Width: 1920, Height: 1080, FPS: 30, Audio: true, Bitrate: 10_000_000})
-	info, err := media.Probe(ctx, src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	segs, err := media.Split(ctx, src, filepath.Join(dir, "segs"), info, media.SplitOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	rungs, _ := media.Ladder(info.Video, nil)
+	info, segs, rungs := mediatest.Segmented(b, b.TempDir(), mediatest.Clip{Seconds: 60, Width: 1920, Height: 1080, FPS: 30, Audio: true, Bitrate: 10_000_000})
 	b.ResetTimer()
 	var encCPU, qaCPU time.Duration
 	for n := 0; n < b.N; n++ {

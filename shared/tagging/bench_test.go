@@ -2,7 +2,6 @@ package tagging
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,18 +14,7 @@ import (
 // reports the CPU seconds each takes per minute of video.
 func BenchmarkAITagVsTranscode(b *testing.B) {
 	ctx := context.Background()
-	dir := b.TempDir()
-	src := filepath.Join(dir, "src.mp4")
-	mediatest.Make(b, src, mediatest.Clip{Seconds: 60, Width: 1920, Height: 1080, Audio: true})
-	info, err := media.Probe(ctx, src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	segs, err := media.Split(ctx, src, filepath.Join(dir, "segs"), info, media.SplitOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	rungs, _ := media.Ladder(info.Video, nil)
+	info, segs, rungs := mediatest.Segmented(b, b.TempDir(), mediatest.Clip{Seconds: 60, Width: 1920, Height: 1080, Audio: true})
 	b.ResetTimer()
 	var tagCPU, encCPU time.Duration
 	for n := 0; n < b.N; n++ {
