@@ -73,7 +73,9 @@ func TestPhoneRotationPlaysUpright(t *testing.T) {
 	if psnr < 30 {
 		t.Errorf("top rendition PSNR %.2f dB against the upright upload: not the upright picture", psnr)
 	}
-	// The poster is upright too.
+	// The poster is upright too (thumbnail, at a lower priority, may
+	// write it after the asset completes).
+	waitObject(t, s, a.Thumb("poster.jpg"))
 	poster := filepath.Join(dir, "poster.jpg")
 	if _, err := s.Store.GetFile(ctx, s.Bucket, a.Thumb("poster.jpg"), poster); err != nil {
 		t.Fatal(err)
