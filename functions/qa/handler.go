@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,10 +19,10 @@ import (
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/config"
+	"github.com/segflow/segflow/shared/hls"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/stage"
-	"github.com/segflow/segflow/shared/storage"
 )
 
 const name = "qa"
@@ -50,11 +49,14 @@ func measure(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error
 	if len(m.Ladder) == 0 || t.Layout.Rendition != m.Ladder[0].Name {
 		return fmt.Sprintf("%s segment %d of %s: measured with %s", t.Layout.Rendition, n, id, topName(m)), nil
 	}
-	if m.Encrypted() {
+	// Debian's ffmpeg 5.1 refuses segflow's cbcs samples ("subsample size
+	// exceeds the packet size left") though browsers play them: a cbcs
+	// asset is not scored, and says so.
+	if m.Options.Encryption == asset.EncryptionCBCS {
 		if err := e.SegmentSkipped(ctx, t); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("segment %d of %s is encrypted: not measured", n, id), nil
+		return fmt.Sprintf("segment %d of %s is cbcs-encrypted: not scored (ffmpeg 5.1 does not decrypt it)", n, id), nil
 	}
 	floor, err := ssimFloor()
 	if err != nil {
@@ -80,13 +82,25 @@ func measure(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error
 		return "", fmt.Errorf("qa %s: %w", srcKey, err)
 	}
 	seg, _ := m.SegmentOf(n, srcInfo)
+	// An AES-128 asset is scored as a player sees it: each segment
+	// decrypted whole with the content key.
+	var key []byte
+	if m.Encrypted() {
+		if key, err = asset.ReadContentKey(ctx, e.Store, t.Bucket, id); err != nil {
+			return "", err
+		}
+	}
 	renditions := make([]media.Compared, 0, len(m.Ladder))
 	for _, r := range m.Ladder {
-		path, err := fetchRendition(ctx, e, t.Bucket, id, r, n, dir)
+		c, err := fetchRendition(ctx, e, t.Bucket, m, r, n, key, dir)
 		if err != nil {
-			return "", fmt.Errorf("qa %s segment %d of %s: %w", r.Name, n, id, err)
+			err = fmt.Errorf("qa %s segment %d of %s: %w", r.Name, n, id, err)
+			if stage.IsPermanent(err) { // a segment that does not decrypt
+				return "", e.FailSegment(ctx, t, err)
+			}
+			return "", err
 		}
-		renditions = append(renditions, media.Compared{Path: path, Width: r.Width, Height: r.Height})
+		renditions = append(renditions, c)
 	}
 	stats := filepath.Join(dir, "stats")
 	if err := os.Mkdir(stats, 0o755); err != nil {
@@ -137,35 +151,34 @@ func measured(s *asset.Status) int {
 }
 
 // fetchRendition writes rendition r's segment n into dir as a file ffmpeg
-// decodes alone: an fMP4 segment behind its init segment.
-func fetchRendition(ctx context.Context, e *stage.Env, bucket, id string, r media.Rung, n int, dir string) (string, error) {
-	a := layout.Asset(id)
-	path := filepath.Join(dir, r.Name+r.SegmentExt())
+// decodes alone: an AES-128 segment decrypted, an fMP4 segment behind its
+// init segment.
+func fetchRendition(ctx context.Context, e *stage.Env, bucket string, m *asset.Manifest, r media.Rung, n int, key []byte, dir string) (media.Compared, error) {
+	a := layout.Asset(m.ID)
+	c := media.Compared{Width: r.Width, Height: r.Height}
+	keys := []string{a.Rendition(r.Name, n, r.SegmentExt())}
 	if r.Container() == "ts" {
-		_, err := e.Store.GetFile(ctx, bucket, a.Rendition(r.Name, n, r.SegmentExt()), path)
-		return path, err
+		c.Path = filepath.Join(dir, r.Name+".ts")
+	} else {
+		c.Path = filepath.Join(dir, r.Name+".mp4")
+		keys = append([]string{a.InitSegment(r.Name)}, keys...)
 	}
-	path = filepath.Join(dir, r.Name+".mp4")
-	f, err := os.Create(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	for _, key := range []string{a.InitSegment(r.Name), a.Rendition(r.Name, n, r.SegmentExt())} {
-		if err := copyObject(ctx, e.Store, bucket, key, f); err != nil {
-			return "", err
+	var file []byte
+	for _, k := range keys {
+		b, err := e.Store.GetBytes(ctx, bucket, k)
+		if err != nil {
+			return c, err
 		}
+		file = append(file, b...)
 	}
-	return path, f.Close()
-}
-
-func copyObject(ctx context.Context, c *storage.Client, bucket, key string, w io.Writer) error {
-	b, err := c.GetBytes(ctx, bucket, key)
-	if err != nil {
-		return err
+	if m.Options.Encryption == asset.EncryptionAES128 {
+		plain, err := hls.DecryptSegment(file, key, n)
+		if err != nil {
+			return c, stage.Permanent(err)
+		}
+		file = plain
 	}
-	_, err = w.Write(b)
-	return err
+	return c, os.WriteFile(c.Path, file, 0o644)
 }
 
 // ssimFloor reads QA_SSIM_FLOOR: a mean SSIM in (0, 1]; 0 turns warnings

@@ -410,6 +410,9 @@ func checkAsset(t *testing.T, s *teststack.Stack, id, src string, seconds float6
 	if q := st.Quality["1080p"]; math.Abs(q.PSNR-psnr) > 1 {
 		t.Errorf("qa says 1080p PSNR %.2f dB, measured %.2f", q.PSNR, psnr)
 	}
+	// thumbnail runs at a lower priority and may finish after the asset
+	// completes: its storyboard is the last thing it writes.
+	waitStatus(t, s, id, "thumbnail done", func(st *asset.Status) bool { return st.Stages["thumbnail"].State == asset.StateDone })
 	for _, k := range []string{a.Thumb("poster.jpg"), a.Thumb("sprite.jpg"), a.Thumb("storyboard.vtt"), a.Thumb("00000.jpg")} {
 		if _, err := s.Store.Stat(ctx, s.Bucket, k); err != nil {
 			t.Errorf("%s: %v", k, err)
@@ -537,22 +540,6 @@ func waitSettled(t *testing.T, s *teststack.Stack, fn string, min float64) {
 func waitQA(t *testing.T, s *teststack.Stack, id string) *asset.Status {
 	t.Helper()
 	return waitStatus(t, s, id, "qa scored every segment", func(st *asset.Status) bool { return st.Stages["qa"].State == asset.StateDone })
-}
-
-// waitSegments waits until stage is in state for every segment of asset
-// id's manifest.
-func waitSegments(t *testing.T, s *teststack.Stack, id, stage, state string) *asset.Status {
-	t.Helper()
-	segs := len(readManifest(t, s, id).Segments)
-	return waitStatus(t, s, id, stage+" "+state+" on every segment", func(st *asset.Status) bool {
-		n := 0
-		for _, seg := range st.Segments {
-			if seg.Stages[stage].State == state {
-				n++
-			}
-		}
-		return n == segs
-	})
 }
 
 // waitStatus polls asset id's status until ok says it is what the test
