@@ -55,6 +55,25 @@ func Up(t testing.TB, env ...string) *Stack {
 // given instead of the one made on the first run.
 func UpWithKeys(t testing.TB, streamKeys string, env ...string) *Stack {
 	t.Helper()
+	// A port found free can be taken by another process before segflow
+	// binds it: a start that fails so is tried again on other ports.
+	for attempt := 1; ; attempt++ {
+		s, err := up(t, streamKeys, env)
+		if err == nil {
+			return s
+		}
+		if attempt < 3 && strings.Contains(s.Log(), "address already in use") {
+			t.Logf("segflow up lost a port to another process (%v); again on other ports", err)
+			continue
+		}
+		t.Fatalf("segflow up: %v\n%s", err, s.Log())
+	}
+}
+
+// up starts one stack on ports found free; an error when segflow up
+// exits before it is ready.
+func up(t testing.TB, streamKeys string, env []string) (*Stack, error) {
+	t.Helper()
 	s := &Stack{T: t, Home: t.TempDir()}
 	if streamKeys != "" {
 		auth := filepath.Join(s.Home, "auth")
@@ -92,7 +111,7 @@ func UpWithKeys(t testing.TB, streamKeys string, env ...string) *Stack {
 	for s.Env.PID == 0 {
 		select {
 		case err := <-exited:
-			t.Fatalf("segflow up exited: %v\n%s", err, s.Log())
+			return s, fmt.Errorf("exited before it was ready: %v", err)
 		case <-deadline:
 			t.Fatalf("segflow up not ready\n%s", s.Log())
 		case <-time.After(100 * time.Millisecond):
@@ -106,7 +125,7 @@ func UpWithKeys(t testing.TB, streamKeys string, env ...string) *Stack {
 		t.Fatal(err)
 	}
 	s.GW = gwclient.New(s.Env.Gateway, s.Env.GatewayUser, s.Env.GatewayPassword)
-	return s
+	return s, nil
 }
 
 func freeUDPPort(t testing.TB) string {
