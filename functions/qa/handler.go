@@ -10,12 +10,11 @@ package qa
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/config"
@@ -58,11 +57,14 @@ func measure(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error
 		}
 		return fmt.Sprintf("segment %d of %s is cbcs-encrypted: not scored (ffmpeg 5.1 does not decrypt it)", n, id), nil
 	}
-	floor, err := ssimFloor()
+	// QA_SSIM_FLOOR: the mean SSIM a rendition warns under (0: never).
+	floor, err := config.Float("QA_SSIM_FLOOR", defaultFloor, 0, 1)
 	if err != nil {
 		return "", stage.Permanent(err)
 	}
-	spot, err := spotSeconds()
+	// QA_SECONDS: how much of each segment is scored, from its start
+	// (0: all of it).
+	spot, err := config.Float("QA_SECONDS", media.SpotSeconds, 0, math.MaxFloat64)
 	if err != nil {
 		return "", stage.Permanent(err)
 	}
@@ -179,32 +181,4 @@ func fetchRendition(ctx context.Context, e *stage.Env, bucket string, m *asset.M
 		file = plain
 	}
 	return c, os.WriteFile(c.Path, file, 0o644)
-}
-
-// ssimFloor reads QA_SSIM_FLOOR: a mean SSIM in (0, 1]; 0 turns warnings
-// off.
-func ssimFloor() (float64, error) {
-	v := config.Env("QA_SSIM_FLOOR", "")
-	if v == "" {
-		return defaultFloor, nil
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < 0 || f > 1 {
-		return 0, errors.Join(fmt.Errorf("QA_SSIM_FLOOR %q: want a mean SSIM between 0 and 1", v), err)
-	}
-	return f, nil
-}
-
-// spotSeconds reads QA_SECONDS: how much of each segment is scored, from
-// its start (default media.SpotSeconds; 0: all of it).
-func spotSeconds() (float64, error) {
-	v := config.Env("QA_SECONDS", "")
-	if v == "" {
-		return media.SpotSeconds, nil
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || !(f >= 0) {
-		return 0, errors.Join(fmt.Errorf("QA_SECONDS %q: want seconds, 0 for the whole segment", v), err)
-	}
-	return f, nil
 }

@@ -44,6 +44,23 @@ func Int(name string, def int) (int, error) {
 	return n, nil
 }
 
+// Float returns a number environment variable in [lo, hi], or def when
+// unset; a value out of range (NaN included) is an error.
+func Float(name string, def, lo, hi float64) (float64, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return 0, fmt.Errorf("config %s=%q: %w", name, v, err)
+	}
+	if !(f >= lo && f <= hi) {
+		return 0, fmt.Errorf("config %s=%q: want a number from %g to %g", name, v, lo, hi)
+	}
+	return f, nil
+}
+
 // Duration returns a duration environment variable ("90s", "15m"); a bare
 // number is read as seconds, as OpenFaaS's watchdog timeouts are.
 func Duration(name string, def time.Duration) (time.Duration, error) {

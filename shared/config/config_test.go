@@ -56,3 +56,25 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestFloat(t *testing.T) {
+	for _, tc := range []struct {
+		v       string
+		want    float64
+		wantErr bool
+	}{
+		{"", 0.9, false},
+		{"0.95", 0.95, false},
+		{"0", 0, false},
+		{"1.5", 0, true},
+		{"-0.1", 0, true},
+		{"NaN", 0, true},
+		{"high", 0, true},
+	} {
+		t.Setenv("SEGFLOW_TEST_FLOAT", tc.v)
+		got, err := Float("SEGFLOW_TEST_FLOAT", 0.9, 0, 1)
+		if (err != nil) != tc.wantErr || (!tc.wantErr && got != tc.want) {
+			t.Errorf("%q: %v, %v", tc.v, got, err)
+		}
+	}
+}
