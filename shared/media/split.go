@@ -33,7 +33,7 @@ type SplitOptions struct {
 	// keyframe at or after each multiple (default 6s: the target duration
 	// Apple's HLS authoring spec asks for, and a third fewer processes per
 	// file than 4 s, each of which pays ffmpeg's start and its first touch
-	// of ~400 MB of frame buffers).
+	// of ~400 MB of frame buffers). The first cut comes sooner (leadCut).
 	Target time.Duration
 	// Audio are the AAC renditions the audio is encoded to once for the
 	// whole asset, so renditions cut from it have no seams; the segments
@@ -89,7 +89,7 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 			"-ac:a:"+ks, strconv.Itoa(a.Channels), "-ar:a:"+ks, "48000")
 	}
 	// Audio alone is cut where it falls: every AAC frame starts cleanly.
-	ext, format, spanOf := ".ts", "mpegts", "a:0"
+	ext, format, spanOf, offset := ".ts", "mpegts", "a:0", 0.0
 	if info.Video != nil {
 		ext, spanOf = SourceExt(info.Video.Codec), "v:0"
 	}
@@ -100,6 +100,7 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 		// of segment 0 would fall below zero and the TS muxer would shift
 		// that rendition's timestamps. The same 1.4 s for both.
 		args = append(args, "-output_ts_offset", "1.4")
+		offset = 1.4 // the segment muxer's clock starts there too
 	} else if info.Video != nil {
 		// Annex B for H.264/HEVC in TS; a no-op for codecs that need none.
 		switch info.Video.Codec {
@@ -109,8 +110,13 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 			args = append(args, "-bsf:v", "hevc_mp4toannexb")
 		}
 	}
-	args = append(args, "-f", "segment", "-segment_format", format,
-		"-segment_time", strconv.FormatFloat(o.Target.Seconds(), 'f', 3, 64),
+	args = append(args, "-f", "segment", "-segment_format", format)
+	if info.Duration > 0 {
+		args = append(args, "-segment_times", cutTimes(offset, info.Duration, o.Target))
+	} else { // a file that does not say how long it is: no short lead
+		args = append(args, "-segment_time", strconv.FormatFloat(o.Target.Seconds(), 'f', 3, 64))
+	}
+	args = append(args,
 		"-break_non_keyframes", "0", "-reset_timestamps", "0",
 		filepath.Join(outDir, "%05d"+ext))
 
@@ -154,6 +160,24 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 		return nil, fmt.Errorf("split %s: no segments written", in)
 	}
 	return w.segs, nil
+}
+
+// leadCut is where the first segment ends (at the first keyframe at or
+// after it): a viewer can start an asset still being made once every
+// rung's first segment exists, and on 2 cores, with the next segment's
+// transcode beside it, a 6 s first segment took ~9 s to encode where a
+// 2 s one takes a third of that. One process more per asset is its cost.
+const leadCut = 2 * time.Second
+
+// cutTimes is the segment muxer's list of cut points for a file lasting
+// duration seconds whose output timeline starts at offset: leadCut, then
+// every target after it, to past the end.
+func cutTimes(offset, duration float64, target time.Duration) string {
+	cuts := []string{}
+	for t := leadCut.Seconds(); len(cuts) == 0 || t < duration+target.Seconds(); t += target.Seconds() {
+		cuts = append(cuts, strconv.FormatFloat(offset+t, 'f', 3, 64))
+	}
+	return strings.Join(cuts, ",")
 }
 
 // segmentWatch follows the segment files ffmpeg writes. The segment muxer

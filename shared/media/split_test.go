@@ -79,6 +79,42 @@ func TestSplitHandsOverSegments(t *testing.T) {
 	}
 }
 
+// TestSplitLeadSegment: whatever the source's container, the first
+// segment ends at the first keyframe from 2 s on (so a viewer can start
+// before the asset is done) and the others every target after that, on
+// the source's 1 s keyframes.
+func TestSplitLeadSegment(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name, ext string
+		video     []string
+	}{
+		{"H.264 in MP4 to MPEG-TS", ".mp4", nil},
+		{"VP9 in WebM to Matroska", ".webm", []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src := filepath.Join(dir, "src"+c.ext)
+			mediatest.Make(t, src, mediatest.Clip{Seconds: 13, Width: 320, Height: 180, FPS: 25, GOP: 25, VideoArgs: c.video})
+			info, err := media.Probe(ctx, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			segs, err := media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{Target: 4 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range segs {
+				got = append(got, fmt.Sprintf("%.2f", s.Duration))
+			}
+			if want := []string{"2.00", "4.00", "4.00", "3.00"}; strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("segment durations %v, want %v", got, want)
+			}
+		})
+	}
+}
+
 // A consumer that fails stops the split, and the split returns its error:
 // while the cut still runs, and on the last segment, which is handed over
 // once ffmpeg has exited.
