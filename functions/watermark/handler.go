@@ -49,7 +49,7 @@ func mark(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 		pic.End = sm.Start + sm.Duration
 	}
 	o := media.WatermarkOptions{Text: m.Watermark.Text, Position: m.Watermark.Position,
-		Opacity: m.Watermark.Opacity, FPS: m.FPS, Live: m.Live, Picture: pic}
+		Opacity: m.Watermark.Opacity, FPS: m.FPS, Live: m.Live, First: n == 0, Picture: pic}
 	if m.Watermark.Text == "" {
 		o.Image = filepath.Join(dir, "mark.png")
 		if _, err := e.Store.GetFile(ctx, t.Bucket, m.Watermark.Image, o.Image); err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 )
 
@@ -61,6 +62,23 @@ func runIn(ctx context.Context, dir, tool string, args ...string) ([]byte, strin
 
 // ffmpeg runs ffmpeg quietly, failing on any error it reports.
 func ffmpeg(ctx context.Context, args ...string) error {
-	_, err := run(ctx, "ffmpeg", append([]string{"-hide_banner", "-nostdin", "-v", "error", "-y"}, args...)...)
+	return ffmpegNice(ctx, 0, args...)
+}
+
+// ffmpegNice is ffmpeg at niceness nice (coreutils nice: the encoder
+// threads inherit it from their start), so that it yields the cores to
+// work someone waits on.
+func ffmpegNice(ctx context.Context, nice int, args ...string) error {
+	args = append([]string{"-hide_banner", "-nostdin", "-v", "error", "-y"}, args...)
+	if nice <= 0 {
+		_, err := run(ctx, "ffmpeg", args...)
+		return err
+	}
+	// nice execs ffmpeg: a cancel kills ffmpeg, and a failure is its.
+	_, err := run(ctx, "nice", append([]string{"-n", strconv.Itoa(nice), "ffmpeg"}, args...)...)
+	var e *Error
+	if errors.As(err, &e) {
+		e.Tool = "ffmpeg"
+	}
 	return err
 }

@@ -38,6 +38,25 @@ type TranscodeOptions struct {
 	// its video or drop for a while, and every live segment must play
 	// (the gap is silence).
 	Live bool
+	// First marks a file's first segment, which a viewer waits on before
+	// anything plays (the master goes out once every rung has it): it is
+	// encoded for latency too.
+	First bool
+}
+
+// laterNiceness is the niceness of a file's segments after the first:
+// encoded beside it (each segment's encoders run on one thread, and the
+// next segment's transcode starts with the first's), they let it have the
+// cores, so the asset plays sooner (the first segment's transcode 5.4 s
+// -> 4.9 s for 60 s of 1080p on 2 cores); still ahead of the background stages at 10 (thumbnail,
+// aitag). It costs the file nothing: the cores stay busy.
+const laterNiceness = 5
+
+func (o TranscodeOptions) niceness() int {
+	if o.Live || o.First {
+		return 0
+	}
+	return laterNiceness
 }
 
 // encoderThreads is the encoder's thread setting for a segment. It is a
@@ -122,7 +141,7 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 		out := Output{Rung: r, Path: filepath.Join(outDir, r.Name+r.SegmentExt())}
 		args = append(args, "-map", fmt.Sprintf("[o%d]", i))
 		args = append(args, EncoderArgs(r, gop, o.Preset)...)
-		args = append(args, encoderThreads(o.Live)...)
+		args = append(args, encoderThreads(o.Live || o.First)...)
 		// Keep the input's 90 kHz time base and frame timing: no re-rounding
 		// to the frame rate, no duplicated or dropped frames, so seams meet.
 		args = append(args, "-enc_time_base", "-1", "-fps_mode", "passthrough")
@@ -167,7 +186,7 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 		args = append(args, audioMux(o.CMAF, a.Path)...)
 	}
 	if len(rungs) > 0 || fill < 0 || len(o.Audio) > 1 {
-		if err := ffmpeg(ctx, args...); err != nil {
+		if err := ffmpegNice(ctx, o.niceness(), args...); err != nil {
 			return nil, fmt.Errorf("transcode %s: %w", in, err)
 		}
 	}
