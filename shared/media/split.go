@@ -111,9 +111,9 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 		}
 	}
 	args = append(args, "-f", "segment", "-segment_format", format)
-	if info.Duration > 0 {
+	if info.Duration > 0 && info.Duration <= maxListed.Seconds() {
 		args = append(args, "-segment_times", cutTimes(offset, info.Duration, o.Target))
-	} else { // a file that does not say how long it is: no short lead
+	} else { // a file that does not say how long it is, or too long a list: no short lead
 		args = append(args, "-segment_time", strconv.FormatFloat(o.Target.Seconds(), 'f', 3, 64))
 	}
 	args = append(args,
@@ -168,6 +168,10 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 // transcode beside it, a 6 s first segment took ~9 s to encode where a
 // 2 s one takes a third of that. One process more per asset is its cost.
 const leadCut = 2 * time.Second
+
+// maxListed is the longest file whose cuts are listed: one argument may
+// not pass 128 KiB (Linux's MAX_ARG_STRLEN), ~13,000 cuts of 6 s.
+const maxListed = 12 * time.Hour
 
 // cutTimes is the segment muxer's list of cut points for a file lasting
 // duration seconds whose output timeline starts at offset: leadCut, then
