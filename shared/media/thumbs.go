@@ -8,11 +8,16 @@ import (
 	"strconv"
 )
 
-// Thumbnail writes one JPEG of the frame at offset seconds into the file,
-// scaled to width (height follows the display aspect).
+// Thumbnail writes one JPEG of the frame at offset seconds into the
+// segment file, scaled to width (height follows the display aspect).
+// The frames before offset are decoded and dropped ahead of the picture's
+// filters: a seek in MPEG-TS looks for a keyframe before the target by
+// bisecting the file, and in a segment that is one GOP (a 2 s first
+// segment of a file with 2 s keyframes) it lands past the only one and
+// leaves nothing to decode.
 func Thumbnail(ctx context.Context, in, out string, offset float64, width int, pic Picture) error {
-	return still(ctx, in, out, width, "-ss", strconv.FormatFloat(offset, 'f', 3, 64), "-i", in,
-		"-vf", pic.head()+fmt.Sprintf("scale='min(%d,iw)':-2", width))
+	return still(ctx, in, out, width, "-i", in,
+		"-vf", "trim=start="+strconv.FormatFloat(offset, 'f', 3, 64)+","+pic.head()+fmt.Sprintf("scale='min(%d,iw)':-2", width))
 }
 
 // CoverArt writes a file's attached picture (Info.CoverArt: an MP3's or
