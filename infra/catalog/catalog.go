@@ -178,7 +178,9 @@ func (c *Catalog) syncAsset(ctx context.Context, id string, now time.Time) (chan
 }
 
 // segmentTags reads the asset's merged tags (tags/asset.json) once aitag
-// has written them, and every tags/<n>.json there is until then.
+// has written them, and until then every tags/<n>.json there is, joined
+// across seams as aitag's merge does, so that text on screen across a cut
+// is one hit and not one per segment.
 func (c *Catalog) segmentTags(ctx context.Context, id string) ([]tagging.Tag, error) {
 	objs, err := c.store.List(ctx, c.bucket, layout.Asset(id).Prefix()+"tags/", storage.ListOptions{})
 	if err != nil {
@@ -203,7 +205,7 @@ func (c *Catalog) segmentTags(ctx context.Context, id string) ([]tagging.Tag, er
 			out = append(out, st.Tags...)
 		}
 	}
-	return out, nil
+	return tagging.Merge(out, 0.1), nil
 }
 
 func (c *Catalog) write(ctx context.Context, id, fp string, st *asset.Status, m *asset.Manifest, tags []tagging.Tag) error {

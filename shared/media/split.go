@@ -253,7 +253,7 @@ func fileSpan(ctx context.Context, path, stream string, frame float64) (span, er
 	if err != nil {
 		return span{}, fmt.Errorf("%s: %w", path, err)
 	}
-	lo, hi := math.Inf(1), math.Inf(-1)
+	lo, hi, key := math.Inf(1), math.Inf(-1), math.NaN()
 	for _, line := range strings.Split(string(out), "\n") {
 		pts, dur, _ := strings.Cut(strings.TrimSpace(line), ",")
 		t, err := strconv.ParseFloat(pts, 64)
@@ -265,11 +265,14 @@ func fileSpan(ctx context.Context, path, stream string, frame float64) (span, er
 			d = frame
 		}
 		lo, hi = min(lo, t), max(hi, t+d)
+		if math.IsNaN(key) {
+			key = t
+		}
 	}
 	if lo > hi {
 		return span{}, fmt.Errorf("%s: no packets in stream %s", path, stream)
 	}
-	return span{round6(lo), round6(hi)}, nil
+	return span{round6(lo), round6(hi), round6(key)}, nil
 }
 
 func round6(f float64) float64 { return math.Round(f*1e6) / 1e6 }

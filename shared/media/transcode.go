@@ -134,7 +134,11 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 
 	args := []string{"-copyts", "-i", in}
 	if len(rungs) > 0 {
-		args = append(args, "-filter_complex", LadderGraph(rungs, o.Filter))
+		filter, err := withLeadFill(ctx, in, o.FPS, o.Filter)
+		if err != nil {
+			return nil, fmt.Errorf("transcode %s: %w", in, err)
+		}
+		args = append(args, "-filter_complex", LadderGraph(rungs, filter))
 	}
 	outs := make([]Output, 0, len(rungs)+1)
 	for i, r := range rungs {

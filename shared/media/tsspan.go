@@ -10,8 +10,9 @@ import (
 )
 
 // span is the first and the end timestamp (last frame's pts plus its
-// duration) of the video in a file, in seconds.
-type span struct{ start, end float64 }
+// duration) of the video in a file, in seconds, and the timestamp of its
+// first packet in decode order (the keyframe a segment starts with).
+type span struct{ start, end, key float64 }
 
 // tsPacket is the MPEG-TS packet size; ffmpeg's muxer writes nothing else.
 const tsPacket = 188
@@ -32,7 +33,7 @@ func tsVideoSpan(ctx context.Context, path string, frame float64) (span, error) 
 	}
 	defer f.Close()
 	buf := make([]byte, 2048*tsPacket)
-	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	lo, hi, key := int64(math.MaxInt64), int64(math.MinInt64), int64(-1)
 	for off := int64(0); ; {
 		if err := ctx.Err(); err != nil {
 			return span{}, err
@@ -47,6 +48,9 @@ func tsVideoSpan(ctx context.Context, path string, frame float64) (span, error) 
 			}
 			if pts, ok := videoPTS(buf[p : p+tsPacket]); ok {
 				lo, hi = min(lo, pts), max(hi, pts)
+				if key < 0 {
+					key = pts
+				}
 			}
 		}
 		off += int64(n)
@@ -60,7 +64,7 @@ func tsVideoSpan(ctx context.Context, path string, frame float64) (span, error) 
 	if lo > hi {
 		return span{}, fmt.Errorf("%s: no video packets", path)
 	}
-	return span{round6(float64(lo) / 90000), round6(float64(hi)/90000 + frame)}, nil
+	return span{round6(float64(lo) / 90000), round6(float64(hi)/90000 + frame), round6(float64(key) / 90000)}, nil
 }
 
 // videoPTS reads the PTS of a video PES that starts in the TS packet pkt:

@@ -83,7 +83,11 @@ func Watermark(ctx context.Context, in, out string, o WatermarkOptions) error {
 	default:
 		return fmt.Errorf("watermark: neither text nor image")
 	}
-	if pic := o.Picture.Filter(); pic != "" {
+	pic, err := withLeadFill(ctx, in, o.FPS, o.Picture.Filter())
+	if err != nil {
+		return fmt.Errorf("watermark %s: %w", in, err)
+	}
+	if pic != "" {
 		graph = "[0:v]" + pic + "[up];" + strings.ReplaceAll(graph, "[0:v]", "[up]")
 	}
 	gop := strconv.Itoa(int(max(1, o.FPS*2+0.5)))
