@@ -120,41 +120,21 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 		"-break_non_keyframes", "0", "-reset_timestamps", "0",
 		filepath.Join(outDir, "%05d"+ext))
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	cut := make(chan error, 1)
-	go func() { cut <- ffmpeg(ctx, args...) }()
 	frame := 0.0 // the last frame's duration ends the last segment
 	if info.Video != nil && info.Video.FPS > 0 {
 		frame = 1 / info.Video.FPS
 	}
 	w := segmentWatch{dir: outDir, ext: ext, stream: spanOf, frame: frame, onSegments: o.OnSegments}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		var err error
-		over := false
-		select {
-		case err = <-cut:
-			over = true
-		case <-tick.C:
-		}
-		if err != nil {
-			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
-				err = cause
+	if ext == ".ts" && leadable(info.Video) {
+		w.lead = func(ctx context.Context, s Segment) ([]Segment, error) {
+			if s.Duration <= leadMax.Seconds() {
+				return nil, nil
 			}
-			return nil, fmt.Errorf("split %s: %w", in, err)
+			return splitLead(ctx, s, filepath.Join(outDir, "lead"), frame, o.OnSegments)
 		}
-		if err := w.advance(ctx, over); err != nil {
-			if !over { // stop the cut and wait for ffmpeg to go
-				cancel(err)
-				<-cut
-			}
-			return nil, fmt.Errorf("split %s: %w", in, err)
-		}
-		if over {
-			break
-		}
+	}
+	if err := w.run(ctx, args); err != nil {
+		return nil, fmt.Errorf("split %s: %w", in, err)
 	}
 	if len(w.segs) == 0 {
 		return nil, fmt.Errorf("split %s: no segments written", in)
@@ -193,8 +173,52 @@ type segmentWatch struct {
 	stream     string // whose span times the segments: "v:0", or "a:0" for audio alone
 	frame      float64
 	onSegments func([]Segment) error
-	spans      []span // of the complete files
-	segs       []Segment
+	// lead, when set, may replace the first segment with pieces of it,
+	// which it hands to onSegments itself (none: keep the segment).
+	lead func(context.Context, Segment) ([]Segment, error)
+	// end, when set, is where the last segment ends (its span's end
+	// otherwise); more says segments follow the last file's (none Last).
+	end   float64
+	more  bool
+	spans []span // of the complete files
+	files int    // how many files are segments
+	segs  []Segment
+}
+
+// run runs the segment muxer's ffmpeg with args and follows its files
+// until it is over.
+func (w *segmentWatch) run(ctx context.Context, args []string) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	cut := make(chan error, 1)
+	go func() { cut <- ffmpeg(ctx, args...) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var err error
+		over := false
+		select {
+		case err = <-cut:
+			over = true
+		case <-tick.C:
+		}
+		if err != nil {
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
+				err = cause
+			}
+			return err
+		}
+		if err := w.advance(ctx, over); err != nil {
+			if !over { // stop the cut and wait for ffmpeg to go
+				cancel(err)
+				<-cut
+			}
+			return err
+		}
+		if over {
+			return nil
+		}
+	}
 }
 
 func (w *segmentWatch) advance(ctx context.Context, over bool) error {
@@ -215,13 +239,28 @@ func (w *segmentWatch) advance(ctx context.Context, over bool) error {
 		w.spans = append(w.spans, sp)
 	}
 	first := len(w.segs)
-	for len(w.segs)+1 < len(w.spans) || (over && len(w.segs) < len(w.spans)) {
-		i := len(w.segs)
-		s := Segment{Index: i, Path: files[i], Start: w.spans[i].start, Duration: round6(w.spans[i].end - w.spans[i].start)}
+	for w.files+1 < len(w.spans) || (over && w.files < len(w.spans)) {
+		i := w.files
+		s := Segment{Index: len(w.segs), Path: files[i], Start: w.spans[i].start, Duration: round6(w.spans[i].end - w.spans[i].start)}
 		if i+1 < len(w.spans) {
 			s.Duration = round6(w.spans[i+1].start - s.Start)
 		} else {
-			s.Last = true // the cut is over and no file follows
+			if w.end > 0 {
+				s.Duration = round6(w.end - s.Start)
+			}
+			s.Last = !w.more // the cut is over and no file follows
+		}
+		w.files++
+		if i == 0 && w.lead != nil {
+			pieces, err := w.lead(ctx, s)
+			if err != nil {
+				return err
+			}
+			if len(pieces) > 0 { // handed over already
+				w.segs = append(w.segs, pieces...)
+				first = len(w.segs)
+				continue
+			}
 		}
 		w.segs = append(w.segs, s)
 	}
