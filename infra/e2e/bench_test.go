@@ -285,13 +285,24 @@ func audioNames(info *media.Info) []string {
 // upload's end: its master going out (every rendition's first segment
 // listed: first-playable-s), hls.js in Chromium playing it from the start
 // (playing-s), and the asset complete (complete-s), in the same run, on
-// the whole stack as a user has it.
+// the whole stack as a user has it. Two sources: keyframes every 2 s, and
+// x264's default keyint of 250 frames, whose first GOP split re-encodes
+// into pieces.
 func BenchmarkFirstPlayable(b *testing.B) {
 	s := teststack.Up(b)
 	br := newBrowser(b)
 	page := playerPage(b)
-	src := filepath.Join(b.TempDir(), "1080p.mp4")
-	mediatest.Make(b, src, mediatest.Clip{Seconds: 60, Width: 1920, Height: 1080, FPS: 30, Audio: true, Bitrate: 10_000_000})
+	for _, c := range []struct {
+		name string
+		gop  int
+	}{{"keyframes-2s", 60}, {"keyint-250", 250}} {
+		src := filepath.Join(b.TempDir(), c.name+".mp4")
+		mediatest.Make(b, src, mediatest.Clip{Seconds: 60, Width: 1920, Height: 1080, FPS: 30, GOP: c.gop, Audio: true, Bitrate: 10_000_000})
+		b.Run(c.name, func(b *testing.B) { firstPlayable(b, s, br, page, src) })
+	}
+}
+
+func firstPlayable(b *testing.B, s *teststack.Stack, br *browser, page, src string) {
 	var playable, playing, complete time.Duration
 	for i := 0; i < b.N; i++ {
 		key := fmt.Sprintf("uploads/first-playable-%d.mp4", time.Now().UnixNano())
