@@ -60,3 +60,20 @@ func keyframes(t *testing.T, what string, ps []mediatest.Packet, fps float64) st
 	}
 	return strings.Join(keys, ",")
 }
+
+// transcodeAll transcodes every segment with o into dir/out/<index>/ and
+// returns each output's files by rendition name, in segment order.
+func transcodeAll(t *testing.T, dir string, segs []media.Segment, rungs []media.Rung, o media.TranscodeOptions) map[string][]string {
+	t.Helper()
+	files := map[string][]string{}
+	for _, s := range segs {
+		outs, err := media.Transcode(context.Background(), s.Path, filepath.Join(dir, "out", strconv.Itoa(s.Index)), rungs, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, out := range outs {
+			files[out.Rung.Name] = append(files[out.Rung.Name], out.Path)
+		}
+	}
+	return files
+}

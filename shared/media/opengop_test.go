@@ -45,16 +45,7 @@ func TestSplitOpenGOP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]string{}
-	for _, s := range segs {
-		outs, err := media.Transcode(ctx, s.Path, filepath.Join(dir, "out", filepath.Base(s.Path)), rungs, media.TranscodeOptions{FPS: info.Video.FPS})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range outs {
-			files[o.Rung.Name] = append(files[o.Rung.Name], o.Path)
-		}
-	}
+	files := transcodeAll(t, dir, segs, rungs, media.TranscodeOptions{FPS: info.Video.FPS})
 	for _, r := range rungs {
 		whole := filepath.Join(dir, r.Name+"-all"+r.SegmentExt())
 		concat(t, whole, files[r.Name])

@@ -59,17 +59,7 @@ func TestSplitLongFirstGOP(t *testing.T) {
 		t.Errorf("handed over %s, want 0,1,2,3,4 in order", h)
 	}
 	rungs := []media.Rung{{Name: "360p", Codec: media.H264, Width: 640, Height: 360, Bitrate: 800_000}}
-	files := map[string][]string{}
-	for _, s := range segs {
-		outs, err := media.Transcode(ctx, s.Path, filepath.Join(dir, "out", fmt.Sprint(s.Index)), rungs,
-			media.TranscodeOptions{FPS: fps, Audio: []string{"audio"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range outs {
-			files[o.Rung.Name] = append(files[o.Rung.Name], o.Path)
-		}
-	}
+	files := transcodeAll(t, dir, segs, rungs, media.TranscodeOptions{FPS: fps, Audio: []string{"audio"}})
 	video := filepath.Join(dir, "360p-all.ts")
 	concat(t, video, files["360p"])
 	ps := mediatest.Packets(t, video, "v:0")
