@@ -180,7 +180,7 @@ func makePlan(m *asset.Manifest, objs []storage.Info) (plan, error) {
 		}
 	}
 	all := append(append([]hls.Rendition(nil), video...), audio...)
-	opts := hls.MediaOptions{Total: len(m.Segments)}
+	opts := hls.MediaOptions{Total: len(m.Segments), TargetDuration: vodTarget(m)}
 	if m.Splitting {
 		opts.Total = 0 // more segments are coming
 	}
@@ -392,6 +392,22 @@ func countRank(b []byte) rank {
 func lastRank(b []byte) rank {
 	n, end := hls.Last(b)
 	return rank{n, end}
+}
+
+// vodTarget is a file's target duration from every segment split has
+// made, not only those listed yet: an EVENT playlist must not change it
+// as it grows (RFC 8216 6.2.1), and its first segment is a short one
+// (media's lead cut). While the split goes on, later segments are taken
+// to be at least the split's target long.
+func vodTarget(m *asset.Manifest) float64 {
+	target := 0.0
+	if m.Splitting {
+		target = media.DefaultTarget.Seconds()
+	}
+	for _, s := range m.Segments {
+		target = math.Max(target, s.Duration)
+	}
+	return target
 }
 
 // liveOptions: every segment of the publish (its archive; the channel's

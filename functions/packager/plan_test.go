@@ -1,6 +1,7 @@
 package packager
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,12 @@ func TestMakePlan(t *testing.T) {
 		}
 		return append(out, storage.Info{Key: a.Manifest()}, seg("360p", 7, false)) // not a segment yet: no metadata
 	}
+	var firsts []storage.Info
+	for _, o := range listing("") {
+		if !strings.Contains(o.Key, "/0000") || strings.HasSuffix(o.Key, "/00000.ts") {
+			firsts = append(firsts, o)
+		}
+	}
 	for _, tc := range []struct {
 		name      string
 		m         *asset.Manifest
@@ -50,14 +57,19 @@ func TestMakePlan(t *testing.T) {
 		ended     []string // playlists with ENDLIST
 		notListed string   // a segment URI no playlist may list
 		playable  bool
+		target    int // every playlist's EXT-X-TARGETDURATION
 	}{
-		{"every segment there", vod, listing(""), 3, 9, []string{"720p", "360p", "audio"}, "360p/00007.ts", true},
-		{"one segment missing", vod, listing("360p/00002"), 2, 8, []string{"720p", "audio"}, "360p/00002.ts", true},
+		{"every segment there", vod, listing(""), 3, 9, []string{"720p", "360p", "audio"}, "360p/00007.ts", true, 2},
+		{"one segment missing", vod, listing("360p/00002"), 2, 8, []string{"720p", "audio"}, "360p/00002.ts", true, 2},
 		// A rendition without its first segment lists none: no master yet.
-		{"a first segment missing", vod, listing("360p/00000"), 2, 6, []string{"720p", "audio"}, "360p/00001.ts", false},
-		{"still splitting", func() *asset.Manifest { m := *vod; m.Splitting = true; return &m }(), listing(""), 0, 9, nil, "360p/00007.ts", true},
+		{"a first segment missing", vod, listing("360p/00000"), 2, 6, []string{"720p", "audio"}, "360p/00001.ts", false, 2},
+		// While the split goes on, later segments may be as long as its
+		// target: the growing playlists keep one target duration.
+		{"still splitting", func() *asset.Manifest { m := *vod; m.Splitting = true; return &m }(), listing(""), 0, 9, nil, "360p/00007.ts", true, 6},
+		// Only the first segment made yet, a short one.
+		{"first segment only", func() *asset.Manifest { m := *vod; m.Splitting = true; m.Segments = m.Segments[:1]; return &m }(), firsts, 0, 3, nil, "360p/00001.ts", true, 6},
 		// Live lists a segment only once every rendition has it.
-		{"live, one rendition behind", &live, listing("360p/00002"), 0, 6, nil, "720p/00002.ts", true},
+		{"live, one rendition behind", &live, listing("360p/00002"), 0, 6, nil, "720p/00002.ts", true, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := makePlan(tc.m, tc.objs)
@@ -75,6 +87,9 @@ func TestMakePlan(t *testing.T) {
 				want := false
 				for _, e := range tc.ended {
 					want = want || e == pl.name
+				}
+				if target := fmt.Sprintf("#EXT-X-TARGETDURATION:%d\n", tc.target); !strings.Contains(body, target) {
+					t.Errorf("%s: want %s", pl.name, body)
 				}
 				if ended != want {
 					t.Errorf("%s ENDLIST %v, want %v:\n%s", pl.name, ended, want, body)

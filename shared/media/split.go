@@ -27,6 +27,9 @@ type Segment struct {
 	Last bool
 }
 
+// DefaultTarget is the segment duration a split aims at unless told.
+const DefaultTarget = 6 * time.Second
+
 // SplitOptions shape a split.
 type SplitOptions struct {
 	// Target is the wished segment duration; cuts fall on the first video
@@ -68,7 +71,7 @@ func SourceExt(codec string) string {
 // soon as they are final, while the rest of the file is still being cut.
 func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) ([]Segment, error) {
 	if o.Target <= 0 {
-		o.Target = 6 * time.Second
+		o.Target = DefaultTarget
 	}
 	if o.Audio == nil && info.Audio != nil {
 		o.Audio = DefaultAudio
