@@ -543,3 +543,29 @@ func TestSidecarSubtitles(t *testing.T) {
 		t.Error("the playlist posing as subtitles was attached")
 	}
 }
+
+// A file made with x264's default keyint (250 frames: 8.3 s at 30 fps)
+// starts playing as soon as one that has a keyframe every 2 s: split
+// re-encodes its first GOP into 2 s pieces, and the renditions are as
+// whole as any other's (every frame at a constant rate, keyframes aligned
+// across rungs, the audio intact).
+func TestLongFirstGOP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the stack")
+	}
+	s := teststack.Up(t)
+	const seconds, fps = 10.0, 30
+	src := filepath.Join(t.TempDir(), "keyint250.mp4")
+	mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 1280, Height: 720, FPS: fps, GOP: 250, Audio: true})
+	s.Upload("uploads/keyint250.mp4", src, nil)
+	id := assetOf(t, s, "uploads/keyint250.mp4")
+	s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
+	var got []string
+	for _, sg := range manifest(t, s, id).Segments {
+		got = append(got, fmt.Sprintf("%.2f", sg.Duration))
+	}
+	if want := "2.00 2.00 2.00 2.33 1.67"; strings.Join(got, " ") != want {
+		t.Errorf("segment durations %v, want %s", got, want)
+	}
+	checkRenditions(t, s, id, shape{seconds: seconds, fps: fps, width: 1280, height: 720, channels: 2})
+}
