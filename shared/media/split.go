@@ -181,16 +181,11 @@ type segmentWatch struct {
 	lead func(context.Context, Segment) ([]Segment, error)
 	// end, when set, is where the last segment ends (its span's end
 	// otherwise); more says segments follow the last file's (none Last).
-	end  float64
-	more bool
-	// headStarts says a file's first video PES carries its earliest
-	// timestamp (MPEG-TS written with no reordered frames), so a segment
-	// is final as soon as the next file's head is on disk, not once that
-	// whole file is.
-	headStarts bool
-	spans      []span // of the complete files
-	files      int    // how many files are segments
-	segs       []Segment
+	end   float64
+	more  bool
+	spans []span // of the complete files
+	files int    // how many files are segments
+	segs  []Segment
 }
 
 // run runs the segment muxer's ffmpeg with args and follows its files
@@ -246,21 +241,12 @@ func (w *segmentWatch) advance(ctx context.Context, over bool) error {
 		}
 		w.spans = append(w.spans, sp)
 	}
-	// The start of the file being written, when its head tells it.
-	next, early := 0.0, false
-	if w.headStarts && !over && len(files) > len(w.spans) {
-		if next, early, err = tsHeadPTS(files[len(w.spans)]); err != nil {
-			return err
-		}
-	}
 	first := len(w.segs)
-	for w.files+1 < len(w.spans) || (over && w.files < len(w.spans)) || (early && w.files+1 == len(w.spans)) {
+	for w.files+1 < len(w.spans) || (over && w.files < len(w.spans)) {
 		i := w.files
 		s := Segment{Index: len(w.segs), Path: files[i], Start: w.spans[i].start, Duration: round6(w.spans[i].end - w.spans[i].start)}
 		if i+1 < len(w.spans) {
 			s.Duration = round6(w.spans[i+1].start - s.Start)
-		} else if early {
-			s.Duration = round6(next - s.Start)
 		} else {
 			if w.end > 0 {
 				s.Duration = round6(w.end - s.Start)

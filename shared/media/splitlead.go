@@ -50,8 +50,7 @@ func splitLead(ctx context.Context, seg Segment, dir string, frame float64, onSe
 		"-f", "segment", "-segment_format", "mpegts", "-segment_times", times,
 		"-break_non_keyframes", "0", "-reset_timestamps", "0",
 		filepath.Join(dir, "%05d.ts")}
-	// x264 ultrafast writes no B-frames: each piece's head tells its start.
-	w := segmentWatch{dir: dir, ext: ".ts", stream: "v:0", frame: frame, onSegments: onSegments, end: end, more: !seg.Last, headStarts: true}
+	w := segmentWatch{dir: dir, ext: ".ts", stream: "v:0", frame: frame, onSegments: onSegments, end: end, more: !seg.Last}
 	if err := w.run(ctx, args); err != nil {
 		return nil, fmt.Errorf("lead of %s: %w", seg.Path, err)
 	}

@@ -87,27 +87,3 @@ func videoPTS(pkt []byte) (int64, bool) {
 	t := b[9:14]
 	return int64(t[0]>>1&0x07)<<30 | int64(t[1])<<22 | int64(t[2]>>1)<<15 | int64(t[3])<<7 | int64(t[4]>>1), true
 }
-
-// tsHeadPTS reads the PTS of the first video PES in an MPEG-TS file that
-// may still be being written; ok is false while none is on disk yet.
-func tsHeadPTS(path string) (float64, bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, false, err
-	}
-	defer f.Close()
-	buf := make([]byte, 1024*tsPacket)
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return 0, false, fmt.Errorf("%s: %w", path, err)
-	}
-	for p := 0; p+tsPacket <= n; p += tsPacket {
-		if buf[p] != 0x47 {
-			return 0, false, fmt.Errorf("%s: no sync byte at offset %d", path, p)
-		}
-		if pts, ok := videoPTS(buf[p : p+tsPacket]); ok {
-			return round6(float64(pts) / 90000), true, nil
-		}
-	}
-	return 0, false, nil
-}
