@@ -311,8 +311,11 @@ function stopPlayer() {
   if (state.whep) {
     const { pc, session } = state.whep;
     state.whep = null;
-    if (session) fetch(session, { method: "DELETE" }).catch(() => {});
-    pc.close();
+    // The relay hears of the end first: closing the connection before
+    // the DELETE lands makes the relay end the session on its own, and
+    // the DELETE then finds none (404).
+    if (session) fetch(session, { method: "DELETE" }).catch(() => {}).finally(() => pc.close());
+    else pc.close();
     video.srcObject = null;
   }
   video.removeAttribute("src");
