@@ -61,8 +61,12 @@ var (
 
 // Config configures a Runtime.
 type Config struct {
-	// Home holds the runtime's state: functions/, secrets/, logs/, build/.
+	// Home holds the runtime's state: functions/, secrets/, logs/.
 	Home string
+	// BuildDir keeps the functions' builds from one run to the next
+	// (default: functions/ in $SEGFLOW_CACHE, else ~/.cache/segflow, as
+	// scripts/setup.sh keeps its tools).
+	BuildDir string
 	// RepoRoot holds go.work, functions/ and template/.
 	RepoRoot string
 	// FunctionEnv is given to every function over its own envVars: the
@@ -113,6 +117,9 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		}
 		cfg.Watchdog = exe
 	}
+	if cfg.BuildDir == "" {
+		cfg.BuildDir = DefaultBuildDir(cfg.Home)
+	}
 	secrets, err := newSecretStore(filepath.Join(cfg.Home, "secrets"))
 	if err != nil {
 		return nil, err
@@ -123,7 +130,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	rt := &Runtime{
 		cfg:     cfg,
-		builder: &Builder{RepoRoot: cfg.RepoRoot, Dir: filepath.Join(cfg.Home, "build")},
+		builder: &Builder{RepoRoot: cfg.RepoRoot, Dir: cfg.BuildDir},
 		secrets: secrets,
 		logs:    logs,
 		log:     cfg.Logger,
@@ -306,20 +313,16 @@ func (rt *Runtime) replicaCommand(ctx context.Context, dep types.FunctionDeploym
 	if err != nil {
 		return nil, err
 	}
-	bin, err := rt.builder.Build(ctx, dep.Service, src)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
-	}
-	// Keep the built binary beside the deployment so a rebuild for another
+	// The binary sits beside the deployment, so a rebuild for another
 	// deploy cannot swap it under running replicas.
-	stable := filepath.Join(dir, "handler")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("deploy %s: %w", dep.Service, err)
 	}
-	if err := os.Rename(bin, stable); err != nil {
-		return nil, fmt.Errorf("deploy %s: %w", dep.Service, err)
+	bin := filepath.Join(dir, "handler")
+	if err := rt.builder.Build(ctx, dep.Service, src, bin); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	return []string{stable}, nil
+	return []string{bin}, nil
 }
 
 // Update redeploys an existing function; ErrNotFound when there is none.
@@ -457,4 +460,16 @@ func labelUint(m *map[string]string, key string, def uint64) uint64 {
 		return def
 	}
 	return n
+}
+
+// DefaultBuildDir is functions/ in segflow's cache folder, home/build when
+// this user has none.
+func DefaultBuildDir(home string) string {
+	if dir := os.Getenv("SEGFLOW_CACHE"); dir != "" {
+		return filepath.Join(dir, "functions")
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "segflow", "functions")
+	}
+	return filepath.Join(home, "build")
 }
