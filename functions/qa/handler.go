@@ -46,7 +46,7 @@ func measure(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error
 	// first, then the ladder from the bottom): its write says they are
 	// all there, so one call measures the whole ladder from one decode.
 	if len(m.Ladder) == 0 || t.Layout.Rendition != m.Ladder[0].Name {
-		return fmt.Sprintf("%s segment %d of %s: measured with %s", t.Layout.Rendition, n, id, topName(m)), nil
+		return fmt.Sprintf("%s segment %d of %s: left to the %s call, which scores every rung", t.Layout.Rendition, n, id, topName(m)), nil
 	}
 	// Debian's ffmpeg 5.1 refuses segflow's cbcs samples ("subsample size
 	// exceeds the packet size left") though browsers play them: a cbcs

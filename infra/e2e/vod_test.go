@@ -52,14 +52,15 @@ func assetOf(t testing.TB, s *teststack.Stack, key string) string {
 
 func TestVODEndToEnd(t *testing.T) {
 	if testing.Short() {
-		t.Skip("transcodes 30 s of 1080p")
+		t.Skip("transcodes 20 s of 1080p, three times")
 	}
 	// Tracing on, as an operator turns it on: one OTLP endpoint for the stack.
 	col := otlptest.Start(t)
 	s := teststack.Up(t, "OTEL_EXPORTER_OTLP_ENDPOINT="+col.URL, "OTEL_BSP_SCHEDULE_DELAY=200")
 	ctx := context.Background()
 	dir := t.TempDir()
-	const seconds, fps = 30.0, 30
+	// 20 s: a 2 s first segment, two of 6 s and a short last one.
+	const seconds, fps = 20.0, 30
 	src := filepath.Join(dir, "clip.mp4")
 	mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 1920, Height: 1080, FPS: fps, Audio: true})
 
