@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/segflow/segflow/shared/testenv"
 )
 
 // TestBuilderKeepsItsLink builds the probe fixture the way a deploy does:
@@ -41,7 +43,7 @@ func TestBuilderKeepsItsLink(t *testing.T) {
 	if err != nil || len(cached) != 1 {
 		t.Fatalf("cached binaries %v (%v)", cached, err)
 	}
-	if !sameFile(t, first, cached[0]) {
+	if !testenv.SameFile(t, first, cached[0]) {
 		t.Fatal("the deployed binary is not the cached one")
 	}
 
@@ -63,11 +65,11 @@ func TestBuilderKeepsItsLink(t *testing.T) {
 		if err != nil {
 			t.Fatalf("build %d at once: %v", i, err)
 		}
-		if !sameFile(t, first, filepath.Join(out, "again", string(rune('a'+i)))) {
+		if !testenv.SameFile(t, first, filepath.Join(out, "again", string(rune('a'+i)))) {
 			t.Errorf("build %d at once made another binary", i)
 		}
 	}
-	if !sameFile(t, first, cached[0]) {
+	if !testenv.SameFile(t, first, cached[0]) {
 		t.Error("the cached binary changed with the code unchanged")
 	}
 	if fi, err := os.Stat(first); err != nil || fi.Mode().Perm()&0o111 == 0 {
@@ -84,23 +86,10 @@ func TestBuilderKeepsItsLink(t *testing.T) {
 	if err := b.Build(ctx, "probe", handler, second); err != nil {
 		t.Fatal(err)
 	}
-	if sameFile(t, first, second) || !sameFile(t, second, cached[0]) {
+	if testenv.SameFile(t, first, second) || !testenv.SameFile(t, second, cached[0]) {
 		t.Error("changed code was not built again")
 	}
 	if after, _ := os.ReadFile(first); !bytes.Equal(before, after) {
 		t.Error("a rebuild changed a deployed binary")
 	}
-}
-
-func sameFile(t *testing.T, a, b string) bool {
-	t.Helper()
-	x, err := os.ReadFile(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	y, err := os.ReadFile(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bytes.Equal(x, y)
 }

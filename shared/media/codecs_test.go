@@ -1,11 +1,9 @@
 package media_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/media/mediatest"
+	"github.com/segflow/segflow/shared/testenv"
 )
 
 // TestTranscodeCodecs makes one rung of every codec from the segments of a
@@ -70,7 +69,7 @@ func TestTranscodeCodecs(t *testing.T) {
 					}
 				}
 				a, b := outs[0][0], outs[1][0]
-				if !sameBytes(t, a.Path, b.Path) || (a.InitPath != "" && !sameBytes(t, a.InitPath, b.InitPath)) {
+				if !testenv.SameFile(t, a.Path, b.Path) || (a.InitPath != "" && !testenv.SameFile(t, a.InitPath, b.InitPath)) {
 					t.Errorf("segment %d: two transcodes wrote different bytes", s.Index)
 				}
 				if a.Codecs == "" || a.Bytes == 0 {
@@ -171,17 +170,4 @@ func checkCodecs(t *testing.T, path, init, codecs string) {
 	if !ok {
 		t.Errorf("CODECS %q, but the stream is %s %s level %d %s (want %s)", codecs, name, profile, level, pixFmt, want)
 	}
-}
-
-func sameBytes(t *testing.T, a, b string) bool {
-	t.Helper()
-	x, err := os.ReadFile(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	y, err := os.ReadFile(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bytes.Equal(x, y)
 }

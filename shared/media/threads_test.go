@@ -14,6 +14,7 @@ import (
 
 	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/media/mediatest"
+	"github.com/segflow/segflow/shared/testenv"
 )
 
 // TestEncodesIgnoreCores encodes one segment (its H.264 ladder, an H.265
@@ -86,7 +87,7 @@ func TestEncodesIgnoreCores(t *testing.T) {
 				t.Fatalf("%d cores: %v", manyCores, err)
 			}
 			for i := range paths[0] {
-				if !sameBytes(t, paths[0][i], paths[1][i]) {
+				if !testenv.SameFile(t, paths[0][i], paths[1][i]) {
 					t.Errorf("%s: one core and %d cores wrote different bytes", filepath.Base(paths[0][i]), manyCores)
 				}
 			}
