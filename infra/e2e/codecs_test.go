@@ -110,9 +110,24 @@ func TestCodecChoice(t *testing.T) {
 	parsersAccept(t, playlists)
 	// ffmpeg plays the master from the bucket, every variant and the
 	// audio, without one warning: CODECS, maps, seams and timestamps
-	// are all as its HLS reader expects.
+	// are all as its HLS reader expects. The master is taken once it
+	// lists the captions (aitag, at a lower priority, may finish after
+	// the asset completes), so every run reads the same master.
+	waitObject(t, s, a.Tags(-1))
+	waitSettled(t, s, "packager", 0)
+	if !strings.Contains(string(get(a.Master())), `URI="subs.m3u8"`) {
+		t.Errorf("the master lists no captions once aitag is done:\n%s", get(a.Master()))
+	}
 	master := "http://" + s.Env.S3Endpoint + "/" + s.Bucket + "/" + a.Master()
-	if out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "warning", "-i", master, "-map", "0", "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
-		t.Errorf("ffmpeg playing %s: %v\n%s", master, err, out)
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "warning", "-i", master, "-map", "0", "-f", "null", "-").CombinedOutput()
+	var warnings []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		// ffmpeg 5.1's HLS reader reads no WebVTT rendition, and says so.
+		if line != "" && !strings.Contains(line, "Can't support the subtitle(uri: subs.m3u8)") {
+			warnings = append(warnings, line)
+		}
+	}
+	if err != nil || len(warnings) > 0 {
+		t.Errorf("ffmpeg playing %s: %v\n%s", master, err, strings.Join(warnings, "\n"))
 	}
 }
