@@ -33,21 +33,21 @@ type Builder struct {
 
 // Build compiles the function in handlerDir into the binary dst.
 //
-// The linked binary stays in Dir, one per function and handler folder, and
-// dst is a copy of it: go build finds that binary up to date by its build
+// The linked binary stays in Dir, one per handler folder, and dst is a
+// copy of it: go build finds that binary up to date by its build
 // ID and links nothing when the code has not changed (a link is ~2 s per
 // function on 2 cores, so `segflow up` would spend ~17 s on seven
 // unchanged ones), and a later rebuild never touches the dst a running
-// replica executes. Builds of one function into one Dir, from several
+// replica executes. Builds of one handler into one Dir, from several
 // runtimes at once, take turns (a lock file).
 func (b *Builder) Build(ctx context.Context, name, handlerDir, dst string) error {
-	if err := b.build(ctx, name, handlerDir, dst); err != nil {
+	if err := b.build(ctx, handlerDir, dst); err != nil {
 		return fmt.Errorf("build %s: %w", name, err)
 	}
 	return nil
 }
 
-func (b *Builder) build(ctx context.Context, name, handlerDir, dst string) error {
+func (b *Builder) build(ctx context.Context, handlerDir, dst string) error {
 	if !filepath.IsAbs(handlerDir) {
 		handlerDir = filepath.Join(b.RepoRoot, handlerDir)
 	}
@@ -74,10 +74,16 @@ func (b *Builder) build(ctx context.Context, name, handlerDir, dst string) error
 	if err != nil {
 		return err
 	}
-	// One folder per function and handler folder (two repositories, or a
-	// test's fixture, may name a function alike).
-	sum := sha256.Sum256([]byte(b.RepoRoot + "\x00" + handlerDir))
-	src := filepath.Join(b.Dir, name+"-"+hex.EncodeToString(sum[:6]))
+	// One folder per handler folder, named by its path in the repository:
+	// every clone of the repository builds into the same one (the cache
+	// does not grow with each clone), and so do deployments of one
+	// handler under several names.
+	where := handlerDir
+	if rel, err := filepath.Rel(b.RepoRoot, handlerDir); err == nil && !strings.HasPrefix(rel, "..") {
+		where = rel
+	}
+	sum := sha256.Sum256([]byte(where))
+	src := filepath.Join(b.Dir, filepath.Base(handlerDir)+"-"+hex.EncodeToString(sum[:6]))
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return err
 	}
@@ -88,13 +94,10 @@ func (b *Builder) build(ctx context.Context, name, handlerDir, dst string) error
 	defer unlock()
 	files := map[string][]byte{
 		"main.go": entry,
-		"go.mod":  []byte("module segflow.local/entry/" + name + "\n\ngo " + work.goVersion + "\n"),
+		"go.mod":  []byte("module segflow.local/entry\n\ngo " + work.goVersion + "\n"),
 		"go.work": []byte(work.render(src)),
 	}
 	for f, data := range files {
-		if old, err := os.ReadFile(filepath.Join(src, f)); err == nil && bytes.Equal(old, data) {
-			continue // unchanged: its time stays, and with it the build's
-		}
 		if err := os.WriteFile(filepath.Join(src, f), data, 0o644); err != nil {
 			return err
 		}

@@ -12,7 +12,8 @@ import (
 )
 
 // TestBuilderKeepsItsLink builds the probe fixture the way a deploy does:
-// the linked binary stays in the cache beside the deployed copy (go build
+// the linked binary stays in the cache beside the deployed copy, one per
+// handler whatever the deployment's name (go build
 // finds it up to date next time and links nothing: ~0.3 s against ~2.5 s
 // for a function), builds at once into one folder take turns and each gets
 // a whole binary, a rebuild leaves a deployed binary alone, and changed
@@ -39,12 +40,21 @@ func TestBuilderKeepsItsLink(t *testing.T) {
 	if err := b.Build(ctx, "probe", handler, first); err != nil {
 		t.Fatal(err)
 	}
-	cached, err := filepath.Glob(filepath.Join(b.Dir, "probe-*", "handler"))
+	cached, err := filepath.Glob(filepath.Join(b.Dir, "*", "handler"))
 	if err != nil || len(cached) != 1 {
 		t.Fatalf("cached binaries %v (%v)", cached, err)
 	}
 	if !testenv.SameFile(t, first, cached[0]) {
 		t.Fatal("the deployed binary is not the cached one")
+	}
+
+	// Another deployment of the same handler, under another name, is
+	// the same build.
+	if err := b.Build(ctx, "probe-too", handler, filepath.Join(out, "too")); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := filepath.Glob(filepath.Join(b.Dir, "*", "handler")); len(again) != 1 || !testenv.SameFile(t, first, filepath.Join(out, "too")) {
+		t.Errorf("a second name for one handler built %v", again)
 	}
 
 	// Three deploys at once of the unchanged function.

@@ -63,10 +63,6 @@ var (
 type Config struct {
 	// Home holds the runtime's state: functions/, secrets/, logs/.
 	Home string
-	// BuildDir keeps the functions' builds from one run to the next
-	// (default: functions/ in $SEGFLOW_CACHE, else ~/.cache/segflow, as
-	// scripts/setup.sh keeps its tools).
-	BuildDir string
 	// RepoRoot holds go.work, functions/ and template/.
 	RepoRoot string
 	// FunctionEnv is given to every function over its own envVars: the
@@ -117,9 +113,6 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		}
 		cfg.Watchdog = exe
 	}
-	if cfg.BuildDir == "" {
-		cfg.BuildDir = DefaultBuildDir(cfg.Home)
-	}
 	secrets, err := newSecretStore(filepath.Join(cfg.Home, "secrets"))
 	if err != nil {
 		return nil, err
@@ -129,8 +122,9 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	rt := &Runtime{
-		cfg:     cfg,
-		builder: &Builder{RepoRoot: cfg.RepoRoot, Dir: cfg.BuildDir},
+		cfg: cfg,
+		// Builds are kept from one run to the next (DefaultBuildDir).
+		builder: &Builder{RepoRoot: cfg.RepoRoot, Dir: DefaultBuildDir(cfg.Home)},
 		secrets: secrets,
 		logs:    logs,
 		log:     cfg.Logger,
@@ -462,8 +456,9 @@ func labelUint(m *map[string]string, key string, def uint64) uint64 {
 	return n
 }
 
-// DefaultBuildDir is functions/ in segflow's cache folder, home/build when
-// this user has none.
+// DefaultBuildDir is where a runtime keeps its functions' builds:
+// functions/ in $SEGFLOW_CACHE, else in ~/.cache/segflow (where
+// scripts/setup.sh keeps its tools), else home/build.
 func DefaultBuildDir(home string) string {
 	if dir := os.Getenv("SEGFLOW_CACHE"); dir != "" {
 		return filepath.Join(dir, "functions")
