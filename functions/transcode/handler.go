@@ -72,7 +72,7 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 			audio = append(audio, a.Name)
 		}
 	}
-	opts := media.TranscodeOptions{FPS: m.FPS, Audio: audio, CMAF: m.CMAF(), Live: m.Live, First: n == 0, Filter: m.PictureOf(seg, t.Layout.Kind == layout.KindMarkedSegment)}
+	opts := media.TranscodeOptions{FPS: m.FPS, Audio: audio, CMAF: m.CMAF(), Live: m.Live, First: n == 0, Last: m.InTail(seg), Filter: m.PictureOf(seg, t.Layout.Kind == layout.KindMarkedSegment)}
 	if m.Options.Encryption == asset.EncryptionCBCS {
 		key, err := asset.ReadContentKey(ctx, e.Store, t.Bucket, id)
 		if err != nil {

@@ -44,12 +44,11 @@ func mark(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	seg, _ := m.SegmentOf(n, srcInfo)
 	pic := m.Picture
-	if sm, err := asset.ReadSegmentMeta(srcInfo); err == nil {
-		pic.End = sm.Start + sm.Duration
-	}
+	pic.End = seg.Start + seg.Duration
 	o := media.WatermarkOptions{Text: m.Watermark.Text, Position: m.Watermark.Position,
-		Opacity: m.Watermark.Opacity, FPS: m.FPS, Live: m.Live, First: n == 0, Picture: pic}
+		Opacity: m.Watermark.Opacity, FPS: m.FPS, Live: m.Live, First: n == 0, Last: m.InTail(seg), Picture: pic}
 	if m.Watermark.Text == "" {
 		o.Image = filepath.Join(dir, "mark.png")
 		if _, err := e.Store.GetFile(ctx, t.Bucket, m.Watermark.Image, o.Image); err != nil {

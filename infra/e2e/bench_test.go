@@ -195,16 +195,23 @@ func segmentLadder(b *testing.B, src, dir string, info *media.Info, rungs []medi
 	var mu sync.Mutex
 	var failed error
 	start, cpu0 := time.Now(), childCPU()
+	var origin float64 // the first segment's start: where the timeline begins
 	_, err := media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{
 		OnSegments: func(segs []media.Segment) error {
 			for _, seg := range segs {
+				if seg.Index == 0 {
+					origin = seg.Start
+				}
+				// The threads transcode gives the first and the last segments.
+				o := media.TranscodeOptions{FPS: info.Video.FPS, Audio: audioNames(info),
+					First: seg.Index == 0, Last: media.InTail(seg.Start-origin, info.Duration)}
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					sem <- struct{}{}
 					defer func() { <-sem }()
 					out := filepath.Join(dir, "out", strconv.Itoa(seg.Index))
-					if _, err := media.Transcode(ctx, seg.Path, out, rungs, media.TranscodeOptions{FPS: info.Video.FPS, Audio: audioNames(info)}); err != nil {
+					if _, err := media.Transcode(ctx, seg.Path, out, rungs, o); err != nil {
 						mu.Lock()
 						failed = err
 						mu.Unlock()

@@ -140,6 +140,17 @@ func (m *Manifest) SegmentOf(n int, src storage.Info) (Segment, time.Time) {
 	return seg, sm.Wallclock
 }
 
+// InTail reports whether seg is one of a file's last segments
+// (media.InTail), which transcode and watermark encode with frame
+// threads; the first segment's start is where the file's timeline begins.
+// A live stream has no end to be near.
+func (m *Manifest) InTail(seg Segment) bool {
+	if m.Live || len(m.Segments) == 0 {
+		return false
+	}
+	return media.InTail(seg.Start-m.Segments[0].Start, m.Duration)
+}
+
 // PictureOf is the filter that makes segment seg's picture as the viewer
 // is meant to see it (Manifest.Picture, ending where the segment ends);
 // none for a marked segment: watermark made it so already. Every stage

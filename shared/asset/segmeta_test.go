@@ -68,3 +68,43 @@ func TestSegmentMeta(t *testing.T) {
 		})
 	}
 }
+
+// TestInTail: the last two target lengths of a file are its tail, counted
+// from the first segment's start (the split's timeline starts 1.4 s in),
+// so a 60 s file's segments starting at 50 and 56 s get frame threads and
+// the one at 44 s does not; a live stream, with no end, has no tail.
+func TestInTail(t *testing.T) {
+	file := Manifest{Duration: 60}
+	for i, start := range []float64{0, 2, 8, 14, 20, 26, 32, 38, 44, 50, 56} {
+		file.Segments = append(file.Segments, Segment{Index: i, Start: 1.4 + start, Duration: 6})
+	}
+	live := file
+	live.Live = true
+	short := Manifest{Duration: 5, Segments: []Segment{{Start: 1.4, Duration: 2}, {Index: 1, Start: 3.4, Duration: 3}}}
+	tests := []struct {
+		name string
+		m    Manifest
+		seg  int
+		want bool
+	}{
+		{"first of a long file", file, 0, false},
+		{"third from last", file, 8, false},
+		{"next to last", file, 9, true},
+		{"last", file, 10, true},
+		{"live", live, 10, false},
+		{"short file's first", short, 0, true},
+		{"short file's last", short, 1, true},
+		{"no segments listed", Manifest{Duration: 60}, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			seg := Segment{Index: tc.seg}
+			if tc.seg < len(tc.m.Segments) {
+				seg = tc.m.Segments[tc.seg]
+			}
+			if got := tc.m.InTail(seg); got != tc.want {
+				t.Errorf("InTail(segment %d at %.1f s of %.0f s) = %v, want %v", tc.seg, seg.Start, tc.m.Duration, got, tc.want)
+			}
+		})
+	}
+}

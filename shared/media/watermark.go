@@ -20,7 +20,8 @@ type WatermarkOptions struct {
 	FontFile string
 	// Live and First (a file's first segment) encode for latency (see
 	// encoderThreads).
-	Live, First bool
+	// Last (one of a file's last segments, InTail) gets First's threads.
+	Live, First, Last bool
 	// Picture is applied first (upright, deinterlaced, ...): the mark
 	// goes where the viewer sees that corner.
 	Picture Picture
@@ -93,7 +94,7 @@ func Watermark(ctx context.Context, in, out string, o WatermarkOptions) error {
 	gop := strconv.Itoa(int(max(1, o.FPS*2+0.5)))
 	args = append(args, "-filter_complex", graph, "-map", "[v]", "-map", "0:a?",
 		"-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-g", gop, "-keyint_min", gop, "-sc_threshold", "0")
-	args = append(args, encoderThreads(o.Live || o.First)...)
+	args = append(args, encoderThreads(o.Live || o.First || o.Last)...)
 	args = append(args, "-enc_time_base", "-1", "-fps_mode", "passthrough", "-c:a", "copy",
 		"-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", out)
 	if err := ffmpeg(ctx, args...); err != nil {
