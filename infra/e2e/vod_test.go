@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/grafov/m3u8"
+	"github.com/openfaas/faas-provider/logs"
 
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"github.com/segflow/segflow/infra/internal/teststack"
@@ -126,6 +127,7 @@ func TestVODEndToEnd(t *testing.T) {
 
 	checkAsset(t, s, id, src, seconds, fps, dir)
 	t.Run("one trace from upload to renditions", func(t *testing.T) { checkTrace(t, col, id) })
+	t.Run("a function's log line leads to its span", func(t *testing.T) { checkLogTrace(t, s, col, id) })
 	// Let the captions (aitag, last to finish) land before comparing runs.
 	waitObject(t, s, layout.Asset(id).Tags(-1))
 	waitSettled(t, s, "packager", 0)
@@ -642,6 +644,50 @@ func checkTrace(t *testing.T, col *otlptest.Collector, id string) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// checkLogTrace reads transcode's log lines about the asset (its answer
+// to each segment's event, through the gateway, as faas-cli logs shows
+// them): each carries trace_id and span_id, and they name a transcode
+// span the collector got, in that trace. A shipped line (Fluent Bit,
+// infra/k8s/logging.yaml) thereby leads to its trace.
+func checkLogTrace(t *testing.T, s *teststack.Stack, col *otlptest.Collector, id string) {
+	spans := map[string]otlptest.Span{}
+	for _, sp := range col.Spans() {
+		spans[sp.SpanID] = sp
+	}
+	prefix := layout.Asset(id).Prefix()
+	lines, linked := 0, 0
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := s.GW.Logs(ctx, "transcode", 1000, false, func(m logs.Message) {
+		var line struct {
+			Msg     string `json:"msg"`
+			Key     string `json:"key"`
+			TraceID string `json:"trace_id"`
+			SpanID  string `json:"span_id"`
+		}
+		if json.Unmarshal([]byte(m.Text), &line) != nil {
+			return
+		}
+		if !strings.HasPrefix(line.Msg, "transcoded segment") || !strings.HasPrefix(line.Key, prefix) {
+			return
+		}
+		lines++
+		sp, ok := spans[line.SpanID]
+		if !ok || sp.TraceID != line.TraceID || sp.Service != "transcode" || sp.Attrs["cloudevents.event_subject"] != line.Key {
+			t.Errorf("line %s: trace_id %q span_id %q name no transcode span of %s the collector got (%+v)", m.Text, line.TraceID, line.SpanID, line.Key, sp)
+			return
+		}
+		linked++
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines == 0 || linked != lines {
+		t.Fatalf("%d of %d transcode lines about %s lead to their span", linked, lines, id)
+	}
+	t.Logf("%d transcode lines, each with its trace and span", lines)
 }
 
 // subsequence says whether want appears in have in order, gaps allowed.

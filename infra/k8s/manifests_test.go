@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -84,6 +85,12 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 				obj = &appsv1.Deployment{}
 			case "apps/v1/StatefulSet":
 				obj = &appsv1.StatefulSet{}
+			case "apps/v1/DaemonSet":
+				obj = &appsv1.DaemonSet{}
+			case "rbac.authorization.k8s.io/v1/ClusterRole":
+				obj = &rbacv1.ClusterRole{}
+			case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":
+				obj = &rbacv1.ClusterRoleBinding{}
 			case "security.istio.io/v1/PeerAuthentication":
 				obj = &peerAuthentication{}
 			case "security.istio.io/v1/AuthorizationPolicy":
@@ -100,7 +107,7 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 			check(t, f, obj)
 		}
 	}
-	for _, k := range []string{"Namespace", "StatefulSet", "Deployment", "Service", "PeerAuthentication", "AuthorizationPolicy"} {
+	for _, k := range []string{"Namespace", "StatefulSet", "Deployment", "DaemonSet", "Service", "PeerAuthentication", "AuthorizationPolicy"} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s in the manifests", k)
 		}
@@ -108,14 +115,21 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 }
 
 // check applies the rules segflow's manifests keep: non-root pods, memory
-// limits, probes, secrets only from Kubernetes secrets.
+// limits, probes, secrets only from Kubernetes secrets. A node agent (a
+// DaemonSet: the log shipper, which reads root's files under /var/log)
+// may run as root, but then with no capability, no privilege escalation,
+// a read-only root filesystem and host paths mounted read-only but for
+// its own state.
 func check(t *testing.T, file string, obj any) {
 	var spec *corev1.PodSpec
+	nodeAgent := false
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
 		spec = &o.Spec.Template.Spec
 	case *appsv1.StatefulSet:
 		spec = &o.Spec.Template.Spec
+	case *appsv1.DaemonSet:
+		spec, nodeAgent = &o.Spec.Template.Spec, true
 	case *peerAuthentication:
 		if o.Spec.MTLS.Mode != "STRICT" {
 			t.Errorf("%s: mTLS mode %q", file, o.Spec.MTLS.Mode)
@@ -124,7 +138,11 @@ func check(t *testing.T, file string, obj any) {
 	default:
 		return
 	}
-	if spec.SecurityContext == nil || spec.SecurityContext.RunAsNonRoot == nil || !*spec.SecurityContext.RunAsNonRoot {
+	switch {
+	case nonRoot(spec):
+	case nodeAgent:
+		checkNodeAgent(t, file, spec)
+	default:
 		t.Errorf("%s: pods must run as non-root", file)
 	}
 	for _, c := range spec.Containers {
@@ -137,6 +155,38 @@ func check(t *testing.T, file string, obj any) {
 					t.Errorf("%s/%s: %s set in plain text; use a Secret", file, c.Name, e.Name)
 				}
 			}
+		}
+	}
+}
+
+func nonRoot(spec *corev1.PodSpec) bool {
+	return spec.SecurityContext != nil && spec.SecurityContext.RunAsNonRoot != nil && *spec.SecurityContext.RunAsNonRoot
+}
+
+// checkNodeAgent holds a root node agent to what keeps it from changing
+// the node: read-only everything but its state folder, no capabilities.
+func checkNodeAgent(t *testing.T, file string, spec *corev1.PodSpec) {
+	writable := map[string]bool{}
+	for _, v := range spec.Volumes {
+		if v.HostPath != nil {
+			writable[v.Name] = true
+		}
+	}
+	for _, c := range spec.Containers {
+		sc := c.SecurityContext
+		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+			sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+			sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" || len(sc.Capabilities.Add) > 0 {
+			t.Errorf("%s/%s: a root node agent needs a read-only root filesystem, no privilege escalation and every capability dropped", file, c.Name)
+		}
+		hostRW := 0
+		for _, m := range c.VolumeMounts {
+			if writable[m.Name] && !m.ReadOnly {
+				hostRW++
+			}
+		}
+		if hostRW > 1 {
+			t.Errorf("%s/%s: %d host paths mounted writable; only its state folder may be", file, c.Name, hostRW)
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/segflow/segflow/infra/queue"
 	"github.com/segflow/segflow/shared/events"
 	retrypkg "github.com/segflow/segflow/shared/retry"
+	"github.com/segflow/segflow/shared/telemetry"
 	"github.com/segflow/segflow/shared/tracing"
 )
 
@@ -164,7 +165,7 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg, c fnConfig) {
 	if err == nil {
 		attempt = int(md.NumDelivered)
 	}
-	log := r.log.With("delivery_id", d.ID, "function", d.Function, "attempt", attempt)
+	log := telemetry.WithTrace(r.log.With("delivery_id", d.ID, "function", d.Function, "attempt", attempt), traced(ctx, d))
 
 	out, status, err := r.deliver(ctx, d, attempt)
 	out, status, err = r.waitOutBusy(ctx, d, attempt, out, status, err, log)
@@ -199,6 +200,16 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg, c fnConfig) {
 		log.Warn("router: delivery failed, retrying", "status", status, "err", err, "delay_ms", delay.Milliseconds())
 		_ = msg.NakWithDelay(delay)
 	}
+}
+
+// traced is ctx in the trace of d's event, which the lines logged about
+// d carry.
+func traced(ctx context.Context, d delivery) context.Context {
+	var e events.Event
+	if json.Unmarshal(d.Event, &e) != nil {
+		return ctx
+	}
+	return events.TraceContext(ctx, e)
 }
 
 // waitOutBusy sends a delivery the function answered 429 again, after a

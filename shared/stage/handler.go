@@ -34,11 +34,11 @@ func Handler(name string, accepts []layout.Kind, work Work) http.HandlerFunc {
 			err = Permanent(fmt.Errorf("%s does not take %s", name, t.Key))
 		}
 		if err != nil {
-			e.Respond(w, t, "", err, time.Since(start))
+			e.Respond(r.Context(), w, t, "", err, time.Since(start))
 			return
 		}
 		msg, err := work(r.Context(), e, t, r)
-		e.Respond(w, t, msg, err, time.Since(start))
+		e.Respond(r.Context(), w, t, msg, err, time.Since(start))
 	}
 }
 

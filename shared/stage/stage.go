@@ -125,22 +125,23 @@ func IsPermanent(err error) bool {
 
 // Respond answers the router: 200 with msg, 422 for a permanent failure
 // (not retried), 500 for anything that may pass on a retry. The log line
-// carries how long the call took, so one asset's calls line up in time.
-func (e *Env) Respond(w http.ResponseWriter, t *Trigger, msg string, err error, took time.Duration) {
+// carries how long the call took, so one asset's calls line up in time,
+// and the call's trace (ctx's span), so it leads to the asset's trace.
+func (e *Env) Respond(ctx context.Context, w http.ResponseWriter, t *Trigger, msg string, err error, took time.Duration) {
 	attrs := []any{"seconds", math.Round(took.Seconds()*1000) / 1000}
 	if t != nil {
 		attrs = append(attrs, "event_id", t.Event.ID(), "key", t.Key)
 	}
 	switch {
 	case err == nil:
-		e.Log.Info(msg, attrs...)
+		e.Log.InfoContext(ctx, msg, attrs...)
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte(msg + "\n"))
 	case IsPermanent(err):
-		e.Log.Error("rejected", append(attrs, "err", err.Error())...)
+		e.Log.ErrorContext(ctx, "rejected", append(attrs, "err", err.Error())...)
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 	default:
-		e.Log.Error("failed, will be retried", append(attrs, "err", err.Error())...)
+		e.Log.ErrorContext(ctx, "failed, will be retried", append(attrs, "err", err.Error())...)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 	}
 }

@@ -17,14 +17,15 @@ import (
 )
 
 // NewLogger returns a JSON logger tagged with the service name. The level
-// comes from SEGFLOW_LOG_LEVEL (debug, info, warn, error).
+// comes from SEGFLOW_LOG_LEVEL (debug, info, warn, error). A line logged
+// with a context inside a span carries its trace_id and span_id.
 func NewLogger(w io.Writer, service string) *slog.Logger {
 	if w == nil {
 		w = os.Stderr
 	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(strings.ToUpper(os.Getenv("SEGFLOW_LOG_LEVEL"))))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("service", service)
+	return slog.New(traceHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})}).With("service", service)
 }
 
 // NewRegistry returns a registry with the Go and process collectors, so each
