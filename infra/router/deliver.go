@@ -21,7 +21,6 @@ import (
 	"github.com/segflow/segflow/infra/queue"
 	"github.com/segflow/segflow/shared/events"
 	retrypkg "github.com/segflow/segflow/shared/retry"
-	"github.com/segflow/segflow/shared/telemetry"
 	"github.com/segflow/segflow/shared/tracing"
 )
 
@@ -165,7 +164,10 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg, c fnConfig) {
 	if err == nil {
 		attempt = int(md.NumDelivered)
 	}
-	log := telemetry.WithTrace(r.log.With("delivery_id", d.ID, "function", d.Function, "attempt", attempt), traced(ctx, d))
+	log := r.log.With("delivery_id", d.ID, "function", d.Function, "attempt", attempt)
+	// The delivery's lines carry its event's trace (telemetry's logger
+	// reads it from ctx); the span deliver starts has the same parent.
+	ctx = traced(ctx, d)
 
 	out, status, err := r.deliver(ctx, d, attempt)
 	out, status, err = r.waitOutBusy(ctx, d, attempt, out, status, err, log)
@@ -177,27 +179,27 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg, c fnConfig) {
 	switch out {
 	case delivered:
 		r.metrics.delivered.WithLabelValues(d.Function).Inc()
-		log.Info("router: delivered", "status", status)
+		log.InfoContext(ctx, "router: delivered", "status", status)
 		_ = msg.Ack()
 	case reject:
 		r.metrics.rejected.WithLabelValues(d.Function).Inc()
-		log.Error("router: function refused the event; not retried", "status", status, "err", err)
+		log.ErrorContext(ctx, "router: function refused the event; not retried", "status", status, "err", err)
 		_ = msg.Ack()
 	case retry:
 		if attempt >= c.maxAttempts {
 			if dlErr := r.deadLetter(context.Background(), d, attempt, err); dlErr != nil {
-				log.Error("router: dead letter failed; will retry", "err", dlErr)
+				log.ErrorContext(ctx, "router: dead letter failed; will retry", "err", dlErr)
 				_ = msg.NakWithDelay(r.cfg.BackoffMax)
 				return
 			}
 			r.metrics.deadLettered.WithLabelValues(d.Function).Inc()
-			log.Error("router: dead-lettered", "err", err)
+			log.ErrorContext(ctx, "router: dead-lettered", "err", err)
 			_ = msg.Ack()
 			return
 		}
 		delay := r.backoff(attempt)
 		r.metrics.retried.WithLabelValues(d.Function).Inc()
-		log.Warn("router: delivery failed, retrying", "status", status, "err", err, "delay_ms", delay.Milliseconds())
+		log.WarnContext(ctx, "router: delivery failed, retrying", "status", status, "err", err, "delay_ms", delay.Milliseconds())
 		_ = msg.NakWithDelay(delay)
 	}
 }
@@ -225,7 +227,7 @@ func (r *Router) waitOutBusy(ctx context.Context, d delivery, attempt int, out o
 		if waited := time.Since(start); waited >= r.cfg.DeliveryTimeout {
 			return retry, status, fmt.Errorf("busy for %s: %w", waited.Round(time.Second), err)
 		}
-		log.Warn("router: function busy, waiting", "status", status)
+		log.WarnContext(ctx, "router: function busy, waiting", "status", status)
 		if !retrypkg.Wait(ctx, b) {
 			return retry, status, ctx.Err()
 		}

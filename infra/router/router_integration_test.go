@@ -30,6 +30,7 @@ import (
 	"github.com/segflow/segflow/shared/events"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/telemetry"
 	"github.com/segflow/segflow/shared/testenv"
 )
 
@@ -58,6 +59,7 @@ type stack struct {
 	metrics *prometheus.Registry // the current router's
 	bucket  string
 	sqs     *router.SQSSource // polled by the routers opened after it is set
+	logs    string            // the routers' log lines, as segflow's logger writes them
 }
 
 func newStack(t testing.TB) *stack {
@@ -66,6 +68,7 @@ func newStack(t testing.TB) *stack {
 		t.Fatal(err)
 	}
 	s := &stack{t: t, addr: held.Addr().String(), held: held, records: t.TempDir(), bucket: "media"}
+	s.logs = filepath.Join(t.TempDir(), "router.log")
 	target := router.MinIOTarget{ID: "segflow", Endpoint: "http://" + s.addr + "/events", Token: token}
 	s.minio = testenv.StartMinIO(t, target.Env()...)
 	s.minio.Bucket(t, s.bucket)
@@ -97,8 +100,14 @@ func (s *stack) openRouter(nc *nats.Conn) {
 	s.t.Helper()
 	var err error
 	s.metrics = prometheus.NewRegistry()
+	logs, err := os.OpenFile(s.logs, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { logs.Close() })
 	s.rt, err = router.Open(context.Background(), router.Config{
-		NATS: nc, Gateway: gwclient.New(s.gw.URL, s.gw.User, s.gw.Password), Token: token,
+		Logger: telemetry.NewLogger(logs, "router"),
+		NATS:   nc, Gateway: gwclient.New(s.gw.URL, s.gw.User, s.gw.Password), Token: token,
 		Storage: s.minio.Client, CatchUpBucket: s.bucket, CatchUpEvery: 200 * time.Millisecond, Refresh: 200 * time.Millisecond,
 		BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Registerer: s.metrics,
 		// Far below a queue's wait in these tests: a delivery the router
@@ -292,6 +301,49 @@ func TestEventsReachSubscribersExactlyOnce(t *testing.T) {
 		if r.Source != "media" || r.Type != "io.segflow.object.created" || r.Attempt != "1" {
 			t.Errorf("event %+v", r)
 		}
+	}
+}
+
+// The router's line about a delivery carries the trace of the write that
+// raised the event (its Traceparent metadata), so a shipped log line
+// leads to the trace; an object written outside any trace gives a line
+// without one (this process installs no tracer that would start one).
+func TestDeliveryLinesCarryTheirTrace(t *testing.T) {
+	s := newStack(t)
+	s.deployNew("onupload", "upload", nil, nil)
+	const traceID, spanID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	s.put("uploads/traced.mp4", map[string]string{storage.TraceMeta: "00-" + traceID + "-" + spanID + "-01"})
+	s.put("uploads/untraced.mp4", nil)
+	s.waitFor("onupload", 2, 20*time.Second)
+	s.waitDrained("onupload")
+	found := map[string]map[string]any{}
+	for deadline := time.Now().Add(5 * time.Second); len(found) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		raw, err := os.ReadFile(s.logs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range bytes.Split(raw, []byte("\n")) {
+			var l map[string]any
+			if json.Unmarshal(line, &l) != nil || l["msg"] != "router: delivered" {
+				continue
+			}
+			for _, key := range []string{"uploads/traced.mp4", "uploads/untraced.mp4"} {
+				if id, _ := l["delivery_id"].(string); strings.Contains(id, "/"+url.QueryEscape(key)+"@") {
+					found[key] = l
+				}
+			}
+		}
+	}
+	traced, untraced := found["uploads/traced.mp4"], found["uploads/untraced.mp4"]
+	if traced == nil || untraced == nil {
+		raw, _ := os.ReadFile(s.logs)
+		t.Fatalf("no delivered line for each upload: %v\n%s", found, raw)
+	}
+	if traced["trace_id"] != traceID || traced["span_id"] != spanID {
+		t.Errorf("traced upload's line has trace_id %v span_id %v, want the writer's %s %s", traced["trace_id"], traced["span_id"], traceID, spanID)
+	}
+	if _, ok := untraced["trace_id"]; ok {
+		t.Errorf("untraced upload's line has a trace_id: %v", untraced)
 	}
 }
 

@@ -29,14 +29,3 @@ func (h traceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h traceHandler) WithGroup(name string) slog.Handler {
 	return traceHandler{h.Handler.WithGroup(name)}
 }
-
-// WithTrace is log with ctx's trace_id and span_id on every line, for a
-// logger that lines about one traced job go through (log itself when ctx
-// is in no span).
-func WithTrace(log *slog.Logger, ctx context.Context) *slog.Logger {
-	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() {
-		return log
-	}
-	return log.With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
-}

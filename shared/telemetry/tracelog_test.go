@@ -10,9 +10,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// A line logged in a span carries its ids under the names a log shipper
-// keeps (trace_id, span_id), whether through the context or WithTrace; a
-// line outside any span has neither.
+// A line logged with a context in a span carries its ids under the names
+// a log shipper keeps (trace_id, span_id), also through a logger made With
+// more attributes; a line outside any span has neither.
 func TestLogLinesCarryTheirTrace(t *testing.T) {
 	sc := trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID:    trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
@@ -28,8 +28,8 @@ func TestLogLinesCarryTheirTrace(t *testing.T) {
 		{"context in a span", func(l *slog.Logger) { l.InfoContext(inSpan, "transcoded") }, true},
 		{"context in none", func(l *slog.Logger) { l.InfoContext(context.Background(), "transcoded") }, false},
 		{"no context", func(l *slog.Logger) { l.Info("transcoded") }, false},
-		{"WithTrace", func(l *slog.Logger) { WithTrace(l, inSpan).Warn("delivered") }, true},
-		{"WithTrace outside a span", func(l *slog.Logger) { WithTrace(l, context.Background()).Warn("delivered") }, false},
+		{"logger With attributes", func(l *slog.Logger) { l.With("function", "transcode").WarnContext(inSpan, "delivered") }, true},
+		{"logger With attributes, no span", func(l *slog.Logger) { l.With("function", "transcode").WarnContext(context.Background(), "delivered") }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
