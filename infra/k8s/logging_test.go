@@ -218,7 +218,7 @@ func TestFluentBitShipsSegflowLines(t *testing.T) {
 		TraceID: trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
 		SpanID:  trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}, TraceFlags: trace.FlagsSampled})
 	traced := trace.ContextWithSpanContext(context.Background(), sc)
-	at := time.Date(2026, 12, 7, 1, 30, 15, 123_000_000, time.UTC)
+	at := time.Date(2026, 12, 7, 1, 30, 15, 409_240_994, time.UTC)
 	tests := []struct {
 		name    string
 		service string
@@ -229,6 +229,7 @@ func TestFluentBitShipsSegflowLines(t *testing.T) {
 		{"a function's call, traced", "transcode", traced, at, slog.LevelInfo},
 		{"a failed call, traced, in UTC+1", "packager", traced, at.In(time.FixedZone("CET", 3600)), slog.LevelError},
 		{"the router outside any call", "router", context.Background(), at.In(time.FixedZone("PST", -8*3600)), slog.LevelWarn},
+		{"on a whole second", "router", context.Background(), at.Truncate(time.Second), slog.LevelInfo},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

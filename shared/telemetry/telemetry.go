@@ -18,14 +18,27 @@ import (
 
 // NewLogger returns a JSON logger tagged with the service name. The level
 // comes from SEGFLOW_LOG_LEVEL (debug, info, warn, error). A line logged
-// with a context inside a span carries its trace_id and span_id.
+// with a context inside a span carries its trace_id and span_id. The time
+// always has nine digits of fraction (TimeFormat): slog's own drops the
+// fraction on a whole second, which a log shipper's one time format (the
+// Fluent Bit parser in infra/k8s) would then not read.
 func NewLogger(w io.Writer, service string) *slog.Logger {
 	if w == nil {
 		w = os.Stderr
 	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(strings.ToUpper(os.Getenv("SEGFLOW_LOG_LEVEL"))))
-	return slog.New(traceHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})}).With("service", service)
+	return slog.New(traceHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: fixedTime})}).With("service", service)
+}
+
+// TimeFormat is the time of every log line: RFC 3339, nanoseconds, zone.
+const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+func fixedTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
+		return slog.String(slog.TimeKey, a.Value.Time().Format(TimeFormat))
+	}
+	return a
 }
 
 // NewRegistry returns a registry with the Go and process collectors, so each
