@@ -156,7 +156,7 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 	m := asset.Manifest{
 		ID: j.id, Source: j.key, SourceETag: j.info.ETag, Duration: probe.Duration, Audio: probe.Audio != nil,
 		AudioRenditions: media.AudioLadder(probe),
-		Created:         j.info.LastModified.UTC(), Options: asset.UploadOptions{Codecs: j.opts.codecs, Packaging: j.opts.packaging, Encryption: j.opts.encryption},
+		Created:         j.info.LastModified.UTC(), Options: asset.UploadOptions{Codecs: j.opts.codecs, Packaging: j.opts.packaging, Encryption: j.opts.encryption, Ladder: j.opts.ladder},
 		Splitting: true,
 	}
 	// The key exists before any segment that transcode will encrypt.
@@ -179,6 +179,14 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 		}
 		m.Width, m.Height, m.FPS, m.VideoCodec = v.DisplayWidth, v.DisplayHeight, v.FPS, v.Codec
 		m.Picture = v.Picture()
+		if j.opts.ladder == media.LadderContentAware {
+			// Before any segment goes out: every transcode reads the
+			// ladder from the manifest.
+			if ladder, err = media.FitLadder(ctx, src, probe.Duration, ladder, media.FitOptions{
+				Filter: m.Picture.Filter(), Dir: dir, FPS: v.FPS}); err != nil {
+				return "", &sourceError{err}
+			}
+		}
 		for i := range ladder {
 			ladder[i].CMAF = m.CMAF()
 			if err := encryptable(m.Options.Encryption, ladder[i]); err != nil {
@@ -369,6 +377,7 @@ type options struct {
 	encryption string
 	watermark  *asset.Watermark
 	autoCrop   bool
+	ladder     string // media.LadderContentAware, or "" for the fixed ladder
 }
 
 // uploadOptions reads what the uploader asked for in object metadata:
@@ -377,7 +386,8 @@ type options struct {
 // the default), Segflow-Encryption ("aes-128": every MPEG-TS segment
 // encrypted whole; "cbcs": the samples of every CMAF segment; either way
 // the key is served only to players with a playback token),
-// Segflow-Crop ("auto": cut the black bars off), Watermark-Text or Watermark-Image (a key in the bucket),
+// Segflow-Crop ("auto": cut the black bars off), Segflow-Ladder
+// ("content-aware": media.FitLadder; "fixed", the default), Watermark-Text or Watermark-Image (a key in the bucket),
 // Watermark-Position and Watermark-Opacity.
 func uploadOptions(info storage.Info) (options, error) {
 	var o options
@@ -387,6 +397,13 @@ func uploadOptions(info storage.Info) (options, error) {
 	case "", "none":
 	default:
 		return o, fmt.Errorf("crop %q: want auto or none", c)
+	}
+	switch l := strings.ToLower(info.Meta("Segflow-Ladder")); l {
+	case media.LadderContentAware:
+		o.ladder = l
+	case "", media.LadderFixed:
+	default:
+		return o, fmt.Errorf("ladder %q: want content-aware or fixed", l)
 	}
 	switch p := strings.ToLower(info.Meta("Segflow-Packaging")); p {
 	case asset.PackagingCMAF:

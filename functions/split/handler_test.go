@@ -177,6 +177,31 @@ func TestUploadOptionsRefuseHostileWatermarks(t *testing.T) {
 // TestUploadOptionsEncryption: each scheme goes with the container it
 // encrypts, and any other pairing fails the upload at once with the fix
 // in its reason.
+func TestUploadOptionsLadder(t *testing.T) {
+	tests := []struct {
+		meta   map[string]string
+		ladder string
+		err    string
+	}{
+		{nil, "", ""},
+		{map[string]string{"Segflow-Ladder": "fixed"}, "", ""},
+		{map[string]string{"Segflow-Ladder": "Content-Aware"}, media.LadderContentAware, ""},
+		{map[string]string{"Segflow-Ladder": "per-title"}, "", "want content-aware or fixed"},
+	}
+	for _, tc := range tests {
+		o, err := uploadOptions(storage.Info{Metadata: tc.meta})
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: err = %v, want one saying %q", tc.meta, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || o.ladder != tc.ladder {
+			t.Errorf("%v: ladder %q, %v; want %q", tc.meta, o.ladder, err, tc.ladder)
+		}
+	}
+}
+
 func TestUploadOptionsEncryption(t *testing.T) {
 	h264 := media.Rung{Name: "720p", Codec: media.H264}
 	tests := []struct {

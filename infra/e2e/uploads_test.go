@@ -569,3 +569,57 @@ func TestLongFirstGOP(t *testing.T) {
 	}
 	checkRenditions(t, s, id, shape{seconds: seconds, fps: fps, width: 1280, height: 720, channels: 2})
 }
+
+// An upload asking for a content-aware ladder gets one fitted to its
+// picture: a slide deck's rungs are capped CRFs (the fixed bitrates their
+// caps), encoded, packaged and played as any other; its renditions take
+// well under the fixed ladder's bytes for the same deck uploaded without
+// the option.
+func TestContentAwareLadderUpload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the stack")
+	}
+	s := teststack.Up(t)
+	const seconds, fps = 8.0, 30
+	slides := mediatest.ContentKinds(1280, 720)[0]
+	clip := slides.Clip
+	clip.Seconds, clip.Width, clip.Height, clip.Audio = seconds, 1280, 720, true
+	src := filepath.Join(t.TempDir(), "deck.mp4")
+	mediatest.Make(t, src, clip)
+	s.Upload("uploads/deck-fitted.mp4", src, map[string]string{"Segflow-Ladder": "content-aware"})
+	s.Upload("uploads/deck.mp4", src, nil)
+	fitted, fixed := assetOf(t, s, "uploads/deck-fitted.mp4"), assetOf(t, s, "uploads/deck.mp4")
+	s.WaitStatus(fitted, 4*time.Minute, asset.StateComplete)
+	s.WaitStatus(fixed, 4*time.Minute, asset.StateComplete)
+	mf, mx := manifest(t, s, fitted), manifest(t, s, fixed)
+	if mf.Options.Ladder != media.LadderContentAware || mx.Options.Ladder != "" {
+		t.Errorf("ladder options %q and %q; want %q and none", mf.Options.Ladder, mx.Options.Ladder, media.LadderContentAware)
+	}
+	if len(mf.Ladder) != len(mx.Ladder) {
+		t.Fatalf("fitted ladder %+v, fixed %+v", mf.Ladder, mx.Ladder)
+	}
+	for i, r := range mf.Ladder {
+		if r.CRF == 0 || r.Bitrate != mx.Ladder[i].Bitrate || mx.Ladder[i].CRF != 0 {
+			t.Errorf("%s: CRF %d capped at %d; want a CRF capped at the fixed %d (fixed rung's CRF %d)", r.Name, r.CRF, r.Bitrate, mx.Ladder[i].Bitrate, mx.Ladder[i].CRF)
+		}
+	}
+	want := shape{seconds: seconds, fps: fps, width: 1280, height: 720, channels: 2}
+	bytes := func(files map[string]string) (n int64) {
+		for name, f := range files {
+			if strings.HasPrefix(name, "audio") {
+				continue
+			}
+			st, err := os.Stat(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += st.Size()
+		}
+		return n
+	}
+	bf, bx := bytes(checkRenditions(t, s, fitted, want)), bytes(checkRenditions(t, s, fixed, want))
+	t.Logf("video renditions: %d bytes fitted, %d fixed (%.3f)", bf, bx, float64(bf)/float64(bx))
+	if float64(bf) > 0.8*float64(bx) {
+		t.Errorf("fitted renditions %d bytes, fixed %d: want at most 0.8 of them", bf, bx)
+	}
+}

@@ -110,6 +110,9 @@ type UploadOptions struct {
 	Packaging string `json:"packaging,omitempty"`
 	// Encryption is EncryptionAES128, EncryptionCBCS or empty (clear).
 	Encryption string `json:"encryption,omitempty"`
+	// Ladder is media.LadderContentAware or empty (the fixed ladder):
+	// what chose the rungs' rates in Manifest.Ladder.
+	Ladder string `json:"ladder,omitempty"`
 }
 
 // Encryptions an upload may ask for, both with the asset's content key.

@@ -23,7 +23,10 @@ type Rung struct {
 	Codec   Codec  `json:"codec"`
 	Width   int    `json:"width"`
 	Height  int    `json:"height"`
-	Bitrate int    `json:"bitrate"` // target, bits per second
+	Bitrate int    `json:"bitrate"` // target, bits per second; with CRF, the cap
+	// CRF, when set, encodes the rung at this x264 constant rate factor,
+	// capped at Bitrate: the quality FitLadder chose for its asset.
+	CRF     int    `json:"crf,omitempty"`
 	Profile string `json:"profile,omitempty"`
 	Level   string `json:"level,omitempty"`
 	// CMAF makes the rung fragmented MP4 whatever its codec: the asset is

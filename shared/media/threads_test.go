@@ -35,9 +35,16 @@ func TestEncodesIgnoreCores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A content-aware ladder's rungs: CRF capped by VBV, on a file's
+	// first segment (which spreads other rungs over frame threads).
+	capped := make([]media.Rung, len(h264))
+	for i, r := range h264 {
+		r.CRF = 23
+		capped[i] = r
+	}
 	ladder := func(rungs []media.Rung, live bool) func(out string) ([]string, error) {
 		return func(out string) ([]string, error) {
-			outs, err := media.Transcode(ctx, segs[0].Path, out, rungs, media.TranscodeOptions{FPS: info.Video.FPS, Live: live})
+			outs, err := media.Transcode(ctx, segs[0].Path, out, rungs, media.TranscodeOptions{FPS: info.Video.FPS, Live: live, First: rungs[0].CRF > 0})
 			paths := make([]string, len(outs))
 			for i, o := range outs {
 				paths[i] = o.Path
@@ -62,6 +69,7 @@ func TestEncodesIgnoreCores(t *testing.T) {
 	}{
 		{"ladder", ladder(h264, false)},
 		{"h265", ladder(h265[:1], false)},
+		{"content-aware", ladder(capped, false)},
 		{"watermark", watermark(false)},
 		{"live ladder", ladder(h264, true)},
 		{"live h265", ladder(h265[:1], true)},

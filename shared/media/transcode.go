@@ -75,9 +75,10 @@ func (o TranscodeOptions) niceness() int {
 // cores go to segments in parallel: frame threads cost ~4% more CPU per
 // segment and more memory, which a short-lived process pays in page
 // faults each time. Live segments are encoded for latency: each encoder
-// spreads one segment over liveThreads frame threads.
-func encoderThreads(live bool) []string {
-	if live {
+// spreads one segment over liveThreads frame threads, as are a file's
+// first and last segments (TranscodeOptions.First and Last).
+func encoderThreads(spread bool) []string {
+	if spread {
 		return []string{"-threads", strconv.Itoa(liveThreads)}
 	}
 	return []string{"-threads", "1"}
@@ -159,7 +160,7 @@ func Transcode(ctx context.Context, in, outDir string, rungs []Rung, o Transcode
 		out := Output{Rung: r, Path: filepath.Join(outDir, r.Name+r.SegmentExt())}
 		args = append(args, "-map", fmt.Sprintf("[o%d]", i))
 		args = append(args, EncoderArgs(r, gop, o.Preset)...)
-		args = append(args, encoderThreads(o.Live || o.First || o.Last)...)
+		args = append(args, encoderThreads((o.Live || o.First || o.Last) && r.CRF == 0)...)
 		// Keep the input's 90 kHz time base and frame timing: no re-rounding
 		// to the frame rate, no duplicated or dropped frames, so seams meet.
 		args = append(args, "-enc_time_base", "-1", "-fps_mode", "passthrough")
@@ -342,7 +343,10 @@ var tsSegmentArgs = []string{"-mpegts_flags", "+initial_discontinuity", "-f", "m
 //     the rate (row-level VBV reads the progress of frames other threads
 //     are encoding). The cap matters little here: each segment is its own
 //     4 s ABR encode, so it lands within a few percent of the rung's
-//     bitrate, and BANDWIDTH is the measured peak segment bitrate.
+//     bitrate, and BANDWIDTH is the measured peak segment bitrate. A
+//     content-aware rung (CRF capped at Bitrate) needs its cap, so it is
+//     encoded on one thread, always (three runs at once on four threads
+//     gave three different segments).
 //   - libvpx VP9 with VBV and tile threads, but not with row-mt.
 //   - SVT-AV1 in VBR only on one thread (lp=1).
 func EncoderArgs(r Rung, gop, preset string) []string {
@@ -360,8 +364,15 @@ func EncoderArgs(r Rung, gop, preset string) []string {
 		return []string{"-c:v", "libsvtav1", "-preset", "10", "-b:v", br, "-g", gop,
 			"-svtav1-params", "keyint=" + gop + ":scd=0:lp=1"}
 	default:
-		args := []string{"-c:v", "libx264", "-preset", preset, "-b:v", br,
-			"-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-x264-params", "open-gop=0"}
+		rate := []string{"-b:v", br}
+		if r.CRF > 0 {
+			rate = []string{"-crf", strconv.Itoa(r.CRF)}
+			if r.Bitrate > 0 {
+				rate = append(rate, "-maxrate", br, "-bufsize", bufsize)
+			}
+		}
+		args := append([]string{"-c:v", "libx264", "-preset", preset}, rate...)
+		args = append(args, "-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-x264-params", "open-gop=0")
 		if r.Profile != "" {
 			args = append(args, "-profile:v", r.Profile)
 		}

@@ -20,7 +20,10 @@ type Clip struct {
 	Audio         bool // a 1 kHz sine, 48 kHz stereo
 	// GOP is the source keyframe interval in frames (default 2 s).
 	GOP int
-	// Extra video filters after testsrc2 (drawtext, ...).
+	// Source is the lavfi video source and its own options ("color=c=white"),
+	// testsrc2 when empty; size, rate and duration are added.
+	Source string
+	// Extra video filters after the source (drawtext, ...).
 	VideoFilter string
 	// Bitrate, when set, encodes the video the way a typical mezzanine
 	// is (x264 veryfast, CABAC, this average bit rate) instead of
@@ -46,7 +49,14 @@ func Make(t testing.TB, path string, c Clip) {
 	if c.GOP == 0 {
 		c.GOP = 2 * c.FPS
 	}
-	src := fmt.Sprintf("testsrc2=size=%dx%d:rate=%d:duration=%g", c.Width, c.Height, c.FPS, c.Seconds)
+	if c.Source == "" {
+		c.Source = "testsrc2"
+	}
+	sep := "="
+	if strings.Contains(c.Source, "=") {
+		sep = ":"
+	}
+	src := fmt.Sprintf("%s%ssize=%dx%d:rate=%d:duration=%g", c.Source, sep, c.Width, c.Height, c.FPS, c.Seconds)
 	if c.VideoFilter != "" {
 		src += "," + c.VideoFilter
 	}
