@@ -54,7 +54,7 @@ func storageOptions(cmd *cobra.Command) (storage.Options, string, error) {
 func uploadCmd() *cobra.Command {
 	var (
 		key, codecs, packaging, encryption, crop, ladder, wmText, wmImage, wmPos, wmOpacity string
-		wait, quiet, private                                                        bool
+		wait, quiet, private                                                                bool
 	)
 	cmd := &cobra.Command{
 		Use:   "upload FILE",
