@@ -179,14 +179,6 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 		}
 		m.Width, m.Height, m.FPS, m.VideoCodec = v.DisplayWidth, v.DisplayHeight, v.FPS, v.Codec
 		m.Picture = v.Picture()
-		if j.opts.ladder == media.LadderContentAware {
-			// Before any segment goes out: every transcode reads the
-			// ladder from the manifest.
-			if ladder, err = media.FitLadder(ctx, src, probe.Duration, ladder, media.FitOptions{
-				Filter: m.Picture.Filter(), Dir: dir, FPS: v.FPS}); err != nil {
-				return "", &sourceError{err}
-			}
-		}
 		for i := range ladder {
 			ladder[i].CMAF = m.CMAF()
 			if err := encryptable(m.Options.Encryption, ladder[i]); err != nil {
@@ -208,12 +200,37 @@ func (j *job) run(ctx context.Context, src, dir string) (string, error) {
 	integrity := make(chan error, 1)
 	go func() { integrity <- media.CheckIntegrity(ctx, src) }()
 	check := sync.OnceValue(func() error { return <-integrity })
+	// A content-aware ladder is fitted beside the cut too, and in the
+	// manifest before the first segment goes out: every transcode reads
+	// its rungs there.
+	fitted := func() error { return nil }
+	if j.opts.ladder == media.LadderContentAware && len(m.Ladder) > 0 {
+		type fit struct {
+			rungs []media.Rung
+			err   error
+		}
+		done := make(chan fit, 1)
+		go func(rungs []media.Rung, o media.FitOptions) {
+			r, err := media.FitLadder(ctx, src, probe.Duration, rungs, o)
+			done <- fit{r, err}
+		}(m.Ladder, media.FitOptions{Filter: m.Picture.Filter(), Dir: dir, FPS: m.FPS})
+		fitted = sync.OnceValue(func() error {
+			f := <-done
+			if f.err == nil {
+				m.Ladder = f.rungs
+			}
+			return f.err
+		})
+	}
 	up := startUploads(ctx, j.e, j.bucket, layout.Asset(j.id))
 	var handErr error // storage trouble, to be retried, not the upload's fault
 	segs, err := media.Split(ctx, src, dir, probe, media.SplitOptions{
 		Audio: m.AudioRenditions,
 		OnSegments: func(segs []media.Segment) error {
 			if err := check(); err != nil {
+				return err
+			}
+			if err := fitted(); err != nil {
 				return err
 			}
 			handErr = handOver(ctx, j.e, j.bucket, &m, segs, up)
