@@ -128,3 +128,44 @@ func compareLadders(t testing.TB, width, height int, seconds float64) {
 		t.Logf("%s mean SSIM %.5f (fixed %.5f)", n, fittedSSIM[n], fixedSSIM[n])
 	}
 }
+
+// Rungs of other codecs keep ABR: a slide deck's VP9 rung gets the share
+// of its fixed bitrate that the H.264 trial of its size predicts, an
+// H.264 rung of the same size a CRF; the trial encodes H.264 alone.
+func TestFitLadderOtherCodecs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := mediatest.ContentKinds(640, 360)[0].Clip
+	c.Seconds, c.Width, c.Height = 4, 640, 360
+	src := filepath.Join(dir, "deck.mp4")
+	mediatest.Make(t, src, c)
+	info, err := media.Probe(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ladder, err := media.Ladder(info.Video, []media.Codec{media.H264, media.VP9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fit, err := media.FitLadder(ctx, src, info.Duration, ladder, media.FitOptions{Dir: dir, FPS: info.Video.FPS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fit) != len(ladder) {
+		t.Fatalf("fitted %d rungs of %d", len(fit), len(ladder))
+	}
+	for i, r := range fit {
+		fixed := ladder[i]
+		t.Logf("%s: CRF %d, %d b/s (fixed %d)", r.Name, r.CRF, r.Bitrate, fixed.Bitrate)
+		switch r.Codec {
+		case media.H264:
+			if r.CRF < 18 || r.CRF > 34 || r.Bitrate != fixed.Bitrate {
+				t.Errorf("%s: CRF %d capped at %d; want 18..34 capped at %d", r.Name, r.CRF, r.Bitrate, fixed.Bitrate)
+			}
+		default:
+			if r.CRF != 0 || r.Bitrate >= fixed.Bitrate || r.Bitrate < fixed.Bitrate/20 {
+				t.Errorf("%s: CRF %d, %d b/s; want ABR under the fixed %d, at least a twentieth of it", r.Name, r.CRF, r.Bitrate, fixed.Bitrate)
+			}
+		}
+	}
+}
