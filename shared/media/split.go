@@ -181,16 +181,11 @@ type segmentWatch struct {
 	lead func(context.Context, Segment) ([]Segment, error)
 	// end, when set, is where the last segment ends (its span's end
 	// otherwise); more says segments follow the last file's (none Last).
-	end  float64
-	more bool
-	// keyStarts says every file starts with its earliest frame, a
-	// keyframe with no leading pictures (closed GOPs, MPEG-TS): a
-	// segment is final as soon as the next file's first video PES is
-	// written, not once that whole file is.
-	keyStarts bool
-	spans     []span // of the complete files
-	files     int    // how many files are segments
-	segs      []Segment
+	end   float64
+	more  bool
+	spans []span // of the complete files
+	files int    // how many files are segments
+	segs  []Segment
 }
 
 // run runs the segment muxer's ffmpeg with args and follows its files
@@ -247,23 +242,16 @@ func (w *segmentWatch) advance(ctx context.Context, over bool) error {
 		w.spans = append(w.spans, sp)
 	}
 	first := len(w.segs)
-	for w.files < len(w.spans) {
+	for w.files+1 < len(w.spans) || (over && w.files < len(w.spans)) {
 		i := w.files
 		s := Segment{Index: len(w.segs), Path: files[i], Start: w.spans[i].start, Duration: round6(w.spans[i].end - w.spans[i].start)}
-		next, known, err := w.nextStart(files, i)
-		if err != nil {
-			return err
-		}
-		switch {
-		case known:
-			s.Duration = round6(next - s.Start)
-		case over:
+		if i+1 < len(w.spans) {
+			s.Duration = round6(w.spans[i+1].start - s.Start)
+		} else {
 			if w.end > 0 {
 				s.Duration = round6(w.end - s.Start)
 			}
 			s.Last = !w.more // the cut is over and no file follows
-		default:
-			return w.hand(first)
 		}
 		w.files++
 		if i == 0 && w.lead != nil {
@@ -279,28 +267,10 @@ func (w *segmentWatch) advance(ctx context.Context, over bool) error {
 		}
 		w.segs = append(w.segs, s)
 	}
-	return w.hand(first)
-}
-
-// hand gives onSegments the segments from first on, if any.
-func (w *segmentWatch) hand(first int) error {
 	if w.onSegments == nil || first == len(w.segs) {
 		return nil
 	}
 	return w.onSegments(append([]Segment(nil), w.segs[first:]...))
-}
-
-// nextStart is where the file after files[i] starts, once it is known:
-// when that file is complete; or, with keyStarts, as soon as its first
-// video PES is written, which is its earliest frame.
-func (w *segmentWatch) nextStart(files []string, i int) (float64, bool, error) {
-	switch {
-	case i+1 < len(w.spans):
-		return w.spans[i+1].start, true, nil
-	case w.keyStarts && i+1 < len(files):
-		return tsFirstVideoPTS(files[i+1])
-	}
-	return 0, false, nil
 }
 
 // videoSpan returns the video span of one segment file.

@@ -67,35 +67,6 @@ func tsVideoSpan(ctx context.Context, path string, frame float64) (span, error) 
 	return span{round6(float64(lo) / 90000), round6(float64(hi)/90000 + frame), round6(float64(key) / 90000)}, nil
 }
 
-// tsFirstVideoPTS reads the PTS of the first video PES of an MPEG-TS file
-// that may still be being written (whole packets only: a buffer of them
-// is read at once); false until one is there.
-func tsFirstVideoPTS(path string) (float64, bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, false, err
-	}
-	defer f.Close()
-	buf := make([]byte, 64*tsPacket)
-	for {
-		n, err := io.ReadFull(f, buf)
-		for p := 0; p+tsPacket <= n; p += tsPacket {
-			if buf[p] != 0x47 {
-				return 0, false, fmt.Errorf("%s: no sync byte", path)
-			}
-			if pts, ok := videoPTS(buf[p : p+tsPacket]); ok {
-				return round6(float64(pts) / 90000), true, nil
-			}
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, false, nil
-		}
-		if err != nil {
-			return 0, false, fmt.Errorf("%s: %w", path, err)
-		}
-	}
-}
-
 // videoPTS reads the PTS of a video PES that starts in the TS packet pkt:
 // one without a transport error, with the payload-unit-start flag and a
 // payload, whose PES header says video and carries a PTS.
