@@ -115,8 +115,8 @@ func compareLadders(t testing.TB, width, height int, seconds float64) {
 				t.Errorf("%s %s: SSIM %.5f at CRF %d; the target is %.4f", k.Name, r.Name, fitted.ssim[r.Name], r.CRF, media.FitTarget)
 			}
 		}
-		t.Logf("%s: %.3f of the fixed ladder's bytes; trial %.1f CPU-s, %.3f of the fitted transcode's %.1f", k.Name, float64(gb)/float64(fb),
-			trial.Seconds(), trial.Seconds()/fitted.cpu.Seconds(), fitted.cpu.Seconds())
+		t.Logf("%s: %.3f of the fixed ladder's bytes; trial %.1f CPU-s, fitted transcode %.1f, fixed transcode %.1f", k.Name, float64(gb)/float64(fb),
+			trial.Seconds(), fitted.cpu.Seconds(), fixed.cpu.Seconds())
 		fixedTotal, fittedTotal = fixedTotal+fb, fittedTotal+gb
 	}
 	ratio := float64(fittedTotal) / float64(fixedTotal)
