@@ -302,18 +302,24 @@ func BenchmarkFirstPlayable(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		gop  int
-	}{{"keyframes-2s", 60}, {"keyint-250", 250}} {
+		meta map[string]string // the upload's options
+	}{
+		{"keyframes-2s", 60, nil},
+		{"keyint-250", 250, nil},
+		// What fitting the ladder (its trial, beside the cut) costs.
+		{"keyframes-2s-content-aware", 60, map[string]string{"Segflow-Ladder": "content-aware"}},
+	} {
 		src := filepath.Join(b.TempDir(), c.name+".mp4")
 		mediatest.Make(b, src, mediatest.Clip{Seconds: 60, Width: 1920, Height: 1080, FPS: 30, GOP: c.gop, Audio: true, Bitrate: 10_000_000})
-		b.Run(c.name, func(b *testing.B) { firstPlayable(b, s, br, page, src) })
+		b.Run(c.name, func(b *testing.B) { firstPlayable(b, s, br, page, src, c.meta) })
 	}
 }
 
-func firstPlayable(b *testing.B, s *teststack.Stack, br *browser, page, src string) {
+func firstPlayable(b *testing.B, s *teststack.Stack, br *browser, page, src string, meta map[string]string) {
 	var playable, playing, complete time.Duration
 	for i := 0; i < b.N; i++ {
 		key := fmt.Sprintf("uploads/first-playable-%d.mp4", time.Now().UnixNano())
-		s.Upload(key, src, nil)
+		s.Upload(key, src, meta)
 		start := time.Now()
 		id := assetOf(b, s, key)
 		master := "http://" + s.Env.S3Endpoint + "/" + s.Bucket + "/" + layout.Asset(id).Master()
