@@ -206,8 +206,8 @@ func ssimDB(s float64) float64 {
 // cutSample writes fitWindows windows of src, spread over its duration,
 // as one near-lossless clip of the picture (filter applied): the trial's
 // source and its reference (what the trials lose is measured against
-// what they encoded, so near-lossless is enough). A file shorter than the windows gives its
-// first fitWindows*fitWindowLength seconds.
+// what they encoded, so near-lossless is enough). A file shorter than
+// the windows gives its first fitWindows*fitWindowLength seconds.
 func cutSample(ctx context.Context, src, out string, duration float64, filter string) error {
 	var starts []float64
 	if duration <= fitWindows*fitWindowLength*2 {
@@ -221,14 +221,14 @@ func cutSample(ctx context.Context, src, out string, duration float64, filter st
 	if len(starts) == 1 {
 		length = fitWindows * fitWindowLength
 	}
+	head := ""
+	if filter != "" {
+		head = filter + ","
+	}
 	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-y"}
 	var graph strings.Builder
 	for i, s := range starts {
 		args = append(args, "-ss", strconv.FormatFloat(s, 'f', 3, 64), "-t", strconv.FormatFloat(length, 'f', 3, 64), "-i", src)
-		head := ""
-		if filter != "" {
-			head = filter + ","
-		}
 		fmt.Fprintf(&graph, "[%d:v]%ssetpts=PTS-STARTPTS,format=yuv420p[w%d];", i, head, i)
 	}
 	for i := range starts {

@@ -366,10 +366,7 @@ func EncoderArgs(r Rung, gop, preset string) []string {
 	default:
 		rate := []string{"-b:v", br}
 		if r.CRF > 0 {
-			rate = []string{"-crf", strconv.Itoa(r.CRF)}
-			if r.Bitrate > 0 {
-				rate = append(rate, "-maxrate", br, "-bufsize", bufsize)
-			}
+			rate = []string{"-crf", strconv.Itoa(r.CRF), "-maxrate", br, "-bufsize", bufsize}
 		}
 		args := append([]string{"-c:v", "libx264", "-preset", preset}, rate...)
 		args = append(args, "-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-x264-params", "open-gop=0")
