@@ -37,34 +37,60 @@ func (w *fnWorkers) stop() {
 	w.cancel()
 }
 
-// consumerName is the durable JetStream consumer of fn's deliveries.
-func consumerName(fn string) string { return "deliver-" + fn }
+// consumerName is the durable JetStream consumer of fn's deliveries, and
+// of its urgent ones when urgent.
+func consumerName(fn string, urgent bool) string {
+	if urgent {
+		return "deliver-" + fn + "-urgent"
+	}
+	return "deliver-" + fn
+}
+
+// deliverySubject is where fn's deliveries are queued: urgent ones on a
+// subject of their own, which a consumer of their own serves first.
+func deliverySubject(fn string, urgent bool) string {
+	if urgent {
+		return eventsSubject + fn + ".urgent"
+	}
+	return eventsSubject + fn
+}
+
+// lanes are a function's two queues, the urgent one first.
+var lanes = [2]bool{true, false}
 
 // Backlog is how many of fn's deliveries are queued or in flight (taken
 // and not yet acknowledged). At 0 everything queued for fn so far has been
 // answered for good: no copy of it can come again.
 func (r *Router) Backlog(ctx context.Context, fn string) (int, error) {
-	cons, err := r.js.Consumer(ctx, eventsStream, consumerName(fn))
-	if err != nil {
-		return 0, fmt.Errorf("router: consumer of %s: %w", fn, err)
+	n := 0
+	for _, urgent := range lanes {
+		cons, err := r.js.Consumer(ctx, eventsStream, consumerName(fn, urgent))
+		if err != nil {
+			return 0, fmt.Errorf("router: consumer of %s: %w", fn, err)
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("router: consumer of %s: %w", fn, err)
+		}
+		n += int(info.NumPending) + info.NumAckPending
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("router: consumer of %s: %w", fn, err)
-	}
-	return int(info.NumPending) + info.NumAckPending, nil
+	return n, nil
 }
 
 func (r *Router) startWorkers(ctx context.Context, fn string, c fnConfig) (*fnWorkers, error) {
-	cons, err := r.js.CreateOrUpdateConsumer(ctx, eventsStream, jetstream.ConsumerConfig{
-		Durable:       consumerName(fn),
-		FilterSubject: eventsSubject + fn,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       r.cfg.AckWait,
-		MaxAckPending: maxAckPending(c),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("router: consumer for %s: %w", fn, err)
+	var conses [2]jetstream.Consumer
+	for i, urgent := range lanes {
+		cons, err := r.js.CreateOrUpdateConsumer(ctx, eventsStream, jetstream.ConsumerConfig{
+			Durable:       consumerName(fn, urgent),
+			FilterSubject: deliverySubject(fn, urgent),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       r.cfg.AckWait,
+			MaxAckPending: maxAckPending(c),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("router: consumer for %s: %w", fn, err)
+		}
+		conses[i] = cons
 	}
 	wctx, cancel := context.WithCancel(r.ctx)
 	w := &fnWorkers{cfg: c, cancel: cancel}
@@ -73,40 +99,50 @@ func (r *Router) startWorkers(ctx context.Context, fn string, c fnConfig) (*fnWo
 	go func() {
 		defer r.wg.Done()
 		defer w.wg.Done()
-		r.work(wctx, cons, fn, c)
+		r.work(wctx, conses, fn, c)
 	}()
 	r.log.Info("router: delivering", "function", fn, "concurrency", c.concurrency, "max_attempts", c.maxAttempts)
 	return w, nil
 }
 
-// work pulls the function's deliveries in batches (one pull request per
-// message costs more than the delivery itself at hundreds a second) and
-// runs up to concurrency of them at once, in the order they came.
-func (r *Router) work(ctx context.Context, cons jetstream.Consumer, fn string, c fnConfig) {
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.concurrency))
-	if err != nil {
-		r.log.Error("router: pull", "function", fn, "err", err)
-		return
+// taken is a delivery this router holds: from the moment it is taken,
+// also while it waits in the queue for a worker. JetStream hands out
+// again what it has not heard of within AckWait, and the last of a 60 s
+// upload's segments waits ~40 s for one of three transcodes (each
+// redelivery was a segment transcoded twice). JetStream hands out no more
+// than MaxAckPending at once, so the queue never fills.
+type taken struct {
+	msg  jetstream.Msg
+	stop func()
+}
+
+// work runs up to concurrency of the function's deliveries at once: an
+// urgent one whenever there is one, else the others in the order they
+// came.
+func (r *Router) work(ctx context.Context, conses [2]jetstream.Consumer, fn string, c fnConfig) {
+	var queues [2]chan taken
+	var pullers sync.WaitGroup
+	for i, cons := range conses {
+		queues[i] = make(chan taken, maxAckPending(c))
+		pullers.Go(func() {
+			defer close(queues[i])
+			r.pull(ctx, cons, fn, c, queues[i])
+		})
 	}
-	go func() {
-		<-ctx.Done()
-		it.Drain() // hand out what is buffered, then end the loop below
-	}()
-	// A delivery is this router's from the moment it is taken, also while
-	// it waits in the queue for a worker: JetStream hands out again what
-	// it has not heard of within AckWait, and the last of a 60 s upload's
-	// segments waits ~40 s for one of three transcodes (each redelivery
-	// was a segment transcoded twice). JetStream hands out no more than
-	// MaxAckPending at once, so the queue never fills.
-	type taken struct {
-		msg  jetstream.Msg
-		stop func()
-	}
-	waiting := make(chan taken, maxAckPending(c))
 	var workers sync.WaitGroup
 	for range c.concurrency {
 		workers.Go(func() {
-			for t := range waiting {
+			urgent, other := queues[0], queues[1]
+			for urgent != nil || other != nil {
+				t, ok, fromUrgent := next(urgent, other)
+				if !ok {
+					if fromUrgent {
+						urgent = nil
+					} else {
+						other = nil
+					}
+					continue
+				}
 				if ctx.Err() != nil {
 					_ = t.msg.Nak() // stopped before its turn: back to JetStream
 				} else {
@@ -116,8 +152,40 @@ func (r *Router) work(ctx context.Context, cons jetstream.Consumer, fn string, c
 			}
 		})
 	}
-	defer workers.Wait()
-	defer close(waiting)
+	pullers.Wait()
+	workers.Wait()
+}
+
+// next takes an urgent delivery if one waits, else whichever comes
+// first; ok is false when the queue it read from is closed. A nil queue
+// is never read.
+func next(urgent, other <-chan taken) (t taken, ok, fromUrgent bool) {
+	select {
+	case t, ok = <-urgent:
+		return t, ok, true
+	default:
+	}
+	select {
+	case t, ok = <-urgent:
+		return t, ok, true
+	case t, ok = <-other:
+		return t, ok, false
+	}
+}
+
+// pull takes one consumer's deliveries in batches (one pull request per
+// message costs more than the delivery itself at hundreds a second) into
+// out until ctx ends.
+func (r *Router) pull(ctx context.Context, cons jetstream.Consumer, fn string, c fnConfig, out chan<- taken) {
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.concurrency))
+	if err != nil {
+		r.log.Error("router: pull", "function", fn, "err", err)
+		return
+	}
+	go func() {
+		<-ctx.Done()
+		it.Drain() // hand out what is buffered, then end the loop below
+	}()
 	for {
 		msg, err := it.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -131,7 +199,7 @@ func (r *Router) work(ctx context.Context, cons jetstream.Consumer, fn string, c
 			_ = msg.Nak() // buffered when we stopped: back to JetStream
 			continue
 		}
-		waiting <- taken{msg, queue.KeepInProgress(msg, r.cfg.AckWait/3)}
+		out <- taken{msg, queue.KeepInProgress(msg, r.cfg.AckWait/3)}
 	}
 }
 

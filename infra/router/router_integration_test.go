@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -362,6 +363,42 @@ func TestQueuedDeliveriesAreNotHandedOutTwice(t *testing.T) {
 	s.waitFor("slowseg", n, 30*time.Second)
 	s.waitDrained("slowseg")
 	s.checkEachOnceFirstTime("slowseg", n)
+}
+
+// A viewer waits on a file's first segment (for the master playlist) and
+// on every live segment; a backlog of later segments of a file must not
+// hold them up, while that backlog keeps its own order.
+func TestFirstAndLiveSegmentsJumpTheQueue(t *testing.T) {
+	s := newStack(t)
+	s.deployNew("oneatatime", "segment.source", map[string]string{"PROBE_MODE": "slow", "PROBE_SLEEP_MS": "300"},
+		map[string]string{router.AnnotationConcurrency: "1"})
+	const backlog = 8 // 2.4 s of work, one at a time
+	var later []string
+	for i := 1; i <= backlog; i++ {
+		k := fmt.Sprintf("assets/older/source/%05d.ts", i)
+		later = append(later, k)
+		s.put(k, nil)
+	}
+	s.waitFor("oneatatime", 1, 20*time.Second)
+	first, live := "assets/newer/source/00000.ts", "assets/channel/source/00042.ts"
+	s.put(first, nil)
+	s.put(live, map[string]string{"Segment-Wallclock": time.Now().UTC().Format(time.RFC3339Nano)})
+	got := s.waitFor("oneatatime", backlog+2, 30*time.Second)
+	var order []string
+	for _, r := range got {
+		order = append(order, r.Subject)
+	}
+	// The backlog's first segment was in the function when they were
+	// written, and its second may have started meanwhile.
+	for _, k := range []string{first, live} {
+		if i := slices.Index(order, k); i < 0 || i > 3 {
+			t.Errorf("%s delivered at %d: it waited behind the backlog: %v", k, i, order)
+		}
+	}
+	rest := slices.DeleteFunc(slices.Clone(order), func(k string) bool { return k == first || k == live })
+	if !slices.Equal(rest, later) {
+		t.Errorf("the backlog out of order: %v", rest)
+	}
 }
 
 // checkEachOnceFirstTime: fn got n events, each once and as attempt 1.

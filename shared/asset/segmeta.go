@@ -38,7 +38,8 @@ const (
 	metaIndex     = "Segment-Index"
 	metaStart     = "Segment-Start"
 	metaDuration  = "Segment-Duration"
-	metaWallclock = "Segment-Wallclock"
+	// MetaWallclock marks a live segment: the router hurries its deliveries.
+	MetaWallclock = "Segment-Wallclock"
 	metaBandwidth = "Bandwidth"
 	metaCodecs    = "Codecs"
 	metaTime      = "Media-Time"
@@ -56,7 +57,7 @@ func (m SegmentMeta) Encode(meta map[string]string) map[string]string {
 	meta[metaStart] = strconv.FormatFloat(m.Start, 'f', 6, 64)
 	meta[metaDuration] = strconv.FormatFloat(m.Duration, 'f', 6, 64)
 	if !m.Wallclock.IsZero() {
-		meta[metaWallclock] = m.Wallclock.UTC().Format(time.RFC3339Nano)
+		meta[MetaWallclock] = m.Wallclock.UTC().Format(time.RFC3339Nano)
 	}
 	if m.Bandwidth > 0 {
 		meta[metaBandwidth] = strconv.FormatInt(m.Bandwidth, 10)
@@ -96,9 +97,9 @@ func ReadSegmentMeta(info storage.Info) (SegmentMeta, error) {
 			return m, fmt.Errorf("segment %s: %s %q: %w", info.Key, metaIndex, v, err)
 		}
 	}
-	if v := info.Meta(metaWallclock); v != "" {
+	if v := info.Meta(MetaWallclock); v != "" {
 		if m.Wallclock, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			return m, fmt.Errorf("segment %s: %s %q: %w", info.Key, metaWallclock, v, err)
+			return m, fmt.Errorf("segment %s: %s %q: %w", info.Key, MetaWallclock, v, err)
 		}
 	}
 	if v := info.Meta(metaBandwidth); v != "" {
