@@ -118,7 +118,9 @@ type taken struct {
 
 // work runs up to concurrency of the function's deliveries at once: an
 // urgent one whenever there is one, else the others in the order they
-// came.
+// came; and one more worker for urgent ones alone, so an urgent delivery
+// never waits for a call already running to end (a 6 s segment's ladder
+// takes ~10 s on two cores: a second upload's first frame waited for it).
 func (r *Router) work(ctx context.Context, conses [2]jetstream.Consumer, fn string, c fnConfig) {
 	var queues [2]chan taken
 	var pullers sync.WaitGroup
@@ -131,29 +133,33 @@ func (r *Router) work(ctx context.Context, conses [2]jetstream.Consumer, fn stri
 	}
 	var workers sync.WaitGroup
 	for range c.concurrency {
-		workers.Go(func() {
-			urgent, other := queues[0], queues[1]
-			for urgent != nil || other != nil {
-				t, ok, fromUrgent := next(urgent, other)
-				if !ok {
-					if fromUrgent {
-						urgent = nil
-					} else {
-						other = nil
-					}
-					continue
-				}
-				if ctx.Err() != nil {
-					_ = t.msg.Nak() // stopped before its turn: back to JetStream
-				} else {
-					r.handle(ctx, t.msg, c)
-				}
-				t.stop()
-			}
-		})
+		workers.Go(func() { r.serve(ctx, c, queues[0], queues[1]) })
 	}
+	workers.Go(func() { r.serve(ctx, c, queues[0], nil) })
 	pullers.Wait()
 	workers.Wait()
+}
+
+// serve handles deliveries from the two queues (urgent first) until both
+// are closed; a nil queue is never read.
+func (r *Router) serve(ctx context.Context, c fnConfig, urgent, other <-chan taken) {
+	for urgent != nil || other != nil {
+		t, ok, fromUrgent := next(urgent, other)
+		if !ok {
+			if fromUrgent {
+				urgent = nil
+			} else {
+				other = nil
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			_ = t.msg.Nak() // stopped before its turn: back to JetStream
+		} else {
+			r.handle(ctx, t.msg, c)
+		}
+		t.stop()
+	}
 }
 
 // next takes an urgent delivery if one waits, else whichever comes

@@ -34,7 +34,7 @@ const (
 	// AnnotationMaxAttempts bounds deliveries of one event (default 5).
 	AnnotationMaxAttempts = "com.segflow.max-attempts"
 	// AnnotationConcurrency bounds deliveries in flight to the function
-	// (default 4).
+	// (default 4), and one urgent delivery beyond it.
 	AnnotationConcurrency = "com.segflow.concurrency"
 )
 

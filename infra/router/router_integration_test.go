@@ -399,6 +399,24 @@ func TestFirstAndLiveSegmentsJumpTheQueue(t *testing.T) {
 	if !slices.Equal(rest, later) {
 		t.Errorf("the backlog out of order: %v", rest)
 	}
+	// Nor does an urgent one wait for the call running when it came: one
+	// worker beyond the concurrency of 1 serves urgent deliveries alone,
+	// so two calls ran at once, and one of each such pair was urgent.
+	const sleep = 300 * time.Millisecond
+	beside := 0
+	for i, a := range got {
+		for _, b := range got[i+1:] {
+			if a.Entered < b.Entered+sleep.Nanoseconds() && b.Entered < a.Entered+sleep.Nanoseconds() {
+				beside++
+				if !slices.Contains([]string{first, live}, a.Subject) && !slices.Contains([]string{first, live}, b.Subject) {
+					t.Errorf("%s and %s ran at once, neither urgent", a.Subject, b.Subject)
+				}
+			}
+		}
+	}
+	if beside == 0 {
+		t.Errorf("no urgent delivery ran beside the call in flight when it came: %v", order)
+	}
 }
 
 // checkEachOnceFirstTime: fn got n events, each once and as attempt 1.
