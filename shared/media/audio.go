@@ -62,6 +62,21 @@ func AudioLadder(info *Info) []AudioRendition {
 	return out
 }
 
+// copyHeadroom is how far above a rendition's bitrate a track may be and
+// still be copied into it: phones record AAC-LC at 96-192 kb/s, and
+// encoding 192k again to 128k costs a generation of coding and a core
+// for a second or two per minute of sound beside the first segment's
+// transcode, to save 64 kb/s.
+const copyHeadroom = 1.5
+
+// Copies reports whether track already is what rendition r would be
+// encoded to (AAC-LC at 48 kHz, the same channels, a bitrate r may carry),
+// so split copies it instead of encoding it again.
+func (r AudioRendition) Copies(track AudioStream) bool {
+	return track.Codec == "aac" && track.Profile == "LC" && track.SampleRate == 48000 &&
+		track.Channels == r.Channels && track.Bitrate > 0 && float64(track.Bitrate) <= copyHeadroom*float64(r.Bitrate)
+}
+
 // languages maps the ISO 639 codes uploads are tagged with most (ffmpeg
 // writes 639-2) to the RFC 5646 tag HLS's LANGUAGE wants (the two-letter
 // one where there is one) and the name the audio menu shows.

@@ -78,8 +78,10 @@ type VideoStream struct {
 // AudioStream describes the first audio stream.
 type AudioStream struct {
 	Codec      string
+	Profile    string // ffprobe's: "LC", "HE-AAC", ... for AAC
 	SampleRate int
 	Channels   int
+	Bitrate    int // bits/s; 0 when the container does not say
 	StartTime  float64
 	Duration   float64
 	// Language (ISO 639, "" when untagged) and Title are the stream's
@@ -250,8 +252,8 @@ func Probe(ctx context.Context, path string) (*Info, error) {
 			if lang == "und" {
 				lang = ""
 			}
-			info.Audios = append(info.Audios, AudioStream{Codec: s.CodecName, SampleRate: sr, Channels: s.Channels,
-				StartTime: num(s.StartTime), Duration: num(s.Duration), Language: lang, Title: s.Tags.Title})
+			info.Audios = append(info.Audios, AudioStream{Codec: s.CodecName, Profile: s.Profile, SampleRate: sr, Channels: s.Channels,
+				Bitrate: int(num(s.BitRate)), StartTime: num(s.StartTime), Duration: num(s.Duration), Language: lang, Title: s.Tags.Title})
 			info.Audio = &info.Audios[0]
 		}
 	}

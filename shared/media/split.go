@@ -67,7 +67,8 @@ func SourceExt(codec string) string {
 // Split cuts in into segments (in the container SourceExt picks) at video
 // keyframes: video is copied as it is, audio (if any) is encoded once to
 // AAC 48 kHz across the whole file (each of o.Audio) so that it is
-// continuous over every seam. With OnSegments set, segments are handed over, in order, as
+// continuous over every seam, or copied where the track already is that
+// AAC (AudioRendition.Copies). With OnSegments set, segments are handed over, in order, as
 // soon as they are final, while the rest of the file is still being cut.
 func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) ([]Segment, error) {
 	if o.Target <= 0 {
@@ -88,7 +89,12 @@ func Split(ctx context.Context, in, outDir string, info *Info, o SplitOptions) (
 			return nil, fmt.Errorf("split %s: audio rendition %s of track %d: the file has %d", in, a.Name, a.Track, len(info.Audios))
 		}
 		ks := strconv.Itoa(k)
-		args = append(args, "-map", "0:a:"+strconv.Itoa(a.Track), "-c:a:"+ks, "aac", "-b:a:"+ks, strconv.Itoa(a.Bitrate),
+		args = append(args, "-map", "0:a:"+strconv.Itoa(a.Track))
+		if a.Copies(info.Audios[a.Track]) {
+			args = append(args, "-c:a:"+ks, "copy")
+			continue
+		}
+		args = append(args, "-c:a:"+ks, "aac", "-b:a:"+ks, strconv.Itoa(a.Bitrate),
 			"-ac:a:"+ks, strconv.Itoa(a.Channels), "-ar:a:"+ks, "48000")
 	}
 	// Audio alone is cut where it falls: every AAC frame starts cleanly.

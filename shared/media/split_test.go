@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -167,4 +170,90 @@ func TestSplitStopsOnHandOverError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSplitCopiesAudioThatFits: a track that already is the AAC a
+// rendition would be encoded to is copied frame for frame into the source
+// segments; any other (a bitrate past the headroom, 44.1 kHz, fewer
+// channels wanted) is encoded to the rendition.
+func TestSplitCopiesAudioThatFits(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name     string
+		channels int
+		audio    []string
+		copied   []bool // per rendition of media.AudioLadder
+	}{
+		{"stereo at 128k", 2, []string{"-c:a", "aac", "-b:a", "128k"}, []bool{true}},
+		{"stereo at 192k, within the headroom", 2, []string{"-c:a", "aac", "-b:a", "192k"}, []bool{true}},
+		{"stereo at 320k", 2, []string{"-c:a", "aac", "-b:a", "320k"}, []bool{false}},
+		{"stereo at 44.1 kHz", 2, []string{"-c:a", "aac", "-b:a", "128k", "-ar", "44100"}, []bool{false}},
+		{"5.1 at 384k: its stereo is made, its 5.1 copied", 6, []string{"-c:a", "aac", "-b:a", "384k"}, []bool{false, true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src := filepath.Join(dir, "src.mp4")
+			mediatest.Make(t, src, mediatest.Clip{Seconds: 7, Width: 320, Height: 180, GOP: 25, FPS: 25, Audio: true, Channels: c.channels, AudioArgs: c.audio})
+			info, err := media.Probe(ctx, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ladder := media.AudioLadder(info)
+			if len(ladder) != len(c.copied) {
+				t.Fatalf("%d audio renditions, want %d", len(ladder), len(c.copied))
+			}
+			segs, err := media.Split(ctx, src, filepath.Join(dir, "source"), info, media.SplitOptions{Target: 2 * time.Second, Audio: ladder})
+			if err != nil {
+				t.Fatal(err)
+			}
+			source := audioFrames(t, src, 0)
+			for k, r := range ladder {
+				var got []string
+				for _, s := range segs {
+					got = append(got, audioFrames(t, s.Path, k)...)
+				}
+				if copied := slices.Equal(got, source); copied != c.copied[k] {
+					t.Errorf("rendition %s (%d ch, %d b/s) of a %d ch track at %d b/s, %d Hz: copied %v, want %v",
+						r.Name, r.Channels, r.Bitrate, info.Audio.Channels, info.Audio.Bitrate, info.Audio.SampleRate, copied, c.copied[k])
+				}
+				rate, channels := audioFormat(t, segs[0].Path, k)
+				if rate != 48000 || channels != r.Channels {
+					t.Errorf("rendition %s: %d Hz, %d channels; want 48000, %d", r.Name, rate, channels, r.Channels)
+				}
+			}
+		})
+	}
+}
+
+// audioFrames is the md5 of each raw AAC frame of a file's k-th audio
+// stream (ADTS headers taken off, so MPEG-TS and MP4 compare).
+func audioFrames(t *testing.T, path string, k int) []string {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-map", "0:a:"+strconv.Itoa(k), "-c", "copy",
+		"-bsf:a", "aac_adtstoasc", "-f", "framemd5", "-").Output()
+	if err != nil {
+		t.Fatalf("framemd5 %s: %v", path, err)
+	}
+	var sums []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Split(l, ","); len(f) >= 6 && !strings.HasPrefix(l, "#") {
+			sums = append(sums, strings.TrimSpace(f[5]))
+		}
+	}
+	return sums
+}
+
+// audioFormat is the sample rate and channel count of a file's k-th
+// audio stream.
+func audioFormat(t *testing.T, path string, k int) (rate, channels int) {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "a:"+strconv.Itoa(k),
+		"-show_entries", "stream=sample_rate,channels", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "%d,%d", &rate, &channels); err != nil {
+		t.Fatalf("ffprobe %s: %q: %v", path, out, err)
+	}
+	return rate, channels
 }
