@@ -35,9 +35,9 @@ type SegmentMeta struct {
 
 // The metadata keys (S3 sends them as X-Amz-Meta-<key>).
 const (
-	metaIndex     = "Segment-Index"
-	metaStart     = "Segment-Start"
-	metaDuration  = "Segment-Duration"
+	metaIndex    = "Segment-Index"
+	metaStart    = "Segment-Start"
+	metaDuration = "Segment-Duration"
 	// MetaWallclock marks a live segment: the router hurries its deliveries.
 	MetaWallclock = "Segment-Wallclock"
 	metaBandwidth = "Bandwidth"
