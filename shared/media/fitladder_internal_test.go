@@ -1,7 +1,15 @@
 package media
 
 import (
+	"context"
+	"crypto/md5"
+	"fmt"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -30,5 +38,83 @@ func TestFitRung(t *testing.T) {
 		if f.crf != tc.crf || math.Abs(f.bitrate-tc.bitrate) > tc.bitrateTol {
 			t.Errorf("%s: CRF %d at %.0f b/s; want %d at %.0f", tc.name, f.crf, f.bitrate, tc.crf, tc.bitrate)
 		}
+	}
+}
+
+// trialGroups keeps a size's two CRFs together, uses at most one group
+// per size, and balances the groups by height (1080+360 against 720+480).
+func TestTrialGroups(t *testing.T) {
+	rungs := []Rung{{Width: 1920, Height: 1080}, {Width: 1280, Height: 720}, {Width: 854, Height: 480}, {Width: 640, Height: 360}}
+	trial := trialRungs(rungs)
+	for _, c := range []struct {
+		cores int
+		want  [][]int // heights per group
+	}{
+		{1, [][]int{{1080, 720, 480, 360}}},
+		{2, [][]int{{1080, 360}, {720, 480}}},
+		{3, [][]int{{1080}, {720}, {480, 360}}},
+		{16, [][]int{{1080}, {720}, {480}, {360}}},
+	} {
+		groups := trialGroups(trial, c.cores)
+		var got [][]int
+		seen := map[string]int{}
+		for _, g := range groups {
+			var heights []int
+			for i, r := range g {
+				seen[r.Name]++
+				if i%2 == 1 {
+					if g[i-1].Height != r.Height || g[i-1].CRF != fitCRFs[0] || r.CRF != fitCRFs[1] {
+						t.Errorf("%d cores: %s beside %s: a size's two trials split", c.cores, g[i-1].Name, r.Name)
+					}
+					heights = append(heights, r.Height)
+				}
+			}
+			got = append(got, heights)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%d cores: groups by height %v, want %v", c.cores, got, c.want)
+		}
+		for _, r := range trial {
+			if seen[r.Name] != 1 {
+				t.Errorf("%d cores: %s in %d groups", c.cores, r.Name, seen[r.Name])
+			}
+		}
+	}
+}
+
+// The trial's encodes are the same bytes in one ffmpeg or one per size:
+// the fit does not depend on the cores it ran on.
+func TestEncodeTrialsIgnoreCores(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	sample := filepath.Join(dir, "sample.mkv")
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=30:d=2",
+		"-c:v", "libx264", "-preset", "ultrafast", "-crf", "10", sample).CombinedOutput(); err != nil {
+		t.Fatalf("sample: %v\n%s", err, out)
+	}
+	trial := trialRungs([]Rung{{Width: 640, Height: 360, Bitrate: 700_000}, {Width: 426, Height: 240, Bitrate: 400_000}})
+	var sums [2][]string
+	for i, cores := range []int{1, 2} {
+		out := filepath.Join(dir, strconv.Itoa(cores))
+		if err := os.Mkdir(out, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		outs, err := encodeTrials(ctx, sample, out, trial, 30, cores)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, o := range outs {
+			if o.Rung.Name != trial[k].Name {
+				t.Fatalf("%d cores: output %d is %s, want %s", cores, k, o.Rung.Name, trial[k].Name)
+			}
+			b, err := os.ReadFile(o.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sums[i] = append(sums[i], fmt.Sprintf("%s %x", o.Rung.Name, md5.Sum(b)))
+		}
+	}
+	if !slices.Equal(sums[0], sums[1]) {
+		t.Errorf("one process %v, one per size %v", sums[0], sums[1])
 	}
 }
