@@ -86,28 +86,20 @@ func FitLadder(ctx context.Context, src string, duration float64, rungs []Rung, 
 	if err := cutSample(ctx, src, sample, duration, o.Filter); err != nil {
 		return nil, fmt.Errorf("fit ladder %s: %w", src, err)
 	}
-	outs, err := encodeTrials(ctx, sample, dir, trialRungs(rungs), o.FPS, runtime.NumCPU())
-	if err != nil {
-		return nil, fmt.Errorf("fit ladder %s: %w", src, err)
-	}
-	cmp := make([]Compared, len(outs))
-	for i, out := range outs {
-		cmp[i] = Compared{Path: out.Path, Width: out.Rung.Width, Height: out.Rung.Height}
-	}
-	q, err := Compare(ctx, sample, cmp, CompareOptions{StatsDir: dir, Step: 2})
-	if err != nil {
-		return nil, fmt.Errorf("fit ladder %s: %w", src, err)
-	}
 	seconds, err := sampleSeconds(ctx, sample)
 	if err != nil {
 		return nil, fmt.Errorf("fit ladder %s: %w", src, err)
 	}
+	trials, err := runTrials(ctx, sample, dir, trialRungs(rungs), o.FPS, runtime.NumCPU())
+	if err != nil {
+		return nil, fmt.Errorf("fit ladder %s: %w", src, err)
+	}
 	fits := make(map[[2]int]fit)
-	for i := 0; i < len(outs); i += 2 {
-		r := outs[i].Rung
-		fits[[2]int{r.Width, r.Height}] = fitRung(
-			trialPoint{crf: fitCRFs[0], ssim: q[i].SSIM, bitrate: float64(outs[i].Bytes*8) / seconds},
-			trialPoint{crf: fitCRFs[1], ssim: q[i+1].SSIM, bitrate: float64(outs[i+1].Bytes*8) / seconds})
+	for i := 0; i < len(trials); i += 2 {
+		a, b := trials[i], trials[i+1]
+		fits[[2]int{a.out.Rung.Width, a.out.Rung.Height}] = fitRung(
+			trialPoint{crf: fitCRFs[0], ssim: a.quality.SSIM, bitrate: float64(a.out.Bytes*8) / seconds},
+			trialPoint{crf: fitCRFs[1], ssim: b.quality.SSIM, bitrate: float64(b.out.Bytes*8) / seconds})
 	}
 	fitted := make([]Rung, len(rungs))
 	for i, r := range rungs {
@@ -163,41 +155,73 @@ func trialRungs(rungs []Rung) []Rung {
 	return out
 }
 
-// encodeTrials encodes the sample at every trial rung, in as many ffmpeg
-// processes as cores (at most one per size): each trial encoder
-// runs on one thread (VBV over frame threads is not repeatable), and
-// ffmpeg 5.1 runs every encoder of a process in its one main thread, so
-// the trial in one process used 1.2 of 2 cores (60 s of 1080p: 37.1 s
-// for 44.8 CPU-s). An encoder's output does not depend on its company,
-// so the fit is the same on any number of cores. The outputs come back
-// in trial's order.
-func encodeTrials(ctx context.Context, sample, dir string, trial []Rung, fps float64, cores int) ([]Output, error) {
-	groups := trialGroups(trial, cores)
-	outs := make([][]Output, len(groups))
+// trial is one trial encode and its quality against the sample.
+type trial struct {
+	out     Output
+	quality Quality
+}
+
+// runTrials encodes the sample at every trial rung and scores each, in as
+// many ffmpeg processes as cores (at most one per size), each group
+// scored as soon as it is encoded: each trial encoder runs on one thread
+// (VBV over frame threads is not repeatable), and ffmpeg 5.1 runs every
+// encoder of a process in its one main thread, so the trial in one
+// process used 1.2 of 2 cores (60 s of 1080p: 37.1 s for 44.8 CPU-s). An
+// encoder's output does not depend on its company, nor a score on the
+// others, so the fit is the same on any number of cores. The trials come
+// back in rungs' order.
+func runTrials(ctx context.Context, sample, dir string, rungs []Rung, fps float64, cores int) ([]trial, error) {
+	groups := trialGroups(rungs, cores)
+	done := make([][]trial, len(groups))
 	errs := make([]error, len(groups))
 	var wg sync.WaitGroup
 	for i, g := range groups {
-		wg.Go(func() { outs[i], errs[i] = Transcode(ctx, sample, dir, g, TranscodeOptions{FPS: fps}) })
+		wg.Go(func() { done[i], errs[i] = runTrialGroup(ctx, sample, filepath.Join(dir, strconv.Itoa(i)), g, fps) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	byName := make(map[string]Output, len(trial))
-	for _, g := range outs {
-		for _, out := range g {
-			byName[out.Rung.Name] = out
+	byName := make(map[string]trial, len(rungs))
+	for _, g := range done {
+		for _, t := range g {
+			byName[t.out.Rung.Name] = t
 		}
 	}
-	ordered := make([]Output, len(trial))
-	for i, r := range trial {
-		out, ok := byName[r.Name]
+	ordered := make([]trial, len(rungs))
+	for i, r := range rungs {
+		t, ok := byName[r.Name]
 		if !ok {
 			return nil, fmt.Errorf("trial %s: no output", r.Name)
 		}
-		ordered[i] = out
+		ordered[i] = t
 	}
 	return ordered, nil
+}
+
+// runTrialGroup encodes the sample at the group's rungs in one ffmpeg
+// and scores them in another, in dir of its own.
+func runTrialGroup(ctx context.Context, sample, dir string, rungs []Rung, fps float64) ([]trial, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	outs, err := Transcode(ctx, sample, dir, rungs, TranscodeOptions{FPS: fps})
+	if err != nil {
+		return nil, err
+	}
+	cmp := make([]Compared, len(outs))
+	for i, out := range outs {
+		cmp[i] = Compared{Path: out.Path, Width: out.Rung.Width, Height: out.Rung.Height}
+	}
+	q, err := Compare(ctx, sample, cmp, CompareOptions{StatsDir: dir, Step: 2})
+	if err != nil {
+		return nil, err
+	}
+	trials := make([]trial, len(outs))
+	for i := range outs {
+		trials[i] = trial{outs[i], q[i]}
+	}
+	return trials, nil
 }
 
 // trialGroups deals the trial's sizes (each with its two CRFs) into at

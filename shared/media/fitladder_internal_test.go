@@ -82,9 +82,9 @@ func TestTrialGroups(t *testing.T) {
 	}
 }
 
-// The trial's encodes are the same bytes in one ffmpeg or one per size:
+// The trials are the same bytes and scores in one ffmpeg or one per size:
 // the fit does not depend on the cores it ran on.
-func TestEncodeTrialsIgnoreCores(t *testing.T) {
+func TestTrialsIgnoreCores(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	sample := filepath.Join(dir, "sample.mkv")
@@ -92,29 +92,28 @@ func TestEncodeTrialsIgnoreCores(t *testing.T) {
 		"-c:v", "libx264", "-preset", "ultrafast", "-crf", "10", sample).CombinedOutput(); err != nil {
 		t.Fatalf("sample: %v\n%s", err, out)
 	}
-	trial := trialRungs([]Rung{{Width: 640, Height: 360, Bitrate: 700_000}, {Width: 426, Height: 240, Bitrate: 400_000}})
-	var sums [2][]string
+	rungs := trialRungs([]Rung{{Width: 640, Height: 360, Bitrate: 700_000}, {Width: 426, Height: 240, Bitrate: 400_000}})
+	var got [2][]string
 	for i, cores := range []int{1, 2} {
-		out := filepath.Join(dir, strconv.Itoa(cores))
-		if err := os.Mkdir(out, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		outs, err := encodeTrials(ctx, sample, out, trial, 30, cores)
+		trials, err := runTrials(ctx, sample, filepath.Join(dir, strconv.Itoa(cores)), rungs, 30, cores)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for k, o := range outs {
-			if o.Rung.Name != trial[k].Name {
-				t.Fatalf("%d cores: output %d is %s, want %s", cores, k, o.Rung.Name, trial[k].Name)
+		for k, tr := range trials {
+			if tr.out.Rung.Name != rungs[k].Name {
+				t.Fatalf("%d cores: trial %d is %s, want %s", cores, k, tr.out.Rung.Name, rungs[k].Name)
 			}
-			b, err := os.ReadFile(o.Path)
+			b, err := os.ReadFile(tr.out.Path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			sums[i] = append(sums[i], fmt.Sprintf("%s %x", o.Rung.Name, md5.Sum(b)))
+			if tr.quality.Frames == 0 || tr.quality.SSIM <= 0 {
+				t.Errorf("%d cores: %s scored %+v", cores, tr.out.Rung.Name, tr.quality)
+			}
+			got[i] = append(got[i], fmt.Sprintf("%s %x SSIM %v", tr.out.Rung.Name, md5.Sum(b), tr.quality.SSIM))
 		}
 	}
-	if !slices.Equal(sums[0], sums[1]) {
-		t.Errorf("one process %v, one per size %v", sums[0], sums[1])
+	if !slices.Equal(got[0], got[1]) {
+		t.Errorf("one process %v, one per size %v", got[0], got[1])
 	}
 }
