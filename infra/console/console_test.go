@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/segflow/segflow/infra/console"
+	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/storage"
 	"github.com/segflow/segflow/shared/testenv"
 )
@@ -298,6 +300,45 @@ func TestMediaNamesWHEP(t *testing.T) {
 		resp.Body.Close()
 		if err != nil || m["whep"] != tc.whep || m["whepToken"] != tc.token {
 			t.Errorf("%s: whep %q token %q (%v), want %q %q", tc.id, m["whep"], m["whepToken"], err, tc.whep, tc.token)
+		}
+	}
+}
+
+// The media answer says which ladder an asset got and each rung's rate,
+// once split has written the manifest; before that it names none.
+func TestMediaNamesTheLadder(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	bucket := m.Bucket(t, "media")
+	ui := &console.Console{Store: m.Client, Bucket: bucket, MediaBase: "http://127.0.0.1:9000/media"}
+	srv := httptest.NewServer(ui.Handler())
+	defer srv.Close()
+	c := client{t, srv.URL}
+	for _, tc := range []struct {
+		id   string
+		man  *asset.Manifest
+		want string
+	}{
+		{"deck-1", &asset.Manifest{Options: asset.UploadOptions{Ladder: media.LadderContentAware}, Ladder: []media.Rung{
+			{Name: "1080p", Width: 1920, Height: 1080, Bitrate: 6_000_000, CRF: 33},
+			{Name: "480p", Width: 854, Height: 480, Bitrate: 1_200_000},
+			{Name: "vp9-360p", Codec: media.VP9, Width: 640, Height: 360, Bitrate: 59_876},
+		}}, "content-aware: 1080p CRF 33 (at most 6 Mb/s), 480p 1.2 Mb/s, vp9-360p 60 kb/s"},
+		{"talk-2", &asset.Manifest{Ladder: []media.Rung{{Name: "720p", Width: 1280, Height: 720, Bitrate: 3_000_000}}}, "fixed: 720p 3 Mb/s"},
+		{"not-split-yet-3", nil, ""},
+	} {
+		if tc.man != nil {
+			b, err := json.Marshal(tc.man)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Client.PutBytes(t.Context(), bucket, layout.Asset(tc.id).Manifest(), b, storage.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got map[string]string
+		c.call("GET", "/ui/api/media/"+tc.id, nil, 200, &got)
+		if got["ladder"] != tc.want {
+			t.Errorf("%s: ladder %q, want %q", tc.id, got["ladder"], tc.want)
 		}
 	}
 }

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/segflow/segflow/infra/internal/httpjson"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/storage"
 	"github.com/segflow/segflow/shared/tagging"
 )
@@ -73,6 +76,11 @@ func (c *Console) media(w http.ResponseWriter, r *http.Request) {
 		if _, err := c.Store.Stat(r.Context(), c.Bucket, layout.Asset(id).Thumb("poster.jpg")); err == nil {
 			m["poster"] = base + "thumbs/poster.jpg"
 		}
+		// The rungs once split has chosen them (a content-aware asset's
+		// after its trial), so the page says what each was encoded at.
+		if man, err := asset.ReadManifest(r.Context(), c.Store, c.Bucket, id); err == nil && len(man.Ladder) > 0 {
+			m["ladder"] = ladderSummary(man)
+		}
 	}
 	// A publish (live-<stream>-<start>) is watched over WebRTC while it
 	// runs, from its stream's WHEP endpoint; a private stream's
@@ -88,6 +96,33 @@ func (c *Console) media(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	httpjson.Write(w, http.StatusOK, m)
+}
+
+// ladderSummary says which ladder an asset got and each rung's rate:
+// "content-aware: 1080p CRF 24 (at most 6 Mb/s), 720p 3 Mb/s".
+func ladderSummary(m *asset.Manifest) string {
+	kind := m.Options.Ladder
+	if kind == "" {
+		kind = media.LadderFixed
+	}
+	var rungs []string
+	for _, r := range m.Ladder {
+		rate := mbps(r.Bitrate)
+		if r.CRF > 0 {
+			rate = fmt.Sprintf("CRF %d (at most %s)", r.CRF, rate)
+		}
+		rungs = append(rungs, r.Name+" "+rate)
+	}
+	return kind + ": " + strings.Join(rungs, ", ")
+}
+
+// mbps writes a bitrate as a person reads it: "6 Mb/s", "1.2 Mb/s",
+// "455 kb/s".
+func mbps(bits int) string {
+	if bits < 1_000_000 {
+		return strconv.Itoa(int(math.Round(float64(bits)/1000))) + " kb/s"
+	}
+	return strconv.FormatFloat(math.Round(float64(bits)/1e5)/10, 'f', -1, 64) + " Mb/s"
 }
 
 // tags serves what aitag merged for the asset (tags/asset.json) and the

@@ -172,6 +172,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	// lower priority than transcode: the asset may complete first), and
 	// the page never asked for it before (page errors, at the end).
 	b.poll(t, 60*time.Second, "poster shown", `segflow.video.poster.endsWith("/thumbs/poster.jpg")`, s)
+	// Which ladder split chose, each rung's rate.
+	b.poll(t, 30*time.Second, "ladder shown", `document.querySelector("#asset-ladder").textContent.startsWith("ladder fixed: 720p 3 Mb/s, 480p")`, s)
 	options := eval[int](t, b, `document.querySelectorAll("#levels option").length`)
 	if levels < 3 || options != levels+1 {
 		t.Fatalf("levels %d, quality menu %d entries", levels, options)

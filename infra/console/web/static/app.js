@@ -243,12 +243,14 @@ async function select(id) {
   $("#grid tbody").replaceChildren();
   $("#quality").replaceChildren();
   $("#quality-warning").textContent = "";
+  $("#asset-ladder").textContent = "";
   $("#tags").replaceChildren();
   state.cues = [];
   state.tags = [];
   stopPlayer();
   video.removeAttribute("poster"); // the last asset's
   state.media = await api("/ui/api/media/" + encodeURIComponent(id));
+  $("#asset-ladder").textContent = state.media.ladder ? "ladder " + state.media.ladder : "";
   $("#viewer-url").href = state.media.master;
   // A live publish plays over WebRTC (WHEP) while it runs; the switch
   // goes to its HLS ladder.
@@ -282,7 +284,7 @@ async function refreshStatus() {
   // and again when aitag is done: not on every poll.
   const completed = st.state === "complete" && (!before || before.state !== "complete");
   if (stageDone(st, "thumbnail") && !stageDone(before, "thumbnail")) loadStoryboard();
-  if (!state.media.poster && (segmentDone(st, 0, "thumbnail") && !segmentDone(before, 0, "thumbnail") ||
+  if ((!state.media.poster || !state.media.ladder) && (segmentDone(st, 0, "thumbnail") && !segmentDone(before, 0, "thumbnail") ||
       stageDone(st, "split") && !stageDone(before, "split"))) loadPoster();
   if (completed || (before && before.state !== st.state) || stageDone(st, "aitag") && !stageDone(before, "aitag")) loadTags();
 }
@@ -297,11 +299,16 @@ function segmentDone(st, index, name) {
 }
 
 // loadPoster asks again for the media URLs once the poster may exist:
-// they name it only when it does.
+// they name it only when it does (and the ladder once split chose it).
 async function loadPoster() {
   const id = state.selected;
   const media = await api("/ui/api/media/" + encodeURIComponent(id));
-  if (id !== state.selected || !media.poster) return;
+  if (id !== state.selected) return;
+  if (media.ladder) {
+    state.media.ladder = media.ladder;
+    $("#asset-ladder").textContent = "ladder " + media.ladder;
+  }
+  if (!media.poster) return;
   state.media.poster = media.poster;
   video.poster = media.poster;
 }
