@@ -226,6 +226,9 @@ func (c *Catalog) write(ctx context.Context, id, fp string, st *asset.Status, m 
 		for _, r := range m.Ladder {
 			row.Renditions = append(row.Renditions, r.Name)
 		}
+		if len(m.Ladder) > 0 {
+			row.Ladder = m.LadderKind()
+		}
 	}
 	if st != nil {
 		row.Quality, row.QualityWarning = st.Quality, st.QualityWarning
@@ -234,7 +237,7 @@ func (c *Catalog) write(ctx context.Context, id, fp string, st *asset.Status, m 
 	quality, _ := json.Marshal(row.Quality)
 	if _, err := tx.ExecContext(ctx, c.q(c.d.upsert), id, row.Source, row.State, row.Error, row.Duration, row.Width, row.Height,
 		row.Live, string(rend), row.Segments, row.Created.Format(time.RFC3339), row.Updated.Format(time.RFC3339), fp,
-		string(quality), row.QualityWarning); err != nil {
+		string(quality), row.QualityWarning, row.Ladder); err != nil {
 		return err
 	}
 	for _, q := range []string{`DELETE FROM tags WHERE asset = ?`, c.d.clearFTS} {
@@ -279,17 +282,20 @@ type Asset struct {
 	// status.json) and QualityWarning names those under the SSIM floor.
 	Quality        map[string]asset.RungQuality `json:"quality,omitempty"`
 	QualityWarning string                       `json:"qualityWarning,omitempty"`
+	// Ladder is what chose the rungs' rates: media.LadderFixed or
+	// media.LadderContentAware ("" before split has, or with no video).
+	Ladder string `json:"ladder,omitempty"`
 }
 
 func scanAsset(s interface{ Scan(...any) error }) (Asset, error) {
 	var a Asset
 	var rend, created, updated string
-	var errText, quality, warning sql.NullString
+	var errText, quality, warning, ladder sql.NullString
 	if err := s.Scan(&a.ID, &a.Source, &a.State, &errText, &a.Duration, &a.Width, &a.Height, &a.Live, &rend, &a.Segments, &created, &updated,
-		&quality, &warning); err != nil {
+		&quality, &warning, &ladder); err != nil {
 		return a, err
 	}
-	a.Error, a.QualityWarning = errText.String, warning.String
+	a.Error, a.QualityWarning, a.Ladder = errText.String, warning.String, ladder.String
 	_ = json.Unmarshal([]byte(quality.String), &a.Quality)
 	_ = json.Unmarshal([]byte(rend), &a.Renditions)
 	a.Created, _ = time.Parse(time.RFC3339, created)
@@ -297,7 +303,7 @@ func scanAsset(s interface{ Scan(...any) error }) (Asset, error) {
 	return a, nil
 }
 
-const assetCols = `id, source, state, error, duration, width, height, live, renditions, segments, created, updated, quality, warning`
+const assetCols = `id, source, state, error, duration, width, height, live, renditions, segments, created, updated, quality, warning, ladder`
 
 // Assets lists every asset, newest first.
 func (c *Catalog) Assets(ctx context.Context) ([]Asset, error) {

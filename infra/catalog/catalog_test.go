@@ -56,8 +56,13 @@ func indexAndSearch(t *testing.T, dsn string) {
 	ctx := context.Background()
 	for _, id := range []string{"film-a", "film-b"} {
 		a := layout.Asset(id)
-		put(a.Manifest(), asset.Manifest{ID: id, Source: "uploads/" + id + ".mp4", Duration: 8, Width: 1280, Height: 720,
-			Segments: []asset.Segment{{Index: 0, Duration: 4}, {Index: 1, Start: 4, Duration: 4}}, Created: time.Now().UTC()})
+		man := asset.Manifest{ID: id, Source: "uploads/" + id + ".mp4", Duration: 8, Width: 1280, Height: 720,
+			Segments: []asset.Segment{{Index: 0, Duration: 4}, {Index: 1, Start: 4, Duration: 4}}, Created: time.Now().UTC(),
+			Ladder: []media.Rung{{Name: "720p", Width: 1280, Height: 720, Bitrate: 3_000_000}}}
+		if id == "film-a" {
+			man.Options.Ladder, man.Ladder[0].CRF = media.LadderContentAware, 24
+		}
+		put(a.Manifest(), man)
 		st := asset.Status{ID: id, State: asset.StateComplete}
 		if id == "film-a" {
 			st.SetQuality(0, map[string]media.Quality{"720p": {SSIM: 0.8, MinSSIM: 0.7, PSNR: 29, Frames: 120}}, 0.9)
@@ -131,6 +136,14 @@ func indexAndSearch(t *testing.T, dsn string) {
 	// that counts warned assets.
 	if q := d.Quality["720p"]; q.SSIM != 0.8 || q.Segments != 1 || d.QualityWarning != "720p mean SSIM 0.8000 under the floor 0.9" {
 		t.Fatalf("detail quality %+v, warning %q", d.Quality, d.QualityWarning)
+	}
+	// Which ladder chose the rates: the upload's option, fixed unless named.
+	ladders := map[string]string{}
+	for _, a := range list {
+		ladders[a.ID] = a.Ladder
+	}
+	if d.Ladder != media.LadderContentAware || ladders["film-a"] != media.LadderContentAware || ladders["film-b"] != media.LadderFixed {
+		t.Fatalf("ladders: detail %q, list %v", d.Ladder, ladders)
 	}
 	reg := prometheus.NewRegistry()
 	c.RegisterMetrics(reg)
@@ -242,7 +255,7 @@ func TestSettledAssetsAreCheckedSeldom(t *testing.T) {
 }
 
 // TestOpenMigratesOlderCatalog opens a SQLite catalog an older segflow
-// made (no quality columns) and indexes into it.
+// made (no quality or ladder columns) and indexes into it.
 func TestOpenMigratesOlderCatalog(t *testing.T) {
 	m, bucket, put := bucketWithJSON(t)
 	path := filepath.Join(t.TempDir(), "catalog.db")
@@ -256,6 +269,7 @@ func TestOpenMigratesOlderCatalog(t *testing.T) {
 	}
 	old.Close()
 	put(layout.Asset("film-c").Status(), asset.Status{ID: "film-c", State: asset.StateComplete, QualityWarning: "360p mean SSIM 0.8 under the floor 0.9"})
+	put(layout.Asset("film-c").Manifest(), asset.Manifest{ID: "film-c", Ladder: []media.Rung{{Name: "360p", Width: 640, Height: 360, Bitrate: 700_000}}})
 	c, err := Open(path, m.Client, bucket)
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +278,7 @@ func TestOpenMigratesOlderCatalog(t *testing.T) {
 	if n, err := c.Sync(context.Background()); err != nil || n != 1 {
 		t.Fatalf("Sync = %d, %v", n, err)
 	}
-	if d, err := c.Get(context.Background(), "film-c"); err != nil || d.QualityWarning == "" {
+	if d, err := c.Get(context.Background(), "film-c"); err != nil || d.QualityWarning == "" || d.Ladder != media.LadderFixed {
 		t.Fatalf("Get = %+v, %v", d, err)
 	}
 }

@@ -26,7 +26,7 @@ type dialect struct {
 	rebind func(q string) string
 }
 
-const assetColumns = `id, source, state, error, duration, width, height, live, renditions, segments, created, updated, fingerprint, quality, warning`
+const assetColumns = `id, source, state, error, duration, width, height, live, renditions, segments, created, updated, fingerprint, quality, warning, ladder`
 
 var sqliteDialect = dialect{
 	driver: "sqlite",
@@ -35,14 +35,14 @@ PRAGMA journal_mode=WAL;
 CREATE TABLE IF NOT EXISTS assets (
   id TEXT PRIMARY KEY, source TEXT, state TEXT, error TEXT, duration REAL,
   width INTEGER, height INTEGER, live BOOLEAN, renditions TEXT, segments INTEGER,
-  created TEXT, updated TEXT, fingerprint TEXT, quality TEXT, warning TEXT);
+  created TEXT, updated TEXT, fingerprint TEXT, quality TEXT, warning TEXT, ladder TEXT);
 CREATE TABLE IF NOT EXISTS tags (
   asset TEXT, kind TEXT, label TEXT, start_s REAL, end_s REAL, confidence REAL, source TEXT);
 CREATE INDEX IF NOT EXISTS tags_asset ON tags(asset);
 CREATE VIRTUAL TABLE IF NOT EXISTS tags_fts USING fts5(label, kind UNINDEXED, asset UNINDEXED, start_s UNINDEXED, end_s UNINDEXED);
 `,
-	migrate:   []string{`ALTER TABLE assets ADD COLUMN quality TEXT`, `ALTER TABLE assets ADD COLUMN warning TEXT`},
-	upsert:    `INSERT OR REPLACE INTO assets (` + assetColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	migrate:   []string{`ALTER TABLE assets ADD COLUMN quality TEXT`, `ALTER TABLE assets ADD COLUMN warning TEXT`, `ALTER TABLE assets ADD COLUMN ladder TEXT`},
+	upsert:    `INSERT OR REPLACE INTO assets (` + assetColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 	clearFTS:  `DELETE FROM tags_fts WHERE asset = ?`,
 	insertFTS: `INSERT INTO tags_fts (label, kind, asset, start_s, end_s) VALUES (?,?,?,?,?)`,
 	search: `SELECT asset, kind, start_s, end_s, snippet(tags_fts, 0, '[', ']', '…', 12)
@@ -64,7 +64,7 @@ var postgresDialect = dialect{
 CREATE TABLE IF NOT EXISTS assets (
   id TEXT PRIMARY KEY, source TEXT, state TEXT, error TEXT, duration DOUBLE PRECISION,
   width INTEGER, height INTEGER, live BOOLEAN, renditions TEXT, segments INTEGER,
-  created TEXT, updated TEXT, fingerprint TEXT, quality TEXT, warning TEXT);
+  created TEXT, updated TEXT, fingerprint TEXT, quality TEXT, warning TEXT, ladder TEXT);
 CREATE TABLE IF NOT EXISTS tags (
   asset TEXT, kind TEXT, label TEXT, start_s DOUBLE PRECISION, end_s DOUBLE PRECISION,
   confidence DOUBLE PRECISION, source TEXT,
@@ -72,13 +72,14 @@ CREATE TABLE IF NOT EXISTS tags (
 CREATE INDEX IF NOT EXISTS tags_asset ON tags(asset);
 CREATE INDEX IF NOT EXISTS tags_tsv ON tags USING GIN (tsv);
 `,
-	migrate: []string{`ALTER TABLE assets ADD COLUMN IF NOT EXISTS quality TEXT`, `ALTER TABLE assets ADD COLUMN IF NOT EXISTS warning TEXT`},
-	upsert: `INSERT INTO assets (` + assetColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+	migrate: []string{`ALTER TABLE assets ADD COLUMN IF NOT EXISTS quality TEXT`, `ALTER TABLE assets ADD COLUMN IF NOT EXISTS warning TEXT`,
+		`ALTER TABLE assets ADD COLUMN IF NOT EXISTS ladder TEXT`},
+	upsert: `INSERT INTO assets (` + assetColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT (id) DO UPDATE SET source = EXCLUDED.source, state = EXCLUDED.state, error = EXCLUDED.error,
 		duration = EXCLUDED.duration, width = EXCLUDED.width, height = EXCLUDED.height, live = EXCLUDED.live,
 		renditions = EXCLUDED.renditions, segments = EXCLUDED.segments, created = EXCLUDED.created,
 		updated = EXCLUDED.updated, fingerprint = EXCLUDED.fingerprint, quality = EXCLUDED.quality,
-		warning = EXCLUDED.warning`,
+		warning = EXCLUDED.warning, ladder = EXCLUDED.ladder`,
 	search: `SELECT asset, kind, start_s, end_s, ts_headline('simple', label, q, 'StartSel=[, StopSel=]')
 		FROM tags, to_tsquery('simple', ?) q
 		WHERE kind <> 'word' AND tsv @@ q ORDER BY ts_rank(tsv, q) DESC, start_s LIMIT ?`,

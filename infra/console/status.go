@@ -13,7 +13,6 @@ import (
 	"github.com/segflow/segflow/infra/internal/httpjson"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
-	"github.com/segflow/segflow/shared/media"
 	"github.com/segflow/segflow/shared/storage"
 	"github.com/segflow/segflow/shared/tagging"
 )
@@ -101,10 +100,6 @@ func (c *Console) media(w http.ResponseWriter, r *http.Request) {
 // ladderSummary says which ladder an asset got and each rung's rate:
 // "content-aware: 1080p CRF 24 (at most 6 Mb/s), 720p 3 Mb/s".
 func ladderSummary(m *asset.Manifest) string {
-	kind := m.Options.Ladder
-	if kind == "" {
-		kind = media.LadderFixed
-	}
 	var rungs []string
 	for _, r := range m.Ladder {
 		rate := mbps(r.Bitrate)
@@ -113,7 +108,7 @@ func ladderSummary(m *asset.Manifest) string {
 		}
 		rungs = append(rungs, r.Name+" "+rate)
 	}
-	return kind + ": " + strings.Join(rungs, ", ")
+	return m.LadderKind() + ": " + strings.Join(rungs, ", ")
 }
 
 // mbps writes a bitrate as a person reads it: "6 Mb/s", "1.2 Mb/s",

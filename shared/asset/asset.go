@@ -140,6 +140,15 @@ const (
 // by a DASH manifest as well as by the HLS master.
 func (m *Manifest) CMAF() bool { return m.Options.Packaging == PackagingCMAF }
 
+// LadderKind is what chose the rungs' rates: media.LadderContentAware, or
+// media.LadderFixed (also when the upload named none).
+func (m *Manifest) LadderKind() string {
+	if m.Options.Ladder == "" {
+		return media.LadderFixed
+	}
+	return m.Options.Ladder
+}
+
 // Rung finds a ladder rung by name.
 func (m *Manifest) Rung(name string) (media.Rung, bool) {
 	for _, r := range m.Ladder {
