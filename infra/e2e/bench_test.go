@@ -120,7 +120,7 @@ func benchLadder(b *testing.B, s *teststack.Stack, src, dir string, workers int,
 		// drift weighs on every side alike; the ratios are of the sums.
 		for _, first := range []bool{true, false} {
 			if first {
-				d, rss, cpu := bareLadder(b, src, dir, rungs)
+				d, rss, cpu := bareLadder(b, src, dir, info, rungs)
 				bare, bareRSS, bareCPU = bare+d, max(bareRSS, rss), bareCPU+cpu
 				d, cpu = segmentLadder(b, src, filepath.Join(dir, "floor"), info, rungs, workers)
 				floor, floorCPU = floor+d, floorCPU+cpu
@@ -131,7 +131,7 @@ func benchLadder(b *testing.B, s *teststack.Stack, src, dir string, workers int,
 			if !first {
 				d, cpu := segmentLadder(b, src, filepath.Join(dir, "floor"), info, rungs, workers)
 				floor, floorCPU = floor+d, floorCPU+cpu
-				d, rss, cpu = bareLadder(b, src, dir, rungs)
+				d, rss, cpu = bareLadder(b, src, dir, info, rungs)
 				bare, bareRSS, bareCPU = bare+d, max(bareRSS, rss), bareCPU+cpu
 			}
 		}
@@ -160,16 +160,22 @@ func benchLadder(b *testing.B, s *teststack.Stack, src, dir string, workers int,
 }
 
 // bareLadder runs one ffmpeg making every rung, with transcode's filter
-// graph and encoder settings, and the AAC audio: its wall time, peak RSS
-// and CPU seconds.
-func bareLadder(b *testing.B, src, dir string, rungs []media.Rung) (time.Duration, int64, float64) {
+// graph and encoder settings, and the AAC audio, copied where split copies
+// it: its wall time, peak RSS and CPU seconds.
+func bareLadder(b *testing.B, src, dir string, info *media.Info, rungs []media.Rung) (time.Duration, int64, float64) {
 	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-y", "-i", src, "-filter_complex", media.LadderGraph(rungs, "")}
 	for i, r := range rungs {
 		args = append(args, "-map", fmt.Sprintf("[o%d]", i))
 		args = append(args, media.EncoderArgs(r, "60", "veryfast")...)
 		args = append(args, "-f", "mpegts", filepath.Join(dir, "bare-"+r.Name+".ts"))
 	}
-	args = append(args, "-map", "0:a", "-c:a", "aac", "-b:a", "128k", "-f", "mpegts", filepath.Join(dir, "bare-audio.ts"))
+	audio := []string{"-c:a", "aac", "-b:a", "128k"}
+	if info.Audio != nil && media.DefaultAudio[0].Copies(*info.Audio) {
+		audio = []string{"-c:a", "copy"}
+	}
+	args = append(args, "-map", "0:a")
+	args = append(args, audio...)
+	args = append(args, "-f", "mpegts", filepath.Join(dir, "bare-audio.ts"))
 	cmd := exec.Command("ffmpeg", args...)
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
