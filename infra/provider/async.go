@@ -54,6 +54,9 @@ type AsyncOptions struct {
 	// Callbacks says where X-Callback-Url may point.
 	Callbacks CallbackPolicy
 	Logger    *slog.Logger
+	// Replicas is how many JetStream nodes keep the queued calls (default
+	// 1; 3 on a JetStream cluster).
+	Replicas int
 }
 
 // AsyncQueue queues calls in JetStream and runs them through the runtime.
@@ -93,6 +96,7 @@ func OpenAsync(ctx context.Context, nc *nats.Conn, rt *Runtime, opts AsyncOption
 		Subjects:  []string{asyncSubject + ">"},
 		Storage:   jetstream.FileStorage,
 		Retention: jetstream.WorkQueuePolicy,
+		Replicas:  max(opts.Replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("async queue stream: %w", err)

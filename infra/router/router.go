@@ -87,6 +87,10 @@ type Config struct {
 	// SQS, when set, is a queue of S3 notifications the router polls
 	// (beside its webhook) from Open until Close.
 	SQS *SQSSource
+	// Replicas is how many JetStream nodes keep the router's streams and
+	// checkpoint (default 1; 3 on a JetStream cluster, so deliveries
+	// survive a node dying).
+	Replicas int
 }
 
 // Router routes bucket events to functions.
@@ -133,14 +137,14 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: eventsStream, Subjects: []string{eventsSubject + ">"},
 		Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy,
-		Duplicates: cfg.DedupWindow,
+		Duplicates: cfg.DedupWindow, Replicas: cfg.Replicas,
 	}); err != nil {
 		return nil, fmt.Errorf("router: events stream: %w", err)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: dlqStream, Subjects: []string{dlqSubject + ">"},
 		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
-		MaxAge: 14 * 24 * time.Hour,
+		MaxAge: 14 * 24 * time.Hour, Replicas: cfg.Replicas,
 	}); err != nil {
 		return nil, fmt.Errorf("router: dead-letter stream: %w", err)
 	}
@@ -168,7 +172,8 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 	case cfg.Storage == nil:
 		r.log.Warn("router: no storage to list; writes MinIO drops while the router is down are lost", "bucket", cfg.CatchUpBucket)
 	default:
-		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: checkpointBucket, Storage: jetstream.FileStorage})
+		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: checkpointBucket, Storage: jetstream.FileStorage,
+			Replicas: cfg.Replicas})
 		if err != nil {
 			r.Close()
 			return nil, fmt.Errorf("router: checkpoint store: %w", err)
@@ -212,6 +217,9 @@ func setDefaults(c *Config) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
 	}
 }
 
