@@ -7,15 +7,21 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 )
 
@@ -55,18 +61,44 @@ type authorizationPolicy struct {
 }
 
 func TestManifestsDecodeStrictly(t *testing.T) {
+	kinds := map[string]int{}
+	for _, m := range manifests(t) {
+		kinds[m.kind]++
+		check(t, m.file, m.obj)
+	}
+	for _, k := range []string{"Namespace", "StatefulSet", "Deployment", "DaemonSet", "Service", "PeerAuthentication", "AuthorizationPolicy",
+		"PodDisruptionBudget", "NetworkPolicy"} {
+		if kinds[k] == 0 {
+			t.Errorf("no %s in the manifests", k)
+		}
+	}
+}
+
+// manifest is one object of a manifest file, decoded strictly.
+type manifest struct {
+	file, kind, name string
+	obj              any
+}
+
+// manifests decodes every object of every manifest file, failing the
+// test on any that does not decode strictly into its typed object.
+func manifests(t *testing.T) []manifest {
+	t.Helper()
 	files, err := filepath.Glob("*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests: %v", err)
 	}
-	kinds := map[string]int{}
+	var out []manifest
 	for _, f := range files {
 		if f == "alerts.yaml" {
 			continue
 		}
 		raw, _ := os.ReadFile(f)
 		for i, doc := range bytes.Split(raw, []byte("\n---\n")) {
-			var head struct{ APIVersion, Kind string }
+			var head struct {
+				APIVersion, Kind string
+				Metadata         struct{ Name string }
+			}
 			if err := yaml.Unmarshal(doc, &head); err != nil || head.Kind == "" {
 				t.Errorf("%s #%d: no kind: %v", f, i, err)
 				continue
@@ -87,6 +119,10 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 				obj = &appsv1.StatefulSet{}
 			case "apps/v1/DaemonSet":
 				obj = &appsv1.DaemonSet{}
+			case "policy/v1/PodDisruptionBudget":
+				obj = &policyv1.PodDisruptionBudget{}
+			case "networking.k8s.io/v1/NetworkPolicy":
+				obj = &networkingv1.NetworkPolicy{}
 			case "rbac.authorization.k8s.io/v1/ClusterRole":
 				obj = &rbacv1.ClusterRole{}
 			case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":
@@ -103,14 +139,68 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 				t.Errorf("%s #%d (%s): %v", f, i, head.Kind, err)
 				continue
 			}
-			kinds[head.Kind]++
-			check(t, f, obj)
+			out = append(out, manifest{file: f, kind: head.Kind, name: head.Metadata.Name, obj: obj})
 		}
 	}
-	for _, k := range []string{"Namespace", "StatefulSet", "Deployment", "DaemonSet", "Service", "PeerAuthentication", "AuthorizationPolicy"} {
-		if kinds[k] == 0 {
-			t.Errorf("no %s in the manifests", k)
+	return out
+}
+
+// TestClusterForms: the pieces that hold state or take traffic run as
+// more than one, on the engines' own clustering (NATS JetStream at
+// replicas 3, MinIO distributed over four), and each of them has a
+// PodDisruptionBudget, so a drained node takes one at a time.
+func TestClusterForms(t *testing.T) {
+	all := manifests(t)
+	type workload struct {
+		replicas int32
+		labels   map[string]string
+		args     []string
+	}
+	work := map[string]workload{}
+	var pdbs []*policyv1.PodDisruptionBudget
+	for _, m := range all {
+		switch o := m.obj.(type) {
+		case *appsv1.StatefulSet:
+			work[m.name] = workload{*o.Spec.Replicas, o.Spec.Template.Labels, o.Spec.Template.Spec.Containers[0].Args}
+		case *appsv1.Deployment:
+			work[m.name] = workload{*o.Spec.Replicas, o.Spec.Template.Labels, o.Spec.Template.Spec.Containers[0].Args}
+		case *policyv1.PodDisruptionBudget:
+			pdbs = append(pdbs, o)
 		}
+	}
+	for _, c := range []struct {
+		name     string
+		replicas int32
+		arg      string // one of its arguments contains this
+	}{
+		{"nats", 3, "--config"},
+		{"minio", 4, "http://minio-{0...3}."},
+		{"segflow-router", 2, "--replicas"},
+	} {
+		w, ok := work[c.name]
+		if !ok {
+			t.Errorf("no workload %s", c.name)
+			continue
+		}
+		if w.replicas < c.replicas {
+			t.Errorf("%s: %d replicas, want at least %d", c.name, w.replicas, c.replicas)
+		}
+		if !slices.ContainsFunc(w.args, func(a string) bool { return strings.Contains(a, c.arg) }) {
+			t.Errorf("%s: no argument with %q in %q", c.name, c.arg, w.args)
+		}
+		covered := false
+		for _, p := range pdbs {
+			sel, err := metav1.LabelSelectorAsSelector(p.Spec.Selector)
+			if err == nil && sel.Matches(labels.Set(w.labels)) {
+				covered = true
+			}
+		}
+		if !covered {
+			t.Errorf("%s: no PodDisruptionBudget selects its pods", c.name)
+		}
+	}
+	if i := slices.Index(work["segflow-router"].args, "--replicas"); i < 0 || work["segflow-router"].args[i+1] != "3" {
+		t.Errorf("router: its streams need --replicas 3 on three NATS nodes: %q", work["segflow-router"].args)
 	}
 }
 
@@ -202,5 +292,47 @@ func TestAlertRulesParse(t *testing.T) {
 	}
 	if len(groups.Groups) != 1 || len(groups.Groups[0].Rules) < 4 {
 		t.Fatalf("groups = %+v", groups)
+	}
+}
+
+// TestNATSConfigParses reads nats.yaml's configuration with the NATS
+// server's own parser, as a node would start with it: JetStream on, the
+// cluster's three routes, the two component users, the payload bound.
+func TestNATSConfigParses(t *testing.T) {
+	var conf string
+	for _, m := range manifests(t) {
+		if cm, ok := m.obj.(*corev1.ConfigMap); ok && m.name == "nats-config" {
+			conf = cm.Data["nats.conf"]
+		}
+	}
+	if conf == "" {
+		t.Fatal("no nats-config ConfigMap with nats.conf")
+	}
+	path := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("POD_NAME", "nats-1")
+	t.Setenv("NATS_ROUTER_PASSWORD", "router-pw")
+	t.Setenv("NATS_GATEWAY_PASSWORD", "gateway-pw")
+	o, err := natsserver.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]string{}
+	for _, u := range o.Users {
+		users[u.Username] = u.Password
+	}
+	switch {
+	case o.ServerName != "nats-1":
+		t.Errorf("server name %q, want the pod's", o.ServerName)
+	case !o.JetStream || o.StoreDir != "/data":
+		t.Errorf("JetStream %v in %q, want on in the volume /data", o.JetStream, o.StoreDir)
+	case o.Cluster.Name != "segflow" || o.Cluster.Port != 6222 || len(o.Routes) != 3:
+		t.Errorf("cluster %q on %d with %d routes, want segflow on 6222 with 3", o.Cluster.Name, o.Cluster.Port, len(o.Routes))
+	case users["router"] != "router-pw" || users["gateway"] != "gateway-pw" || len(users) != 2:
+		t.Errorf("users %v, want router and gateway with the Secret's passwords", users)
+	case o.MaxPayload != 8<<20:
+		t.Errorf("max payload %d, want 8 MiB as the embedded queue allows", o.MaxPayload)
 	}
 }

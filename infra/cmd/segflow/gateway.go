@@ -28,6 +28,7 @@ func gatewayCmd() *cobra.Command {
 		natsURL     string
 		functionEnv []string
 		concurrency int
+		replicas    int
 		callbacks   []string
 	)
 	cmd := &cobra.Command{
@@ -60,7 +61,7 @@ func gatewayCmd() *cobra.Command {
 			g, err := gateway.Open(ctx, gateway.Config{
 				Runtime: provider.Config{Home: home, RepoRoot: repo, FunctionEnv: functionEnv, Logger: log},
 				Host:    host, Port: port, AuthDir: authDir, NATS: nc,
-				Async: provider.AsyncOptions{Concurrency: concurrency, Callbacks: provider.CallbackPolicy{Hosts: callbacks}},
+				Async: provider.AsyncOptions{Concurrency: concurrency, Callbacks: provider.CallbackPolicy{Hosts: callbacks}, Replicas: replicas},
 			})
 			if err != nil {
 				return err
@@ -80,6 +81,7 @@ func gatewayCmd() *cobra.Command {
 	cmd.Flags().StringVar(&natsURL, "nats", "", "NATS URL (empty: embedded JetStream under the home folder)")
 	cmd.Flags().StringArrayVar(&functionEnv, "function-env", nil, "KEY=VALUE given to every function (repeatable)")
 	cmd.Flags().IntVar(&concurrency, "async-concurrency", 4, "async calls run at once")
+	cmd.Flags().IntVar(&replicas, "replicas", 1, "JetStream nodes that keep the queued async calls (3 on a NATS cluster)")
 	cmd.Flags().StringArrayVar(&callbacks, "callback-host", nil, "host an async call's X-Callback-Url may name even if it is not public (repeatable)")
 	return cmd
 }

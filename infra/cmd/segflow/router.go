@@ -26,6 +26,7 @@ import (
 // environment: webhook-token, gateway basic auth, S3 keys (dead letters).
 func routerCmd() *cobra.Command {
 	var addr, natsURL, sqsQueue string
+	var replicas int
 	cmd := &cobra.Command{
 		Use:   "router",
 		Short: "Run the event router: bucket notifications -> CloudEvents -> functions",
@@ -58,7 +59,7 @@ func routerCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			reg := telemetry.NewRegistry()
-			rc := router.Config{NATS: nc, Gateway: gw, Token: token, Storage: store, Logger: log, Registerer: reg}
+			rc := router.Config{NATS: nc, Gateway: gw, Token: token, Storage: store, Logger: log, Registerer: reg, Replicas: replicas}
 			if sqsQueue == "" {
 				// MinIO's webhook drops what the router misses; SQS keeps it.
 				rc.CatchUpBucket = config.Env("S3_BUCKET", "media")
@@ -99,6 +100,8 @@ func routerCmd() *cobra.Command {
 	cmd.Flags().StringVar(&addr, "listen", ":8085", "address of /events/minio, /healthz and /metrics")
 	cmd.Flags().StringVar(&sqsQueue, "sqs-queue-url", config.Env("SEGFLOW_SQS_QUEUE_URL", ""),
 		"also read S3 notifications from this SQS queue (AWS: S3 -> SQS, or S3 -> SNS -> SQS)")
-	cmd.Flags().StringVar(&natsURL, "nats", config.Env("NATS_URL", "nats://nats.openfaas:4222"), "NATS with JetStream")
+	cmd.Flags().StringVar(&natsURL, "nats", config.Env("NATS_URL", "nats://nats.openfaas:4222"),
+		"NATS with JetStream (a cluster: its nodes' URLs, comma-separated)")
+	cmd.Flags().IntVar(&replicas, "replicas", 1, "JetStream nodes that keep the deliveries, dead letters and checkpoint (3 on a NATS cluster)")
 	return cmd
 }
