@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -26,6 +27,10 @@ type Options struct {
 	RootPassword string
 	Env          []string  // extra environment (notification targets, ...)
 	Log          io.Writer // server output; nil discards
+	// Drives, when set, are the drives of every server of a distributed
+	// pool as MinIO names them (http://host:port/path), this one's among
+	// them; DataDir is then this server's own drive. See OpenPool.
+	Drives []string
 }
 
 // Server is a running MinIO process.
@@ -65,6 +70,65 @@ func fileExecutable(p string) bool {
 // Open launches the server and waits until it answers its liveness probe;
 // Close stops it.
 func Open(ctx context.Context, o Options) (*Server, error) {
+	s, err := start(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.waitReady(ctx, 60*time.Second); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenPool runs MinIO in distributed mode on this machine: one
+// erasure-coded pool over len(addrs) server processes, server i serving
+// S3 on addrs[i] with its drive in o.DataDir/drive<i+1>. With four, the
+// pool keeps reading and writing with any one server dead (parity 2 of
+// 4: writes need three drives, reads two). Each server answers once the
+// pool has its write quorum.
+func OpenPool(ctx context.Context, o Options, addrs []string) ([]*Server, error) {
+	var drives []string
+	for i, a := range addrs {
+		drives = append(drives, "http://"+a+filepath.Join(o.DataDir, fmt.Sprintf("drive%d", i+1)))
+	}
+	var servers []*Server
+	closeAll := func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}
+	for i, a := range addrs {
+		so := o
+		so.Address, so.Console, so.Drives = a, "", drives
+		so.Env = append(slices.Clip(o.Env),
+			// In a container (/.dockerenv) MinIO takes a loopback endpoint
+			// for another machine's that has not resolved yet and waits
+			// for it; this names the server's own.
+			"_MINIO_SERVER_LOCAL="+a,
+			// A distributed pool refuses drives on the root filesystem
+			// unless they are larger than this; one server's folder is
+			// allowed there, and so are the pool's on one machine.
+			"MINIO_ROOTDISK_THRESHOLD_SIZE=1B")
+		so.DataDir = filepath.Join(o.DataDir, fmt.Sprintf("drive%d", i+1))
+		s, err := start(so)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		servers = append(servers, s)
+	}
+	for _, s := range servers {
+		if err := s.waitReady(ctx, 120*time.Second); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("minio pool server %s: %w", s.opts.Address, err)
+		}
+	}
+	return servers, nil
+}
+
+// start launches the server without waiting for it.
+func start(o Options) (*Server, error) {
 	if o.Binary == "" {
 		b, err := FindBinary("minio")
 		if err != nil {
@@ -79,7 +143,11 @@ func Open(ctx context.Context, o Options) (*Server, error) {
 	if o.Console != "" {
 		args = append(args, "--console-address", o.Console)
 	}
-	args = append(args, o.DataDir)
+	if len(o.Drives) > 0 {
+		args = append(args, o.Drives...)
+	} else {
+		args = append(args, o.DataDir)
+	}
 	cmd := exec.Command(o.Binary, args...)
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+o.RootUser,
@@ -96,10 +164,6 @@ func Open(ctx context.Context, o Options) (*Server, error) {
 	}
 	s := &Server{opts: o, cmd: cmd, done: make(chan struct{})}
 	go func() { s.err = cmd.Wait(); close(s.done) }()
-	if err := s.waitReady(ctx, 60*time.Second); err != nil {
-		s.Close()
-		return nil, err
-	}
 	return s, nil
 }
 
@@ -137,6 +201,15 @@ func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
 // Done is closed when the process has exited.
 func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Options are the server's, for starting it again (Open) after a stop.
+func (s *Server) Options() Options { return s.opts }
+
+// Kill ends the server at once (SIGKILL: a crash, no shutdown) and waits.
+func (s *Server) Kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
 
 // Close terminates the server and waits for it.
 func (s *Server) Close() {

@@ -93,14 +93,19 @@ type localStack struct {
 
 	closers []func()
 
-	minio   *miniosrv.Server
-	root    *storage.Client // MinIO's root: the relay, the router, bucket set-up
-	rootOps storage.Options
-	admin   *s3iam.Admin
-	queue   *queue.Server
-	rtr     *router.Router
-	relay   *relay.Relay // nil with RTMP and SRT off
-	gw      *gwclient.Client
+	minio *miniosrv.Server // nil with --nodes (a pool: cluster)
+	// storageDone is closed when the one MinIO server exits (a pool's
+	// servers are started again instead: nil).
+	storageDone <-chan struct{}
+	cluster     *cluster        // the processes of --nodes; nil without
+	natsURL     string          // every queue node's client URL, comma-separated
+	root        *storage.Client // MinIO's root: the relay, the router, bucket set-up
+	rootOps     storage.Options
+	admin       *s3iam.Admin
+	queue       *queue.Server
+	rtr         *router.Router
+	relay       *relay.Relay // nil with RTMP and SRT off
+	gw          *gwclient.Client
 }
 
 func (s *localStack) onClose(f func()) { s.closers = append(s.closers, f) }
@@ -113,40 +118,74 @@ func (s *localStack) close() {
 
 func (s *localStack) authDir() string { return filepath.Join(s.home, "auth") }
 
-// startStorage runs MinIO and sets the bucket up: notifications to the
-// router's webhook, anonymous read of public assets only.
+// startStorage runs MinIO (one server, or with --nodes a distributed
+// pool) and sets the bucket up: notifications to the router's webhook,
+// anonymous read of public assets only.
 func (s *localStack) startStorage(ctx context.Context) error {
-	// What MinIO posts while the router is not up yet (or restarting) is
-	// dropped; the router's catch-up finds those writes in the bucket.
-	target := s.webhookTarget()
-	minioLog, err := os.OpenFile(filepath.Join(s.home, "minio.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
+	if s.cluster != nil {
+		if err := s.startPool(ctx); err != nil {
+			return err
+		}
+	} else {
+		o, err := s.minioOptions(filepath.Join(s.home, "minio"))
+		if err != nil {
+			return err
+		}
+		o.Address, o.Console = s.s3Addr, fmt.Sprintf("127.0.0.1:%d", s.o.s3Port+1)
+		s.log.Info("starting minio", "address", s.s3Addr)
+		s.minio, err = miniosrv.Open(ctx, o)
+		if err != nil {
+			return err
+		}
+		s.onClose(s.minio.Close)
+		s.storageDone = s.minio.Done()
 	}
-	s.onClose(func() { minioLog.Close() })
-	s.log.Info("starting minio", "address", s.s3Addr)
-	s.minio, err = miniosrv.Open(ctx, miniosrv.Options{
-		DataDir: filepath.Join(s.home, "minio"), Address: s.s3Addr, Console: fmt.Sprintf("127.0.0.1:%d", s.o.s3Port+1),
-		RootUser: s.creds.S3User, RootPassword: s.creds.S3Password, Log: minioLog, Env: target.Env(),
-	})
-	if err != nil {
-		return err
-	}
-	s.onClose(s.minio.Close)
 	s.rootOps = storage.Options{Endpoint: s.s3Addr, AccessKey: s.creds.S3User, SecretKey: s.creds.S3Password}
+	var err error
 	if s.root, err = storage.New(s.rootOps); err != nil {
 		return err
 	}
 	s.admin = adminFor(s.rootOps)
+	// A pool that has just formed may still refuse a write to its
+	// configuration ("Resource requested is unwritable") for a moment.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := s.setupBucket(ctx)
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		s.log.Warn("bucket set-up failed; trying again", "err", err)
+		time.Sleep(time.Second)
+	}
+}
+
+// setupBucket makes the bucket, subscribes the router's webhook to it
+// and lets anyone read public assets.
+func (s *localStack) setupBucket(ctx context.Context) error {
 	if err := s.root.EnsureBucket(ctx, s.o.bucket); err != nil {
 		return err
 	}
-	if err := target.Subscribe(ctx, s.root, s.o.bucket); err != nil {
+	if err := s.webhookTarget().Subscribe(ctx, s.root, s.o.bucket); err != nil {
 		return err
 	}
 	// Players fetch public assets' playlists and segments straight from
 	// the bucket; private ones only through /play/.
 	return s.root.SetPublicRead(ctx, s.o.bucket, layout.AssetsPrefix, layout.AssetsPrefix+layout.PrivateIDPrefix)
+}
+
+// minioOptions are what every MinIO server of the stack runs with: its
+// data under dataDir, root keys, the router's webhook as a notification
+// target, output to minio.log.
+func (s *localStack) minioOptions(dataDir string) (miniosrv.Options, error) {
+	// What MinIO posts while the router is not up yet (or restarting) is
+	// dropped; the router's catch-up finds those writes in the bucket.
+	minioLog, err := os.OpenFile(filepath.Join(s.home, "minio.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return miniosrv.Options{}, err
+	}
+	s.onClose(func() { minioLog.Close() })
+	return miniosrv.Options{DataDir: dataDir, RootUser: s.creds.S3User, RootPassword: s.creds.S3Password, Log: minioLog,
+		Env: s.webhookTarget().Env()}, nil
 }
 
 func (s *localStack) webhookTarget() router.MinIOTarget {
@@ -162,13 +201,17 @@ func (s *localStack) scoped(ctx context.Context, user string, g s3iam.Grant) (*s
 // startQueue runs NATS JetStream with a user per component (a local
 // process without their passwords cannot read, forge or delete queued
 // work) and connects each.
-func (s *localStack) startQueue() (map[string]*nats.Conn, error) {
+func (s *localStack) startQueue(ctx context.Context) (map[string]*nats.Conn, error) {
+	if s.cluster != nil {
+		return s.startQueueNodes(ctx)
+	}
 	var err error
 	s.queue, err = queue.Open(queue.Options{StoreDir: filepath.Join(s.home, "nats"), Port: s.o.natsPort, Users: s.creds.NATS})
 	if err != nil {
 		return nil, err
 	}
 	s.onClose(s.queue.Close)
+	s.natsURL = s.queue.ClientURL()
 	conns := map[string]*nats.Conn{}
 	for _, u := range natsUsers {
 		nc, err := s.queue.Connect(u)
@@ -227,7 +270,8 @@ func (s *localStack) startRouter(ctx context.Context, nc *nats.Conn) error {
 	s.gw = gwclient.New(s.gwURL, s.creds.GatewayUser, s.creds.GatewayPassword)
 	var err error
 	s.rtr, err = router.Open(ctx, router.Config{NATS: nc, Gateway: s.gw, Token: s.creds.WebhookToken, Storage: s.root,
-		CatchUpBucket: s.o.bucket, Logger: s.log.With("component", "router"), Registerer: prometheus.DefaultRegisterer})
+		CatchUpBucket: s.o.bucket, Logger: s.log.With("component", "router"), Registerer: prometheus.DefaultRegisterer,
+		Replicas: s.replicas()})
 	if err != nil {
 		return err
 	}
@@ -314,7 +358,7 @@ func (s *localStack) startGateway(ctx context.Context, nc *nats.Conn, routes fun
 		Runtime: provider.Config{Home: filepath.Join(s.home, "runtime"), RepoRoot: s.repo, Logger: s.log,
 			FunctionEnv: []string{"S3_ENDPOINT=" + s.s3Addr, "S3_BUCKET=" + s.o.bucket, "SEGFLOW_GATEWAY=" + s.gwURL}},
 		Host: s.o.host, Port: s.o.port, AuthDir: s.authDir(), NATS: nc,
-		Async:  provider.AsyncOptions{Callbacks: provider.CallbackPolicy{Hosts: s.o.callbacks}},
+		Async:  provider.AsyncOptions{Callbacks: provider.CallbackPolicy{Hosts: s.o.callbacks}, Replicas: s.replicas()},
 		Routes: routes,
 	})
 	if err != nil {
@@ -333,7 +377,7 @@ func (s *localStack) env() envfile.Env {
 	e := envfile.Env{PID: os.Getpid(), Home: s.home, Gateway: s.gwURL, Console: s.gwURL + "/ui/",
 		GatewayUser: s.creds.GatewayUser, GatewayPassword: s.creds.GatewayPassword,
 		S3Endpoint: s.s3Addr, S3AccessKey: s.creds.S3User, S3SecretKey: s.creds.S3Password, S3Bucket: s.o.bucket,
-		NATS: s.queue.ClientURL(), Functions: strings.Join(s.st.Names(), ",")}
+		NATS: s.natsURL, Functions: strings.Join(s.st.Names(), ",")}
 	if s.o.rtmpPort > 0 {
 		e.RTMPURL = fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", s.o.rtmpPort, s.creds.DemoStreamKey)
 	}

@@ -38,6 +38,7 @@ type upOptions struct {
 	srtPort    int
 	webrtcPort int
 	callbacks  []string // hosts async callbacks may reach though not public
+	nodes      int      // queue nodes; above 1 also MinIO as a pool
 }
 
 func upCmd() *cobra.Command {
@@ -66,6 +67,7 @@ func upCmd() *cobra.Command {
 	cmd.Flags().IntVar(&o.srtPort, "srt-port", 8890, "relay SRT port, UDP (0: no SRT)")
 	cmd.Flags().IntVar(&o.webrtcPort, "webrtc-port", 8189, "relay WebRTC media port, UDP; WHIP offers go to the gateway's /whip (0: no WebRTC)")
 	cmd.Flags().StringVarP(&o.stackFile, "file", "f", "stack.yml", "stack file, relative to the repository")
+	cmd.Flags().IntVar(&o.nodes, "nodes", 1, "NATS JetStream nodes (3: a cluster, streams at replicas 3, and MinIO distributed over four servers)")
 	cmd.Flags().StringArrayVar(&o.callbacks, "callback-host", nil, "host an async call's X-Callback-Url may name even if it is not public (repeatable)")
 	return cmd
 }
@@ -186,6 +188,11 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	}
 	s := &localStack{o: o, home: home, repo: repo, log: log, creds: creds, st: st,
 		gwURL: fmt.Sprintf("http://127.0.0.1:%d", o.port), s3Addr: fmt.Sprintf("127.0.0.1:%d", o.s3Port)}
+	if o.nodes > 1 {
+		if s.cluster, err = loadCluster(home, o.nodes); err != nil {
+			return err
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer s.close()
 	defer stop()
@@ -193,7 +200,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	if err := s.startStorage(ctx); err != nil {
 		return err
 	}
-	conns, err := s.startQueue()
+	conns, err := s.startQueue(ctx)
 	if err != nil {
 		return err
 	}
@@ -222,7 +229,7 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 		return nil
 	case err := <-g.Done():
 		return fmt.Errorf("gateway: %w", err)
-	case <-s.minio.Done():
+	case <-s.storageDone:
 		return errors.New("minio exited; stack stopped")
 	}
 }

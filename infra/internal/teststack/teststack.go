@@ -55,10 +55,22 @@ func Up(t testing.TB, env ...string) *Stack {
 // given instead of the one made on the first run.
 func UpWithKeys(t testing.TB, streamKeys string, env ...string) *Stack {
 	t.Helper()
+	return upWith(t, streamKeys, nil, env)
+}
+
+// UpNodes is Up with `segflow up --nodes n`: the queue as n NATS
+// processes in one JetStream cluster, MinIO as a pool of four.
+func UpNodes(t testing.TB, n int, env ...string) *Stack {
+	t.Helper()
+	return upWith(t, "", []string{"--nodes", strconv.Itoa(n)}, env)
+}
+
+func upWith(t testing.TB, streamKeys string, args, env []string) *Stack {
+	t.Helper()
 	// A port found free can be taken by another process before segflow
 	// binds it: a start that fails so is tried again on other ports.
 	for attempt := 1; ; attempt++ {
-		s, err := up(t, streamKeys, env)
+		s, err := up(t, streamKeys, args, env)
 		if err == nil {
 			return s
 		}
@@ -72,7 +84,7 @@ func UpWithKeys(t testing.TB, streamKeys string, env ...string) *Stack {
 
 // up starts one stack on ports found free; an error when segflow up
 // exits before it is ready.
-func up(t testing.TB, streamKeys string, env []string) (*Stack, error) {
+func up(t testing.TB, streamKeys string, args, env []string) (*Stack, error) {
 	t.Helper()
 	s := &Stack{T: t, Home: t.TempDir()}
 	if streamKeys != "" {
@@ -95,6 +107,7 @@ func up(t testing.TB, streamKeys string, env []string) (*Stack, error) {
 	s.cmd = exec.Command(testgw.Binary(t), "up", "--home", s.Home, "--repo", testgw.RepoRoot(),
 		"--port", freePort(t), "--s3-port", s3, "--nats-port", freePort(t),
 		"--rtmp-port", freePort(t), "--srt-port", freeUDPPort(t), "--webrtc-port", freeUDPPort(t))
+	s.cmd.Args = append(s.cmd.Args, args...)
 	s.cmd.Env = append(os.Environ(), env...)
 	logf, err := os.Create(filepath.Join(s.Home, "up.log"))
 	if err != nil {
