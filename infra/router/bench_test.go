@@ -11,9 +11,19 @@ import (
 // BenchmarkBucketToFunction reports, in one run, the latency from the start
 // of a bucket write to the subscribed function's entry (p50, p99, objects
 // written one after another) and the sustained events per second with 16
-// concurrent writers.
+// concurrent writers, with one router and with two sharing the queue
+// (MinIO posting to the first).
 func BenchmarkBucketToFunction(b *testing.B) {
+	for _, routers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("routers=%d", routers), func(b *testing.B) { bucketToFunction(b, routers) })
+	}
+}
+
+func bucketToFunction(b *testing.B, routers int) {
 	s := newStack(b)
+	for range routers - 1 {
+		s.secondRouter()
+	}
 	s.deployNew("latency", "upload", nil, map[string]string{"com.segflow.concurrency": "8"})
 	s.deployNew("throughput", "segment.source", nil, map[string]string{"com.segflow.concurrency": "16"})
 

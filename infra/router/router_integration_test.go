@@ -109,15 +109,7 @@ func (s *stack) openRouter(nc *nats.Conn) {
 		s.t.Fatal(err)
 	}
 	s.t.Cleanup(func() { logs.Close() })
-	s.rt, err = router.Open(context.Background(), router.Config{
-		Logger: telemetry.NewLogger(logs, "router"),
-		NATS:   nc, Gateway: gwclient.New(s.gw.URL, s.gw.User, s.gw.Password), Token: token,
-		Storage: s.minio.Client, CatchUpBucket: s.bucket, CatchUpEvery: 200 * time.Millisecond, Refresh: 200 * time.Millisecond,
-		BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Registerer: s.metrics,
-		// Far below a queue's wait in these tests: a delivery the router
-		// holds must stay its own however long it waits.
-		AckWait: time.Second, SQS: s.sqs, Replicas: s.replicas,
-	})
+	s.rt, err = router.Open(context.Background(), s.routerConfig(nc, logs, s.metrics))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -132,6 +124,43 @@ func (s *stack) openRouter(nc *nats.Conn) {
 	}
 	s.srv = &http.Server{Handler: mux}
 	go s.srv.Serve(l)
+}
+
+func (s *stack) routerConfig(nc *nats.Conn, logs *os.File, reg prometheus.Registerer) router.Config {
+	return router.Config{
+		Logger: telemetry.NewLogger(logs, "router"),
+		NATS:   nc, Gateway: gwclient.New(s.gw.URL, s.gw.User, s.gw.Password), Token: token,
+		Storage: s.minio.Client, CatchUpBucket: s.bucket, CatchUpEvery: 200 * time.Millisecond, Refresh: 200 * time.Millisecond,
+		BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Registerer: reg,
+		// Far below a queue's wait in these tests: a delivery the router
+		// holds must stay its own however long it waits.
+		AckWait: time.Second, SQS: s.sqs, Replicas: s.replicas,
+	}
+}
+
+// secondRouter opens another router on the same queue, as a second
+// replica would be: it takes deliveries from the same consumers, and
+// MinIO posts to the first only (a Service would send each post to one).
+// Its counters are in the registry returned.
+func (s *stack) secondRouter() (*router.Router, *prometheus.Registry) {
+	s.t.Helper()
+	nc, err := s.nats.Connect("router")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(nc.Close)
+	logs, err := os.OpenFile(s.logs, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { logs.Close() })
+	reg := prometheus.NewRegistry()
+	rt, err := router.Open(context.Background(), s.routerConfig(nc, logs, reg))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(rt.Close)
+	return rt, reg
 }
 
 func (s *stack) stopRouter() {
@@ -807,7 +836,13 @@ func TestQueueNodeLossLosesNothing(t *testing.T) {
 // counter is the current router's value of a counter metric.
 func (s *stack) counter(name string) float64 {
 	s.t.Helper()
-	fams, err := s.metrics.Gather()
+	return s.counterIn(s.metrics, name)
+}
+
+// counterIn is a counter's value in reg (its first series).
+func (s *stack) counterIn(reg *prometheus.Registry, name string) float64 {
+	s.t.Helper()
+	fams, err := reg.Gather()
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -817,6 +852,57 @@ func (s *stack) counter(name string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestTwoRoutersShareTheDeliveries: a second router on the same queue
+// takes a share of the deliveries though MinIO posts to the first only;
+// once the first stops mid-backlog the second delivers the rest, and no
+// write is delivered twice but the ones in flight at the stop.
+func TestTwoRoutersShareTheDeliveries(t *testing.T) {
+	s := newStack(t)
+	_, reg2 := s.secondRouter()
+	s.deployNew("shared", "upload", map[string]string{"PROBE_MODE": "slow", "PROBE_SLEEP_MS": "100"},
+		map[string]string{"com.segflow.concurrency": "2"})
+	var want []string
+	for i := range 30 {
+		k := fmt.Sprintf("uploads/s%02d.mp4", i)
+		want = append(want, k)
+		s.put(k, nil)
+	}
+	s.waitFor("shared", 12, 30*time.Second)
+	first, second := s.counter("segflow_router_deliveries_total"), s.counterIn(reg2, "segflow_router_deliveries_total")
+	t.Logf("before the first router stopped: it delivered %v, the second %v", first, second)
+	if first == 0 || second == 0 {
+		t.Fatalf("deliveries not shared: first %v, second %v", first, second)
+	}
+	s.stopRouter()
+	deadline := time.Now().Add(60 * time.Second)
+	count := map[string]int{}
+	for time.Now().Before(deadline) {
+		count = map[string]int{}
+		for _, r := range s.received("shared") {
+			count[r.Subject]++
+		}
+		if len(count) == len(want) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	twice := 0
+	for _, k := range want {
+		switch {
+		case count[k] == 0:
+			t.Errorf("%s never delivered", k)
+		case count[k] > 1:
+			twice++
+		}
+	}
+	// The stopped router's calls in flight (concurrency 2, the urgent
+	// worker) are handed back and may come again.
+	if twice > 3 {
+		t.Errorf("%d writes delivered twice: %v", twice, count)
+	}
+	t.Logf("the second router delivered %v in all", s.counterIn(reg2, "segflow_router_deliveries_total"))
 }
 
 func TestWebhookRefusesBadCallers(t *testing.T) {
