@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segflow/segflow/infra/internal/faultproxy"
 	"github.com/segflow/segflow/infra/relay"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
@@ -40,6 +41,11 @@ func start(t *testing.T) *env { return startWith(t, func(*relay.Config) {}) }
 
 // startWith starts a relay with the test's keys, edited by edit.
 func startWith(t *testing.T, edit func(*relay.Config)) *env {
+	return startBeside(t, func(_ *env, c *relay.Config) { edit(c) })
+}
+
+// startBeside is startWith with an edit that sees the test's MinIO.
+func startBeside(t *testing.T, edit func(*env, *relay.Config)) *env {
 	e := &env{t: t, minio: testenv.StartMinIO(t)}
 	e.minio.Bucket(t, "media")
 	dir := t.TempDir()
@@ -54,7 +60,7 @@ func startWith(t *testing.T, edit func(*relay.Config)) *env {
 	cfg := relay.Config{RTMPAddr: "127.0.0.1:0", SRTAddr: e.srt, Keys: k,
 		Store: e.minio.Client, Bucket: "media", SpoolDir: e.spool,
 		DrainTimeout: 90 * time.Second}
-	edit(&cfg)
+	edit(e, &cfg)
 	if e.relay, err = relay.Open(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -307,4 +313,44 @@ func randomBytes(n int) []byte {
 		b[i] = byte(i*7 + i*i*13)
 	}
 	return b
+}
+
+// TestFlakyLinkLosesNoSegment is an edge relay whose link to the origin
+// bucket is bad for the whole of a 30 s publish: a third of its
+// connections refused, the rest delayed up to 300 ms and cut within 1.5 s,
+// and for 8 s every request answered 503. The stream ends with every
+// segment in the bucket, in order, whole.
+func TestFlakyLinkLosesNoSegment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30 s publish")
+	}
+	var proxy *faultproxy.Proxy
+	e := startBeside(t, func(e *env, c *relay.Config) {
+		proxy = faultproxy.Start(t, e.minio.Server.Endpoint())
+		o := e.minio.Options
+		o.Endpoint = proxy.Addr()
+		flaky, err := storage.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Store = flaky
+	})
+	flaky := faultproxy.Faults{Drop: 0.33, MaxDelay: 300 * time.Millisecond, MaxLife: 1500 * time.Millisecond}
+	proxy.Set(flaky)
+	done := make(chan error, 1)
+	go func() { done <- publish(t, 30, "flv", "rtmp://"+e.rtmp+"/live/"+key) }()
+	time.Sleep(10 * time.Second)
+	proxy.Set(faultproxy.Faults{Unavailable: true})
+	time.Sleep(8 * time.Second)
+	proxy.Set(flaky)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	conns, dropped, cut, refused := proxy.Stats()
+	t.Logf("link: %d connections, %d refused at once, %d cut, %d requests answered 503", conns, dropped, cut, refused)
+	if dropped == 0 || cut == 0 || refused == 0 {
+		t.Fatalf("the link was not bad enough to prove anything: %d dropped, %d cut, %d 503s", dropped, cut, refused)
+	}
+	m := e.waitEnded("cam1", 120*time.Second)
+	e.checkSegments(m, 30)
 }
