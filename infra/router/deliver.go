@@ -220,9 +220,10 @@ const (
 	delivered outcome = iota
 	retry
 	reject
-	// busy: the function answered 429, it is at its limit. That says
-	// nothing about the event, so it costs no attempt: the router waits and
-	// sends it again.
+	// busy: the function answered 429, it is at its limit, or 503, what
+	// it needs is unavailable (a stage whose storage is out of reach).
+	// That says nothing about the event, so it costs no attempt: the
+	// router waits and sends it again.
 	busy
 )
 
@@ -357,7 +358,7 @@ func (r *Router) post(ctx context.Context, d delivery, e events.Event, attempt i
 	switch {
 	case resp.StatusCode/100 == 2:
 		return delivered, resp.StatusCode, nil
-	case resp.StatusCode == http.StatusTooManyRequests:
+	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusServiceUnavailable:
 		return busy, resp.StatusCode, fmt.Errorf("%d: %s", resp.StatusCode, body)
 	case resp.StatusCode >= 500:
 		return retry, resp.StatusCode, fmt.Errorf("%d: %s", resp.StatusCode, body)

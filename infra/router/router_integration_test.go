@@ -490,6 +490,33 @@ func TestBusyFunctionCostsNoAttempts(t *testing.T) {
 	}
 }
 
+// TestUnavailableFunctionCostsNoAttempts: a function that answers 503
+// (a stage whose storage is out of reach) is waited out like a busy one:
+// with one attempt allowed, every event is delivered at its first
+// attempt after three 503s, and none is dead-lettered.
+func TestUnavailableFunctionCostsNoAttempts(t *testing.T) {
+	s := newStack(t)
+	s.deployNew("nostorage", "upload", map[string]string{"PROBE_MODE": "unavailable-thrice"},
+		map[string]string{router.AnnotationMaxAttempts: "1"})
+	const n = 3
+	for i := range n {
+		s.put(fmt.Sprintf("uploads/u%d.mp4", i), nil)
+	}
+	got := s.waitFor("nostorage", 4*n, 30*time.Second)
+	s.waitDrained("nostorage")
+	for _, r := range got {
+		if r.Attempt != "1" {
+			t.Errorf("%s came as attempt %s: a 503 spent an attempt", r.Subject, r.Attempt)
+		}
+	}
+	if dl := s.deadLetters(); len(dl) != 0 {
+		t.Errorf("dead letters: %+v", dl)
+	}
+	if n := s.counter("segflow_router_busy_total"); n < 3*3 {
+		t.Errorf("%v deliveries waited out, want the 9 answered 503", n)
+	}
+}
+
 // An upload whose key no function can take (a control character, which
 // cannot travel in a CloudEvent header) fails its asset on the spot with
 // the reason; it is neither retried nor dead-lettered.

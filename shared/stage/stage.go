@@ -124,7 +124,8 @@ func IsPermanent(err error) bool {
 }
 
 // Respond answers the router: 200 with msg, 422 for a permanent failure
-// (not retried), 500 for anything that may pass on a retry. The log line
+// (not retried), 503 when the storage is unavailable (waited out), 500
+// for anything else that may pass on a retry. The log line
 // carries how long the call took, so one asset's calls line up in time,
 // and the call's trace (ctx's span), so it leads to the asset's trace.
 func (e *Env) Respond(ctx context.Context, w http.ResponseWriter, t *Trigger, msg string, err error, took time.Duration) {
@@ -140,6 +141,12 @@ func (e *Env) Respond(ctx context.Context, w http.ResponseWriter, t *Trigger, ms
 	case IsPermanent(err):
 		e.Log.ErrorContext(ctx, "rejected", append(attrs, "err", err.Error())...)
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+	case storage.IsUnavailable(err):
+		// Nothing about this event: the router waits the storage out
+		// without spending one of its attempts.
+		e.Log.WarnContext(ctx, "storage unavailable, will be retried", append(attrs, "err", err.Error())...)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 	default:
 		e.Log.ErrorContext(ctx, "failed, will be retried", append(attrs, "err", err.Error())...)
 		http.Error(w, err.Error(), http.StatusInternalServerError)

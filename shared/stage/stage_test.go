@@ -2,11 +2,19 @@ package stage_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/segflow/segflow/shared/events"
 	"github.com/segflow/segflow/shared/stage"
+	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/testenv"
 )
 
 // TestReadTriggerKeepsToItsBucket: an event naming another bucket as its
@@ -40,5 +48,38 @@ func TestReadTriggerKeepsToItsBucket(t *testing.T) {
 				t.Fatalf("err = %v, want a permanent error saying %q", err, tc.err)
 			}
 		})
+	}
+}
+
+// TestRespondSaysWhoseFault: the router retries a 500 on an attempt,
+// waits out a 503 (the storage out of reach: nothing about the event)
+// and drops a 422.
+func TestRespondSaysWhoseFault(t *testing.T) {
+	env := &stage.Env{Name: "transcode", Bucket: "media", Log: slog.New(slog.DiscardHandler)}
+	dead, err := storage.New(storage.Options{Endpoint: testenv.FreeAddr(t), AccessKey: "k", SecretKey: "secret-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, unreachable := dead.GetBytes(ctx, "media", "assets/a/manifest.json")
+	for _, c := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"done", nil, http.StatusOK},
+		{"bad input", stage.Permanent(errors.New("not a video")), http.StatusUnprocessableEntity},
+		{"ffmpeg failed", errors.New("transcode: exit status 1"), http.StatusInternalServerError},
+		{"storage unreachable", fmt.Errorf("transcode assets/a/source/00000.ts: %w", unreachable), http.StatusServiceUnavailable},
+	} {
+		w := httptest.NewRecorder()
+		env.Respond(context.Background(), w, nil, "ok", c.err, time.Second)
+		if w.Code != c.want {
+			t.Errorf("%s (%v): %d, want %d", c.name, c.err, w.Code, c.want)
+		}
+		if c.want == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+			t.Errorf("%s: 503 without Retry-After", c.name)
+		}
 	}
 }

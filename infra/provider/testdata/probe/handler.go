@@ -59,7 +59,8 @@ func Handle(w http.ResponseWriter, r *http.Request) {
 // handleEvent parses a CloudEvent with the sdk, records it in
 // $PROBE_RECORD_DIR/<function>.jsonl and answers as $PROBE_MODE says:
 // "ok" (default), "fail-twice" (500 for an event's first two deliveries),
-// "always-fail" (500), "slow" (sleeps $PROBE_SLEEP_MS first).
+// "unavailable-thrice" (503 for its first three), "always-fail" (500),
+// "slow" (sleeps $PROBE_SLEEP_MS first).
 func handleEvent(w http.ResponseWriter, r *http.Request) {
 	entered := time.Now()
 	e, err := events.FromRequest(r)
@@ -73,10 +74,10 @@ func handleEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	file := filepath.Join(os.Getenv("PROBE_RECORD_DIR"), os.Getenv("SEGFLOW_FUNCTION")+".jsonl")
 	seen := 0
-	// Only fail-twice reads the record back: reading the growing file on
+	// Only fail-twice and unavailable-thrice read the record back: reading the growing file on
 	// every event would make the probe's cost grow with the run and load
 	// the benchmark that uses it.
-	if os.Getenv("PROBE_MODE") == "fail-twice" {
+	if m := os.Getenv("PROBE_MODE"); m == "fail-twice" || m == "unavailable-thrice" {
 		if b, err := os.ReadFile(file); err == nil {
 			seen = strings.Count(string(b), `"id":`+strconv.Quote(e.ID()))
 		}
@@ -95,6 +96,12 @@ func handleEvent(w http.ResponseWriter, r *http.Request) {
 	switch os.Getenv("PROBE_MODE") {
 	case "always-fail":
 		http.Error(w, "probe: told to fail", http.StatusInternalServerError)
+	case "unavailable-thrice":
+		if seen < 3 {
+			http.Error(w, "probe: storage unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok")
 	case "fail-twice":
 		if seen < 2 {
 			http.Error(w, "probe: failing attempt "+strconv.Itoa(seen+1), http.StatusInternalServerError)
