@@ -176,6 +176,7 @@ func TestClusterForms(t *testing.T) {
 		{"nats", 3, "--config"},
 		{"minio", 4, "http://minio-{0...3}."},
 		{"segflow-router", 2, "--replicas"},
+		{"segflow-relay", 2, "--spool"},
 	} {
 		w, ok := work[c.name]
 		if !ok {

@@ -147,7 +147,24 @@ func (r *Relay) endChannel(m asset.Manifest) {
 		return
 	}
 	state, _ := json.Marshal(channelState{Stream: m.Channel, Current: m.ID, Started: m.Created, Ended: true})
-	if err := r.cfg.Store.PutBytes(ctx, r.cfg.Bucket, ch.State(), state, storage.PutOptions{ContentType: "application/json"}); err != nil {
+	// The publisher may have come back on another relay, which knows
+	// nothing of this one's wait: the channel is this publish's to end
+	// only while the bucket's state still names it.
+	var taken string
+	err := r.cfg.Store.Update(ctx, r.cfg.Bucket, ch.State(), storage.PutOptions{ContentType: "application/json"},
+		func(old []byte) ([]byte, error) {
+			var cs channelState
+			if json.Unmarshal(old, &cs) == nil && cs.Current != "" && cs.Current != m.ID {
+				taken = cs.Current
+				return nil, nil
+			}
+			return state, nil
+		})
+	if taken != "" {
+		log.Info("channel left open: a later publish has it (its publisher came back elsewhere)", "current", taken)
+		return
+	}
+	if err != nil {
 		log.Error("channel state", "err", err)
 	}
 	objs, err := r.cfg.Store.List(ctx, r.cfg.Bucket, ch.Prefix(), storage.ListOptions{})

@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net"
@@ -35,6 +36,7 @@ type env struct {
 	rtmp  string
 	srt   string
 	spool string // the relay's spool folder
+	cfg   relay.Config
 }
 
 func start(t *testing.T) *env { return startWith(t, func(*relay.Config) {}) }
@@ -61,6 +63,7 @@ func startBeside(t *testing.T, edit func(*env, *relay.Config)) *env {
 		Store: e.minio.Client, Bucket: "media", SpoolDir: e.spool,
 		DrainTimeout: 90 * time.Second}
 	edit(e, &cfg)
+	e.cfg = cfg
 	if e.relay, err = relay.Open(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -353,4 +356,81 @@ func TestFlakyLinkLosesNoSegment(t *testing.T) {
 	}
 	m := e.waitEnded("cam1", 120*time.Second)
 	e.checkSegments(m, 30)
+}
+
+// another opens a second relay on the same bucket with the same keys and
+// a spool of its own: the other replica behind a publishers' address.
+func (e *env) another() *relay.Relay {
+	e.t.Helper()
+	cfg := e.cfg
+	cfg.RTMPAddr, cfg.SRTAddr, cfg.SpoolDir = "127.0.0.1:0", testenv.FreeAddr(e.t), filepath.Join(e.t.TempDir(), "spool")
+	r, err := relay.Open(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(r.Close)
+	return r
+}
+
+// TestPublisherMovesToAnotherRelay: a publisher that comes back on the
+// other of two relays continues the channel there (the next publish, its
+// sequence after the first's segments, one discontinuity more), and the
+// first relay, whose wait for its publisher runs out meanwhile, leaves the
+// channel to the second: its state still names the second publish, open.
+func TestPublisherMovesToAnotherRelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two publishes")
+	}
+	e := startWith(t, func(c *relay.Config) { c.Reconnect = 2 * time.Second })
+	other := e.another()
+	if err := publish(t, 6, "flv", "rtmp://"+e.rtmp+"/live/"+key); err != nil {
+		t.Fatal(err)
+	}
+	first := e.waitEnded("cam1", 30*time.Second)
+	// What the packager does once the publish has ended: the publish's own
+	// playlists end, which the first relay waits for before it ends the
+	// channel.
+	var names []string
+	for _, r := range first.Ladder {
+		names = append(names, r.Name)
+	}
+	for _, a := range first.AudioSet() {
+		names = append(names, a.Name)
+	}
+	for _, name := range names {
+		if err := e.minio.Client.PutBytes(context.Background(), "media", layout.Asset(first.ID).Playlist(name),
+			[]byte("#EXTM3U\n#EXT-X-ENDLIST\n"), storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- publish(t, 8, "flv", "rtmp://"+other.RTMPAddr()+"/live/"+key) }()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var second *asset.Manifest
+	deadline := time.Now().Add(30 * time.Second)
+	for second == nil || second.ID == first.ID || !second.Ended {
+		if time.Now().After(deadline) {
+			t.Fatalf("no second publish ended: %+v", second)
+		}
+		time.Sleep(200 * time.Millisecond)
+		second = e.liveAsset("cam1")
+	}
+	if second.Previous != first.ID || second.Sequence != first.Sequence+len(first.Segments) || second.Discontinuity != first.Discontinuity+1 {
+		t.Errorf("second publish previous %q sequence %d discontinuity %d; want %q, %d, %d", second.Previous, second.Sequence,
+			second.Discontinuity, first.ID, first.Sequence+len(first.Segments), first.Discontinuity+1)
+	}
+	// The first relay's 2 s wait ran out during the second publish.
+	b, err := e.minio.Client.GetBytes(context.Background(), "media", layout.Channel("cam1").State())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state struct {
+		Current string
+		Ended   bool
+	}
+	if err := json.Unmarshal(b, &state); err != nil || state.Current != second.ID {
+		t.Errorf("channel state %s: the first relay took the channel back from the second publish (%s)", b, second.ID)
+	}
 }
