@@ -275,12 +275,7 @@ func watchRanks(s *teststack.Stack, id string, listed map[int]time.Time, stop <-
 			if err != nil {
 				continue
 			}
-			for _, r := range m.Ladder {
-				names = append(names, r.Name)
-			}
-			for _, au := range m.AudioSet() {
-				names = append(names, au.Name)
-			}
+			names = m.RenditionNames()
 		}
 		objs, err := s.Store.List(context.Background(), s.Bucket, a.Prefix(), storage.ListOptions{WithMetadata: true})
 		if err != nil {

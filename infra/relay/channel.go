@@ -119,14 +119,7 @@ func (r *Relay) endChannel(m asset.Manifest) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainTimeout)
 	defer cancel()
 	a, ch := layout.Asset(m.ID), layout.Channel(m.Channel)
-	var names []string
-	for _, rung := range m.Ladder {
-		names = append(names, rung.Name)
-	}
-	for _, au := range m.AudioSet() {
-		names = append(names, au.Name)
-	}
-	for _, name := range names {
+	for _, name := range m.RenditionNames() {
 		for {
 			b, err := r.cfg.Store.GetBytes(ctx, r.cfg.Bucket, a.Playlist(name))
 			if _, ended := hls.Last(b); err == nil && ended {

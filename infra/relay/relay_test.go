@@ -390,14 +390,7 @@ func TestPublisherMovesToAnotherRelay(t *testing.T) {
 	// What the packager does once the publish has ended: the publish's own
 	// playlists end, which the first relay waits for before it ends the
 	// channel.
-	var names []string
-	for _, r := range first.Ladder {
-		names = append(names, r.Name)
-	}
-	for _, a := range first.AudioSet() {
-		names = append(names, a.Name)
-	}
-	for _, name := range names {
+	for _, name := range first.RenditionNames() {
 		if err := e.minio.Client.PutBytes(context.Background(), "media", layout.Asset(first.ID).Playlist(name),
 			[]byte("#EXTM3U\n#EXT-X-ENDLIST\n"), storage.PutOptions{}); err != nil {
 			t.Fatal(err)

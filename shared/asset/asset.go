@@ -170,6 +170,19 @@ func (m *Manifest) AudioSet() []media.AudioRendition {
 	return m.AudioRenditions
 }
 
+// RenditionNames are the names of the asset's media playlists: the
+// ladder's rungs, then its audio renditions.
+func (m *Manifest) RenditionNames() []string {
+	var names []string
+	for _, r := range m.Ladder {
+		names = append(names, r.Name)
+	}
+	for _, a := range m.AudioSet() {
+		names = append(names, a.Name)
+	}
+	return names
+}
+
 // AudioOnly says the asset is sound alone (a podcast, a song): no ladder,
 // only the audio rendition.
 func (m *Manifest) AudioOnly() bool { return m.Audio && len(m.Ladder) == 0 }
