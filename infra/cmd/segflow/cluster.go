@@ -96,7 +96,13 @@ func (c *cluster) save() error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(c.path, b, 0o600)
+	// Renamed into place: whoever reads it for a pid sees the old list or
+	// the new one, never a half-written file.
+	tmp := c.path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, c.path)
 }
 
 // started records a process's pid.
