@@ -188,7 +188,12 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 	}
 	s := &localStack{o: o, home: home, repo: repo, log: log, creds: creds, st: st,
 		gwURL: fmt.Sprintf("http://127.0.0.1:%d", o.port), s3Addr: fmt.Sprintf("127.0.0.1:%d", o.s3Port)}
-	if o.nodes > 1 {
+	switch {
+	case o.nodes == 2 || o.nodes < 1:
+		// Two JetStream nodes need each other for every write: either one
+		// stopping stops the queue, so two is less available than one.
+		return fmt.Errorf("--nodes %d: give 1, or 3 or more (a JetStream cluster of two stops when either node does)", o.nodes)
+	case o.nodes > 1:
 		if s.cluster, err = loadCluster(home, o.nodes); err != nil {
 			return err
 		}
