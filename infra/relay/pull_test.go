@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -123,5 +124,82 @@ func TestPullSources(t *testing.T) {
 	// A source whose server went away waits to be tried again too.
 	if s := st["from-rtmp"]; s.State == pull.StateLive || s.Bytes == 0 {
 		t.Errorf("from-rtmp after its server ended: %+v", s)
+	}
+}
+
+// TestPullHLSSourceRunningLate: an HLS source whose next segment is listed
+// later than its target duration says (a loaded encoder) is waited for, as
+// a player waits at the live edge, rather than dropped and joined again at
+// the edge: every segment is pulled once, into one publish that ends when
+// the playlist does.
+func TestPullHLSSourceRunningLate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pulls for real time")
+	}
+	const segments = 6
+	dir := t.TempDir()
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error",
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=640x360:rate=30:duration=%d", 2*segments),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=48000:duration=%d", 2*segments),
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac",
+		"-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod",
+		"-hls_segment_filename", filepath.Join(dir, "s%d.ts"), filepath.Join(dir, "all.m3u8")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, out)
+	}
+	// The live playlist lists three segments at first (gohlslib starts
+	// three from the edge: here at the first), then one every 2 s, but
+	// the fifth comes 3 s late; the end is listed with the last.
+	var (
+		once  sync.Once
+		began time.Time
+	)
+	listed := func() int {
+		once.Do(func() { began = time.Now() }) // the relay's first request
+		n := 3
+		for _, at := range []time.Duration{2 * time.Second, 7 * time.Second, 9 * time.Second} {
+			if time.Since(began) >= at {
+				n++
+			}
+		}
+		return n
+	}
+	files := http.FileServer(http.Dir(dir))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/live.m3u8" {
+			files.ServeHTTP(w, r)
+			return
+		}
+		n := listed()
+		var b strings.Builder
+		b.WriteString("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n")
+		for i := range n {
+			fmt.Fprintf(&b, "#EXTINF:2.000000,\ns%d.ts\n", i)
+		}
+		if n == segments {
+			b.WriteString("#EXT-X-ENDLIST\n")
+		}
+		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+		w.Write([]byte(b.String()))
+	}))
+	t.Cleanup(srv.Close)
+	pulls := filepath.Join(t.TempDir(), "pulls")
+	if err := os.WriteFile(pulls, []byte("late "+srv.URL+"/live.m3u8\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := startWith(t, func(c *relay.Config) { c.PullsFile = pulls })
+	m := e.waitEnded("late", 40*time.Second)
+	e.checkSegments(m, 2*segments)
+	var st pull.Status
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if st = e.relay.Pulls()[0]; st.State == pull.StateEnded || time.Now().After(deadline) {
+			break
+		}
+	}
+	if st.State != pull.StateEnded || st.Attempts != 1 {
+		t.Errorf("status %+v, want ended at the first attempt", st)
+	}
+	if m.Previous != "" {
+		t.Errorf("publish %s continues %s: the source was joined twice", m.ID, m.Previous)
 	}
 }

@@ -234,6 +234,14 @@ func TestWHEPPlayback(t *testing.T) {
 	}
 	lossy.Lose(25)
 	time.Sleep(6 * time.Second)
+	// The VP8 viewer's video is transcoded from the first keyframe after
+	// it joined; on a loaded machine the encoder starts late, so wait
+	// (while the 14 s publish lasts) for the frames the checks below want
+	// rather than reading a timing as a failure.
+	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline) &&
+		(v.Frames() < 4*30 || vp8.Frames() < 3*30); time.Sleep(100 * time.Millisecond) {
+	}
+	t.Logf("frames recorded %v after joining: H.264 viewer %d, VP8 viewer %d", time.Since(joined).Round(time.Millisecond), v.Frames(), vp8.Frames())
 	lossy.Close()
 	// What went out and what came back lost, per stream.
 	sent, bytes, lost := counter(t, reg, "segflow_relay_whep_sent_packets_total", "cam1"),

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -26,11 +27,11 @@ type videoRecorder struct {
 	builder *samplebuilder.SampleBuilder
 	f       *os.File
 	w       *bufio.Writer
-	frames  uint64
+	frames  *atomic.Int64 // the viewer's: read while recording
 	waitKey bool
 }
 
-func newVideoRecorder(pc *webrtc.PeerConnection, t *webrtc.TrackRemote, path string, vp8 bool) (*videoRecorder, error) {
+func newVideoRecorder(pc *webrtc.PeerConnection, t *webrtc.TrackRemote, path string, vp8 bool, frames *atomic.Int64) (*videoRecorder, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
@@ -39,7 +40,7 @@ func newVideoRecorder(pc *webrtc.PeerConnection, t *webrtc.TrackRemote, path str
 	if vp8 {
 		depacketizer = &codecs.VP8Packet{}
 	}
-	r := &videoRecorder{pc: pc, ssrc: uint32(t.SSRC()), vp8: vp8, f: f, w: bufio.NewWriter(f), waitKey: true,
+	r := &videoRecorder{pc: pc, ssrc: uint32(t.SSRC()), vp8: vp8, frames: frames, f: f, w: bufio.NewWriter(f), waitKey: true,
 		builder: samplebuilder.New(512, depacketizer, 90000, samplebuilder.WithMaxTimeDelay(time.Second))}
 	if vp8 { // IVF file header; the frame count is left 0, as streams do
 		hdr := make([]byte, 32)
@@ -83,7 +84,7 @@ func (r *videoRecorder) write(frame []byte, ts uint32) error {
 			return err
 		}
 	}
-	r.frames++
+	r.frames.Add(1)
 	_, err := r.w.Write(frame) // H.264: Annex-B already
 	return err
 }

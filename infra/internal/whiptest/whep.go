@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -26,6 +27,7 @@ type Viewer struct {
 	wg                   sync.WaitGroup
 	mu                   sync.Mutex
 	firstFrame           time.Time
+	frames               atomic.Int64
 }
 
 // ViewOptions shape a viewer's request.
@@ -96,7 +98,7 @@ func View(ctx context.Context, url, dir string, o ViewOptions) (*Viewer, error) 
 		var vw *videoRecorder
 		if t.Kind() == webrtc.RTPCodecTypeVideo {
 			var rerr error
-			if vw, rerr = newVideoRecorder(v.PC, t, v.VideoPath, codec == webrtc.MimeTypeVP8); rerr != nil {
+			if vw, rerr = newVideoRecorder(v.PC, t, v.VideoPath, codec == webrtc.MimeTypeVP8, &v.frames); rerr != nil {
 				return
 			}
 		}
@@ -151,6 +153,9 @@ func (v *Viewer) FirstFrame() time.Time {
 	defer v.mu.Unlock()
 	return v.firstFrame
 }
+
+// Frames is how many whole video frames have been recorded so far.
+func (v *Viewer) Frames() int { return int(v.frames.Load()) }
 
 // Delete ends the session as WHEP does, returning the status.
 func (v *Viewer) Delete(ctx context.Context) (int, error) { return deleteURL(ctx, v.Location) }

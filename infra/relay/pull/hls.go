@@ -1,12 +1,15 @@
 package pull
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,7 +38,7 @@ func getHLS(ctx context.Context, u *url.URL, host publish.Host, name string, rec
 		base   time.Duration
 	)
 	quiet := func(string) {} // gohlslib logs every download with the standard logger otherwise
-	c := &gohlslib.Client{URI: u.String(), HTTPClient: &http.Client{Transport: countingTransport{received}},
+	c := &gohlslib.Client{URI: u.String(), HTTPClient: &http.Client{Transport: &liveEdge{next: countingTransport{received}}},
 		OnDownloadPrimaryPlaylist: quiet, OnDownloadStreamPlaylist: quiet, OnDownloadSegment: quiet, OnDownloadPart: quiet,
 		OnDecodeError: func(error) {}}
 	fail := func(err error) {
@@ -144,6 +147,90 @@ func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		}{readCounter{resp.Body, t.received}, resp.Body}
 	}
 	return resp, err
+}
+
+// liveEdge is the transport under gohlslib's client that waits at a
+// live playlist's edge as a player does. gohlslib (v2.4.4) reloads the
+// media playlist once after each segment it read and gives up if the
+// next one is not listed yet; a source a little behind real time (a
+// loaded encoder, a slow origin) makes that happen mid-stream, and the
+// pull would then start again from the live edge, losing what was
+// between. A reload listing nothing after the segment last fetched is
+// made again every half second for up to two target durations.
+type liveEdge struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	last string // the URL of the last segment fetched
+}
+
+// edgeWait is how often a playlist is reloaded at its live edge.
+const edgeWait = 500 * time.Millisecond
+
+func (t *liveEdge) RoundTrip(req *http.Request) (*http.Response, error) {
+	var deadline time.Time
+	for {
+		resp, err := t.next.RoundTrip(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return resp, err
+		}
+		body := bufio.NewReader(resp.Body)
+		if head, _ := body.Peek(7); string(head) != "#EXTM3U" {
+			t.mu.Lock()
+			t.last = req.URL.String()
+			t.mu.Unlock()
+			resp.Body = struct {
+				io.Reader
+				io.Closer
+			}{body, resp.Body}
+			return resp, nil
+		}
+		b, err := io.ReadAll(io.LimitReader(body, 1<<20))
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		target, atEdge := t.atEdge(req.URL, string(b))
+		if !atEdge {
+			return resp, nil
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(2 * target)
+		}
+		if time.Now().After(deadline) {
+			return resp, nil
+		}
+		select {
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		case <-time.After(edgeWait):
+		}
+	}
+}
+
+// atEdge says whether playlist (fetched from base) is a live media
+// playlist whose last segment is the one last fetched, and gives its
+// target duration.
+func (t *liveEdge) atEdge(base *url.URL, playlist string) (time.Duration, bool) {
+	target, last := 6*time.Second, ""
+	for _, line := range strings.Split(playlist, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "#EXT-X-ENDLIST", strings.HasPrefix(line, "#EXT-X-STREAM-INF"):
+			return 0, false
+		case strings.HasPrefix(line, "#EXT-X-TARGETDURATION:"):
+			if n, err := strconv.Atoi(strings.TrimPrefix(line, "#EXT-X-TARGETDURATION:")); err == nil && n > 0 {
+				target = time.Duration(n) * time.Second
+			}
+		case line != "" && !strings.HasPrefix(line, "#"):
+			if ref, err := base.Parse(line); err == nil {
+				last = ref.String()
+			}
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return target, last != "" && last == t.last
 }
 
 // liveStart is how many segments a live media playlist must list before
