@@ -153,8 +153,10 @@ func (r *Router) serve(ctx context.Context, c fnConfig, urgent, other <-chan tak
 			}
 			continue
 		}
-		if ctx.Err() != nil {
-			_ = t.msg.Nak() // stopped before its turn: back to JetStream
+		if ctx.Err() != nil || r.reach.isDown() {
+			// Stopped, or the gateway out of reach, before its turn: back
+			// to JetStream, for another router.
+			_ = t.msg.Nak()
 		} else {
 			r.handle(ctx, t.msg, c)
 		}
@@ -183,29 +185,46 @@ func next(urgent, other <-chan taken) (t taken, ok, fromUrgent bool) {
 // message costs more than the delivery itself at hundreds a second) into
 // out until ctx ends.
 func (r *Router) pull(ctx context.Context, cons jetstream.Consumer, fn string, c fnConfig, out chan<- taken) {
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.concurrency))
-	if err != nil {
-		r.log.Error("router: pull", "function", fn, "err", err)
-		return
-	}
-	go func() {
-		<-ctx.Done()
-		it.Drain() // hand out what is buffered, then end the loop below
-	}()
 	for {
-		msg, err := it.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		// Nothing is taken while the gateway is out of reach.
+		down, ok := r.reach.whenUp(ctx)
+		if !ok {
 			return
 		}
+		it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.concurrency))
 		if err != nil {
-			r.log.Warn("router: pull", "function", fn, "err", err)
-			continue
+			r.log.Error("router: pull", "function", fn, "err", err)
+			return
 		}
+		done := make(chan struct{})
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-down:
+			case <-done:
+				return
+			}
+			it.Drain() // hand out what is buffered, then end the loop below
+		}()
+		for {
+			msg, err := it.Next()
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				break
+			}
+			if err != nil {
+				r.log.Warn("router: pull", "function", fn, "err", err)
+				continue
+			}
+			if ctx.Err() != nil || r.reach.isDown() {
+				_ = msg.Nak() // buffered when we stopped: back to JetStream
+				continue
+			}
+			out <- taken{msg, queue.KeepInProgress(msg, r.cfg.AckWait/3)}
+		}
+		close(done)
 		if ctx.Err() != nil {
-			_ = msg.Nak() // buffered when we stopped: back to JetStream
-			continue
+			return
 		}
-		out <- taken{msg, queue.KeepInProgress(msg, r.cfg.AckWait/3)}
 	}
 }
 
@@ -225,6 +244,9 @@ const (
 	// That says nothing about the event, so it costs no attempt: the
 	// router waits and sends it again.
 	busy
+	// handBack: the gateway refused the connection; the delivery goes
+	// back to JetStream at once, for a router whose gateway is up.
+	handBack
 )
 
 func (r *Router) handle(ctx context.Context, msg jetstream.Msg, c fnConfig) {
@@ -252,6 +274,11 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg, c fnConfig) {
 		return
 	}
 	switch out {
+	case handBack:
+		r.metrics.handedBack.WithLabelValues(d.Function).Inc()
+		log.WarnContext(ctx, "router: gateway unreachable; delivery handed back", "err", err)
+		_ = msg.Nak()
+		r.reach.lost(r.ctx)
 	case delivered:
 		r.metrics.delivered.WithLabelValues(d.Function).Inc()
 		log.InfoContext(ctx, "router: delivered", "status", status)
@@ -348,6 +375,9 @@ func (r *Router) post(ctx context.Context, d delivery, e events.Event, attempt i
 	req.Header.Set("X-Segflow-Attempt", strconv.Itoa(attempt))
 	resp, err := r.http.Do(req)
 	if err != nil {
+		if unreachable(err) {
+			return handBack, 0, err
+		}
 		return retry, 0, err
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

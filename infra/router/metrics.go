@@ -6,7 +6,7 @@ type metrics struct {
 	received, malformed, unauthorized, duplicates prometheus.Counter
 	refused, caughtUp                             prometheus.Counter
 	delivered, retried, deadLettered, rejected    *prometheus.CounterVec
-	busy                                          *prometheus.CounterVec
+	busy, handedBack                              *prometheus.CounterVec
 	latency                                       *prometheus.HistogramVec
 }
 
@@ -29,6 +29,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		deadLettered: cv("dead_letters_total", "Events that exhausted their attempts."),
 		rejected:     cv("rejected_total", "Events a function refused with a 4xx (not retried)."),
 		busy:         cv("busy_total", "Delivery attempts answered 429 (function at its limit), waited out without using an attempt."),
+		handedBack:   cv("handed_back_total", "Deliveries handed back to the queue, for another router, because this router's gateway refused the connection."),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "segflow_router", Name: "dispatch_latency_seconds",
 			Help:    "From the bucket event time to the function's answer, per delivery.",
@@ -37,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.received, m.malformed, m.unauthorized, m.duplicates, m.refused, m.caughtUp,
-			m.delivered, m.retried, m.deadLettered, m.rejected, m.busy, m.latency)
+			m.delivered, m.retried, m.deadLettered, m.rejected, m.busy, m.handedBack, m.latency)
 	}
 	return m
 }

@@ -107,6 +107,9 @@ type Router struct {
 	newestTaken atomic.Int64
 	// http posts deliveries; each is a client span of the event's trace.
 	http *http.Client
+	// reach is whether the gateway answers: while it refuses connections
+	// the router hands its deliveries back and takes none.
+	reach *reach
 
 	mu      sync.RWMutex
 	subs    map[string][]string // topic -> functions
@@ -151,7 +154,8 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 	rctx, cancel := context.WithCancel(context.Background())
 	r := &Router{cfg: cfg, js: js, log: cfg.Logger, metrics: newMetrics(cfg.Registerer),
 		subs: map[string][]string{}, fnCfg: map[string]fnConfig{}, workers: map[string]*fnWorkers{},
-		http: &http.Client{Transport: tracing.Transport(deliveryTransport(), nil)}, ctx: rctx, cancel: cancel}
+		http: &http.Client{Transport: tracing.Transport(deliveryTransport(), nil)}, ctx: rctx, cancel: cancel,
+		reach: newReach(cfg.Gateway.URL)}
 	if err := r.Refresh(ctx); err != nil {
 		// The gateway may come up after us; the webhook answers 503 until
 		// subscriptions load, and the catch-up then queues what MinIO

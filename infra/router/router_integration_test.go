@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -144,6 +145,12 @@ func (s *stack) routerConfig(nc *nats.Conn, logs *os.File, reg prometheus.Regist
 // Its counters are in the registry returned.
 func (s *stack) secondRouter() (*router.Router, *prometheus.Registry) {
 	s.t.Helper()
+	return s.secondRouterTo(s.gw.URL)
+}
+
+// secondRouterTo is secondRouter delivering to the gateway at gatewayURL.
+func (s *stack) secondRouterTo(gatewayURL string) (*router.Router, *prometheus.Registry) {
+	s.t.Helper()
 	nc, err := s.nats.Connect("router")
 	if err != nil {
 		s.t.Fatal(err)
@@ -155,7 +162,9 @@ func (s *stack) secondRouter() (*router.Router, *prometheus.Registry) {
 	}
 	s.t.Cleanup(func() { logs.Close() })
 	reg := prometheus.NewRegistry()
-	rt, err := router.Open(context.Background(), s.routerConfig(nc, logs, reg))
+	cfg := s.routerConfig(nc, logs, reg)
+	cfg.Gateway = gwclient.New(gatewayURL, s.gw.User, s.gw.Password)
+	rt, err := router.Open(context.Background(), cfg)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -930,6 +939,75 @@ func TestTwoRoutersShareTheDeliveries(t *testing.T) {
 		t.Errorf("%d writes delivered twice: %v", twice, count)
 	}
 	t.Logf("the second router delivered %v in all", s.counterIn(reg2, "segflow_router_deliveries_total"))
+}
+
+// A router whose gateway is gone (its node died; nothing listens where it
+// was) takes no share of the work: what it had taken goes back to the
+// queue at once, the first router delivers everything, once each, and
+// nothing is dead-lettered even at one attempt per event. When its
+// gateway answers again it takes deliveries again.
+func TestRouterOfAGoneGatewayHandsItsWorkBack(t *testing.T) {
+	s := newStack(t)
+	// The second router's gateway: the test's, through a proxy at an
+	// address of its own that the test can take away and bring back.
+	addr := testenv.FreeAddr(t)
+	serve := func() func() {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: httputil.NewSingleHostReverseProxy(mustParse(t, s.gw.URL))}
+		go srv.Serve(ln)
+		return func() { srv.Close() }
+	}
+	stop := serve()
+	_, reg2 := s.secondRouterTo("http://" + addr)
+	s.deployNew("survivor", "upload", map[string]string{"PROBE_MODE": "slow", "PROBE_SLEEP_MS": "50"},
+		map[string]string{router.AnnotationMaxAttempts: "1", "com.segflow.concurrency": "2"})
+	time.Sleep(time.Second) // both routers read the subscription
+	stop()
+	const n = 20
+	for i := range n {
+		s.put(fmt.Sprintf("uploads/g%02d.mp4", i), nil)
+	}
+	got := s.waitFor("survivor", n, 30*time.Second)
+	s.waitDrained("survivor")
+	count := map[string]int{}
+	for _, r := range got {
+		count[r.Subject]++
+	}
+	if len(count) != n || len(got) != n {
+		t.Errorf("%d deliveries of %d writes, want each once: %v", len(got), len(count), count)
+	}
+	if dl := s.deadLetters(); len(dl) != 0 {
+		t.Errorf("dead letters: %+v", dl)
+	}
+	handed, delivered := s.counterIn(reg2, "segflow_router_handed_back_total"), s.counterIn(reg2, "segflow_router_deliveries_total")
+	t.Logf("the router of the gone gateway handed back %v deliveries and delivered %v", handed, delivered)
+	// It holds at most the queue of one lane (4 x concurrency) when it
+	// finds its gateway gone; after that it takes nothing.
+	if handed == 0 || handed > 2*4*2 || delivered != 0 {
+		t.Errorf("the router of the gone gateway handed back %v and delivered %v: want a few handed back, none delivered", handed, delivered)
+	}
+	// The gateway comes back where it was: its router delivers again.
+	defer serve()()
+	time.Sleep(time.Second) // its probe finds the gateway back
+	for i := range n {
+		s.put(fmt.Sprintf("uploads/back%02d.mp4", i), nil)
+	}
+	s.waitFor("survivor", 2*n, 30*time.Second)
+	if d := s.counterIn(reg2, "segflow_router_deliveries_total"); d == 0 {
+		t.Errorf("the second router delivered nothing once its gateway was back")
+	}
+}
+
+func mustParse(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 func TestWebhookRefusesBadCallers(t *testing.T) {
