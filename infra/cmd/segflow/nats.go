@@ -23,6 +23,7 @@ import (
 func natsCmd() *cobra.Command {
 	var (
 		store, node, cluster, authDir string
+		host                          string
 		port, clusterPort             int
 		routes                        []string
 	)
@@ -39,7 +40,7 @@ func natsCmd() *cobra.Command {
 				}
 				users[u] = strings.TrimSpace(string(pw))
 			}
-			o := queue.Options{StoreDir: store, Port: port, Users: users}
+			o := queue.Options{StoreDir: store, Host: host, Port: port, Users: users}
 			if len(routes) > 0 {
 				pw, err := os.ReadFile(filepath.Join(authDir, "nats-route-password"))
 				if err != nil {
@@ -66,6 +67,7 @@ func natsCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&store, "store", "", "JetStream's folder")
+	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "address the client and route ports listen on (0.0.0.0: every interface, for nodes on other machines)")
 	cmd.Flags().IntVar(&port, "port", 4222, "client port")
 	cmd.Flags().StringVar(&node, "node", "segflow", "this node's name in its cluster")
 	cmd.Flags().StringVar(&cluster, "cluster", "segflow", "the cluster's name")
