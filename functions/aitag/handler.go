@@ -53,7 +53,7 @@ func tag(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 	}
 	defer cleanup()
 	in := filepath.Join(dir, "in"+t.Layout.Ext)
-	info, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in)
+	info, err := e.GetTrigger(ctx, t, in)
 	if err != nil {
 		return "", err
 	}

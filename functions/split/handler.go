@@ -38,7 +38,7 @@ func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) 
 	if _, _, _, ok := layout.Sidecar(t.Key); ok {
 		return sidecarArrived(ctx, e, t.Bucket, t.Key)
 	}
-	info, err := e.Store.Stat(ctx, t.Bucket, t.Key)
+	info, err := e.StatTrigger(ctx, t)
 	if errors.Is(err, storage.ErrNotFound) {
 		return "", stage.Permanent(fmt.Errorf("upload %s is gone: %w", t.Key, err))
 	}
@@ -105,7 +105,7 @@ func split(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) 
 	log.Warn("reading the upload in place failed; splitting a downloaded copy",
 		"key", t.Key, "err", renamed(serr.err, u.String(), t.Key).Error())
 	src := filepath.Join(dir, "upload"+strings.ToLower(filepath.Ext(t.Key)))
-	if _, err := e.Store.GetFile(ctx, t.Bucket, t.Key, src); err != nil {
+	if _, err := e.GetTrigger(ctx, t, src); err != nil {
 		return "", err
 	}
 	msg, err = j.run(ctx, src, filepath.Join(dir, "local"))

@@ -55,7 +55,7 @@ func thumbs(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error)
 	}
 	defer cleanup()
 	in := filepath.Join(dir, "in"+t.Layout.Ext)
-	if _, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in); err != nil {
+	if _, err := e.GetTrigger(ctx, t, in); err != nil {
 		return "", err
 	}
 	jpeg := storage.PutOptions{ContentType: "image/jpeg", Metadata: e.Meta()}

@@ -61,7 +61,7 @@ func transcode(ctx context.Context, e *stage.Env, t *stage.Trigger, only []strin
 	}
 	defer cleanup()
 	in := filepath.Join(dir, "in"+t.Layout.Ext)
-	srcInfo, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in)
+	srcInfo, err := e.GetTrigger(ctx, t, in)
 	if err != nil {
 		return "", err
 	}

@@ -40,7 +40,7 @@ func mark(ctx context.Context, e *stage.Env, t *stage.Trigger) (string, error) {
 	}
 	defer cleanup()
 	in, out := filepath.Join(dir, "in"+t.Layout.Ext), filepath.Join(dir, "marked.ts")
-	srcInfo, err := e.Store.GetFile(ctx, t.Bucket, t.Key, in)
+	srcInfo, err := e.GetTrigger(ctx, t, in)
 	if err != nil {
 		return "", err
 	}

@@ -161,3 +161,38 @@ func (e *Env) WorkDir(ctx context.Context) (string, func(), error) {
 	}
 	return d, func() { _ = os.RemoveAll(d) }, nil
 }
+
+// triggerWait is how long a trigger's object that reads as missing is
+// read again before that is believed.
+const triggerWait = 5 * time.Second
+
+// GetTrigger downloads the trigger's object to file. The event says the
+// object was written, so a not-found is first taken for "not readable
+// here yet": a MinIO pool that has just lost a server can answer a read
+// of an object written a moment before as missing while its drives
+// catch up. It is read again for up to triggerWait; still missing (the
+// object was deleted since), the error is ErrNotFound.
+func (e *Env) GetTrigger(ctx context.Context, t *Trigger, file string) (storage.Info, error) {
+	return e.readTrigger(ctx, t, func() (storage.Info, error) { return e.Store.GetFile(ctx, t.Bucket, t.Key, file) })
+}
+
+// StatTrigger is GetTrigger for the object's size and metadata only.
+func (e *Env) StatTrigger(ctx context.Context, t *Trigger) (storage.Info, error) {
+	return e.readTrigger(ctx, t, func() (storage.Info, error) { return e.Store.Stat(ctx, t.Bucket, t.Key) })
+}
+
+func (e *Env) readTrigger(ctx context.Context, t *Trigger, read func() (storage.Info, error)) (storage.Info, error) {
+	deadline := time.Now().Add(triggerWait)
+	for {
+		info, err := read()
+		if !errors.Is(err, storage.ErrNotFound) || time.Now().After(deadline) {
+			return info, err
+		}
+		e.Log.WarnContext(ctx, "trigger's object not found yet; reading it again", "key", t.Key)
+		select {
+		case <-ctx.Done():
+			return info, err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

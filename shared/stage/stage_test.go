@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +82,32 @@ func TestRespondSaysWhoseFault(t *testing.T) {
 		if c.want == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 			t.Errorf("%s: 503 without Retry-After", c.name)
 		}
+	}
+}
+
+// TestGetTriggerReadsAgainWhatIsNotThereYet: the object an event names is
+// read again while it reads as missing (a pool short of a server answers
+// so for a moment), up to a bound; one that stays missing is ErrNotFound.
+func TestGetTriggerReadsAgainWhatIsNotThereYet(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	m.Bucket(t, "media")
+	env := &stage.Env{Name: "transcode", Store: m.Client, Bucket: "media", Log: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	late := &stage.Trigger{Bucket: "media", Key: "assets/a/source/00000.ts"}
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		_ = m.Client.Put(ctx, "media", late.Key, strings.NewReader("segment"), 7, storage.PutOptions{})
+	}()
+	file := filepath.Join(t.TempDir(), "in.ts")
+	if info, err := env.GetTrigger(ctx, late, file); err != nil || info.Size != 7 {
+		t.Fatalf("an object written 1.5 s after the read: %+v, %v", info, err)
+	}
+	if info, err := env.StatTrigger(ctx, late); err != nil || info.Size != 7 {
+		t.Fatalf("stat: %+v, %v", info, err)
+	}
+	start := time.Now()
+	_, err := env.GetTrigger(ctx, &stage.Trigger{Bucket: "media", Key: "assets/a/source/00001.ts"}, file)
+	if !errors.Is(err, storage.ErrNotFound) || time.Since(start) < 4*time.Second {
+		t.Errorf("a missing object: %v after %s, want not found after reading again for about 5 s", err, time.Since(start))
 	}
 }
