@@ -2,7 +2,10 @@ package relay
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -22,9 +25,12 @@ type Segment struct {
 	// consecutive segments' wall clocks differ by their durations, as
 	// PROGRAM-DATE-TIME must, however the network bunched their frames.
 	Wallclock time.Time
-	// Path is the file holding it; Size its length.
-	Path string
-	Size int64
+	// Path is the file holding it; Size its length. Data holds it
+	// instead (Path empty) when the disk refused it (DiskErr: full).
+	Path    string
+	Size    int64
+	Data    []byte
+	DiskErr error
 }
 
 // ptsOffset moves the stream's timeline so that DTS, which runs before PTS
@@ -47,7 +53,7 @@ type segmenter struct {
 	// its own.
 	SPS, PPS []byte
 
-	file    *os.File
+	file    *segmentFile
 	buf     *bufio.Writer
 	w       *mpegts.Writer
 	index   int
@@ -61,9 +67,9 @@ type segmenter struct {
 }
 
 func (s *segmenter) open(start time.Duration) error {
-	f, err := s.Create()
-	if err != nil {
-		return fmt.Errorf("segment file: %w", err)
+	f := &segmentFile{}
+	if f.f, f.diskErr = s.Create(); f.diskErr != nil {
+		f.mem = new(bytes.Buffer)
 	}
 	if s.buf == nil {
 		s.buf = bufio.NewWriterSize(f, 64<<10)
@@ -88,17 +94,22 @@ func (s *segmenter) close(end time.Duration) error {
 	}
 	s.started = false
 	err := s.buf.Flush()
-	size, _ := s.file.Seek(0, 1)
-	if cerr := s.file.Close(); err == nil {
-		err = cerr
+	if err == nil {
+		err = s.file.close()
 	}
 	if err != nil {
-		os.Remove(s.file.Name())
+		s.file.remove()
 		return fmt.Errorf("segment %d: %w", s.index, err)
 	}
 	wall, _ := s.wallclock(s.start)
-	s.OnSegment(Segment{Index: s.index, Start: s.start + ptsOffset, Duration: end - s.start,
-		Wallclock: wall, Path: s.file.Name(), Size: size})
+	seg := Segment{Index: s.index, Start: s.start + ptsOffset, Duration: end - s.start,
+		Wallclock: wall, Size: s.file.n, DiskErr: s.file.diskErr}
+	if s.file.mem != nil {
+		seg.Data = s.file.mem.Bytes()
+	} else {
+		seg.Path = s.file.f.Name()
+	}
+	s.OnSegment(seg)
 	s.index++
 	return nil
 }
@@ -178,4 +189,72 @@ func (s *segmenter) WriteAAC(pts time.Duration, aus [][]byte) error {
 // video frame duration, to end it after its last frame.
 func (s *segmenter) Flush(frameDur time.Duration) error {
 	return s.close(s.last + frameDur)
+}
+
+// segmentFile is where a segment is written: a file in the spool's
+// folder, until the disk refuses a write (full), and from then on memory,
+// the bytes already written read back. So a full disk costs the relay
+// memory for a while, never the stream (a failed write used to end the
+// publish).
+type segmentFile struct {
+	f       *os.File      // nil once in memory
+	mem     *bytes.Buffer // nil while on disk
+	n       int64         // bytes written
+	diskErr error         // why it is in memory
+}
+
+func (w *segmentFile) Write(p []byte) (int, error) {
+	if w.mem != nil {
+		w.mem.Write(p)
+		w.n += int64(len(p))
+		return len(p), nil
+	}
+	n, err := w.f.Write(p)
+	w.n += int64(n)
+	if err == nil {
+		return n, nil
+	}
+	if serr := w.spill(err); serr != nil {
+		return n, fmt.Errorf("%w (then reading it back: %v)", err, serr)
+	}
+	w.mem.Write(p[n:])
+	w.n += int64(len(p) - n)
+	return len(p), nil
+}
+
+// spill moves what is on disk into memory, for why.
+func (w *segmentFile) spill(why error) error {
+	data := make([]byte, w.n)
+	if _, err := w.f.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	w.remove()
+	w.mem, w.diskErr = bytes.NewBuffer(data), why
+	return nil
+}
+
+// close closes the file; a close the disk refuses (delayed allocation
+// can fail here) spills it too.
+func (w *segmentFile) close() error {
+	if w.f == nil {
+		return nil
+	}
+	if err := w.f.Close(); err != nil {
+		f, oerr := os.Open(w.f.Name())
+		if oerr != nil {
+			return err
+		}
+		w.f = f
+		return w.spill(err)
+	}
+	return nil
+}
+
+// remove deletes the file, if there is one.
+func (w *segmentFile) remove() {
+	if w.f != nil {
+		w.f.Close()
+		os.Remove(w.f.Name())
+		w.f = nil
+	}
 }

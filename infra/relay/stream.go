@@ -195,7 +195,12 @@ func (st *stream) onSegment(s Segment) {
 		Metadata: meta.Encode(map[string]string{layout.ProducerMeta: "relay"})}
 	st.r.metrics.segments.WithLabelValues(st.name).Inc()
 	st.r.metrics.bitrate.WithLabelValues(st.name).Set(float64(s.Size*8) / max(s.Duration.Seconds(), 0.001))
-	if err := st.spool.AddFile(it, s.Path, s.Size); err != nil {
+	add := func() error { return st.spool.AddFile(it, s.Path, s.Size) }
+	if s.Data != nil {
+		st.log.Warn("segment held in memory: the spool's disk refused it", "index", s.Index, "err", s.DiskErr)
+		add = func() error { return st.spool.Add(it, s.Data) }
+	}
+	if err := add(); err != nil {
 		st.r.metrics.dropped.WithLabelValues(st.name).Inc()
 		st.log.Error("segment dropped", "index", s.Index, "err", err)
 		return

@@ -3,6 +3,7 @@
 package spool
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -42,13 +43,18 @@ type Spool struct {
 	log      *slog.Logger
 	onDepth  func(items int, bytes int64)
 
-	mu      sync.Mutex
-	seq     int
-	bytes   int64
-	wake    chan struct{}
-	closing bool
-	abandon bool // Close gave up waiting: stop retrying, keep the files
-	done    chan struct{}
+	mu    sync.Mutex
+	seq   int
+	bytes int64 // on disk
+	// mem holds, by sequence number, the items the disk refused (full):
+	// a spool whose disk is full goes on in memory, up to memoryBound, so
+	// a full disk costs the relay memory, not the stream's segments.
+	mem      map[int]memItem
+	memBytes int64
+	wake     chan struct{}
+	closing  bool
+	abandon  bool // Close gave up waiting: stop retrying, keep the files
+	done     chan struct{}
 }
 
 // Open opens the spool in dir (made if missing), picks up what a previous
@@ -59,7 +65,7 @@ func Open(dir, bucket string, store *storage.Client, maxBytes int64, log *slog.L
 		return nil, fmt.Errorf("spool %s: %w", dir, err)
 	}
 	s := &Spool{dir: dir, bucket: bucket, store: store, maxBytes: maxBytes, log: log, onDepth: onDepth,
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+		mem: map[int]memItem{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	// Pick up after a restart.
 	// Scratch files of segments cut short by a crash are of no use.
 	if parts, _ := filepath.Glob(filepath.Join(dir, "part-*.tmp")); parts != nil {
@@ -79,11 +85,23 @@ func Open(dir, bucket string, store *storage.Client, maxBytes int64, log *slog.L
 	return s, nil
 }
 
-// Add queues an object held in memory (a manifest).
+// memoryBound is how much a spool holds in memory once its disk refuses
+// items: about three minutes of a 3 Mb/s stream, while storage takes
+// each segment as it comes.
+const memoryBound = 64 << 20
+
+// memItem is an item the disk refused, held in memory.
+type memItem struct {
+	it   Item
+	data []byte
+}
+
+// Add queues an object held in memory (a manifest, or a segment the
+// disk refused while it was cut); if the disk refuses it, in memory.
 func (s *Spool) Add(it Item, data []byte) error {
 	f, err := s.Create()
 	if err != nil {
-		return err
+		return s.queueMemory(it, data, err)
 	}
 	t := trailer(it)
 	_, err = f.Write(data)
@@ -95,9 +113,33 @@ func (s *Spool) Add(it Item, data []byte) error {
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return fmt.Errorf("spool %s: %w", it.Key, err)
+		return s.queueMemory(it, data, err)
 	}
 	return s.queue(it, f.Name(), int64(len(data)+len(t)))
+}
+
+// queueMemory queues data in memory after the disk refused it (why).
+func (s *Spool) queueMemory(it Item, data []byte, why error) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return errors.New("spool closed")
+	}
+	if s.memBytes+int64(len(data)) > memoryBound {
+		s.mu.Unlock()
+		return fmt.Errorf("%s: disk refused it (%v) and %w in memory (%d bytes held)", it.Key, why, ErrFull, s.memBytes)
+	}
+	s.seq++
+	s.mem[s.seq] = memItem{it, data}
+	s.memBytes += int64(len(data))
+	s.mu.Unlock()
+	s.log.Warn("spool: disk refused an item; holding it in memory", "key", it.Key, "err", why)
+	s.report()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // Create opens a scratch file in the spool's folder for AddFile.
@@ -126,8 +168,14 @@ func (s *Spool) AddFile(it Item, path string, size int64) error {
 		}
 	}
 	if err != nil {
+		// The disk took the object but not its header (full): the object
+		// goes on from memory.
+		data, rerr := readPrefix(path, size)
 		os.Remove(path)
-		return fmt.Errorf("spool %s: %w", it.Key, err)
+		if rerr != nil {
+			return fmt.Errorf("spool %s: %w (then reading it back: %v)", it.Key, err, rerr)
+		}
+		return s.queueMemory(it, data, err)
 	}
 	return s.queue(it, path, size+int64(len(t)))
 }
@@ -161,6 +209,18 @@ func (s *Spool) queue(it Item, path string, fileSize int64) error {
 	return nil
 }
 
+// readPrefix reads the first size bytes of the file at path.
+func readPrefix(path string, size int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data := make([]byte, size)
+	_, err = io.ReadFull(f, data)
+	return data, err
+}
+
 func (s *Spool) pending() []string {
 	ps, _ := filepath.Glob(filepath.Join(s.dir, "*.item"))
 	sort.Strings(ps)
@@ -172,9 +232,27 @@ func (s *Spool) report() {
 		return
 	}
 	s.mu.Lock()
-	b := s.bytes
+	b, n := s.bytes+s.memBytes, len(s.mem)
 	s.mu.Unlock()
-	s.onDepth(len(s.pending()), b)
+	s.onDepth(len(s.pending())+n, b)
+}
+
+// head is the next item to upload: the lowest sequence number among the
+// files and the items in memory; ok is false when nothing waits.
+func (s *Spool) head() (path string, mem memItem, seq int, ok bool) {
+	seq = -1
+	if ps := s.pending(); len(ps) > 0 {
+		fmt.Sscanf(filepath.Base(ps[0]), "%d.item", &seq)
+		path = ps[0]
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for n, m := range s.mem {
+		if seq < 0 || n < seq {
+			seq, mem, path = n, m, ""
+		}
+	}
+	return path, mem, seq, seq >= 0
 }
 
 // run uploads items in order, retrying the head with backoff until it goes.
@@ -188,8 +266,8 @@ func (s *Spool) run() {
 		if abandon {
 			return
 		}
-		ps := s.pending()
-		if len(ps) == 0 {
+		path, mem, seq, ok := s.head()
+		if !ok {
 			s.mu.Lock()
 			closing := s.closing
 			s.mu.Unlock()
@@ -199,9 +277,15 @@ func (s *Spool) run() {
 			<-s.wake
 			continue
 		}
-		if err := s.upload(ps[0]); err != nil {
+		var err error
+		if path != "" {
+			err = s.upload(path)
+		} else {
+			err = s.uploadMemory(seq, mem)
+		}
+		if err != nil {
 			wait := b.NextBackOff()
-			s.log.Warn("spool: upload failed, keeping it", "item", filepath.Base(ps[0]), "err", err, "retry_in", wait.String())
+			s.log.Warn("spool: upload failed, keeping it", "item", seq, "err", err, "retry_in", wait.String())
 			select {
 			case <-s.wake:
 			case <-time.After(wait):
@@ -234,6 +318,20 @@ func (s *Spool) upload(path string) error {
 	_ = os.Remove(path)
 	s.mu.Lock()
 	s.bytes -= fileSize
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Spool) uploadMemory(seq int, m memItem) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.store.Put(ctx, s.bucket, m.it.Key, bytes.NewReader(m.data), int64(len(m.data)),
+		storage.PutOptions{ContentType: m.it.ContentType, Metadata: m.it.Metadata}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.mem, seq)
+	s.memBytes -= int64(len(m.data))
 	s.mu.Unlock()
 	return nil
 }
@@ -287,6 +385,9 @@ func (s *Spool) Close(ctx context.Context) error {
 		case s.wake <- struct{}{}:
 		default:
 		}
-		return fmt.Errorf("spool %s: %d items not uploaded yet: %w", s.dir, len(s.pending()), ctx.Err())
+		s.mu.Lock()
+		lost := len(s.mem)
+		s.mu.Unlock()
+		return fmt.Errorf("spool %s: %d items not uploaded yet (%d of them in memory, lost): %w", s.dir, len(s.pending())+lost, lost, ctx.Err())
 	}
 }
