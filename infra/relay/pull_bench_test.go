@@ -38,10 +38,7 @@ func BenchmarkPullVsFFmpegCopy(b *testing.B) {
 		"-c:a", "aac", "-b:a", "128k", src).CombinedOutput(); err != nil {
 		b.Fatalf("%v %s", err, out)
 	}
-	relayBin := filepath.Join(dir, "segflow-relay")
-	if out, err := exec.Command("go", "build", "-o", relayBin, "github.com/segflow/segflow/infra/cmd/segflow-relay").CombinedOutput(); err != nil {
-		b.Fatalf("build segflow-relay: %v %s", err, out)
-	}
+	relayBin := relayBinary(b, dir)
 	m := testenv.StartMinIO(b)
 	m.Bucket(b, "media")
 	keys := filepath.Join(dir, "keys")

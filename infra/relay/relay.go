@@ -7,6 +7,7 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,6 +98,9 @@ type Relay struct {
 	// ends counts their channels' pending ends.
 	channels map[string]*channel
 	ends     sync.WaitGroup
+	// bg ends with Close: the recovery of spools a previous run left.
+	bg     context.Context
+	stopBg context.CancelFunc
 	// live are the publishing streams, for their LL-HLS renditions.
 	live map[string]*stream
 
@@ -140,6 +144,7 @@ func (r *Relay) open(cfg Config) error {
 		cfg.Logger = slog.Default()
 	}
 	r.cfg, r.log, r.metrics, r.keys = cfg, cfg.Logger, newMetrics(cfg.Registerer), newKeyGuard()
+	r.bg, r.stopBg = context.WithCancel(context.Background())
 	r.active, r.channels, r.live = map[string]bool{}, map[string]*channel{}, map[string]*stream{}
 	var err error
 	if cfg.RTMPAddr != "" {
@@ -167,6 +172,7 @@ func (r *Relay) open(cfg Config) error {
 		r.pullsDone.Add(1)
 		go r.watchPulls(cfg.PullsFile)
 	}
+	r.recoverSpools()
 	return nil
 }
 
@@ -283,6 +289,7 @@ func (r *Relay) Close() {
 		ch.timer = nil
 	}
 	r.mu.Unlock()
+	r.stopBg()
 	r.ends.Wait()
 }
 

@@ -161,10 +161,11 @@ func hlsViewers(b *testing.B, m *testenv.MinIO, n int, d time.Duration) {
 }
 
 // relayBinary builds the relay's own thin binary, as its container runs it.
-func relayBinary(b *testing.B, dir string) string {
+func relayBinary(tb testing.TB, dir string) string {
+	tb.Helper()
 	bin := filepath.Join(dir, "segflow-relay")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/segflow/segflow/infra/cmd/segflow-relay").CombinedOutput(); err != nil {
-		b.Fatalf("build segflow-relay: %v %s", err, out)
+		tb.Fatalf("build segflow-relay: %v %s", err, out)
 	}
 	return bin
 }

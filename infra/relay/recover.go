@@ -1,0 +1,113 @@
+package relay
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/segflow/segflow/infra/relay/spool"
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/storage"
+)
+
+// recoverSpools finishes, in the background, what a relay that died on
+// this spool folder (kill -9, a crash, a node lost) left behind: each
+// publish's spool is uploaded, in order, and a publish that was never
+// ended is ended with the segments that reached the bucket, so its
+// playlists get their ENDLIST. The segment being cut when it died is
+// lost with the process; its channel goes on as for any publisher that
+// stopped (the relay it comes back to continues from what is in the
+// bucket).
+func (r *Relay) recoverSpools() {
+	entries, err := os.ReadDir(r.cfg.SpoolDir)
+	if err != nil {
+		return // none yet
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		r.ends.Add(1)
+		go func() {
+			defer r.ends.Done()
+			r.recoverSpool(e.Name())
+		}()
+	}
+}
+
+func (r *Relay) recoverSpool(id string) {
+	log := r.log.With("asset", id)
+	sp, err := spool.Open(filepath.Join(r.cfg.SpoolDir, id), r.cfg.Bucket, r.cfg.Store, r.cfg.SpoolMaxBytes, log, nil)
+	if err != nil {
+		log.Error("relay: spool left by a previous run", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.bg, r.cfg.DrainTimeout)
+	defer cancel()
+	if err := sp.Close(ctx); err != nil {
+		log.Error("relay: spool left by a previous run not uploaded yet", "err", err)
+		return
+	}
+	m, err := asset.ReadManifest(ctx, r.cfg.Store, r.cfg.Bucket, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return // nothing of it ever reached the bucket
+	}
+	if err != nil {
+		log.Error("relay: publish left by a previous run", "err", err)
+		return
+	}
+	if m.Ended {
+		return
+	}
+	if m.Segments, err = r.landedSegments(ctx, id); err != nil {
+		log.Error("relay: publish left by a previous run", "err", err)
+		return
+	}
+	m.Ended = true
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err == nil {
+		err = r.cfg.Store.Put(ctx, r.cfg.Bucket, layout.Asset(id).Manifest(), bytes.NewReader(b), int64(len(b)),
+			storage.PutOptions{ContentType: "application/json", Metadata: map[string]string{layout.ProducerMeta: "relay"}})
+	}
+	if err != nil {
+		log.Error("relay: ending a publish left by a previous run", "err", err)
+		return
+	}
+	log.Info("relay: ended a publish left by a previous run", "segments", len(m.Segments))
+	// Its channel ends after the grace, unless a publish took it
+	// meanwhile (here or on another relay).
+	r.stopped(*m, cmp.Or(r.cfg.Keys.Options(m.Channel).Reconnect, r.cfg.Reconnect))
+}
+
+// landedSegments are publish id's source segments in the bucket, from
+// the first up to the first one missing.
+func (r *Relay) landedSegments(ctx context.Context, id string) ([]asset.Segment, error) {
+	objs, err := r.cfg.Store.List(ctx, r.cfg.Bucket, layout.Asset(id).Prefix()+"source/", storage.ListOptions{WithMetadata: true})
+	if err != nil {
+		return nil, err
+	}
+	var segs []asset.Segment
+	for _, o := range objs {
+		if layout.Parse(o.Key).Kind != layout.KindSourceSegment {
+			continue
+		}
+		sm, err := asset.ReadSegmentMeta(o)
+		if err != nil {
+			return nil, err
+		}
+		segs = append(segs, asset.Segment{Index: sm.Index, Start: sm.Start, Duration: sm.Duration})
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].Index < segs[j].Index })
+	for i, s := range segs {
+		if s.Index != i {
+			return segs[:i], nil
+		}
+	}
+	return segs, nil
+}
