@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/infra/internal/proctree"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/asset"
@@ -28,38 +30,47 @@ import (
 
 // clusterProcesses is segflow up --nodes's cluster.json.
 type clusterProcesses struct {
-	NATS, MinIO []struct {
-		Name, Addr string
-		Pid        int
-	}
+	NATS, MinIO, Gateways, Routers, Relays []clusterProcess
 }
 
-func readCluster(t *testing.T, s *teststack.Stack) clusterProcesses {
+type clusterProcess struct {
+	Name, Addr string
+	Pid        int
+}
+
+func readCluster(t testing.TB, s *teststack.Stack) clusterProcesses {
 	t.Helper()
 	var c clusterProcesses
 	b, err := os.ReadFile(filepath.Join(s.Home, "cluster.json"))
 	if err == nil {
 		err = json.Unmarshal(b, &c)
 	}
-	if err != nil || len(c.NATS) != 3 || len(c.MinIO) != 4 {
+	if err != nil || len(c.NATS) != 3 || len(c.MinIO) != 4 || len(c.Gateways) != 1 || len(c.Routers) != 1 || len(c.Relays) != 1 {
 		t.Fatalf("cluster.json: %+v, %v", c, err)
 	}
 	return c
 }
 
+// all is every process of the cluster.
+func (c clusterProcesses) all() []clusterProcess {
+	return slices.Concat(c.NATS, c.MinIO, c.Gateways, c.Routers, c.Relays)
+}
+
 // TestClusterFaultsLoseNothing runs the stack as `segflow up --nodes 3`
 // (three NATS processes in one JetStream cluster, streams at replicas 3;
-// MinIO distributed over four servers behind one S3 address) and uploads
-// one file three times: once undisturbed; once with the NATS node leading
-// the router's deliveries, one MinIO server and a transcode replica killed
-// (SIGKILL) as soon as the first rendition segment is out; once with two
-// MinIO servers down for 60 s from then (the pool answering writes 503).
-// Each faulted asset completes, its renditions and playlists byte for
-// byte the undisturbed one's, each playlist listing each segment once,
-// and nothing is dead-lettered.
+// MinIO distributed over four servers behind one S3 address; a second
+// runtime node: a gateway and its router as processes) and uploads one
+// file once per round: undisturbed (both nodes take transcodes); with the NATS node
+// leading the router's deliveries, one MinIO server and a transcode
+// replica killed (SIGKILL) as soon as the first rendition segment is out;
+// with the second node's gateway killed so; with its router killed so;
+// and with two MinIO servers down for 60 s from then (the pool answering
+// writes 503). Each faulted asset completes, its renditions and playlists
+// byte for byte the undisturbed one's, each playlist listing each segment
+// once, and nothing is dead-lettered.
 func TestClusterFaultsLoseNothing(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a stack of nine processes and two transcodes")
+		t.Skip("a stack of eleven processes and two transcodes")
 	}
 	// MinIO through a wrapper that holds a server's (re)start while the
 	// file down exists: how the test keeps servers dead past the
@@ -77,67 +88,71 @@ func TestClusterFaultsLoseNothing(t *testing.T) {
 	s := teststack.UpNodes(t, 3, "SEGFLOW_MINIO="+wrapper)
 	src := filepath.Join(t.TempDir(), "clip.mp4")
 	mediatest.Make(t, src, mediatest.Clip{Seconds: 16, Width: 1280, Height: 720, FPS: 30, Audio: true})
+	procs := readCluster(t, s)
+	gw2 := gwclient.New("http://"+procs.Gateways[0].Addr, s.Env.GatewayUser, s.Env.GatewayPassword)
+	gateways := []string{s.Env.Gateway, gw2.URL}
+	settled := func(id string) {
+		// Captions come last (aitag): wait for its merge before comparing.
+		waitObject(t, s, layout.Asset(id).Tags(-1))
+		waitSettledOn(t, "aitag", 0, s.GW, gw2)
+		waitSettledOn(t, "packager", 0, s.GW, gw2)
+	}
 
+	// Undisturbed, on both runtime nodes: how the transcodes split.
+	before := [2]float64{invocations(t, gateways[0], "transcode", "200"), invocations(t, gateways[1], "transcode", "200")}
 	start := time.Now()
 	s.Upload("uploads/calm.mp4", src, nil)
 	calm := assetOf(t, s, "uploads/calm.mp4")
 	s.WaitStatus(calm, 5*time.Minute, asset.StateComplete)
 	t.Logf("undisturbed: complete after %s", time.Since(start).Round(time.Millisecond))
+	settled(calm)
+	taken := [2]float64{invocations(t, gateways[0], "transcode", "200") - before[0], invocations(t, gateways[1], "transcode", "200") - before[1]}
+	t.Logf("transcode calls taken: first node %v, second %v", taken[0], taken[1])
+	if taken[1] == 0 {
+		t.Errorf("the second runtime node took no transcode")
+	}
 
-	procs := readCluster(t, s)
+	// Kill -9 of a NATS node, a MinIO server and a function replica.
 	leader := eventsLeader(t, s)
-	start = time.Now()
-	s.Upload("uploads/faulted.mp4", src, nil)
-	faulted := assetOf(t, s, "uploads/faulted.mp4")
-	waitObject(t, s, layout.Asset(faulted).Rendition("720p", 0, ".ts"))
-	var killedNATS, killedMinIO int
+	var killedNATS int
 	for _, n := range procs.NATS {
 		if n.Name == leader {
 			killedNATS = n.Pid
 		}
 	}
-	killedMinIO = procs.MinIO[1].Pid
-	killedFn := functionPid(t, s, "transcode")
-	for _, pid := range []int{killedNATS, killedMinIO, killedFn} {
-		if pid == 0 || syscall.Kill(pid, syscall.SIGKILL) != nil {
-			t.Fatalf("kill %d (leader %s, cluster %+v)", pid, leader, procs)
-		}
-	}
-	t.Logf("killed NATS node %s (pid %d, the deliveries' leader), MinIO server %s (pid %d) and a transcode replica (pid %d) %s after the upload",
-		leader, killedNATS, procs.MinIO[1].Addr, killedMinIO, killedFn, time.Since(start).Round(time.Millisecond))
-	s.WaitStatus(faulted, 5*time.Minute, asset.StateComplete)
-	t.Logf("faulted: complete after %s", time.Since(start).Round(time.Millisecond))
-	// Captions come last (aitag): wait for its merge before comparing.
-	waitObject(t, s, layout.Asset(faulted).Tags(-1))
-	waitSettled(t, s, "aitag", 0)
-	waitSettled(t, s, "packager", 0)
-
+	faulted := killRound(t, s, "faulted", src, func() []int {
+		return []int{killedNATS, procs.MinIO[1].Pid, functionPid(t, s, "transcode")}
+	}, fmt.Sprintf("NATS node %s (the deliveries' leader), MinIO server %s and a transcode replica", leader, procs.MinIO[1].Addr))
+	settled(faulted)
 	sameOutputs(t, s, calm, faulted)
-	// The supervisor started both again.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		now := readCluster(t, s)
-		restarted := 0
-		for _, n := range append(now.NATS, now.MinIO...) {
-			if n.Pid != killedNATS && n.Pid != killedMinIO && syscall.Kill(n.Pid, 0) == nil {
-				restarted++
-			}
+	waitRestarted(t, s, []int{killedNATS, procs.MinIO[1].Pid})
+
+	// Kill -9 of the second runtime node's gateway (its functions die
+	// with it), then of its router.
+	procs = readCluster(t, s)
+	for _, k := range []struct{ name, what string }{
+		{"gateway-killed", "the second node's gateway"},
+		{"router-killed", "the second node's router"},
+	} {
+		p := procs.Gateways[0]
+		if k.name == "router-killed" {
+			p = procs.Routers[0]
 		}
-		if restarted == 7 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 7 cluster processes running a minute after the kills: %+v", restarted, now)
-		}
-		time.Sleep(500 * time.Millisecond)
+		id := killRound(t, s, k.name, src, func() []int { return []int{p.Pid} }, k.what)
+		settled(id)
+		sameOutputs(t, s, calm, id)
+		waitRestarted(t, s, []int{p.Pid})
+		procs = readCluster(t, s)
 	}
+
+	liveThroughFaults(t, s, gw2)
 
 	// MinIO answering 503 for 60 s: two of the pool's four servers die and
 	// stay down, so the two left lack the write quorum and answer every
 	// write 503 (SlowDownWrite). Stages answer 503 in turn, which the
 	// router waits out without spending attempts.
 	procs = readCluster(t, s)
-	before := invocations(t, s, "503")
+	refusedBefore := invocations(t, gateways[0], "", "503") + invocations(t, gateways[1], "", "503")
 	start = time.Now()
 	s.Upload("uploads/unavailable.mp4", src, nil)
 	unavailable := assetOf(t, s, "uploads/unavailable.mp4")
@@ -155,7 +170,7 @@ func TestClusterFaultsLoseNothing(t *testing.T) {
 	if st, err := asset.ReadStatus(context.Background(), s.Store, s.Bucket, unavailable); err == nil && st.State == asset.StateComplete {
 		t.Fatalf("complete while two of four servers were down: the outage proved nothing")
 	}
-	refused := invocations(t, s, "503") - before
+	refused := invocations(t, gateways[0], "", "503") + invocations(t, gateways[1], "", "503") - refusedBefore
 	back := time.Now()
 	os.Remove(down)
 	s.WaitStatus(unavailable, 5*time.Minute, asset.StateComplete)
@@ -164,10 +179,142 @@ func TestClusterFaultsLoseNothing(t *testing.T) {
 	if refused == 0 {
 		t.Errorf("no stage answered 503 while the pool lacked its write quorum")
 	}
-	waitObject(t, s, layout.Asset(unavailable).Tags(-1))
-	waitSettled(t, s, "aitag", 0)
-	waitSettled(t, s, "packager", 0)
+	settled(unavailable)
 	sameOutputs(t, s, calm, unavailable)
+}
+
+// liveThroughFaults publishes over RTMP to the second relay while, 6 s
+// apart, the NATS node leading the deliveries, a MinIO server, a
+// transcode replica, the second runtime node's gateway and then its
+// router are killed (SIGKILL), and then the relay itself: the publisher
+// comes back on the first relay. The first publish goes on undisturbed
+// until its relay dies; the restarted relay ends it with every segment
+// that landed; the second continues the channel after them with one
+// discontinuity. Each publish's playlists end listing each of its
+// segments once, and nothing is dead-lettered.
+func liveThroughFaults(t *testing.T, s *teststack.Stack, gw2 *gwclient.Client) {
+	t.Helper()
+	procs := readCluster(t, s)
+	streamKey := s.Env.RTMPURL[strings.LastIndex(s.Env.RTMPURL, "/")+1:]
+	since := time.Now()
+	done := publishing(testPublisher("854x480", 60, "flv", "rtmp://"+procs.Relays[0].Addr+"/live/"+streamKey))
+	idA := waitLiveAsset(t, s, since)
+	leader := eventsLeader(t, s)
+	var killed []int
+	for _, victim := range []struct {
+		what string
+		pid  func() int
+	}{
+		{"the deliveries' NATS leader " + leader, func() int {
+			for _, n := range procs.NATS {
+				if n.Name == leader {
+					return n.Pid
+				}
+			}
+			return 0
+		}},
+		{"MinIO server " + procs.MinIO[0].Addr, func() int { return procs.MinIO[0].Pid }},
+		{"a transcode replica", func() int { return functionPid(t, s, "transcode") }},
+		{"the second node's gateway", func() int { return procs.Gateways[0].Pid }},
+		{"the second node's router", func() int { return procs.Routers[0].Pid }},
+		{"the relay the publisher is on", func() int { return procs.Relays[0].Pid }},
+	} {
+		time.Sleep(6 * time.Second)
+		pid := victim.pid()
+		if pid == 0 || syscall.Kill(pid, syscall.SIGKILL) != nil {
+			t.Fatalf("live: kill %d (%s)", pid, victim.what)
+		}
+		killed = append(killed, pid)
+		t.Logf("live: killed %s %s into the publish", victim.what, time.Since(since).Round(time.Millisecond))
+	}
+	if err := <-done; err == nil {
+		t.Fatal("live: the publisher did not notice its relay die")
+	}
+	// The publisher comes back on the other relay.
+	since = time.Now()
+	done = publishing(testPublisher("854x480", 10, "flv", s.Env.RTMPURL))
+	idB := waitLiveAsset(t, s, since)
+	if err := <-done; err != nil {
+		t.Fatalf("live: the second publish: %v", err)
+	}
+	ended := time.Now()
+	for _, id := range []string{idA, idB} {
+		a := layout.Asset(id)
+		for _, name := range []string{"480p", "360p", "audio"} {
+			b := waitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
+			pl, _, err := m3u8.DecodeFrom(strings.NewReader(string(b)), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for _, seg := range pl.(*m3u8.MediaPlaylist).GetAllSegments() {
+				if seen[seg.URI] {
+					t.Errorf("live %s %s lists %s twice", id, name, seg.URI)
+				}
+				seen[seg.URI] = true
+				if seg.Discontinuity {
+					t.Errorf("live %s %s: a discontinuity at %s", id, name, seg.URI)
+				}
+			}
+			if n := len(readManifest(t, s, id).Segments); len(seen) != n || n < 3 {
+				t.Errorf("live %s %s lists %d segments, the publish has %d", id, name, len(seen), n)
+			}
+		}
+	}
+	mA, mB := readManifest(t, s, idA), readManifest(t, s, idB)
+	if mB.Previous != idA || mB.Sequence != len(mA.Segments) || mB.Discontinuity != mA.Discontinuity+1 {
+		t.Errorf("live: second publish previous %q sequence %d discontinuity %d; want %q, %d, %d",
+			mB.Previous, mB.Sequence, mB.Discontinuity, idA, len(mA.Segments), mA.Discontinuity+1)
+	}
+	t.Logf("live: the killed publish ended with %d segments, the second continued at %d; every playlist ended %s after the second publish",
+		len(mA.Segments), mB.Sequence, time.Since(ended).Round(time.Millisecond))
+	waitSettledOn(t, "packager", 0, s.GW, gw2)
+	waitRestarted(t, s, killed)
+}
+
+// killRound uploads src as uploads/<name>.mp4, kills (SIGKILL) the pids
+// victims gives as soon as the first rendition segment is out, and
+// returns the asset once complete, logging how long it took.
+func killRound(t *testing.T, s *teststack.Stack, name, src string, victims func() []int, what string) string {
+	t.Helper()
+	start := time.Now()
+	key := "uploads/" + name + ".mp4"
+	s.Upload(key, src, nil)
+	id := assetOf(t, s, key)
+	waitObject(t, s, layout.Asset(id).Rendition("720p", 0, ".ts"))
+	for _, pid := range victims() {
+		if pid == 0 || syscall.Kill(pid, syscall.SIGKILL) != nil {
+			t.Fatalf("%s: kill %d (%s)", name, pid, what)
+		}
+	}
+	t.Logf("%s: killed %s %s after the upload", name, what, time.Since(start).Round(time.Millisecond))
+	s.WaitStatus(id, 5*time.Minute, asset.StateComplete)
+	t.Logf("%s: complete after %s", name, time.Since(start).Round(time.Millisecond))
+	return id
+}
+
+// waitRestarted waits for the supervisor to have started every cluster
+// process again: each listed with a live pid, none of the killed ones.
+func waitRestarted(t *testing.T, s *teststack.Stack, killed []int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		now := readCluster(t, s)
+		all := now.all()
+		running := 0
+		for _, n := range all {
+			if !slices.Contains(killed, n.Pid) && syscall.Kill(n.Pid, 0) == nil {
+				running++
+			}
+		}
+		if running == len(all) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d cluster processes running a minute after the kills: %+v", running, len(all), now)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // sameOutputs checks asset faulted against the undisturbed asset calm: every
@@ -224,11 +371,11 @@ func sameOutputs(t *testing.T, s *teststack.Stack, calm, faulted string) {
 	}
 }
 
-// invocations is how many calls the gateway's functions answered with
-// code, from its /metrics.
-func invocations(t *testing.T, s *teststack.Stack, code string) float64 {
+// invocations is how many calls the gateway at url answered with code,
+// for function fn (empty: any), from its /metrics.
+func invocations(t testing.TB, url, fn, code string) float64 {
 	t.Helper()
-	resp, err := http.Get(s.Env.Gateway + "/metrics")
+	resp, err := http.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +386,8 @@ func invocations(t *testing.T, s *teststack.Stack, code string) float64 {
 	}
 	var n float64
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "gateway_function_invocation_total{") && strings.Contains(line, `code="`+code+`"`) {
+		if strings.HasPrefix(line, "gateway_function_invocation_total{") && strings.Contains(line, `code="`+code+`"`) &&
+			(fn == "" || strings.Contains(line, `function_name="`+fn+`"`) || strings.Contains(line, `function_name="`+fn+`.`)) {
 			f := strings.Fields(line)
 			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
 			n += v

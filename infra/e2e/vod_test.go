@@ -25,6 +25,7 @@ import (
 	"github.com/grafov/m3u8"
 	"github.com/openfaas/faas-provider/logs"
 
+	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/asset"
@@ -520,15 +521,26 @@ func etags(t *testing.T, s *teststack.Stack, id string) map[string]string {
 // count has stopped moving for two seconds.
 func waitSettled(t *testing.T, s *teststack.Stack, fn string, min float64) {
 	t.Helper()
+	waitSettledOn(t, fn, min, s.GW)
+}
+
+// waitSettledOn is waitSettled counting fn's invocations on every gateway
+// of gws together.
+func waitSettledOn(t testing.TB, fn string, min float64, gws ...*gwclient.Client) {
+	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	last, since := -1.0, time.Now()
 	for time.Now().Before(deadline) {
-		st, err := s.GW.GetFunction(context.Background(), fn, "")
-		if err != nil {
-			t.Fatal(err)
+		n := 0.0
+		for _, gw := range gws {
+			st, err := gw.GetFunction(context.Background(), fn, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += st.InvocationCount
 		}
-		if st.InvocationCount != last {
-			last, since = st.InvocationCount, time.Now()
+		if n != last {
+			last, since = n, time.Now()
 		}
 		if last >= min && time.Since(since) > 2*time.Second {
 			return
@@ -579,7 +591,7 @@ func checkQuality(t *testing.T, st *asset.Status, rungs []string, segs int) {
 	}
 }
 
-func waitObject(t *testing.T, s *teststack.Stack, key string) {
+func waitObject(t testing.TB, s *teststack.Stack, key string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {

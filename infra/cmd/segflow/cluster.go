@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/segflow/segflow/infra/front"
+	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/shared/miniosrv"
 )
 
@@ -31,6 +35,17 @@ const poolServers = 4
 type clusterFile struct {
 	NATS  []clusterNode `json:"nats"`
 	MinIO []clusterNode `json:"minio"`
+	// Gateways and Routers are the runtime nodes run as processes beside
+	// the one inside `segflow up` (which takes MinIO's notifications and
+	// serves the API, console and ingest): each gateway runs the
+	// functions, and its router takes a share of the deliveries for it.
+	Gateways []clusterNode `json:"gateways"`
+	Routers  []clusterNode `json:"routers"`
+	// Relays are the relays run as processes beside the one in `segflow
+	// up` (Addr: RTMP), on the same bucket and stream keys with a spool
+	// each: a publisher whose relay dies comes back on another and its
+	// channel goes on.
+	Relays []clusterNode `json:"relays"`
 }
 
 // clusterNode is one process of the cluster.
@@ -38,6 +53,7 @@ type clusterNode struct {
 	Name  string `json:"name"`
 	Addr  string `json:"addr"`            // clients'
 	Route string `json:"route,omitempty"` // NATS: where the other nodes dial
+	HTTP  string `json:"http,omitempty"`  // a relay's /healthz and /metrics
 	Pid   int    `json:"pid"`
 }
 
@@ -56,10 +72,18 @@ func loadCluster(home string, nodes int) (*cluster, error) {
 		if err := json.Unmarshal(b, &c.file); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.path, err)
 		}
-		if len(c.file.NATS) == nodes && len(c.file.MinIO) == poolServers {
+		if len(c.file.NATS) != nodes || len(c.file.MinIO) != poolServers {
+			return nil, fmt.Errorf("%s is for %d nodes; start with --nodes %d, or remove it and the state folder's nats and minio-pool", c.path, len(c.file.NATS), len(c.file.NATS))
+		}
+		if len(c.file.Gateways) == runtimeProcesses && len(c.file.Routers) == runtimeProcesses && len(c.file.Relays) == runtimeProcesses {
 			return c, nil
 		}
-		return nil, fmt.Errorf("%s is for %d nodes; start with --nodes %d, or remove it and the state folder's nats and minio-pool", c.path, len(c.file.NATS), len(c.file.NATS))
+		// A file from before runtime nodes ran as processes: add theirs.
+		c.file.Gateways, c.file.Routers, c.file.Relays = nil, nil, nil
+		if err := c.pickRuntimePorts(); err != nil {
+			return nil, err
+		}
+		return c, c.save()
 	}
 	for i := range nodes {
 		a, err := freeAddr()
@@ -79,7 +103,41 @@ func loadCluster(home string, nodes int) (*cluster, error) {
 		}
 		c.file.MinIO = append(c.file.MinIO, clusterNode{Name: fmt.Sprintf("minio%d", i+1), Addr: a})
 	}
+	if err := c.pickRuntimePorts(); err != nil {
+		return nil, err
+	}
 	return c, c.save()
+}
+
+// runtimeProcesses is how many runtime nodes (a gateway and its router)
+// run as processes beside the one in `segflow up`: two runtime nodes in
+// all, so either's loss leaves one running the functions.
+const runtimeProcesses = 1
+
+func (c *cluster) pickRuntimePorts() error {
+	for i := range runtimeProcesses {
+		g, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		r, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		rtmp, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		h, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("node%d", i+2)
+		c.file.Gateways = append(c.file.Gateways, clusterNode{Name: name, Addr: g})
+		c.file.Routers = append(c.file.Routers, clusterNode{Name: name, Addr: r})
+		c.file.Relays = append(c.file.Relays, clusterNode{Name: name, Addr: rtmp, HTTP: h})
+	}
+	return nil
 }
 
 func freeAddr() (string, error) {
@@ -194,16 +252,7 @@ func (s *localStack) startQueueNodes(ctx context.Context) (map[string]*nats.Conn
 		_, routePort, _ := net.SplitHostPort(n.Route)
 		args := []string{"nats", "--store", filepath.Join(s.home, "nats", n.Name), "--port", port, "--node", n.Name,
 			"--cluster-port", routePort, "--routes", strings.Join(routes, ","), "--auth-dir", s.authDir()}
-		s.keepRunning(ctx, n.Name, func() (*exec.Cmd, error) {
-			cmd := exec.Command(self, args...)
-			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-			if err := cmd.Start(); err != nil {
-				return nil, err
-			}
-			s.cluster.started(nodes, i, cmd.Process.Pid)
-			return cmd, nil
-		})
+		s.keepRunning(ctx, n.Name, s.process(self, args, nil, func(pid int) { s.cluster.started(nodes, i, pid) }))
 		urls = append(urls, "nats://"+n.Addr)
 	}
 	s.natsURL = strings.Join(urls, ",")
@@ -238,6 +287,96 @@ func (s *localStack) startQueueNodes(ctx context.Context) (map[string]*nats.Conn
 			return nil, fmt.Errorf("nats cluster %s not ready: %w (before: %v)", s.natsURL, err, last)
 		}
 		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// startRuntimeNodes runs each further runtime node as processes, as
+// Kubernetes runs them: `segflow gateway` (the functions, under the
+// node's own state folder), `segflow router` delivering to that gateway
+// from the shared consumers and, with ingest on, `segflow relay` (its
+// own RTMP port and spool), each started again when it exits.
+// It returns the gateways once each answers, for the stack to be deployed
+// to. Secrets go through the environment, never the command line.
+func (s *localStack) startRuntimeNodes(ctx context.Context) ([]*gwclient.Client, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	natsWith := func(user string) string {
+		var urls []string
+		for _, n := range s.cluster.file.NATS {
+			urls = append(urls, "nats://"+url.UserPassword(user, s.creds.NATS[user]).String()+"@"+n.Addr)
+		}
+		return strings.Join(urls, ",")
+	}
+	var gws []*gwclient.Client
+	for i, g := range s.cluster.file.Gateways {
+		gwURL := "http://" + g.Addr
+		host, port, _ := net.SplitHostPort(g.Addr)
+		gwArgs := []string{"gateway", "--home", filepath.Join(s.home, g.Name), "--repo", s.repo, "--host", host, "--port", port,
+			"--auth-dir", s.authDir(), "--replicas", strconv.Itoa(s.replicas()),
+			"--function-env", "S3_ENDPOINT=" + s.s3Addr, "--function-env", "S3_BUCKET=" + s.o.bucket, "--function-env", "SEGFLOW_GATEWAY=" + gwURL}
+		for _, h := range s.o.callbacks {
+			gwArgs = append(gwArgs, "--callback-host", h)
+		}
+		gwEnv := []string{"NATS_URL=" + natsWith("gateway")}
+		s.keepRunning(ctx, g.Name+"-gateway", s.process(self, gwArgs, gwEnv, func(pid int) { s.cluster.started(s.cluster.file.Gateways, i, pid) }))
+		r := s.cluster.file.Routers[i]
+		rtArgs := []string{"router", "--listen", r.Addr, "--gateway", gwURL, "--replicas", strconv.Itoa(s.replicas())}
+		rtEnv := []string{"NATS_URL=" + natsWith("router"), "WEBHOOK_TOKEN=" + s.creds.WebhookToken,
+			"SEGFLOW_GATEWAY_USER=" + s.creds.GatewayUser, "SEGFLOW_GATEWAY_PASSWORD=" + s.creds.GatewayPassword,
+			"S3_ENDPOINT=" + s.s3Addr, "S3_ACCESS_KEY=" + s.creds.S3User, "S3_SECRET_KEY=" + s.creds.S3Password, "S3_BUCKET=" + s.o.bucket}
+		s.keepRunning(ctx, r.Name+"-router", s.process(self, rtArgs, rtEnv, func(pid int) { s.cluster.started(s.cluster.file.Routers, i, pid) }))
+		if s.relay != nil {
+			rl := s.cluster.file.Relays[i]
+			rlArgs := []string{"relay", "--rtmp", rl.Addr, "--srt", "", "--webrtc", "", "--http", rl.HTTP,
+				"--keys", filepath.Join(s.authDir(), "stream-keys"), "--playback-key", filepath.Join(s.authDir(), "playback-key"),
+				"--spool", filepath.Join(s.home, rl.Name, "spool")}
+			rlEnv := []string{"S3_ENDPOINT=" + s.s3Addr, "S3_ACCESS_KEY=" + s.creds.S3User, "S3_SECRET_KEY=" + s.creds.S3Password, "S3_BUCKET=" + s.o.bucket}
+			s.keepRunning(ctx, rl.Name+"-relay", s.process(self, rlArgs, rlEnv, func(pid int) { s.cluster.started(s.cluster.file.Relays, i, pid) }))
+		}
+		gw := gwclient.New(gwURL, s.creds.GatewayUser, s.creds.GatewayPassword)
+		if err := waitHealthy(ctx, gwURL+"/healthz", 2*time.Minute); err != nil {
+			return nil, fmt.Errorf("runtime node %s: %w", g.Name, err)
+		}
+		gws = append(gws, gw)
+	}
+	return gws, nil
+}
+
+// process is a start function for keepRunning: self with args, the
+// stack's environment plus env, in a process group of its own that a
+// dying `segflow up` takes with it.
+func (s *localStack) process(self string, args, env []string, started func(pid int)) func() (*exec.Cmd, error) {
+	return func() (*exec.Cmd, error) {
+		cmd := exec.Command(self, args...)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		started(cmd.Process.Pid)
+		return cmd, nil
+	}
+}
+
+// waitHealthy waits until url answers 200.
+func waitHealthy(ctx context.Context, url string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("not healthy after %s: %w", within, err)
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/segflow/segflow/infra/provider"
 	"github.com/segflow/segflow/infra/provider/gateway"
 	"github.com/segflow/segflow/infra/queue"
+	"github.com/segflow/segflow/shared/config"
 	"github.com/segflow/segflow/shared/telemetry"
 )
 
@@ -78,7 +79,7 @@ func gatewayCmd() *cobra.Command {
 	cmd.Flags().IntVar(&port, "port", 8080, "gateway port")
 	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "address to listen on (0.0.0.0: every interface)")
 	cmd.Flags().StringVar(&authDir, "auth-dir", "", "folder with basic-auth-user and basic-auth-password (empty: no auth)")
-	cmd.Flags().StringVar(&natsURL, "nats", "", "NATS URL (empty: embedded JetStream under the home folder)")
+	cmd.Flags().StringVar(&natsURL, "nats", config.Env("NATS_URL", ""), "NATS URL, with the gateway's user and password if it asks (empty: embedded JetStream under the home folder)")
 	cmd.Flags().StringArrayVar(&functionEnv, "function-env", nil, "KEY=VALUE given to every function (repeatable)")
 	cmd.Flags().IntVar(&concurrency, "async-concurrency", 4, "async calls run at once")
 	cmd.Flags().IntVar(&replicas, "replicas", 1, "JetStream nodes that keep the queued async calls (3 on a NATS cluster)")

@@ -40,7 +40,7 @@ func grantCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return grantFunctions(cmd.Context(), adminFor(o), gw, st, bucket, cmd.OutOrStdout())
+			return grantFunctions(cmd.Context(), adminFor(o), []*gwclient.Client{gw}, st, bucket, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "stack.yml", "stack file")
@@ -56,9 +56,12 @@ func adminFor(o storage.Options) *s3iam.Admin {
 }
 
 // grantFunctions gives every function of st that declares a storage grant
-// a MinIO user of its own with a fresh secret and puts the keys into the
-// gateway's secrets under the names the function reads.
-func grantFunctions(ctx context.Context, admin *s3iam.Admin, gw *gwclient.Client, st *stack.Stack, bucket string, out io.Writer) error {
+// a MinIO user of its own with a fresh secret and puts the keys into each
+// gateway's secrets under the names the function reads. Gateways that
+// keep secrets each in their own store (segflow's runtime nodes) get the
+// same keys in one go: granting them one at a time would rotate the
+// secret under the functions already deployed on the others.
+func grantFunctions(ctx context.Context, admin *s3iam.Admin, gws []*gwclient.Client, st *stack.Stack, bucket string, out io.Writer) error {
 	grants, err := st.Grants()
 	if err != nil {
 		return err
@@ -77,9 +80,11 @@ func grantFunctions(ctx context.Context, admin *s3iam.Admin, gw *gwclient.Client
 			return fmt.Errorf("function %s: %w", name, err)
 		}
 		ak, sk := storage.SecretNames(name)
-		for n, v := range map[string]string{ak: user, sk: secret} {
-			if err := gw.PutSecret(ctx, n, v); err != nil {
-				return fmt.Errorf("function %s: secret %s: %w", name, n, err)
+		for _, gw := range gws {
+			for n, v := range map[string]string{ak: user, sk: secret} {
+				if err := gw.PutSecret(ctx, n, v); err != nil {
+					return fmt.Errorf("function %s: secret %s on %s: %w", name, n, gw.URL, err)
+				}
 			}
 		}
 		if out != nil {

@@ -365,7 +365,15 @@ func (s *localStack) startGateway(ctx context.Context, nc *nats.Conn, routes fun
 		return nil, err
 	}
 	s.onClose(g.Close)
-	if err := deployStack(ctx, s.gw, s.admin, s.st, s.o.bucket, s.log); err != nil {
+	gws := []*gwclient.Client{s.gw}
+	if s.cluster != nil {
+		nodes, err := s.startRuntimeNodes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		gws = append(gws, nodes...)
+	}
+	if err := deployStack(ctx, gws, s.admin, s.st, s.o.bucket, s.log); err != nil {
 		return nil, err
 	}
 	return g, s.rtr.Refresh(ctx)

@@ -240,11 +240,21 @@ func runStack(cmd *cobra.Command, home, repo string, o upOptions) error {
 }
 
 // deployStack gives every function its MinIO user and deploys it through
-// the gateway API, as `segflow grant` and faas-cli would.
-func deployStack(ctx context.Context, c *gwclient.Client, admin *s3iam.Admin, st *stack.Stack, bucket string, log *slog.Logger) error {
-	if err := grantFunctions(ctx, admin, c, st, bucket, nil); err != nil {
+// each gateway's API, as `segflow grant` and faas-cli would.
+func deployStack(ctx context.Context, gws []*gwclient.Client, admin *s3iam.Admin, st *stack.Stack, bucket string, log *slog.Logger) error {
+	if err := grantFunctions(ctx, admin, gws, st, bucket, nil); err != nil {
 		return err
 	}
+	for _, c := range gws {
+		if err := deployTo(ctx, c, st, log); err != nil {
+			return fmt.Errorf("deploy to %s: %w", c.URL, err)
+		}
+	}
+	return nil
+}
+
+// deployTo deploys st's functions to the gateway c.
+func deployTo(ctx context.Context, c *gwclient.Client, st *stack.Stack, log *slog.Logger) error {
 	// Before functions had users of their own, the shared secrets held
 	// MinIO's root keys; a state folder from then must not keep them for
 	// any deployment that lists them.
@@ -269,7 +279,7 @@ func deployStack(ctx context.Context, c *gwclient.Client, admin *s3iam.Admin, st
 		if err := c.Deploy(ctx, dep); err != nil {
 			return err
 		}
-		log.Info("function deployed", "function", n, "took_ms", time.Since(start).Milliseconds())
+		log.Info("function deployed", "function", n, "gateway", c.URL, "took_ms", time.Since(start).Milliseconds())
 	}
 	return nil
 }
