@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
@@ -47,7 +48,7 @@ func TestAITagSearchAndCaptions(t *testing.T) {
 	clip := filepath.Join(t.TempDir(), "tagged.mp4")
 	mediatest.TaggedClip(t, clip)
 	s.Upload("uploads/tagged.mp4", clip, nil)
-	id := assetOf(t, s, "uploads/tagged.mp4")
+	id := e2ekit.AssetOf(t, s, "uploads/tagged.mp4")
 	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
 	a := layout.Asset(id)
 	deadline := time.Now().Add(3 * time.Minute)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/proctree"
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"github.com/segflow/segflow/infra/internal/teststack"
@@ -274,7 +275,7 @@ func pipeline(b *testing.B, s *teststack.Stack, src, key string) (time.Duration,
 	s.Upload(key, src, nil)
 	start, before := time.Now(), proctree.Usages(s.Pid())
 	b.ReportMetric(start.Sub(up).Seconds(), "upload-s") // the last run's
-	s.WaitStatus(assetOf(b, s, key), 30*time.Minute, asset.StateComplete)
+	s.WaitStatus(e2ekit.AssetOf(b, s, key), 30*time.Minute, asset.StateComplete)
 	d := time.Since(start)
 	after := proctree.Usages(s.Pid())
 	use := proctree.Since(before, after)
@@ -337,14 +338,14 @@ func firstPlayable(b *testing.B, s *teststack.Stack, br *browser, page, src stri
 			b.StopTimer()
 			key := fmt.Sprintf("uploads/ahead-%d.mp4", time.Now().UnixNano())
 			s.Upload(key, src, nil)
-			ahead = assetOf(b, s, key)
+			ahead = e2ekit.AssetOf(b, s, key)
 			waitMaster(b, s, ahead) // its first segment is out, the later ones cut or queued
 			b.StartTimer()
 		}
 		key := fmt.Sprintf("uploads/first-playable-%d.mp4", time.Now().UnixNano())
 		s.Upload(key, src, meta)
 		start := time.Now()
-		id := assetOf(b, s, key)
+		id := e2ekit.AssetOf(b, s, key)
 		master := waitMaster(b, s, id)
 		playable += time.Since(start)
 		br.do(b, 20*time.Second, chromedp.Navigate(page+"/?start=0&src="+url.QueryEscape(master)))

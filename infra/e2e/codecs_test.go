@@ -11,6 +11,7 @@ import (
 
 	"github.com/grafov/m3u8"
 
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
@@ -31,11 +32,11 @@ func TestCodecChoice(t *testing.T) {
 	src := filepath.Join(dir, "clip.mp4")
 	mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 640, Height: 360, FPS: fps, Audio: true})
 	s.Upload("uploads/codecs.mp4", src, map[string]string{"Segflow-Codecs": "h264,h265,vp9,av1"})
-	id := assetOf(t, s, "uploads/codecs.mp4")
+	id := e2ekit.AssetOf(t, s, "uploads/codecs.mp4")
 	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
 
 	a := layout.Asset(id)
-	get := func(key string) []byte { return object(t, s, key) }
+	get := func(key string) []byte { return e2ekit.Object(t, s, key) }
 	// RFC 6381 prefix in CODECS -> ffprobe's codec name.
 	codecs := map[string]string{"avc1.": "h264", "hvc1.": "hevc", "vp09.": "vp9", "av01.": "av1"}
 	seen := map[string]bool{}
@@ -113,7 +114,7 @@ func TestCodecChoice(t *testing.T) {
 	// are all as its HLS reader expects. The master is taken once it
 	// lists the captions (aitag, at a lower priority, may finish after
 	// the asset completes), so every run reads the same master.
-	waitObject(t, s, a.Tags(-1))
+	e2ekit.WaitObject(t, s, a.Tags(-1))
 	waitSettled(t, s, "packager", 0)
 	if !strings.Contains(string(get(a.Master())), `URI="subs.m3u8"`) {
 		t.Errorf("the master lists no captions once aitag is done:\n%s", get(a.Master()))

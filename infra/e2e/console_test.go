@@ -18,6 +18,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/infra/stack"
@@ -143,7 +144,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.do(t, 10*time.Second, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{clip}))
 	b.poll(t, 60*time.Second, "upload completes", `!!document.querySelector("#upload-status").dataset.asset`, s)
 	id := eval[string](t, b, `document.querySelector("#upload-status").dataset.asset`)
-	if want := assetOf(t, s, "uploads/kestrel.mp4"); id != want {
+	if want := e2ekit.AssetOf(t, s, "uploads/kestrel.mp4"); id != want {
 		t.Fatalf("page says asset %s, the bucket's upload is %s", id, want)
 	}
 	b.poll(t, 4*time.Minute, "stage grid complete", `document.querySelector("#detail").dataset.state === "complete"`, s)
@@ -158,7 +159,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		failed: document.querySelectorAll("#grid td.failed").length,
 		why: [...document.querySelectorAll("#grid td.failed")].map(td => td.title)})`)
 	// One row per segment: a 12 s clip is two 6 s segments.
-	if segs := len(readManifest(t, s, id).Segments); grid.Rows != segs || segs < 2 || grid.Failed > 0 || !containsAll(grid.Cols, "split", "transcode", "transcode/720p", "transcode/480p", "transcode/360p", "transcode/audio") {
+	if segs := len(e2ekit.ReadManifest(t, s, id).Segments); grid.Rows != segs || segs < 2 || grid.Failed > 0 || !containsAll(grid.Cols, "split", "transcode", "transcode/720p", "transcode/480p", "transcode/360p", "transcode/audio") {
 		t.Fatalf("stage grid: %+v", grid)
 	}
 
@@ -239,7 +240,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS("#private")), chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{short}))
 	b.poll(t, 60*time.Second, "private upload completes", `(document.querySelector("#upload-status").dataset.asset || "").startsWith("private_")`, s)
 	priv := eval[string](t, b, `document.querySelector("#upload-status").dataset.asset`)
-	if want := assetOf(t, s, "uploads/private/board-meeting.mp4"); priv != want {
+	if want := e2ekit.AssetOf(t, s, "uploads/private/board-meeting.mp4"); priv != want {
 		t.Fatalf("page says asset %s, the bucket's private upload is %s", priv, want)
 	}
 	b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS("#private"))) // later uploads are public again
@@ -341,12 +342,12 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// A stream publishing now is listed with its viewer URL.
 	since := time.Now()
-	pub := testPublisher("640x360", 30, "flv", s.Env.RTMPURL)
+	pub := e2ekit.TestPublisher("640x360", 30, "flv", s.Env.RTMPURL)
 	if err := pub.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = pub.Process.Kill(); _ = pub.Wait() }()
-	live := waitLiveAsset(t, s, since)
+	live := e2ekit.WaitLiveAsset(t, s, since)
 	b.poll(t, 30*time.Second, "live stream listed", fmt.Sprintf(
 		`[...document.querySelectorAll("#live li.live")].some(li => li.dataset.id === %q && li.querySelector("a.viewer").href.endsWith("/assets/%s/master.m3u8"))`, live, live), s)
 

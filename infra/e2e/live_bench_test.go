@@ -20,6 +20,7 @@ import (
 	"github.com/grafov/m3u8"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/infra/internal/whiptest"
 	"github.com/segflow/segflow/shared/asset"
@@ -115,7 +116,7 @@ func publishAndMeasure(b *testing.B, s *teststack.Stack, n int, publish func(i i
 		// playlist, read now, those listed by the end (with their dates).
 		var m *asset.Manifest
 		for m == nil || !m.Ended {
-			m = readManifest(b, s, id)
+			m = e2ekit.ReadManifest(b, s, id)
 			time.Sleep(100 * time.Millisecond)
 		}
 		if len(m.Ladder) == 0 {

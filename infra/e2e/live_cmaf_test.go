@@ -13,9 +13,9 @@ import (
 	"github.com/Eyevinn/dash-mpd/mpd"
 	"github.com/chromedp/chromedp"
 
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/layout"
-	"github.com/segflow/segflow/shared/storage"
 )
 
 // TestLiveCMAF publishes over RTMP to a stream key packaged cmaf: while
@@ -30,8 +30,8 @@ func TestLiveCMAF(t *testing.T) {
 	s := teststack.UpWithKeys(t, "cmaf=cmafkey-1234 packaging=cmaf\n")
 	publish := s.Env.RTMPURL[:strings.LastIndex(s.Env.RTMPURL, "/")+1] + "cmafkey-1234"
 	since := time.Now()
-	done := publishing(testPublisher("640x360", 30, "flv", publish))
-	id := waitAsset(t, s, "live-cmaf-", since)
+	done := e2ekit.Publishing(e2ekit.TestPublisher("640x360", 30, "flv", publish))
+	id := e2ekit.WaitAsset(t, s, "live-cmaf-", since)
 	a := layout.Asset(id)
 	public := "http://" + s.Env.S3Endpoint + "/" + s.Bucket + "/" + a.Prefix()
 
@@ -62,7 +62,7 @@ func TestLiveCMAF(t *testing.T) {
 	b := newBrowser(t)
 	for _, p := range []struct{ player, src string }{{"dash", public + "manifest.mpd"}, {"hls", public + "master.m3u8"}} {
 		t.Run(p.player, func(t *testing.T) {
-			listed := lastSegment(t, object(t, s, a.DASH()))
+			listed := lastSegment(t, e2ekit.Object(t, s, a.DASH()))
 			b.do(t, 20*time.Second, chromedp.Navigate(page+"/?p="+p.player+"&src="+url.QueryEscape(p.src)))
 			waitPage(t, b, 30*time.Second, "live playback", `document.getElementById("v").currentTime > 0`)
 			at := eval[float64](t, b, `document.getElementById("v").currentTime`)
@@ -84,9 +84,9 @@ func TestLiveCMAF(t *testing.T) {
 
 	// Once it stops: static, and everything plays without a warning.
 	body = waitContent(t, s, a.DASH(), 90*time.Second, func(b []byte) bool { return bytes.Contains(b, []byte(`type="static"`)) })
-	playlists := map[string][]byte{"master.m3u8": object(t, s, a.Master())}
+	playlists := map[string][]byte{"master.m3u8": e2ekit.Object(t, s, a.Master())}
 	for _, name := range []string{"360p", "audio"} {
-		playlists[name+".m3u8"] = waitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
+		playlists[name+".m3u8"] = e2ekit.WaitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
 	}
 	parsersAccept(t, playlists)
 	if _, err := mpd.MPDFromBytes(body); err != nil {
@@ -99,32 +99,6 @@ func TestLiveCMAF(t *testing.T) {
 			t.Errorf("ffmpeg playing %s: %v\n%s", u, err, out)
 		}
 	}
-}
-
-// waitAsset waits for the newest asset whose id starts with prefix and
-// was made since then (a live asset's id ends in its start time).
-func waitAsset(t testing.TB, s *teststack.Stack, prefix string, since time.Time) string {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		objs, err := s.Store.List(context.Background(), s.Bucket, "assets/"+prefix, storage.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		newest := ""
-		for _, o := range objs {
-			id := strings.TrimSuffix(strings.TrimPrefix(o.Key, "assets/"), "/")
-			var ts int64
-			fmt.Sscanf(id[strings.LastIndex(id, "-")+1:], "%d", &ts)
-			if ts >= since.Unix()-1 && id > newest {
-				newest = id
-			}
-		}
-		if newest != "" {
-			return newest
-		}
-	}
-	t.Fatalf("no asset %s*\n%s", prefix, s.Log())
-	return ""
 }
 
 // waitContent reads key until ok says it is there.

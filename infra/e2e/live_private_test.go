@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/infra/internal/whiptest"
 	"github.com/segflow/segflow/shared/asset"
@@ -28,8 +29,8 @@ func TestLivePrivate(t *testing.T) {
 	s := teststack.UpWithKeys(t, "vip=vipkey-12345 private\n")
 	publish := s.Env.RTMPURL[:strings.LastIndex(s.Env.RTMPURL, "/")+1] + "vipkey-12345"
 	since := time.Now()
-	done := publishing(testPublisher("640x360", 10, "flv", publish))
-	id := waitAsset(t, s, layout.PrivateIDPrefix+"live-vip-", since)
+	done := e2ekit.Publishing(e2ekit.TestPublisher("640x360", 10, "flv", publish))
+	id := e2ekit.WaitAsset(t, s, layout.PrivateIDPrefix+"live-vip-", since)
 	ctx := context.Background()
 	get := func(url string, auth bool) (int, []byte) {
 		t.Helper()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/grafov/m3u8"
 
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/hls"
@@ -40,16 +41,16 @@ func TestLive(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := s.With(t)
 			since := time.Now()
-			done := publishing(testPublisher("854x480", 16, tc.format, tc.url))
-			id := waitLiveAsset(t, s, since)
+			done := e2ekit.Publishing(e2ekit.TestPublisher("854x480", 16, tc.format, tc.url))
+			id := e2ekit.WaitLiveAsset(t, s, since)
 			a := layout.Asset(id)
 			// While it publishes: the playlist exists, has no ENDLIST and moves on.
-			first := waitPlaylist(t, s, a.Playlist("480p"), func(last int, ended bool) bool { return last >= 1 })
+			first := e2ekit.WaitPlaylist(t, s, a.Playlist("480p"), func(last int, ended bool) bool { return last >= 1 })
 			fl, fend := hls.Last(first)
 			if fend {
 				t.Fatal("ENDLIST while publishing")
 			}
-			later := waitPlaylist(t, s, a.Playlist("480p"), func(last int, ended bool) bool { return last > fl })
+			later := e2ekit.WaitPlaylist(t, s, a.Playlist("480p"), func(last int, ended bool) bool { return last > fl })
 			if _, end := hls.Last(later); end {
 				t.Fatal("ENDLIST while publishing")
 			}
@@ -60,7 +61,7 @@ func TestLive(t *testing.T) {
 			// After it stops: every playlist ends, every listed segment decodes.
 			ended := map[string][]byte{}
 			for _, name := range []string{"480p", "360p", "audio"} {
-				b := waitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
+				b := e2ekit.WaitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
 				ended[name+".m3u8"] = b
 				if !bytes.Contains(b, []byte("#EXT-X-PROGRAM-DATE-TIME:")) {
 					t.Errorf("%s has no PROGRAM-DATE-TIME:\n%s", name, b)
@@ -148,56 +149,6 @@ func checkLowLatency(t *testing.T, s *teststack.Stack) {
 		"video1_stream.m3u8": pl, "audio2_stream.m3u8": get(base + "audio2_stream.m3u8")})
 }
 
-// waitLiveAsset finds the live asset of the demo stream started after since.
-func waitLiveAsset(t testing.TB, s *teststack.Stack, since time.Time) string {
-	t.Helper()
-	return waitAsset(t, s, "live-demo-", since)
-}
-
-// testPublisher is ffmpeg sending seconds of testsrc2 at size with a 1 kHz
-// sine in real time, H.264 (a keyframe every 2 s) and AAC, as format to
-// output (a URL, after output options such as -listen 1).
-func testPublisher(size string, seconds int, format string, output ...string) *exec.Cmd {
-	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-re",
-		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=30:duration=%d", size, seconds),
-		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=48000:duration=%d", seconds),
-		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "96k", "-f", format}
-	return exec.Command("ffmpeg", append(args, output...)...)
-}
-
-// publishing runs a publisher and says how it ended (its output with a
-// failure).
-func publishing(cmd *exec.Cmd) <-chan error {
-	done := make(chan error, 1)
-	go func() {
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("%v: %s", err, out)
-		}
-		done <- err
-	}()
-	return done
-}
-
-func waitPlaylist(t testing.TB, s *teststack.Stack, key string, ok func(last int, ended bool) bool) []byte {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	var b []byte
-	for time.Now().Before(deadline) {
-		var err error
-		b, err = s.Store.GetBytes(context.Background(), s.Bucket, key)
-		if err == nil {
-			if last, ended := hls.Last(b); ok(last, ended) {
-				return b
-			}
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("%s never got there:\n%s\n%s", key, b, s.Log())
-	return nil
-}
-
 // A publisher whose audio stops before its video (how many encoders
 // stop), or drops out for a while, still ends with ENDLIST on every
 // playlist, and every segment of every rendition plays: silence fills
@@ -221,13 +172,13 @@ func TestLiveAudioStopsFirst(t *testing.T) {
 		}
 		done <- err
 	}()
-	id := waitLiveAsset(t, s, since)
+	id := e2ekit.WaitLiveAsset(t, s, since)
 	a := layout.Asset(id)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"360p", "audio"} {
-		b := waitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
+		b := e2ekit.WaitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
 		pl, _, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
 		if err != nil {
 			t.Fatal(err)
@@ -265,15 +216,15 @@ func TestLiveReconnect(t *testing.T) {
 		t.Skip("publishes for real time")
 	}
 	s := teststack.Up(t)
-	publisher := func(seconds int) *exec.Cmd { return testPublisher("640x360", seconds, "flv", s.Env.RTMPURL) }
+	publisher := func(seconds int) *exec.Cmd { return e2ekit.TestPublisher("640x360", seconds, "flv", s.Env.RTMPURL) }
 	ch := layout.Channel("demo")
 	since := time.Now()
 	first := publisher(60)
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
-	idA := waitLiveAsset(t, s, since)
-	waitPlaylist(t, s, ch.Playlist("360p"), func(last int, ended bool) bool { return last >= 2 })
+	idA := e2ekit.WaitLiveAsset(t, s, since)
+	e2ekit.WaitPlaylist(t, s, ch.Playlist("360p"), func(last int, ended bool) bool { return last >= 2 })
 	first.Process.Kill() // the connection drops: no unpublish
 	first.Wait()
 	// Back within the reconnect grace; its playlist snapshots must only
@@ -289,13 +240,13 @@ func TestLiveReconnect(t *testing.T) {
 		}
 		done <- err
 	}()
-	idB := waitLiveAsset(t, s, since)
+	idB := e2ekit.WaitLiveAsset(t, s, since)
 	if idB == idA {
 		t.Fatalf("the second publish is the first one's asset %s", idA)
 	}
 	var snaps [][]byte
 	for seen := false; !seen; {
-		b := waitPlaylist(t, s, ch.Playlist("360p"), func(last int, ended bool) bool { return true })
+		b := e2ekit.WaitPlaylist(t, s, ch.Playlist("360p"), func(last int, ended bool) bool { return true })
 		snaps = append(snaps, b)
 		seen = bytes.Contains(b, []byte(idB))
 		time.Sleep(500 * time.Millisecond)
@@ -304,7 +255,7 @@ func TestLiveReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The channel ends once the reconnect grace passes without a publisher.
-	end := waitPlaylist(t, s, ch.Playlist("360p"), func(last int, ended bool) bool { return ended })
+	end := e2ekit.WaitPlaylist(t, s, ch.Playlist("360p"), func(last int, ended bool) bool { return ended })
 	snaps = append(snaps, end)
 	prevSeq, prevLast := -1, -1
 	for _, b := range snaps {
@@ -321,8 +272,8 @@ func TestLiveReconnect(t *testing.T) {
 	}
 	// Where both publishes are in the window, the second starts with a
 	// discontinuity and the numbering runs on.
-	mA := readManifest(t, s, idA)
-	mB := readManifest(t, s, idB)
+	mA := e2ekit.ReadManifest(t, s, idA)
+	mB := e2ekit.ReadManifest(t, s, idB)
 	if mB.Previous != idA || mB.Sequence != len(mA.Segments) || mB.Discontinuity != 1 {
 		t.Errorf("second publish: previous %q sequence %d discontinuity %d; want %q %d 1", mB.Previous, mB.Sequence, mB.Discontinuity, idA, len(mA.Segments))
 	}
@@ -355,7 +306,7 @@ func TestLiveReconnect(t *testing.T) {
 	// wall clocks stepping by durations; every segment decodes.
 	for _, m := range []*asset.Manifest{mA, mB} {
 		for _, name := range []string{"360p", "audio"} {
-			b := waitPlaylist(t, s, layout.Asset(m.ID).Playlist(name), func(last int, ended bool) bool { return ended })
+			b := e2ekit.WaitPlaylist(t, s, layout.Asset(m.ID).Playlist(name), func(last int, ended bool) bool { return ended })
 			pl, _, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
 			if err != nil {
 				t.Fatal(err)
@@ -381,13 +332,4 @@ func TestLiveReconnect(t *testing.T) {
 			}
 		}
 	}
-}
-
-func readManifest(t testing.TB, s *teststack.Stack, id string) *asset.Manifest {
-	t.Helper()
-	m, err := asset.ReadManifest(context.Background(), s.Store, s.Bucket, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }

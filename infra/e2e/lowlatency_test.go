@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/asset"
@@ -57,7 +58,7 @@ func publishClock(t testing.TB, s *teststack.Stack, seconds int) (first time.Tim
 		}
 		ch <- err
 	}()
-	m, err := asset.ReadManifest(context.Background(), s.Store, s.Bucket, waitLiveAsset(t, s, since))
+	m, err := asset.ReadManifest(context.Background(), s.Store, s.Bucket, e2ekit.WaitLiveAsset(t, s, since))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/grafov/m3u8"
 
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/asset"
@@ -47,12 +48,12 @@ func TestCMAFOutputs(t *testing.T) {
 	src := filepath.Join(dir, "clip.mp4")
 	mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 1280, Height: 720, FPS: fps, Audio: true})
 	s.Upload("uploads/cmaf.mp4", src, map[string]string{"Segflow-Packaging": "cmaf"})
-	id := assetOf(t, s, "uploads/cmaf.mp4")
+	id := e2ekit.AssetOf(t, s, "uploads/cmaf.mp4")
 	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
 	a := layout.Asset(id)
 	// qa decodes fMP4 rungs behind their init segments.
-	checkQuality(t, waitQA(t, s, id), []string{"720p", "480p", "360p"}, len(readManifest(t, s, id).Segments))
-	get := func(key string) []byte { return object(t, s, key) }
+	checkQuality(t, waitQA(t, s, id), []string{"720p", "480p", "360p"}, len(e2ekit.ReadManifest(t, s, id).Segments))
+	get := func(key string) []byte { return e2ekit.Object(t, s, key) }
 	base := "http://" + s.Env.S3Endpoint + "/" + s.Bucket + "/" + a.Prefix()
 
 	// HLS: every playlist fMP4, each media playlist ended.
@@ -356,26 +357,26 @@ func TestEncryptedAsset(t *testing.T) {
 	src := filepath.Join(dir, "clip.mp4")
 	mediatest.Make(t, src, mediatest.Clip{Seconds: 8, Width: 640, Height: 360, FPS: 30, Audio: true})
 	s.Upload("uploads/secret.mp4", src, map[string]string{"Segflow-Encryption": "aes-128"})
-	id := assetOf(t, s, "uploads/secret.mp4")
+	id := e2ekit.AssetOf(t, s, "uploads/secret.mp4")
 	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
 	a := layout.Asset(id)
 	// qa scores the segments as a player sees them, decrypted.
-	checkQuality(t, waitQA(t, s, id), []string{"360p"}, len(readManifest(t, s, id).Segments))
+	checkQuality(t, waitQA(t, s, id), []string{"360p"}, len(e2ekit.ReadManifest(t, s, id).Segments))
 	public := "http://" + s.Env.S3Endpoint + "/" + s.Bucket + "/" + a.Prefix()
 
-	playlists := map[string][]byte{"master.m3u8": object(t, s, a.Master())}
+	playlists := map[string][]byte{"master.m3u8": e2ekit.Object(t, s, a.Master())}
 	if got := iframeVariants(t, playlists["master.m3u8"]); len(got) != 0 {
 		t.Errorf("I-frame playlists %v of encrypted segments", got)
 	}
 	for _, name := range []string{"360p.m3u8", "audio.m3u8"} {
-		playlists[name] = object(t, s, a.Prefix()+name)
+		playlists[name] = e2ekit.Object(t, s, a.Prefix()+name)
 		if !bytes.Contains(playlists[name], []byte(`#EXT-X-KEY:METHOD=AES-128,URI="key"`)) {
 			t.Errorf("%s names no key:\n%s", name, playlists[name])
 		}
 	}
 	parsersAccept(t, playlists)
 	seg := filepath.Join(dir, "seg.ts")
-	if err := os.WriteFile(seg, object(t, s, a.Rendition("360p", 0, ".ts")), 0o644); err != nil {
+	if err := os.WriteFile(seg, e2ekit.Object(t, s, a.Rendition("360p", 0, ".ts")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := mediatest.Decodes(seg); err == nil {
@@ -458,11 +459,11 @@ func TestCBCSAsset(t *testing.T) {
 	}
 	s.Upload("uploads/cbcs.en.srt", srt, nil)
 	s.Upload("uploads/cbcs.mp4", src, map[string]string{"Segflow-Packaging": "cmaf", "Segflow-Encryption": "cbcs"})
-	id := assetOf(t, s, "uploads/cbcs.mp4")
+	id := e2ekit.AssetOf(t, s, "uploads/cbcs.mp4")
 	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
 	// qa skips cbcs (Debian's ffmpeg 5.1 does not decrypt these samples)
 	// and says so on every segment.
-	segs := len(readManifest(t, s, id).Segments)
+	segs := len(e2ekit.ReadManifest(t, s, id).Segments)
 	if st := waitStatus(t, s, id, "qa skipped every segment", func(st *asset.Status) bool {
 		n := 0
 		for _, seg := range st.Segments {
@@ -478,19 +479,19 @@ func TestCBCSAsset(t *testing.T) {
 	kid := asset.KeyID(id)
 
 	key := `#EXT-X-KEY:METHOD=SAMPLE-AES,URI="data:text/plain;base64,` + base64.StdEncoding.EncodeToString(kid) + `",KEYFORMAT="org.w3.clearkey"`
-	playlists := map[string][]byte{"master.m3u8": object(t, s, a.Master())}
+	playlists := map[string][]byte{"master.m3u8": e2ekit.Object(t, s, a.Master())}
 	iframes := iframeVariants(t, playlists["master.m3u8"])
 	if len(iframes) != 1 {
 		t.Errorf("I-frame playlists %v, want the 360p one", iframes)
 	}
 	for _, name := range append([]string{"360p.m3u8", "audio.m3u8"}, iframes...) {
-		playlists[name] = object(t, s, a.Prefix()+name)
+		playlists[name] = e2ekit.Object(t, s, a.Prefix()+name)
 		if !bytes.Contains(playlists[name], []byte(key)) {
 			t.Errorf("%s names no Clear Key SAMPLE-AES key:\n%s", name, playlists[name])
 		}
 	}
 	parsersAccept(t, playlists)
-	manifest := object(t, s, a.DASH())
+	manifest := e2ekit.Object(t, s, a.DASH())
 	if !bytes.Contains(manifest, []byte(`value="cbcs"`)) || !bytes.Contains(manifest, []byte(`urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e`)) {
 		t.Errorf("MPD names no cbcs protection:\n%s", manifest)
 	}
@@ -508,11 +509,11 @@ func TestCBCSAsset(t *testing.T) {
 		}
 	}
 	for _, r := range []struct{ name, entry string }{{"360p", "encv"}, {"audio", "enca"}} {
-		init := object(t, s, a.InitSegment(r.name))
+		init := e2ekit.Object(t, s, a.InitSegment(r.name))
 		if !bytes.Contains(init, []byte(r.entry)) || !bytes.Contains(init, kid) || !bytes.Contains(init, []byte("cbcs")) {
 			t.Errorf("%s init segment is not %s cbcs with the key ID", r.name, r.entry)
 		}
-		if seg := object(t, s, a.Rendition(r.name, 0, ".m4s")); !bytes.Contains(seg, []byte("senc")) {
+		if seg := e2ekit.Object(t, s, a.Rendition(r.name, 0, ".m4s")); !bytes.Contains(seg, []byte("senc")) {
 			t.Errorf("%s segment 0 has no senc", r.name)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/layout"
@@ -37,8 +38,8 @@ func TestPullCLI(t *testing.T) {
 	}
 	since := time.Now()
 	segflow("pull", "add", "cam", "http://"+addr+"/cam.flv")
-	done := publishing(testPublisher("640x360", 12, "flv", "-listen", "1", "http://"+addr+"/cam.flv"))
-	id := waitAsset(t, s, "live-cam-", since)
+	done := e2ekit.Publishing(e2ekit.TestPublisher("640x360", 12, "flv", "-listen", "1", "http://"+addr+"/cam.flv"))
+	id := e2ekit.WaitAsset(t, s, "live-cam-", since)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Second) {
 		list := segflow("pull", "list")
 		if line := lineOf(list, "cam "); strings.Contains(line, " live ") && !strings.Contains(line, " 0 ") {
@@ -53,7 +54,7 @@ func TestPullCLI(t *testing.T) {
 	}
 	a := layout.Asset(id)
 	for _, name := range []string{"360p", "audio"} {
-		waitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended && last >= 4 })
+		e2ekit.WaitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended && last >= 4 })
 	}
 	segflow("pull", "rm", "cam")
 	for deadline := time.Now().Add(10 * time.Second); strings.Contains(segflow("pull", "list"), "cam "); time.Sleep(500 * time.Millisecond) {

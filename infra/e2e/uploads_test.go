@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
@@ -44,10 +45,10 @@ func TestPhoneRotationPlaysUpright(t *testing.T) {
 	}
 
 	s.Upload("uploads/phone.mp4", phone, nil)
-	id := assetOf(t, s, "uploads/phone.mp4")
+	id := e2ekit.AssetOf(t, s, "uploads/phone.mp4")
 	s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
 	a := layout.Asset(id)
-	if m := manifest(t, s, id); m.Rotation != 270 || m.Width != 720 || m.Height != 1280 {
+	if m := e2ekit.ReadManifest(t, s, id); m.Rotation != 270 || m.Width != 720 || m.Height != 1280 {
 		t.Fatalf("manifest: rotation %d, %dx%d; want 270, 720x1280", m.Rotation, m.Width, m.Height)
 	}
 	variants := masterPlaylist(t, s, id).Variants
@@ -75,7 +76,7 @@ func TestPhoneRotationPlaysUpright(t *testing.T) {
 	}
 	// The poster is upright too (thumbnail, at a lower priority, may
 	// write it after the asset completes).
-	waitObject(t, s, a.Thumb("poster.jpg"))
+	e2ekit.WaitObject(t, s, a.Thumb("poster.jpg"))
 	poster := filepath.Join(dir, "poster.jpg")
 	if _, err := s.Store.GetFile(ctx, s.Bucket, a.Thumb("poster.jpg"), poster); err != nil {
 		t.Fatal(err)
@@ -98,7 +99,7 @@ func TestQHDGetsItsOwnRung(t *testing.T) {
 	src := filepath.Join(dir, "qhd.mp4")
 	mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 2560, Height: 1440, FPS: fps})
 	s.Upload("uploads/qhd.mp4", src, nil)
-	id := assetOf(t, s, "uploads/qhd.mp4")
+	id := e2ekit.AssetOf(t, s, "uploads/qhd.mp4")
 	s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
 	a := layout.Asset(id)
 	variants := masterPlaylist(t, s, id).Variants
@@ -227,7 +228,7 @@ func TestNonTSSourcesPlay(t *testing.T) {
 				Audio: true, VideoArgs: tc.video, AudioArgs: tc.audio})
 			key := "uploads/" + tc.file
 			s.Upload(key, src, nil)
-			id := assetOf(t, s, key)
+			id := e2ekit.AssetOf(t, s, key)
 			s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
 			renditions := checkRenditions(t, s, id, shape{seconds: seconds, fps: fps, width: 1280, height: 720, channels: 2})
 			if len(renditions) != 4 { // 720p, 480p, 360p and the audio
@@ -267,9 +268,9 @@ func TestAudioOnlyUpload(t *testing.T) {
 		}
 	}
 	s.Upload("uploads/song.mp3", song, nil)
-	id := assetOf(t, s, "uploads/song.mp3")
+	id := e2ekit.AssetOf(t, s, "uploads/song.mp3")
 	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
-	if m := manifest(t, s, id); !m.AudioOnly() || len(m.Segments) < 2 {
+	if m := e2ekit.ReadManifest(t, s, id); !m.AudioOnly() || len(m.Segments) < 2 {
 		t.Fatalf("manifest: audio only %v, %d segments", m.AudioOnly(), len(m.Segments))
 	}
 	variants := masterPlaylist(t, s, id).Variants
@@ -339,7 +340,7 @@ func TestBroadcastAndHDRSources(t *testing.T) {
 			mediatest.FFmpeg(t, append(append([]string{"-f", "lavfi", "-i", fmt.Sprintf("%s:duration=%g", tc.source, seconds)}, tc.encode...), src)...)
 			key := "uploads/" + tc.file
 			s.Upload(key, src, nil)
-			id := assetOf(t, s, key)
+			id := e2ekit.AssetOf(t, s, key)
 			s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
 			renditions := checkRenditions(t, s, id, shape{seconds: seconds, fps: fps, width: 1920, height: 1080})
 			if len(renditions) != 4 {
@@ -376,9 +377,9 @@ func TestAutoCrop(t *testing.T) {
 		"-vf", "pad=1280:720:0:92", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "12", "-g", "50", src)
 	s.Upload("uploads/scope.mp4", src, map[string]string{"Segflow-Crop": "auto"})
 	s.Upload("uploads/scope-uncropped.mp4", src, nil)
-	id, whole := assetOf(t, s, "uploads/scope.mp4"), assetOf(t, s, "uploads/scope-uncropped.mp4")
+	id, whole := e2ekit.AssetOf(t, s, "uploads/scope.mp4"), e2ekit.AssetOf(t, s, "uploads/scope-uncropped.mp4")
 	s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
-	if m := manifest(t, s, id); m.Crop != "1280:536:0:92" || m.Width != 1280 || m.Height != 536 {
+	if m := e2ekit.ReadManifest(t, s, id); m.Crop != "1280:536:0:92" || m.Width != 1280 || m.Height != 536 {
 		t.Fatalf("manifest: crop %q, %dx%d; want 1280:536:0:92, 1280x536", m.Crop, m.Width, m.Height)
 	}
 	renditions := checkRenditions(t, s, id, shape{seconds: seconds, fps: fps, width: 1280, height: 536})
@@ -396,7 +397,7 @@ func TestAutoCrop(t *testing.T) {
 		}
 	}
 	s.WaitStatus(whole, 4*time.Minute, asset.StateComplete)
-	if m := manifest(t, s, whole); m.Crop != "" || m.Height != 720 {
+	if m := e2ekit.ReadManifest(t, s, whole); m.Crop != "" || m.Height != 720 {
 		t.Errorf("without the option: crop %q, height %d", m.Crop, m.Height)
 	}
 }
@@ -421,7 +422,7 @@ func TestVariableFrameRate(t *testing.T) {
 		t.Fatalf("probe of the VFR clip: %+v %v; want CFR %d", probe.Video, err, fps)
 	}
 	s.Upload("uploads/phone-vfr.mp4", src, nil)
-	id := assetOf(t, s, "uploads/phone-vfr.mp4")
+	id := e2ekit.AssetOf(t, s, "uploads/phone-vfr.mp4")
 	s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
 	checkRenditions(t, s, id, shape{seconds: seconds, fps: fps, width: 1280, height: 720, channels: 2})
 }
@@ -444,11 +445,11 @@ func TestSeveralAudioTracks(t *testing.T) {
 		"-c:a", "flac", "-ac:a:0", "6", "-ac:a:1", "2",
 		"-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fre", "-metadata:s:a:1", "title=Commentaire", src)
 	s.Upload("uploads/film.mkv", src, nil)
-	id := assetOf(t, s, "uploads/film.mkv")
+	id := e2ekit.AssetOf(t, s, "uploads/film.mkv")
 	s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
 	checkRenditions(t, s, id, shape{seconds: seconds, fps: fps, width: 640, height: 360, channels: 2})
 
-	master := string(object(t, s, layout.Asset(id).Master()))
+	master := string(e2ekit.Object(t, s, layout.Asset(id).Master()))
 	want := []struct{ name, attrs string }{
 		{"audio", `NAME="English",DEFAULT=YES,AUTOSELECT=YES,LANGUAGE="en",CHANNELS="2",URI="audio.m3u8"`},
 		{"audio-51", `NAME="English (5.1)",DEFAULT=NO,AUTOSELECT=YES,LANGUAGE="en",CHANNELS="6",URI="audio-51.m3u8"`},
@@ -496,15 +497,15 @@ func TestSidecarSubtitles(t *testing.T) {
 	s.Upload("uploads/talk.fr.srt", write("talk.fr.srt", "1\n00:00:01,000 --> 00:00:02,500\nBonjour à tous\n\n2\n00:00:03,000 --> 00:00:04,000\nMerci\n"), nil)
 	s.Upload("uploads/talk.de.srt", write("talk.de.srt", "#EXTM3U\n#EXTINF:2,\n/etc/passwd\n"), nil)
 	s.Upload("uploads/talk.mp4", video, nil)
-	id := assetOf(t, s, "uploads/talk.mp4")
+	id := e2ekit.AssetOf(t, s, "uploads/talk.mp4")
 	s.WaitStatus(id, 3*time.Minute, asset.StateComplete)
 	s.Upload("uploads/talk.en.vtt", write("talk.en.vtt", "WEBVTT\n\n00:00:02.000 --> 00:00:03.000\nHello everyone\n"), nil)
 	a := layout.Asset(id)
-	waitObject(t, s, a.Rendition("subs-en", 0, ".vtt"))
+	e2ekit.WaitObject(t, s, a.Rendition("subs-en", 0, ".vtt"))
 
 	var master string
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
-		master = string(object(t, s, a.Master()))
+		master = string(e2ekit.Object(t, s, a.Master()))
 		if strings.Contains(master, `URI="subs-en.m3u8"`) || time.Now().After(deadline) {
 			break
 		}
@@ -526,11 +527,11 @@ func TestSidecarSubtitles(t *testing.T) {
 	top := masterPlaylist(t, s, id).Variants[0].URI
 	first := mediatest.Packets(t, fetchRendition(t, s, a.Prefix(), top, filepath.Join(dir, "top.ts"), seconds, fps), "v:0")[0].PTS
 	for lang, cue := range map[string]string{"fr": "00:01.000 --> 00:02.500\nBonjour à tous", "en": "00:02.000 --> 00:03.000\nHello everyone"} {
-		pl := string(object(t, s, a.Playlist("subs-"+lang)))
+		pl := string(e2ekit.Object(t, s, a.Playlist("subs-"+lang)))
 		if !strings.Contains(pl, "#EXT-X-ENDLIST") || !strings.Contains(pl, "subs-"+lang+"/00000.vtt") {
 			t.Errorf("subs-%s.m3u8:\n%s", lang, pl)
 		}
-		vtt := string(object(t, s, a.Rendition("subs-"+lang, 0, ".vtt")))
+		vtt := string(e2ekit.Object(t, s, a.Rendition("subs-"+lang, 0, ".vtt")))
 		var mpegts int64
 		if _, err := fmt.Sscanf(vtt, "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:%d,LOCAL:00:00:00.000", &mpegts); err != nil || math.Abs(float64(mpegts)/90000-first) > 1e-4 {
 			t.Errorf("subs-%s: X-TIMESTAMP-MAP %d (%v), the first frame at %.5fs:\n%s", lang, mpegts, err, first, vtt)
@@ -558,10 +559,10 @@ func TestLongFirstGOP(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "keyint250.mp4")
 	mediatest.Make(t, src, mediatest.Clip{Seconds: seconds, Width: 1280, Height: 720, FPS: fps, GOP: 250, Audio: true})
 	s.Upload("uploads/keyint250.mp4", src, nil)
-	id := assetOf(t, s, "uploads/keyint250.mp4")
+	id := e2ekit.AssetOf(t, s, "uploads/keyint250.mp4")
 	s.WaitStatus(id, 4*time.Minute, asset.StateComplete)
 	var got []string
-	for _, sg := range manifest(t, s, id).Segments {
+	for _, sg := range e2ekit.ReadManifest(t, s, id).Segments {
 		got = append(got, fmt.Sprintf("%.2f", sg.Duration))
 	}
 	if want := "2.00 2.00 2.00 2.33 1.67"; strings.Join(got, " ") != want {
@@ -588,10 +589,10 @@ func TestContentAwareLadderUpload(t *testing.T) {
 	mediatest.Make(t, src, clip)
 	s.Upload("uploads/deck-fitted.mp4", src, map[string]string{"Segflow-Ladder": "content-aware"})
 	s.Upload("uploads/deck.mp4", src, nil)
-	fitted, fixed := assetOf(t, s, "uploads/deck-fitted.mp4"), assetOf(t, s, "uploads/deck.mp4")
+	fitted, fixed := e2ekit.AssetOf(t, s, "uploads/deck-fitted.mp4"), e2ekit.AssetOf(t, s, "uploads/deck.mp4")
 	s.WaitStatus(fitted, 4*time.Minute, asset.StateComplete)
 	s.WaitStatus(fixed, 4*time.Minute, asset.StateComplete)
-	mf, mx := manifest(t, s, fitted), manifest(t, s, fixed)
+	mf, mx := e2ekit.ReadManifest(t, s, fitted), e2ekit.ReadManifest(t, s, fixed)
 	if mf.Options.Ladder != media.LadderContentAware || mx.Options.Ladder != "" {
 		t.Errorf("ladder options %q and %q; want %q and none", mf.Options.Ladder, mx.Options.Ladder, media.LadderContentAware)
 	}

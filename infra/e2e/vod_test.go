@@ -25,7 +25,7 @@ import (
 	"github.com/grafov/m3u8"
 	"github.com/openfaas/faas-provider/logs"
 
-	"github.com/segflow/segflow/infra/gwclient"
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/testgw"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/asset"
@@ -41,15 +41,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	testgw.Cleanup()
 	os.Exit(code)
-}
-
-func assetOf(t testing.TB, s *teststack.Stack, key string) string {
-	t.Helper()
-	info, err := s.Store.Stat(context.Background(), s.Bucket, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return layout.AssetID(key, info.ETag)
 }
 
 func TestVODEndToEnd(t *testing.T) {
@@ -97,7 +88,7 @@ func TestVODEndToEnd(t *testing.T) {
 		}
 	}
 	for k := range bad {
-		id := assetOf(t, s, k)
+		id := e2ekit.AssetOf(t, s, k)
 		st := s.WaitStatus(id, 2*time.Minute, asset.StateFailed)
 		if st.Error == "" || st.Stages["split"].Error == "" {
 			t.Errorf("%s failed without a reason: %+v", k, st)
@@ -114,7 +105,7 @@ func TestVODEndToEnd(t *testing.T) {
 		}
 	}
 
-	id := assetOf(t, s, "uploads/clip.mp4")
+	id := e2ekit.AssetOf(t, s, "uploads/clip.mp4")
 	s.WaitStatus(id, 5*time.Minute, asset.StateComplete)
 	t.Logf("asset %s complete %s after upload", id, time.Since(start).Round(time.Millisecond))
 
@@ -130,7 +121,7 @@ func TestVODEndToEnd(t *testing.T) {
 	t.Run("one trace from upload to renditions", func(t *testing.T) { checkTrace(t, col, id) })
 	t.Run("a function's log line leads to its span", func(t *testing.T) { checkLogTrace(t, s, col, id) })
 	// Let the captions (aitag, last to finish) land before comparing runs.
-	waitObject(t, s, layout.Asset(id).Tags(-1))
+	e2ekit.WaitObject(t, s, layout.Asset(id).Tags(-1))
 	waitSettled(t, s, "packager", 0)
 
 	t.Run("an anonymous call naming another bucket is refused", func(t *testing.T) {
@@ -285,7 +276,7 @@ func TestVODEndToEnd(t *testing.T) {
 
 	t.Run("same event twice gives identical outputs", func(t *testing.T) {
 		s := s.With(t)
-		before := etags(t, s, id)
+		before := e2ekit.Etags(t, s, id)
 		tr, _ := s.GW.GetFunction(ctx, "transcode", "")
 		tg, _ := s.GW.GetFunction(ctx, "aitag", "")
 		rec := map[string]any{"s3": map[string]any{"object": map[string]any{"key": "uploads/clip.mp4"}}}
@@ -299,11 +290,11 @@ func TestVODEndToEnd(t *testing.T) {
 			t.Fatalf("split again: %v %v", err, resp)
 		}
 		resp.Body.Close()
-		segs := len(manifest(t, s, id).Segments)
+		segs := len(e2ekit.ReadManifest(t, s, id).Segments)
 		waitSettled(t, s, "transcode", tr.InvocationCount+float64(segs))
 		waitSettled(t, s, "aitag", tg.InvocationCount+float64(segs))
 		waitSettled(t, s, "packager", 0)
-		after := etags(t, s, id)
+		after := e2ekit.Etags(t, s, id)
 		for k, v := range before {
 			if after[k] != v {
 				t.Errorf("%s changed when the event came again", k)
@@ -322,16 +313,16 @@ func TestVODEndToEnd(t *testing.T) {
 			go func() { defer wg.Done(); s.Upload("uploads/twice.mp4", src, nil) }()
 		}
 		wg.Wait()
-		id2 := assetOf(t, s, "uploads/twice.mp4")
+		id2 := e2ekit.AssetOf(t, s, "uploads/twice.mp4")
 		s.WaitStatus(id2, 5*time.Minute, asset.StateComplete)
 		// Captions come last (aitag): wait for its merge before comparing.
-		waitObject(t, s, layout.Asset(id2).Tags(-1))
+		e2ekit.WaitObject(t, s, layout.Asset(id2).Tags(-1))
 		waitSettled(t, s, "aitag", 0)
 		waitSettled(t, s, "packager", 0)
 		checkAsset(t, s, id2, src, seconds, fps, t.TempDir())
 		// Same content, same outputs: the renditions are byte for byte those
 		// of the first asset.
-		a, b := etags(t, s, id), etags(t, s, id2)
+		a, b := e2ekit.Etags(t, s, id), e2ekit.Etags(t, s, id2)
 		for k, v := range a {
 			if (strings.HasSuffix(k, ".ts") || strings.HasSuffix(k, ".m3u8")) && b[k] != v {
 				t.Errorf("%s differs between two uploads of one file", k)
@@ -345,7 +336,7 @@ func checkAsset(t *testing.T, s *teststack.Stack, id, src string, seconds float6
 	t.Helper()
 	ctx := context.Background()
 	a := layout.Asset(id)
-	get := func(key string) []byte { return object(t, s, key) }
+	get := func(key string) []byte { return e2ekit.Object(t, s, key) }
 	master := masterPlaylist(t, s, id)
 	if len(master.Variants) != 4 {
 		t.Fatalf("master has %d variants, want 4", len(master.Variants))
@@ -410,7 +401,7 @@ func checkAsset(t *testing.T, s *teststack.Stack, id, src string, seconds float6
 	for name := range renditions {
 		names = append(names, name)
 	}
-	checkQuality(t, st, names, len(readManifest(t, s, id).Segments))
+	checkQuality(t, st, names, len(e2ekit.ReadManifest(t, s, id).Segments))
 	if q := st.Quality["1080p"]; math.Abs(q.PSNR-psnr) > 1 {
 		t.Errorf("qa says 1080p PSNR %.2f dB, measured %.2f", q.PSNR, psnr)
 	}
@@ -427,21 +418,11 @@ func checkAsset(t *testing.T, s *teststack.Stack, id, src string, seconds float6
 	}
 }
 
-// object reads a whole object from the stack's bucket.
-func object(t *testing.T, s *teststack.Stack, key string) []byte {
-	t.Helper()
-	b, err := s.Store.GetBytes(context.Background(), s.Bucket, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // masterPlaylist reads and parses an asset's master playlist, leaving
 // out its I-frame variants (iframeVariants lists those).
 func masterPlaylist(t *testing.T, s *teststack.Stack, id string) *m3u8.MasterPlaylist {
 	t.Helper()
-	pl, _, err := m3u8.DecodeFrom(bytes.NewReader(object(t, s, layout.Asset(id).Master())), true)
+	pl, _, err := m3u8.DecodeFrom(bytes.NewReader(e2ekit.Object(t, s, layout.Asset(id).Master())), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,63 +472,11 @@ func fetchRendition(t *testing.T, s *teststack.Stack, prefix, uri, out string, s
 	return out
 }
 
-func manifest(t *testing.T, s *teststack.Stack, id string) *asset.Manifest {
-	m, err := asset.ReadManifest(context.Background(), s.Store, s.Bucket, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// etags maps every media and playlist key of the asset to its ETag
-// (status.json aside: it records times).
-func etags(t *testing.T, s *teststack.Stack, id string) map[string]string {
-	t.Helper()
-	objs, err := s.Store.List(context.Background(), s.Bucket, layout.Asset(id).Prefix(), storage.ListOptions{Recursive: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, o := range objs {
-		rel := strings.TrimPrefix(o.Key, layout.Asset(id).Prefix())
-		if rel != "status.json" {
-			out[rel] = o.ETag
-		}
-	}
-	return out
-}
-
 // waitSettled waits until fn has been invoked at least min times and its
 // count has stopped moving for two seconds.
 func waitSettled(t *testing.T, s *teststack.Stack, fn string, min float64) {
 	t.Helper()
-	waitSettledOn(t, fn, min, s.GW)
-}
-
-// waitSettledOn is waitSettled counting fn's invocations on every gateway
-// of gws together.
-func waitSettledOn(t testing.TB, fn string, min float64, gws ...*gwclient.Client) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	last, since := -1.0, time.Now()
-	for time.Now().Before(deadline) {
-		n := 0.0
-		for _, gw := range gws {
-			st, err := gw.GetFunction(context.Background(), fn, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			n += st.InvocationCount
-		}
-		if n != last {
-			last, since = n, time.Now()
-		}
-		if last >= min && time.Since(since) > 2*time.Second {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s never settled (%v invocations, want %v)", fn, last, min)
+	e2ekit.WaitSettledOn(t, fn, min, s.GW)
 }
 
 // waitQA waits for the qa stage to have scored every segment of asset id
@@ -589,18 +518,6 @@ func checkQuality(t *testing.T, st *asset.Status, rungs []string, segs int) {
 	if len(st.Quality) != len(rungs) || st.QualityWarning != "" {
 		t.Errorf("quality %+v for rungs %v, warning %q", st.Quality, rungs, st.QualityWarning)
 	}
-}
-
-func waitObject(t testing.TB, s *teststack.Stack, key string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Minute)
-	for time.Now().Before(deadline) {
-		if _, err := s.Store.Stat(context.Background(), s.Bucket, key); err == nil {
-			return
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("%s never written\n%s", key, s.Log())
 }
 
 func ftoa(f float64) string {

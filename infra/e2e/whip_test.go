@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/layout"
 )
@@ -52,11 +53,11 @@ func TestWHIPFromConsole(t *testing.T) {
 	since := time.Now()
 	b.do(t, 10*time.Second, chromedp.SetValue(chromedp.CSS("#stream-key"), streamKey), chromedp.Click(chromedp.CSS("#start")))
 	state("live", 30*time.Second)
-	id := waitLiveAsset(t, s, since)
-	m := readManifest(t, s, id)
+	id := e2ekit.WaitLiveAsset(t, s, since)
+	m := e2ekit.ReadManifest(t, s, id)
 	a := layout.Asset(id)
 	for _, r := range m.Ladder {
-		waitPlaylist(t, s, a.Playlist(r.Name), func(last int, ended bool) bool { return last >= 2 })
+		e2ekit.WaitPlaylist(t, s, a.Playlist(r.Name), func(last int, ended bool) bool { return last >= 2 })
 	}
 	if m.Width != 1280 || m.Height != 720 {
 		t.Errorf("asset is %dx%d, the page asked the camera for 1280x720 and keeps the size", m.Width, m.Height)
@@ -71,9 +72,9 @@ func TestWHIPFromConsole(t *testing.T) {
 		names = append(names, r.Name)
 	}
 	for _, name := range names {
-		waitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
+		e2ekit.WaitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
 	}
-	m = readManifest(t, s, id)
+	m = e2ekit.ReadManifest(t, s, id)
 	if !m.Ended || !m.Audio || len(m.Segments) < 4 {
 		t.Fatalf("manifest: ended %v audio %v %d segments", m.Ended, m.Audio, len(m.Segments))
 	}
@@ -104,7 +105,7 @@ func TestWHEPInConsole(t *testing.T) {
 	s := teststack.Up(t)
 	since := time.Now()
 	first, done := publishClock(t, s, 40)
-	id := waitLiveAsset(t, s, since)
+	id := e2ekit.WaitLiveAsset(t, s, since)
 	b := newBrowser(t)
 	// H.264 as published, then (#codec=vp8: the page offers VP8 alone, as
 	// a browser without H.264) the relay's VP8 encode of it.

@@ -1,4 +1,4 @@
-package e2e
+package cluster
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/segflow/segflow/infra/gwclient"
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/proctree"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/asset"
@@ -93,16 +94,16 @@ func TestClusterFaultsLoseNothing(t *testing.T) {
 	gateways := []string{s.Env.Gateway, gw2.URL}
 	settled := func(id string) {
 		// Captions come last (aitag): wait for its merge before comparing.
-		waitObject(t, s, layout.Asset(id).Tags(-1))
-		waitSettledOn(t, "aitag", 0, s.GW, gw2)
-		waitSettledOn(t, "packager", 0, s.GW, gw2)
+		e2ekit.WaitObject(t, s, layout.Asset(id).Tags(-1))
+		e2ekit.WaitSettledOn(t, "aitag", 0, s.GW, gw2)
+		e2ekit.WaitSettledOn(t, "packager", 0, s.GW, gw2)
 	}
 
 	// Undisturbed, on both runtime nodes: how the transcodes split.
 	before := [2]float64{invocations(t, gateways[0], "transcode", "200"), invocations(t, gateways[1], "transcode", "200")}
 	start := time.Now()
 	s.Upload("uploads/calm.mp4", src, nil)
-	calm := assetOf(t, s, "uploads/calm.mp4")
+	calm := e2ekit.AssetOf(t, s, "uploads/calm.mp4")
 	s.WaitStatus(calm, 5*time.Minute, asset.StateComplete)
 	t.Logf("undisturbed: complete after %s", time.Since(start).Round(time.Millisecond))
 	settled(calm)
@@ -155,8 +156,8 @@ func TestClusterFaultsLoseNothing(t *testing.T) {
 	refusedBefore := invocations(t, gateways[0], "", "503") + invocations(t, gateways[1], "", "503")
 	start = time.Now()
 	s.Upload("uploads/unavailable.mp4", src, nil)
-	unavailable := assetOf(t, s, "uploads/unavailable.mp4")
-	waitObject(t, s, layout.Asset(unavailable).Rendition("720p", 0, ".ts"))
+	unavailable := e2ekit.AssetOf(t, s, "uploads/unavailable.mp4")
+	e2ekit.WaitObject(t, s, layout.Asset(unavailable).Rendition("720p", 0, ".ts"))
 	if err := os.WriteFile(down, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -197,8 +198,8 @@ func liveThroughFaults(t *testing.T, s *teststack.Stack, gw2 *gwclient.Client) {
 	procs := readCluster(t, s)
 	streamKey := s.Env.RTMPURL[strings.LastIndex(s.Env.RTMPURL, "/")+1:]
 	since := time.Now()
-	done := publishing(testPublisher("854x480", 60, "flv", "rtmp://"+procs.Relays[0].Addr+"/live/"+streamKey))
-	idA := waitLiveAsset(t, s, since)
+	done := e2ekit.Publishing(e2ekit.TestPublisher("854x480", 60, "flv", "rtmp://"+procs.Relays[0].Addr+"/live/"+streamKey))
+	idA := e2ekit.WaitLiveAsset(t, s, since)
 	leader := eventsLeader(t, s)
 	var killed []int
 	for _, victim := range []struct {
@@ -232,8 +233,8 @@ func liveThroughFaults(t *testing.T, s *teststack.Stack, gw2 *gwclient.Client) {
 	}
 	// The publisher comes back on the other relay.
 	since = time.Now()
-	done = publishing(testPublisher("854x480", 10, "flv", s.Env.RTMPURL))
-	idB := waitLiveAsset(t, s, since)
+	done = e2ekit.Publishing(e2ekit.TestPublisher("854x480", 10, "flv", s.Env.RTMPURL))
+	idB := e2ekit.WaitLiveAsset(t, s, since)
 	if err := <-done; err != nil {
 		t.Fatalf("live: the second publish: %v", err)
 	}
@@ -241,7 +242,7 @@ func liveThroughFaults(t *testing.T, s *teststack.Stack, gw2 *gwclient.Client) {
 	for _, id := range []string{idA, idB} {
 		a := layout.Asset(id)
 		for _, name := range []string{"480p", "360p", "audio"} {
-			b := waitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
+			b := e2ekit.WaitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
 			pl, _, err := m3u8.DecodeFrom(strings.NewReader(string(b)), true)
 			if err != nil {
 				t.Fatal(err)
@@ -256,19 +257,19 @@ func liveThroughFaults(t *testing.T, s *teststack.Stack, gw2 *gwclient.Client) {
 					t.Errorf("live %s %s: a discontinuity at %s", id, name, seg.URI)
 				}
 			}
-			if n := len(readManifest(t, s, id).Segments); len(seen) != n || n < 3 {
+			if n := len(e2ekit.ReadManifest(t, s, id).Segments); len(seen) != n || n < 3 {
 				t.Errorf("live %s %s lists %d segments, the publish has %d", id, name, len(seen), n)
 			}
 		}
 	}
-	mA, mB := readManifest(t, s, idA), readManifest(t, s, idB)
+	mA, mB := e2ekit.ReadManifest(t, s, idA), e2ekit.ReadManifest(t, s, idB)
 	if mB.Previous != idA || mB.Sequence != len(mA.Segments) || mB.Discontinuity != mA.Discontinuity+1 {
 		t.Errorf("live: second publish previous %q sequence %d discontinuity %d; want %q, %d, %d",
 			mB.Previous, mB.Sequence, mB.Discontinuity, idA, len(mA.Segments), mA.Discontinuity+1)
 	}
 	t.Logf("live: the killed publish ended with %d segments, the second continued at %d; every playlist ended %s after the second publish",
 		len(mA.Segments), mB.Sequence, time.Since(ended).Round(time.Millisecond))
-	waitSettledOn(t, "packager", 0, s.GW, gw2)
+	e2ekit.WaitSettledOn(t, "packager", 0, s.GW, gw2)
 	waitRestarted(t, s, killed)
 }
 
@@ -280,8 +281,8 @@ func killRound(t *testing.T, s *teststack.Stack, name, src string, victims func(
 	start := time.Now()
 	key := "uploads/" + name + ".mp4"
 	s.Upload(key, src, nil)
-	id := assetOf(t, s, key)
-	waitObject(t, s, layout.Asset(id).Rendition("720p", 0, ".ts"))
+	id := e2ekit.AssetOf(t, s, key)
+	e2ekit.WaitObject(t, s, layout.Asset(id).Rendition("720p", 0, ".ts"))
 	for _, pid := range victims() {
 		if pid == 0 || syscall.Kill(pid, syscall.SIGKILL) != nil {
 			t.Fatalf("%s: kill %d (%s)", name, pid, what)
@@ -323,7 +324,7 @@ func waitRestarted(t *testing.T, s *teststack.Stack, killed []int) {
 func sameOutputs(t *testing.T, s *teststack.Stack, calm, faulted string) {
 	t.Helper()
 	ctx := context.Background()
-	calmTags, faultedTags := etags(t, s, calm), etags(t, s, faulted)
+	calmTags, faultedTags := e2ekit.Etags(t, s, calm), e2ekit.Etags(t, s, faulted)
 	compared := 0
 	for k, v := range calmTags {
 		if strings.HasSuffix(k, ".ts") || strings.HasSuffix(k, ".m3u8") {
@@ -336,12 +337,12 @@ func sameOutputs(t *testing.T, s *teststack.Stack, calm, faulted string) {
 	if compared < 10 {
 		t.Fatalf("compared %d renditions and playlists: %v", compared, calmTags)
 	}
-	segs := len(manifest(t, s, faulted).Segments)
+	segs := len(e2ekit.ReadManifest(t, s, faulted).Segments)
 	for k := range faultedTags {
 		if !strings.HasSuffix(k, ".m3u8") || k == "master.m3u8" || strings.Contains(k, "iframe") {
 			continue
 		}
-		p, kind, err := m3u8.DecodeFrom(strings.NewReader(string(object(t, s, layout.Asset(faulted).Prefix()+k))), true)
+		p, kind, err := m3u8.DecodeFrom(strings.NewReader(string(e2ekit.Object(t, s, layout.Asset(faulted).Prefix()+k))), true)
 		if err != nil || kind != m3u8.MEDIA {
 			t.Errorf("%s: %v", k, err)
 			continue

@@ -1,4 +1,4 @@
-package e2e
+package cluster
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/segflow/segflow/infra/gwclient"
+	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/media/mediatest"
@@ -35,10 +36,10 @@ func BenchmarkClusterRuntimeNodes(b *testing.B) {
 		key := fmt.Sprintf("uploads/nodes-%d-%d.mp4", nodes, runs)
 		start := time.Now()
 		s.Upload(key, src, nil)
-		id := assetOf(b, s, key)
+		id := e2ekit.AssetOf(b, s, key)
 		s.WaitStatus(id, 10*time.Minute, asset.StateComplete)
 		took := time.Since(start)
-		waitSettledOn(b, "packager", 0, s.GW, gw2)
+		e2ekit.WaitSettledOn(b, "packager", 0, s.GW, gw2)
 		return took, [2]float64{invocations(b, s.Env.Gateway, "transcode", "200") - before[0], invocations(b, gw2.URL, "transcode", "200") - before[1]}
 	}
 	hold := func(sig syscall.Signal) {
