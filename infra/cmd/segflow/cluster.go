@@ -86,22 +86,18 @@ func loadCluster(home string, nodes int) (*cluster, error) {
 		return c, c.save()
 	}
 	for i := range nodes {
-		a, err := freeAddr()
+		a, err := freeAddrs(2)
 		if err != nil {
 			return nil, err
 		}
-		r, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		c.file.NATS = append(c.file.NATS, clusterNode{Name: fmt.Sprintf("n%d", i+1), Addr: a, Route: r})
+		c.file.NATS = append(c.file.NATS, clusterNode{Name: fmt.Sprintf("n%d", i+1), Addr: a[0], Route: a[1]})
 	}
 	for i := range poolServers {
-		a, err := freeAddr()
+		a, err := freeAddrs(1)
 		if err != nil {
 			return nil, err
 		}
-		c.file.MinIO = append(c.file.MinIO, clusterNode{Name: fmt.Sprintf("minio%d", i+1), Addr: a})
+		c.file.MinIO = append(c.file.MinIO, clusterNode{Name: fmt.Sprintf("minio%d", i+1), Addr: a[0]})
 	}
 	if err := c.pickRuntimePorts(); err != nil {
 		return nil, err
@@ -109,44 +105,38 @@ func loadCluster(home string, nodes int) (*cluster, error) {
 	return c, c.save()
 }
 
-// runtimeProcesses is how many runtime nodes (a gateway and its router)
-// run as processes beside the one in `segflow up`: two runtime nodes in
+// runtimeProcesses is how many runtime nodes (a gateway, its router and
+// a relay) run as processes beside the one in `segflow up`: two runtime nodes in
 // all, so either's loss leaves one running the functions.
 const runtimeProcesses = 1
 
 func (c *cluster) pickRuntimePorts() error {
 	for i := range runtimeProcesses {
-		g, err := freeAddr()
-		if err != nil {
-			return err
-		}
-		r, err := freeAddr()
-		if err != nil {
-			return err
-		}
-		rtmp, err := freeAddr()
-		if err != nil {
-			return err
-		}
-		h, err := freeAddr()
+		a, err := freeAddrs(4)
 		if err != nil {
 			return err
 		}
 		name := fmt.Sprintf("node%d", i+2)
-		c.file.Gateways = append(c.file.Gateways, clusterNode{Name: name, Addr: g})
-		c.file.Routers = append(c.file.Routers, clusterNode{Name: name, Addr: r})
-		c.file.Relays = append(c.file.Relays, clusterNode{Name: name, Addr: rtmp, HTTP: h})
+		c.file.Gateways = append(c.file.Gateways, clusterNode{Name: name, Addr: a[0]})
+		c.file.Routers = append(c.file.Routers, clusterNode{Name: name, Addr: a[1]})
+		c.file.Relays = append(c.file.Relays, clusterNode{Name: name, Addr: a[2], HTTP: a[3]})
 	}
 	return nil
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freeAddrs picks n free loopback ports, all held until all are picked
+// so that none is picked twice.
+func freeAddrs(n int) ([]string, error) {
+	var addrs []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return addrs, nil
 }
 
 func (c *cluster) save() error {
