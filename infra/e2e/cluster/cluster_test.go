@@ -88,7 +88,7 @@ func TestClusterFaultsLoseNothing(t *testing.T) {
 	}
 	s := teststack.UpNodes(t, 3, "SEGFLOW_MINIO="+wrapper)
 	src := filepath.Join(t.TempDir(), "clip.mp4")
-	mediatest.Make(t, src, mediatest.Clip{Seconds: 16, Width: 1280, Height: 720, FPS: 30, Audio: true})
+	mediatest.Make(t, src, mediatest.Clip{Seconds: 60, Width: 854, Height: 480, FPS: 30, Audio: true})
 	procs := readCluster(t, s)
 	gw2 := gwclient.New("http://"+procs.Gateways[0].Addr, s.Env.GatewayUser, s.Env.GatewayPassword)
 	gateways := []string{s.Env.Gateway, gw2.URL}
@@ -152,12 +152,17 @@ func TestClusterFaultsLoseNothing(t *testing.T) {
 	// stay down, so the two left lack the write quorum and answer every
 	// write 503 (SlowDownWrite). Stages answer 503 in turn, which the
 	// router waits out without spending attempts.
+	// A live stream publishes through the outage too: its relay keeps
+	// the segments the bucket refuses in its spool.
 	procs = readCluster(t, s)
 	refusedBefore := invocations(t, gateways[0], "", "503") + invocations(t, gateways[1], "", "503")
+	since := time.Now()
+	live := e2ekit.Publishing(e2ekit.TestPublisher("854x480", 100, "flv", s.Env.RTMPURL))
+	liveID := e2ekit.WaitLiveAsset(t, s, since)
 	start = time.Now()
 	s.Upload("uploads/unavailable.mp4", src, nil)
 	unavailable := e2ekit.AssetOf(t, s, "uploads/unavailable.mp4")
-	e2ekit.WaitObject(t, s, layout.Asset(unavailable).Rendition("720p", 0, ".ts"))
+	e2ekit.WaitObject(t, s, layout.Asset(unavailable).Rendition("480p", 0, ".ts"))
 	if err := os.WriteFile(down, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +187,41 @@ func TestClusterFaultsLoseNothing(t *testing.T) {
 	}
 	settled(unavailable)
 	sameOutputs(t, s, calm, unavailable)
+	if err := <-live; err != nil {
+		t.Fatalf("live through the outage: the publisher was disturbed: %v", err)
+	}
+	endedLive(t, s, liveID)
+	t.Logf("live through the outage: %d segments, each listed once", len(e2ekit.ReadManifest(t, s, liveID).Segments))
+	e2ekit.WaitSettledOn(t, "packager", 0, s.GW, gw2)
+	noDeadLetters(t, s)
+}
+
+// endedLive waits for every rendition playlist of live asset id to end
+// and checks it lists each of the publish's segments once, with no
+// discontinuity inside the publish.
+func endedLive(t *testing.T, s *teststack.Stack, id string) {
+	t.Helper()
+	a := layout.Asset(id)
+	for _, name := range []string{"480p", "360p", "audio"} {
+		b := e2ekit.WaitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
+		pl, _, err := m3u8.DecodeFrom(strings.NewReader(string(b)), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, seg := range pl.(*m3u8.MediaPlaylist).GetAllSegments() {
+			if seen[seg.URI] {
+				t.Errorf("live %s %s lists %s twice", id, name, seg.URI)
+			}
+			seen[seg.URI] = true
+			if seg.Discontinuity {
+				t.Errorf("live %s %s: a discontinuity at %s", id, name, seg.URI)
+			}
+		}
+		if n := len(e2ekit.ReadManifest(t, s, id).Segments); len(seen) != n || n < 3 {
+			t.Errorf("live %s %s lists %d segments, the publish has %d", id, name, len(seen), n)
+		}
+	}
 }
 
 // liveThroughFaults publishes over RTMP to the second relay while, 6 s
@@ -240,27 +280,7 @@ func liveThroughFaults(t *testing.T, s *teststack.Stack, gw2 *gwclient.Client) {
 	}
 	ended := time.Now()
 	for _, id := range []string{idA, idB} {
-		a := layout.Asset(id)
-		for _, name := range []string{"480p", "360p", "audio"} {
-			b := e2ekit.WaitPlaylist(t, s, a.Playlist(name), func(last int, ended bool) bool { return ended })
-			pl, _, err := m3u8.DecodeFrom(strings.NewReader(string(b)), true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			seen := map[string]bool{}
-			for _, seg := range pl.(*m3u8.MediaPlaylist).GetAllSegments() {
-				if seen[seg.URI] {
-					t.Errorf("live %s %s lists %s twice", id, name, seg.URI)
-				}
-				seen[seg.URI] = true
-				if seg.Discontinuity {
-					t.Errorf("live %s %s: a discontinuity at %s", id, name, seg.URI)
-				}
-			}
-			if n := len(e2ekit.ReadManifest(t, s, id).Segments); len(seen) != n || n < 3 {
-				t.Errorf("live %s %s lists %d segments, the publish has %d", id, name, len(seen), n)
-			}
-		}
+		endedLive(t, s, id)
 	}
 	mA, mB := e2ekit.ReadManifest(t, s, idA), e2ekit.ReadManifest(t, s, idB)
 	if mB.Previous != idA || mB.Sequence != len(mA.Segments) || mB.Discontinuity != mA.Discontinuity+1 {
@@ -270,6 +290,7 @@ func liveThroughFaults(t *testing.T, s *teststack.Stack, gw2 *gwclient.Client) {
 	t.Logf("live: the killed publish ended with %d segments, the second continued at %d; every playlist ended %s after the second publish",
 		len(mA.Segments), mB.Sequence, time.Since(ended).Round(time.Millisecond))
 	e2ekit.WaitSettledOn(t, "packager", 0, s.GW, gw2)
+	noDeadLetters(t, s)
 	waitRestarted(t, s, killed)
 }
 
@@ -282,7 +303,7 @@ func killRound(t *testing.T, s *teststack.Stack, name, src string, victims func(
 	key := "uploads/" + name + ".mp4"
 	s.Upload(key, src, nil)
 	id := e2ekit.AssetOf(t, s, key)
-	e2ekit.WaitObject(t, s, layout.Asset(id).Rendition("720p", 0, ".ts"))
+	e2ekit.WaitObject(t, s, layout.Asset(id).Rendition("480p", 0, ".ts"))
 	for _, pid := range victims() {
 		if pid == 0 || syscall.Kill(pid, syscall.SIGKILL) != nil {
 			t.Fatalf("%s: kill %d (%s)", name, pid, what)
@@ -323,7 +344,6 @@ func waitRestarted(t *testing.T, s *teststack.Stack, killed []int) {
 // playlist listing each segment once, and no dead letter in the stack.
 func sameOutputs(t *testing.T, s *teststack.Stack, calm, faulted string) {
 	t.Helper()
-	ctx := context.Background()
 	calmTags, faultedTags := e2ekit.Etags(t, s, calm), e2ekit.Etags(t, s, faulted)
 	compared := 0
 	for k, v := range calmTags {
@@ -358,7 +378,13 @@ func sameOutputs(t *testing.T, s *teststack.Stack, calm, faulted string) {
 			t.Errorf("%s lists %d segments, the manifest %d", k, len(seen), segs)
 		}
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Env.Gateway+"/system/deadletters", nil)
+	noDeadLetters(t, s)
+}
+
+// noDeadLetters checks the stack has dead-lettered nothing.
+func noDeadLetters(t *testing.T, s *teststack.Stack) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, s.Env.Gateway+"/system/deadletters", nil)
 	req.SetBasicAuth(s.Env.GatewayUser, s.Env.GatewayPassword)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
