@@ -44,6 +44,10 @@ func TestLive(t *testing.T) {
 			done := e2ekit.Publishing(e2ekit.TestPublisher("854x480", 16, tc.format, tc.url))
 			id := e2ekit.WaitLiveAsset(t, s, since)
 			a := layout.Asset(id)
+			// LL-HLS first, while the relay surely still has the stream:
+			// the transcoded playlists below can take longer than the
+			// publish lasts on a loaded machine.
+			ll := readLowLatency(t, s)
 			// While it publishes: the playlist exists, has no ENDLIST and moves on.
 			first := e2ekit.WaitPlaylist(t, s, a.Playlist("480p"), func(last int, ended bool) bool { return last >= 1 })
 			fl, fend := hls.Last(first)
@@ -54,7 +58,7 @@ func TestLive(t *testing.T) {
 			if _, end := hls.Last(later); end {
 				t.Fatal("ENDLIST while publishing")
 			}
-			checkLowLatency(t, s)
+			checkLowLatency(t, s, ll)
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
@@ -114,11 +118,46 @@ func TestLive(t *testing.T) {
 	}
 }
 
-// checkLowLatency reads the demo channel's master while it publishes: it
-// lists the relay's LL-HLS source rendition beside the rungs, served
-// through the gateway, whose preload hint a player's request waits on
-// until the part is there.
-func checkLowLatency(t *testing.T, s *teststack.Stack) {
+// readLowLatency reads the demo stream's LL-HLS rendition from the relay
+// through the gateway while it publishes: its media playlist, whose
+// preload hint a player's request waits on until the part is there, and
+// that part. It returns the playlists, by name.
+func readLowLatency(t *testing.T, s *teststack.Stack) map[string][]byte {
+	t.Helper()
+	base := s.Env.Gateway + "/live/demo/"
+	get := func(url string) []byte {
+		code, b := testenv.Get(t, url)
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d %s", url, code, b)
+		}
+		return b
+	}
+	// The relay takes the stream a moment after its manifest lands.
+	var pl []byte
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, b := testenv.Get(t, base+"video1_stream.m3u8")
+		if code == http.StatusOK {
+			pl = b
+			break
+		}
+		if code != http.StatusNotFound || time.Now().After(deadline) {
+			t.Fatalf("%svideo1_stream.m3u8: %d %s", base, code, b)
+		}
+	}
+	hint := regexp.MustCompile(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"`).FindSubmatch(pl)
+	if hint == nil || !bytes.Contains(pl, []byte("#EXT-X-PART:")) || !bytes.Contains(pl, []byte("CAN-BLOCK-RELOAD=YES")) {
+		t.Fatalf("LL-HLS playlist:\n%s", pl)
+	}
+	if part := get(base + string(hint[1])); len(part) == 0 {
+		t.Fatalf("part %s is empty", hint[1])
+	}
+	return map[string][]byte{"index.m3u8": get(base + "index.m3u8"), "video1_stream.m3u8": pl, "audio2_stream.m3u8": get(base + "audio2_stream.m3u8")}
+}
+
+// checkLowLatency checks the demo channel's master lists the relay's
+// LL-HLS source rendition (ll, read while it published) beside the
+// rungs, served through the gateway, and that players' parsers take them.
+func checkLowLatency(t *testing.T, s *teststack.Stack, ll map[string][]byte) {
 	t.Helper()
 	base := s.Env.Gateway + "/live/demo/"
 	master, err := s.Store.GetBytes(context.Background(), s.Bucket, layout.Channel("demo").Master())
@@ -130,23 +169,8 @@ func checkLowLatency(t *testing.T, s *teststack.Stack) {
 			t.Fatalf("channel master lacks %q:\n%s", want, master)
 		}
 	}
-	get := func(url string) []byte {
-		code, b := testenv.Get(t, url)
-		if code != http.StatusOK {
-			t.Fatalf("%s: %d %s", url, code, b)
-		}
-		return b
-	}
-	pl := get(base + "video1_stream.m3u8")
-	hint := regexp.MustCompile(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"`).FindSubmatch(pl)
-	if hint == nil || !bytes.Contains(pl, []byte("#EXT-X-PART:")) || !bytes.Contains(pl, []byte("CAN-BLOCK-RELOAD=YES")) {
-		t.Fatalf("LL-HLS playlist:\n%s", pl)
-	}
-	if part := get(base + string(hint[1])); len(part) == 0 {
-		t.Fatalf("part %s is empty", hint[1])
-	}
-	parsersAccept(t, map[string][]byte{"channel-master.m3u8": master, "index.m3u8": get(base + "index.m3u8"),
-		"video1_stream.m3u8": pl, "audio2_stream.m3u8": get(base + "audio2_stream.m3u8")})
+	ll["channel-master.m3u8"] = master
+	parsersAccept(t, ll)
 }
 
 // A publisher whose audio stops before its video (how many encoders

@@ -40,20 +40,33 @@ type MinIO struct {
 func StartMinIO(t testing.TB, env ...string) *MinIO {
 	t.Helper()
 	dir := t.TempDir()
-	opts := miniosrv.Options{
-		DataDir:      filepath.Join(dir, "data"),
-		Address:      FreeAddr(t),
-		Console:      FreeAddr(t),
-		RootUser:     "segflowtest",
-		RootPassword: "segflowtest-secret",
-		Env:          env,
-	}
-	if testing.Verbose() {
-		opts.Log = os.Stderr
-	}
-	srv, err := miniosrv.Open(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("start minio: %v", err)
+	var (
+		opts miniosrv.Options
+		srv  *miniosrv.Server
+		err  error
+	)
+	// A port found free can be taken by another process (tests of other
+	// packages run beside this one) before MinIO binds it, and MinIO then
+	// exits: a start that fails so is tried again on other ports.
+	for attempt := 1; ; attempt++ {
+		opts = miniosrv.Options{
+			DataDir:      filepath.Join(dir, "data"),
+			Address:      FreeAddr(t),
+			Console:      FreeAddr(t),
+			RootUser:     "segflowtest",
+			RootPassword: "segflowtest-secret",
+			Env:          env,
+		}
+		if testing.Verbose() {
+			opts.Log = os.Stderr
+		}
+		if srv, err = miniosrv.Open(context.Background(), opts); err == nil {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("start minio: %v", err)
+		}
+		t.Logf("start minio: %v; again on other ports", err)
 	}
 	so := storage.Options{Endpoint: srv.Endpoint(), AccessKey: opts.RootUser, SecretKey: opts.RootPassword}
 	c, err := storage.New(so)
