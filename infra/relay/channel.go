@@ -68,16 +68,10 @@ func (r *Relay) previous(ctx context.Context, name string) (*asset.Manifest, err
 	}
 	if !m.Ended {
 		// The relay stopped without ending it: its segments are the ones
-		// that reached the bucket.
-		objs, err := r.cfg.Store.List(ctx, r.cfg.Bucket, layout.Asset(m.ID).Prefix()+"source/", storage.ListOptions{})
-		if err != nil {
+		// that reached the bucket, the same ones a relay recovering its
+		// spool ends it with (landedSegments).
+		if m.Segments, err = r.landedSegments(ctx, m.ID); err != nil {
 			return nil, fmt.Errorf("channel %s: last publish: %w", name, err)
-		}
-		m.Segments = m.Segments[:0]
-		for _, o := range objs {
-			if k := layout.Parse(o.Key); k.Kind == layout.KindSourceSegment {
-				m.Segments = append(m.Segments, asset.Segment{Index: k.Index})
-			}
 		}
 	}
 	return m, nil

@@ -1,10 +1,8 @@
 package relay
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -70,12 +68,8 @@ func (r *Relay) recoverSpool(id string) {
 		return
 	}
 	m.Ended = true
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err == nil {
-		err = r.cfg.Store.Put(ctx, r.cfg.Bucket, layout.Asset(id).Manifest(), bytes.NewReader(b), int64(len(b)),
-			storage.PutOptions{ContentType: "application/json", Metadata: map[string]string{layout.ProducerMeta: "relay"}})
-	}
-	if err != nil {
+	if err := r.cfg.Store.PutJSON(ctx, r.cfg.Bucket, layout.Asset(id).Manifest(), m,
+		storage.PutOptions{Metadata: map[string]string{layout.ProducerMeta: "relay"}}); err != nil {
 		log.Error("relay: ending a publish left by a previous run", "err", err)
 		return
 	}

@@ -300,6 +300,8 @@ func (s *localStack) startRuntimeNodes(ctx context.Context) ([]*gwclient.Client,
 		}
 		return strings.Join(urls, ",")
 	}
+	// The router and the relay use MinIO's root keys, as in `segflow up`.
+	s3Env := []string{"S3_ENDPOINT=" + s.s3Addr, "S3_ACCESS_KEY=" + s.creds.S3User, "S3_SECRET_KEY=" + s.creds.S3Password, "S3_BUCKET=" + s.o.bucket}
 	var gws []*gwclient.Client
 	for i, g := range s.cluster.file.Gateways {
 		gwURL := "http://" + g.Addr
@@ -314,17 +316,15 @@ func (s *localStack) startRuntimeNodes(ctx context.Context) ([]*gwclient.Client,
 		s.keepRunning(ctx, g.Name+"-gateway", s.process(self, gwArgs, gwEnv, func(pid int) { s.cluster.started(s.cluster.file.Gateways, i, pid) }))
 		r := s.cluster.file.Routers[i]
 		rtArgs := []string{"router", "--listen", r.Addr, "--gateway", gwURL, "--replicas", strconv.Itoa(s.replicas())}
-		rtEnv := []string{"NATS_URL=" + natsWith("router"), "WEBHOOK_TOKEN=" + s.creds.WebhookToken,
-			"SEGFLOW_GATEWAY_USER=" + s.creds.GatewayUser, "SEGFLOW_GATEWAY_PASSWORD=" + s.creds.GatewayPassword,
-			"S3_ENDPOINT=" + s.s3Addr, "S3_ACCESS_KEY=" + s.creds.S3User, "S3_SECRET_KEY=" + s.creds.S3Password, "S3_BUCKET=" + s.o.bucket}
+		rtEnv := append([]string{"NATS_URL=" + natsWith("router"), "WEBHOOK_TOKEN=" + s.creds.WebhookToken,
+			"SEGFLOW_GATEWAY_USER=" + s.creds.GatewayUser, "SEGFLOW_GATEWAY_PASSWORD=" + s.creds.GatewayPassword}, s3Env...)
 		s.keepRunning(ctx, r.Name+"-router", s.process(self, rtArgs, rtEnv, func(pid int) { s.cluster.started(s.cluster.file.Routers, i, pid) }))
 		if s.relay != nil {
 			rl := s.cluster.file.Relays[i]
 			rlArgs := []string{"relay", "--rtmp", rl.Addr, "--srt", "", "--webrtc", "", "--http", rl.HTTP,
 				"--keys", filepath.Join(s.authDir(), "stream-keys"), "--playback-key", filepath.Join(s.authDir(), "playback-key"),
 				"--spool", filepath.Join(s.home, rl.Name, "spool")}
-			rlEnv := []string{"S3_ENDPOINT=" + s.s3Addr, "S3_ACCESS_KEY=" + s.creds.S3User, "S3_SECRET_KEY=" + s.creds.S3Password, "S3_BUCKET=" + s.o.bucket}
-			s.keepRunning(ctx, rl.Name+"-relay", s.process(self, rlArgs, rlEnv, func(pid int) { s.cluster.started(s.cluster.file.Relays, i, pid) }))
+			s.keepRunning(ctx, rl.Name+"-relay", s.process(self, rlArgs, s3Env, func(pid int) { s.cluster.started(s.cluster.file.Relays, i, pid) }))
 		}
 		gw := gwclient.New(gwURL, s.creds.GatewayUser, s.creds.GatewayPassword)
 		if err := waitHealthy(ctx, gwURL+"/healthz", 2*time.Minute); err != nil {

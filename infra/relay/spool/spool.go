@@ -3,7 +3,6 @@
 package spool
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -325,7 +324,7 @@ func (s *Spool) upload(path string) error {
 func (s *Spool) uploadMemory(seq int, m memItem) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.store.Put(ctx, s.bucket, m.it.Key, bytes.NewReader(m.data), int64(len(m.data)),
+	if err := s.store.PutBytes(ctx, s.bucket, m.it.Key, m.data,
 		storage.PutOptions{ContentType: m.it.ContentType, Metadata: m.it.Metadata}); err != nil {
 		return err
 	}
