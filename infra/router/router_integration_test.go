@@ -906,13 +906,24 @@ func TestTwoRoutersShareTheDeliveries(t *testing.T) {
 		s.put(k, nil)
 	}
 	s.waitFor("shared", 12, 30*time.Second)
+	// MinIO posts to the first router only: stop it once it has taken
+	// every notification, or a post still on its way after the stop goes
+	// nowhere (only a restart's catch-up would find it, and this test
+	// never restarts that router).
+	deadline := time.Now().Add(30 * time.Second)
+	for s.counter("segflow_router_events_received_total") < float64(len(want)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first router received %v notifications, want %d", s.counter("segflow_router_events_received_total"), len(want))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	first, second := s.counter("segflow_router_deliveries_total"), s.counterIn(reg2, "segflow_router_deliveries_total")
 	t.Logf("before the first router stopped: it delivered %v, the second %v", first, second)
 	if first == 0 || second == 0 {
 		t.Fatalf("deliveries not shared: first %v, second %v", first, second)
 	}
 	s.stopRouter()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline = time.Now().Add(60 * time.Second)
 	count := map[string]int{}
 	for time.Now().Before(deadline) {
 		count = map[string]int{}
