@@ -91,15 +91,18 @@ func OpenAsync(ctx context.Context, nc *nats.Conn, rt *Runtime, opts AsyncOption
 	if err != nil {
 		return nil, fmt.Errorf("async queue: %w", err)
 	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:      asyncStream,
-		Subjects:  []string{asyncSubject + ">"},
-		Storage:   jetstream.FileStorage,
-		Retention: jetstream.WorkQueuePolicy,
-		Replicas:  max(opts.Replicas, 1),
+	err = queue.Placed(ctx, "async queue stream", func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:      asyncStream,
+			Subjects:  []string{asyncSubject + ">"},
+			Storage:   jetstream.FileStorage,
+			Retention: jetstream.WorkQueuePolicy,
+			Replicas:  max(opts.Replicas, 1),
+		})
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("async queue stream: %w", err)
+		return nil, err
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, asyncStream, jetstream.ConsumerConfig{
 		Durable:       asyncConsumer,

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/segflow/segflow/infra/gwclient"
+	"github.com/segflow/segflow/infra/queue"
 	"github.com/segflow/segflow/shared/storage"
 	"github.com/segflow/segflow/shared/tracing"
 )
@@ -137,19 +138,28 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: eventsStream, Subjects: []string{eventsSubject + ">"},
-		Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy,
-		Duplicates: cfg.DedupWindow, Replicas: cfg.Replicas,
-	}); err != nil {
-		return nil, fmt.Errorf("router: events stream: %w", err)
+	streams := []struct {
+		what string
+		jetstream.StreamConfig
+	}{
+		{"events stream", jetstream.StreamConfig{
+			Name: eventsStream, Subjects: []string{eventsSubject + ">"},
+			Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy,
+			Duplicates: cfg.DedupWindow, Replicas: cfg.Replicas,
+		}},
+		{"dead-letter stream", jetstream.StreamConfig{
+			Name: dlqStream, Subjects: []string{dlqSubject + ">"},
+			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+			MaxAge: 14 * 24 * time.Hour, Replicas: cfg.Replicas,
+		}},
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: dlqStream, Subjects: []string{dlqSubject + ">"},
-		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
-		MaxAge: 14 * 24 * time.Hour, Replicas: cfg.Replicas,
-	}); err != nil {
-		return nil, fmt.Errorf("router: dead-letter stream: %w", err)
+	for _, st := range streams {
+		if err := queue.Placed(ctx, st.what, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateStream(ctx, st.StreamConfig)
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("router: %w", err)
+		}
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	r := &Router{cfg: cfg, js: js, log: cfg.Logger, metrics: newMetrics(cfg.Registerer),
@@ -176,11 +186,14 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 	case cfg.Storage == nil:
 		r.log.Warn("router: no storage to list; writes MinIO drops while the router is down are lost", "bucket", cfg.CatchUpBucket)
 	default:
-		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: checkpointBucket, Storage: jetstream.FileStorage,
-			Replicas: cfg.Replicas})
-		if err != nil {
+		var kv jetstream.KeyValue
+		if err := queue.Placed(ctx, "checkpoint store", func(ctx context.Context) (err error) {
+			kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: checkpointBucket, Storage: jetstream.FileStorage,
+				Replicas: cfg.Replicas})
+			return err
+		}); err != nil {
 			r.Close()
-			return nil, fmt.Errorf("router: checkpoint store: %w", err)
+			return nil, fmt.Errorf("router: %w", err)
 		}
 		r.wg.Add(1)
 		go r.catchUpLoop(kv)
