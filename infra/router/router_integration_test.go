@@ -436,9 +436,17 @@ func TestFirstAndLiveSegmentsJumpTheQueue(t *testing.T) {
 			t.Errorf("%s delivered at %d: it waited behind the backlog: %v", k, i, order)
 		}
 	}
+	// The backlog goes in the order MinIO posted it, and MinIO posts from
+	// two workers, so two neighbours may swap (seen in CI once each post
+	// also waited on a second target); no segment may move further.
 	rest := slices.DeleteFunc(slices.Clone(order), func(k string) bool { return k == first || k == live })
-	if !slices.Equal(rest, later) {
-		t.Errorf("the backlog out of order: %v", rest)
+	if len(rest) != len(later) {
+		t.Fatalf("backlog delivered %v, want %v", rest, later)
+	}
+	for i, k := range rest {
+		if j := slices.Index(later, k); j < i-1 || j > i+1 {
+			t.Errorf("the backlog out of order: %s (written %d.) delivered %d.: %v", k, j+1, i+1, rest)
+		}
 	}
 	// Nor does an urgent one wait for the call running when it came: one
 	// worker beyond the concurrency of 1 serves urgent deliveries alone,
