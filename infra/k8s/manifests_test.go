@@ -298,7 +298,7 @@ func TestAlertRulesParse(t *testing.T) {
 
 // TestNATSConfigParses reads nats.yaml's configuration with the NATS
 // server's own parser, as a node would start with it: JetStream on, the
-// cluster's three routes, the two component users, the payload bound.
+// cluster's three routes, the three component users, the payload bound.
 func TestNATSConfigParses(t *testing.T) {
 	var conf string
 	for _, m := range manifests(t) {
@@ -316,6 +316,7 @@ func TestNATSConfigParses(t *testing.T) {
 	t.Setenv("POD_NAME", "nats-1")
 	t.Setenv("NATS_ROUTER_PASSWORD", "router-pw")
 	t.Setenv("NATS_GATEWAY_PASSWORD", "gateway-pw")
+	t.Setenv("NATS_MINIO_PASSWORD", "minio-pw")
 	o, err := natsserver.ProcessConfigFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -331,8 +332,8 @@ func TestNATSConfigParses(t *testing.T) {
 		t.Errorf("JetStream %v in %q, want on in the volume /data", o.JetStream, o.StoreDir)
 	case o.Cluster.Name != "segflow" || o.Cluster.Port != 6222 || len(o.Routes) != 3:
 		t.Errorf("cluster %q on %d with %d routes, want segflow on 6222 with 3", o.Cluster.Name, o.Cluster.Port, len(o.Routes))
-	case users["router"] != "router-pw" || users["gateway"] != "gateway-pw" || len(users) != 2:
-		t.Errorf("users %v, want router and gateway with the Secret's passwords", users)
+	case users["router"] != "router-pw" || users["gateway"] != "gateway-pw" || users["minio"] != "minio-pw" || len(users) != 3:
+		t.Errorf("users %v, want router, gateway and minio with the Secret's passwords", users)
 	case o.MaxPayload != 8<<20:
 		t.Errorf("max payload %d, want 8 MiB as the embedded queue allows", o.MaxPayload)
 	}

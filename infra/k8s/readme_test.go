@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segflow/segflow/infra/router"
 	"github.com/segflow/segflow/shared/layout"
 )
 
@@ -38,6 +39,18 @@ func TestReadmeSubscribesEveryEventFilter(t *testing.T) {
 	for _, f := range got {
 		if !slices.Contains(layout.EventFilters(), f) {
 			t.Errorf("the README subscribes prefix %q suffix %q, which raises no topic", f.Prefix, f.Suffix)
+		}
+	}
+	// Both targets: the router trusts its journal only when every filter
+	// also goes to the NATS target.
+	m := regexp.MustCompile(`for arn in ([^;]+); do`).FindStringSubmatch(readme)
+	if m == nil {
+		t.Fatal("the README subscribes no loop of targets (for arn in ...)")
+	}
+	target := router.MinIOTarget{ID: "SEGFLOW"}
+	for _, arn := range []string{target.ARN().String(), target.JournalARN().String()} {
+		if !slices.Contains(strings.Fields(m[1]), arn) {
+			t.Errorf("the README does not subscribe %s (it does %s)", arn, m[1])
 		}
 	}
 }

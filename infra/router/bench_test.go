@@ -1,11 +1,19 @@
 package router_test
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7/pkg/notification"
+
+	"github.com/segflow/segflow/shared/storage"
 )
 
 // BenchmarkBucketToFunction reports, in one run, the latency from the start
@@ -67,4 +75,84 @@ func bucketToFunction(b *testing.B, routers int) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(total)/el.Seconds(), "events/s")
 	b.ReportMetric(float64(total)/putDone.Seconds(), "writes/s")
+}
+
+// BenchmarkCatchUpAfterRestart: a bucket already holding many announced
+// objects (SEGFLOW_CATCHUP_OBJECTS, default 100,000; the figure
+// is 10^6), and 1,000 writes made while the router was down. Reported
+// for the same bucket in one run: the restart's catch-up from the
+// journal, and from a listing (the subscription without the NATS target,
+// as before the journal): seconds, requests to the bucket, listings.
+func BenchmarkCatchUpAfterRestart(b *testing.B) {
+	objects := 100_000
+	if v, err := strconv.Atoi(os.Getenv("SEGFLOW_CATCHUP_OBJECTS")); err == nil && v > 0 {
+		objects = v
+	}
+	const missed = 1000
+	s := newStack(b)
+	front, lists, requests := s.countingFront()
+	s.stopRouter()
+	s.store = front
+	s.startRouter()
+	s.deployNew("up", "upload", nil, map[string]string{"com.segflow.concurrency": "16"})
+	ctx := context.Background()
+	// The fill was there before: no notifications for it.
+	if err := s.minio.Client.Minio().SetBucketNotification(ctx, s.bucket, notification.Configuration{}); err != nil {
+		b.Fatal(err)
+	}
+	fillStart := time.Now()
+	putMany(b, s, objects, func(i int) string { return fmt.Sprintf("assets/fill-%04d/source/%05d.ts", i/1000, i%1000) })
+	b.Logf("filled %d objects in %v", objects, time.Since(fillStart).Round(time.Second))
+	b.ResetTimer()
+	delivered := 0
+	for _, mode := range []string{"journal", "listing"} {
+		target := s.target
+		if mode == "listing" {
+			target.NATSAddress = ""
+		}
+		if err := target.Subscribe(ctx, s.minio.Client, s.bucket); err != nil {
+			b.Fatal(err)
+		}
+		// A write the webhook takes moves the checkpoint past the fill.
+		s.put("uploads/"+mode+"-marker.mp4", nil)
+		delivered++
+		s.waitFor("up", delivered, 60*time.Second)
+		time.Sleep(3 * time.Second)
+		s.stopRouter()
+		putMany(b, s, missed, func(i int) string { return fmt.Sprintf("uploads/%s-missed-%04d.mp4", mode, i) })
+		lists.Store(0)
+		requests.Store(0)
+		began := time.Now()
+		s.startRouter()
+		s.waitCounterWith("segflow_router_catchups_total", "source", mode, 1, 60*time.Minute)
+		took := time.Since(began)
+		delivered += missed
+		s.waitFor("up", delivered, 5*time.Minute)
+		b.ReportMetric(took.Seconds(), mode+"-s")
+		b.ReportMetric(float64(requests.Load()), mode+"-requests")
+		b.ReportMetric(float64(lists.Load()), mode+"-lists")
+	}
+	b.ReportMetric(float64(objects), "objects")
+}
+
+// putMany writes n empty objects named by key from 32 writers.
+func putMany(b *testing.B, s *stack, n int, key func(int) string) {
+	b.Helper()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 32 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := s.minio.Client.PutBytes(context.Background(), s.bucket, key(i), nil, storage.PutOptions{}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -5,6 +5,8 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	received, malformed, unauthorized, duplicates prometheus.Counter
 	refused, caughtUp                             prometheus.Counter
+	catchUps                                      *prometheus.CounterVec
+	catchUpTime                                   prometheus.Histogram
 	delivered, retried, deadLettered, rejected    *prometheus.CounterVec
 	busy, handedBack                              *prometheus.CounterVec
 	latency                                       *prometheus.HistogramVec
@@ -23,7 +25,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		unauthorized: c("webhook_unauthorized_total", "Webhook calls refused for a bad token."),
 		duplicates:   c("events_duplicate_total", "Deliveries dropped as duplicates of a queued one."),
 		refused:      c("webhook_refused_total", "Notifications answered 503 (queue unavailable or not ready); the catch-up lists their writes."),
-		caughtUp:     c("caught_up_total", "Deliveries queued by a catch-up listing: writes whose notification never came in."),
+		caughtUp:     c("caught_up_total", "Deliveries queued by a catch-up (journal or listing): writes whose notification never came in."),
+		catchUps: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "segflow_router", Name: "catchups_total",
+			Help: "Catch-ups done, by where they found the missed writes: the journal, or a listing of the bucket."}, []string{"source"}),
+		catchUpTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "segflow_router", Name: "catchup_duration_seconds",
+			Help: "Time a catch-up took to queue the writes it found.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 10)}),
 		delivered:    cv("deliveries_total", "Events delivered to a function with a 2xx answer."),
 		retried:      cv("retries_total", "Deliveries scheduled again after a failure."),
 		deadLettered: cv("dead_letters_total", "Events that exhausted their attempts."),
@@ -37,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"function_name"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.malformed, m.unauthorized, m.duplicates, m.refused, m.caughtUp,
+		reg.MustRegister(m.received, m.malformed, m.unauthorized, m.duplicates, m.refused, m.caughtUp, m.catchUps, m.catchUpTime,
 			m.delivered, m.retried, m.deadLettered, m.rejected, m.busy, m.handedBack, m.latency)
 	}
 	return m

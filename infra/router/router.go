@@ -66,6 +66,9 @@ type Config struct {
 	// CatchUpLag is how late MinIO may post an event after its write
 	// (default 30s); CatchUpEvery how often the checkpoint moves (5s).
 	CatchUpLag, CatchUpEvery time.Duration
+	// JournalAge is how long the journal keeps MinIO's events (default
+	// 24h): a router down longer than that lists the bucket to catch up.
+	JournalAge time.Duration
 	// Refresh is how often subscriptions are re-read (default 2s).
 	Refresh time.Duration
 	// DedupWindow is how long an event id is remembered (default 10m).
@@ -103,6 +106,10 @@ type Router struct {
 	// missed is set when a notification was refused; the catch-up loop
 	// then lists what MinIO dropped.
 	missed atomic.Bool
+	// journalDoubted is set when the queue refused a notification: MinIO's
+	// publishes to the journal, on the same queue, may have failed too, so
+	// the next catch-up lists.
+	journalDoubted atomic.Bool
 	// newestTaken is the latest event time (Unix ns) among the
 	// notifications the webhook queued.
 	newestTaken atomic.Int64
@@ -187,6 +194,10 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 		r.log.Warn("router: no storage to list; writes MinIO drops while the router is down are lost", "bucket", cfg.CatchUpBucket)
 	default:
 		var kv jetstream.KeyValue
+		if err := r.openJournal(ctx); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("router: %w", err)
+		}
 		if err := queue.Placed(ctx, "checkpoint store", func(ctx context.Context) (err error) {
 			kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: checkpointBucket, Storage: jetstream.FileStorage,
 				Replicas: cfg.Replicas})
@@ -222,6 +233,9 @@ func setDefaults(c *Config) {
 	}
 	if c.CatchUpLag <= 0 {
 		c.CatchUpLag = 30 * time.Second
+	}
+	if c.JournalAge <= 0 {
+		c.JournalAge = 24 * time.Hour
 	}
 	if c.CatchUpEvery <= 0 {
 		c.CatchUpEvery = 5 * time.Second

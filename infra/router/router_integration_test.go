@@ -65,28 +65,45 @@ type stack struct {
 	// replicas of the routers' streams: 3 on a queue cluster.
 	replicas int
 	logs     string // the routers' log lines, as segflow's logger writes them
+	// store is the routers' storage client (nil: MinIO's own).
+	store  *storage.Client
+	target router.MinIOTarget // MinIO's notification targets
 }
 
-func newStack(t testing.TB) *stack {
+// natsUsers are the test queue's users: the router, MinIO writing the
+// journal, and a forger (any other component with access to the queue).
+var natsUsers = map[string]string{"router": "router-pw", "minio": "minio-pw", "forger": "forger-pw"}
+
+func newStack(t testing.TB) *stack { return newStackWith(t, nil) }
+
+// newStackWith is newStack with MinIO's notification targets changed by
+// edit first (nil: as segflow up configures them).
+func newStackWith(t testing.TB, edit func(*router.MinIOTarget)) *stack {
 	held, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &stack{t: t, addr: held.Addr().String(), held: held, records: t.TempDir(), bucket: "media"}
 	s.logs = filepath.Join(t.TempDir(), "router.log")
-	target := router.MinIOTarget{ID: "segflow", Endpoint: "http://" + s.addr + "/events", Token: token}
+	// MinIO reaches the queue over TCP to write the journal.
+	ns, err := queue.Open(queue.Options{StoreDir: t.TempDir(), Users: natsUsers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.nats = ns
+	t.Cleanup(func() { s.nats.Close() })
+	target := router.MinIOTarget{ID: "segflow", Endpoint: "http://" + s.addr + "/events", Token: token,
+		NATSAddress: strings.TrimPrefix(ns.ClientURL(), "nats://"), NATSUser: "minio", NATSPassword: natsUsers["minio"]}
+	if edit != nil {
+		edit(&target)
+	}
+	s.target = target
 	s.minio = testenv.StartMinIO(t, target.Env()...)
 	s.minio.Bucket(t, s.bucket)
 	if err := target.Subscribe(context.Background(), s.minio.Client, s.bucket); err != nil {
 		t.Fatal(err)
 	}
 	s.gw = testgw.Start(t)
-	ns, err := queue.Open(queue.Options{StoreDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.nats = ns
-	t.Cleanup(func() { s.nats.Close() })
 	s.startRouter()
 	t.Cleanup(s.stopRouter)
 	return s
@@ -128,10 +145,14 @@ func (s *stack) openRouter(nc *nats.Conn) {
 }
 
 func (s *stack) routerConfig(nc *nats.Conn, logs *os.File, reg prometheus.Registerer) router.Config {
+	store := s.store
+	if store == nil {
+		store = s.minio.Client
+	}
 	return router.Config{
 		Logger: telemetry.NewLogger(logs, "router"),
 		NATS:   nc, Gateway: gwclient.New(s.gw.URL, s.gw.User, s.gw.Password), Token: token,
-		Storage: s.minio.Client, CatchUpBucket: s.bucket, CatchUpEvery: 200 * time.Millisecond, Refresh: 200 * time.Millisecond,
+		Storage: store, CatchUpBucket: s.bucket, CatchUpEvery: 200 * time.Millisecond, Refresh: 200 * time.Millisecond,
 		BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Registerer: reg,
 		// Far below a queue's wait in these tests: a delivery the router
 		// holds must stay its own however long it waits.
@@ -730,7 +751,7 @@ func TestQueueOutageLosesNothing(t *testing.T) {
 	_, p, _ := net.SplitHostPort(testenv.FreeAddr(t))
 	port, _ := strconv.Atoi(p)
 	startQueue := func() {
-		ns, err := queue.Open(queue.Options{StoreDir: store, Port: port, Users: map[string]string{"router": "router-pw"}})
+		ns, err := queue.Open(queue.Options{StoreDir: store, Port: port, Users: natsUsers})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -48,6 +48,7 @@ func (r *Router) WebhookHandler() http.HandlerFunc {
 		}
 		if _, err := r.Ingest(req.Context(), n); err != nil {
 			r.refuse()
+			r.journalDoubted.Store(true)
 			r.log.Error("router: queue", "err", err)
 			http.Error(w, "queue unavailable", http.StatusServiceUnavailable)
 			return

@@ -73,6 +73,9 @@ func OptionsFromEnv(user string) (Options, error) {
 // Client is a thin handle on one S3 endpoint.
 type Client struct {
 	mc *minio.Client
+	o  Options
+	// http carries the requests minio-go does not make (ServerMetrics).
+	http *http.Client
 }
 
 // New makes a client; it does not contact the server.
@@ -97,7 +100,7 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: client for %s: %w", endpoint, err)
 	}
-	return &Client{mc: mc}, nil
+	return &Client{mc: mc, o: o, http: &http.Client{Transport: transport, Timeout: 10 * time.Second}}, nil
 }
 
 // spanName is "s3 VERB /bucket/key" without the query, which for S3 holds

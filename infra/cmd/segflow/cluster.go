@@ -247,7 +247,7 @@ func (s *localStack) startQueueNodes(ctx context.Context) (map[string]*nats.Conn
 	}
 	s.natsURL = strings.Join(urls, ",")
 	conns := map[string]*nats.Conn{}
-	for _, u := range natsUsers {
+	for _, u := range natsClients {
 		nc, err := nats.Connect(s.natsURL, nats.UserInfo(u, s.creds.NATS[u]), nats.Name(u), nats.MaxReconnects(-1),
 			nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true))
 		if err != nil {

@@ -44,8 +44,12 @@ type stackCreds struct {
 	NATS                         map[string]string // component: password
 }
 
-// natsUsers are the components that use the queue, each a user.
-var natsUsers = []string{"router", "gateway"}
+// natsUsers are the components that use the queue, each a user: MinIO
+// publishes the router's journal (router/journal.go).
+var natsUsers = []string{"router", "gateway", "minio"}
+
+// natsClients are the users segflow itself connects as.
+var natsClients = []string{"router", "gateway"}
 
 func loadCreds(home string) (stackCreds, error) {
 	authDir, minioDir := filepath.Join(home, "auth"), filepath.Join(home, "minio-auth")
@@ -188,8 +192,17 @@ func (s *localStack) minioOptions(dataDir string) (miniosrv.Options, error) {
 		Env: s.webhookTarget().Env()}, nil
 }
 
+// webhookTarget is how MinIO tells the router of writes: the webhook, and
+// the journal on the queue (with --nodes, the first node's: MinIO takes
+// one address; while that node is down its publishes fail, MinIO counts
+// them, and the router lists the bucket to catch up).
 func (s *localStack) webhookTarget() router.MinIOTarget {
-	return router.MinIOTarget{ID: "segflow", Endpoint: s.gwURL + "/events/minio", Token: s.creds.WebhookToken}
+	natsAddr := fmt.Sprintf("127.0.0.1:%d", s.o.natsPort)
+	if s.cluster != nil {
+		natsAddr = s.cluster.file.NATS[0].Addr
+	}
+	return router.MinIOTarget{ID: "segflow", Endpoint: s.gwURL + "/events/minio", Token: s.creds.WebhookToken,
+		NATSAddress: natsAddr, NATSUser: "minio", NATSPassword: s.creds.NATS["minio"]}
 }
 
 // scoped returns a client signed in as user, a MinIO user with grant g
@@ -213,7 +226,7 @@ func (s *localStack) startQueue(ctx context.Context) (map[string]*nats.Conn, err
 	s.onClose(s.queue.Close)
 	s.natsURL = s.queue.ClientURL()
 	conns := map[string]*nats.Conn{}
-	for _, u := range natsUsers {
+	for _, u := range natsClients {
 		nc, err := s.queue.Connect(u)
 		if err != nil {
 			return nil, err
