@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -41,7 +42,8 @@ func (c *Catalog) watch(ctx context.Context, every time.Duration, log *slog.Logg
 
 // API serves the catalog on the gateway:
 //
-//	GET /api/assets            every asset
+//	GET /api/assets            assets, newest first, a page at a time (?limit=, default
+//	                           100; Link: <...>; rel="next" names the next page)
 //	GET /api/assets/<id>       one asset with its tags and playback URL
 //	GET /api/search?q=...      hits: asset, time range, snippet, playback URL at that time
 type API struct {
@@ -66,10 +68,20 @@ func (a *API) Playback(id string) string {
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/assets", func(w http.ResponseWriter, r *http.Request) {
-		list, err := a.Catalog.Assets(r.Context())
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		list, next, err := a.Catalog.Assets(r.Context(), AssetsPage{Limit: limit, After: r.URL.Query().Get("after")})
+		if errors.Is(err, ErrBadCursor) {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
+		}
+		if next != "" {
+			// The next page, as GitHub's API links it.
+			u := url.URL{Path: "/api/assets", RawQuery: url.Values{"limit": {strconv.Itoa(len(list))}, "after": {next}}.Encode()}
+			w.Header().Set("Link", "<"+u.String()+`>; rel="next"`)
 		}
 		type item struct {
 			Asset

@@ -12,6 +12,7 @@ package catalog
 
 import (
 	"context"
+	"encoding/base64"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -67,11 +68,45 @@ func Open(path string, store *storage.Client, bucket string) (*Catalog, error) {
 	for _, m := range d.migrate {
 		_, _ = db.Exec(m) // fails once done: see dialect.migrate
 	}
+	if err := upgrade(db, d); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalog: upgrade: %w", err)
+	}
 	return &Catalog{db: db, d: d, store: store, bucket: bucket,
 		settleAfter: 30 * time.Second, recheck: time.Minute, settled: map[string]time.Time{}}, nil
 }
 
 func (c *Catalog) q(query string) string { return c.d.rebind(query) }
+
+// schemaVersion is the catalog layout this segflow writes (SQLite's
+// user_version): 1 keys each search row by its tag row's id.
+const schemaVersion = 1
+
+// upgrade runs the dialect's rebuild once on a catalog from before
+// schemaVersion.
+func upgrade(db *sql.DB, d dialect) error {
+	if len(d.rebuild) == 0 {
+		return nil
+	}
+	var v int
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
+		return err
+	}
+	if v >= schemaVersion {
+		return nil
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, q := range append(d.rebuild, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)) {
+		if _, err := tx.Exec(q); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
 
 // Close stops Watch's syncing, waits for it, and closes the database.
 func (c *Catalog) Close() error {
@@ -240,7 +275,7 @@ func (c *Catalog) write(ctx context.Context, id, fp string, st *asset.Status, m 
 		string(quality), row.QualityWarning, row.Ladder); err != nil {
 		return err
 	}
-	for _, q := range []string{`DELETE FROM tags WHERE asset = ?`, c.d.clearFTS} {
+	for _, q := range []string{c.d.clearFTS, `DELETE FROM tags WHERE asset = ?`} {
 		if q == "" {
 			continue
 		}
@@ -248,16 +283,34 @@ func (c *Catalog) write(ctx context.Context, id, fp string, st *asset.Status, m 
 			return err
 		}
 	}
+	// Each statement prepared once per asset, not once per tag: an asset
+	// has hundreds of tags.
+	insTag, err := tx.PrepareContext(ctx, c.q(`INSERT INTO tags (asset, kind, label, start_s, end_s, confidence, source) VALUES (?,?,?,?,?,?,?)`))
+	if err != nil {
+		return err
+	}
+	defer insTag.Close()
+	var insFTS *sql.Stmt
+	if c.d.insertFTS != "" {
+		if insFTS, err = tx.PrepareContext(ctx, c.q(c.d.insertFTS)); err != nil {
+			return err
+		}
+		defer insFTS.Close()
+	}
 	for _, t := range tags {
-		if _, err := tx.ExecContext(ctx, c.q(`INSERT INTO tags (asset, kind, label, start_s, end_s, confidence, source) VALUES (?,?,?,?,?,?,?)`),
-			id, t.Kind, t.Label, t.Start, t.End, t.Confidence, t.Source); err != nil {
+		res, err := insTag.ExecContext(ctx, id, t.Kind, t.Label, t.Start, t.End, t.Confidence, t.Source)
+		if err != nil {
 			return err
 		}
 		// The utterances carry the words for search.
-		if t.Kind == "word" || c.d.insertFTS == "" {
+		if t.Kind == "word" || insFTS == nil {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, c.q(c.d.insertFTS), t.Label, t.Kind, id, t.Start, t.End); err != nil {
+		row, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		if _, err := insFTS.ExecContext(ctx, row, t.Label, t.Kind, id, t.Start, t.End); err != nil {
 			return err
 		}
 	}
@@ -305,22 +358,71 @@ func scanAsset(s interface{ Scan(...any) error }) (Asset, error) {
 
 const assetCols = `id, source, state, error, duration, width, height, live, renditions, segments, created, updated, quality, warning, ladder`
 
-// Assets lists every asset, newest first.
-func (c *Catalog) Assets(ctx context.Context) ([]Asset, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT `+assetCols+` FROM assets ORDER BY created DESC, id`)
+// AssetsPage asks for one page of the asset list.
+type AssetsPage struct {
+	// Limit is the page's size (default 100, at most 1000).
+	Limit int
+	// After is the cursor the previous page ended with ("": the first).
+	After string
+}
+
+// Assets lists a page of assets, newest first, and the cursor of the next
+// page ("" after the last). Pages are found by key (created, id) on an
+// index, so a page deep in a library of 10^5 assets costs what the first
+// does.
+func (c *Catalog) Assets(ctx context.Context, page AssetsPage) ([]Asset, string, error) {
+	limit := page.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	query, args := `SELECT `+assetCols+` FROM assets ORDER BY created DESC, id DESC LIMIT ?`, []any{limit}
+	if page.After != "" {
+		created, id, err := parseCursor(page.After)
+		if err != nil {
+			return nil, "", err
+		}
+		query = `SELECT ` + assetCols + ` FROM assets WHERE (created, id) < (?, ?) ORDER BY created DESC, id DESC LIMIT ?`
+		args = []any{created, id, limit}
+	}
+	rows, err := c.db.QueryContext(ctx, c.q(query), args...)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer rows.Close()
 	out := []Asset{}
 	for rows.Next() {
 		a, err := scanAsset(rows)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		out = append(out, a)
 	}
-	return out, rows.Err()
+	next := ""
+	if len(out) == limit {
+		next = assetCursor(out[len(out)-1])
+	}
+	return out, next, rows.Err()
+}
+
+// ErrBadCursor is returned for a page cursor this catalog did not make.
+var ErrBadCursor = errors.New("bad page cursor")
+
+// assetCursor is the opaque cursor of the page after a.
+func assetCursor(a Asset) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(a.Created.UTC().Format(time.RFC3339) + "|" + a.ID))
+}
+
+func parseCursor(cur string) (created, id string, err error) {
+	b, err := base64.RawURLEncoding.DecodeString(cur)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %v", ErrBadCursor, err)
+	}
+	created, id, ok := strings.Cut(string(b), "|")
+	if _, err := time.Parse(time.RFC3339, created); !ok || err != nil || id == "" {
+		return "", "", ErrBadCursor
+	}
+	return created, id, nil
 }
 
 // ErrNotFound is returned for an unknown asset.

@@ -4,12 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +121,12 @@ func indexAndSearch(t *testing.T, dsn string) {
 	if get("/api/search?q=three", &hits); len(hits) != 1 || hits[0].Asset != "film-b" || hits[0].Start != 1 {
 		t.Fatalf("search three = %+v", hits)
 	}
+	// A quoted phrase matches its words in order and next to each other.
+	for q, want := range map[string]int{`"three four"`: 1, `"four three"`: 0, `"two four"`: 0, `two four`: 1} {
+		if get("/api/search?q="+url.QueryEscape(q), &hits); len(hits) != want {
+			t.Errorf("search %s = %+v, want %d hits", q, hits, want)
+		}
+	}
 	if get(`/api/search?q="unbalanced(`, &hits); len(hits) != 0 {
 		t.Fatalf("odd query = %+v", hits)
 	}
@@ -176,7 +185,13 @@ func indexAndSearch(t *testing.T, dsn string) {
 // startPostgres runs a throwaway PostgreSQL server (Debian's packages) on a
 // free port and returns its URL. As root it runs the server as the
 // postgres user, which PostgreSQL insists on.
-func startPostgres(t *testing.T) string {
+func startPostgres(t *testing.T) string { return startPostgresWith(t, false) }
+
+// startPostgresDurable is startPostgres with fsync on, as a server that
+// keeps its data runs: for the ingest rate a benchmark reports.
+func startPostgresDurable(t testing.TB) string { return startPostgresWith(t, true) }
+
+func startPostgresWith(t testing.TB, durable bool) string {
 	t.Helper()
 	bin := ""
 	if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb"); len(m) > 0 {
@@ -209,8 +224,11 @@ func startPostgres(t *testing.T) string {
 	data := filepath.Join(dir, "data")
 	run(filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "segflow", "--no-sync")
 	port := strings.TrimPrefix(testenv.FreeAddr(t), "127.0.0.1:")
-	run(filepath.Join(bin, "pg_ctl"), "-D", data, "-l", filepath.Join(dir, "log"), "-w", "-o",
-		"-p "+port+" -k "+dir+" -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+	opts := "-p " + port + " -k " + dir + " -c listen_addresses=127.0.0.1"
+	if !durable {
+		opts += " -c fsync=off"
+	}
+	run(filepath.Join(bin, "pg_ctl"), "-D", data, "-l", filepath.Join(dir, "log"), "-w", "-o", opts, "start")
 	t.Cleanup(func() {
 		cmd := exec.Command(filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "stop")
 		if os.Geteuid() == 0 {
@@ -280,5 +298,118 @@ func TestOpenMigratesOlderCatalog(t *testing.T) {
 	}
 	if d, err := c.Get(context.Background(), "film-c"); err != nil || d.QualityWarning == "" || d.Ladder != media.LadderFixed {
 		t.Fatalf("Get = %+v, %v", d, err)
+	}
+}
+
+// TestAssetsPages: /api/assets hands the list out newest first, a page at
+// a time, each page naming the next in its Link header; every asset comes
+// once; a cursor the catalog did not make is refused.
+func TestAssetsPages(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dsn  func(t *testing.T) string
+	}{
+		{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "catalog.db") }},
+		{"postgres", startPostgres},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Open(tc.dsn(t), nil, "media")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+			var want []string
+			for i := range 7 {
+				id := fmt.Sprintf("a%d", i)
+				// two share a creation time: the id breaks the tie
+				created := at.Add(time.Duration(i/2*2) * time.Minute)
+				if err := c.write(context.Background(), id, "fp", &asset.Status{State: "complete"},
+					&asset.Manifest{ID: id, Created: created}, nil); err != nil {
+					t.Fatal(err)
+				}
+				want = append([]string{id}, want...)
+			}
+			h := (&API{Catalog: c, MediaBase: "http://m/media"}).Handler()
+			var got []string
+			next := "/api/assets?limit=3"
+			for pages := 0; next != ""; pages++ {
+				if pages > 5 {
+					t.Fatal("pages never end")
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, httptest.NewRequest("GET", next, nil))
+				if w.Code != 200 {
+					t.Fatalf("%s: %d %s", next, w.Code, w.Body)
+				}
+				var page []Asset
+				if err := json.Unmarshal(w.Body.Bytes(), &page); err != nil {
+					t.Fatal(err)
+				}
+				for _, a := range page {
+					got = append(got, a.ID)
+				}
+				next = ""
+				if l := w.Header().Get("Link"); l != "" {
+					next = strings.TrimSuffix(strings.TrimPrefix(l, "<"), `>; rel="next"`)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("pages gave %v, want %v", got, want)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest("GET", "/api/assets?after=bm90LWEtY3Vyc29y", nil))
+			if w.Code != http.StatusBadRequest {
+				t.Errorf("a forged cursor: %d, want 400", w.Code)
+			}
+		})
+	}
+}
+
+// TestSearchRowsFollowTheirAsset: a catalog whose search rows were
+// numbered apart from its tag rows (before schema version 1) is rebuilt
+// on Open, and from then on re-indexing an asset replaces its search rows
+// and no other asset's.
+func TestSearchRowsFollowTheirAsset(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE tags (asset TEXT, kind TEXT, label TEXT, start_s REAL, end_s REAL, confidence REAL, source TEXT)`,
+		`CREATE VIRTUAL TABLE tags_fts USING fts5(label, kind UNINDEXED, asset UNINDEXED, start_s UNINDEXED, end_s UNINDEXED)`,
+		`INSERT INTO tags VALUES ('a', 'text', 'alpha sign', 1, 2, 1, 'ocr'), ('b', 'text', 'beta sign', 1, 2, 1, 'ocr')`,
+		// the old layout: search rows in another order, other numbers
+		`INSERT INTO tags_fts (rowid, label, kind, asset, start_s, end_s) VALUES (7, 'beta sign', 'text', 'b', 1, 2), (9, 'alpha sign', 'text', 'a', 1, 2)`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	c, err := Open(path, nil, "media")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.write(ctx, "a", "fp2", &asset.Status{State: "complete"}, &asset.Manifest{ID: "a"},
+		[]tagging.Tag{{Kind: "text", Label: "gamma sign", Start: 3, End: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	for q, want := range map[string]string{"alpha": "", "gamma": "a", "beta": "b", "sign": "a,b"} {
+		hits, err := c.Search(ctx, q, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, h := range hits {
+			got = append(got, h.Asset)
+		}
+		slices.Sort(got)
+		if strings.Join(got, ",") != want {
+			t.Errorf("search %q found %v, want %q", q, got, want)
+		}
 	}
 }
