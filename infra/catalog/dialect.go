@@ -24,7 +24,7 @@ type dialect struct {
 	// rebuild, run once on a catalog older than schemaVersion, makes
 	// the search rows again from the tag rows.
 	rebuild []string
-	search    string
+	search  string
 	// query turns free text into the engine's query syntax.
 	query func(q string) string
 	// rebind rewrites ? placeholders for the driver.
@@ -47,8 +47,8 @@ CREATE INDEX IF NOT EXISTS tags_asset ON tags(asset);
 CREATE INDEX IF NOT EXISTS assets_created ON assets(created DESC, id DESC);
 CREATE VIRTUAL TABLE IF NOT EXISTS tags_fts USING fts5(label, kind UNINDEXED, asset UNINDEXED, start_s UNINDEXED, end_s UNINDEXED);
 `,
-	migrate:   []string{`ALTER TABLE assets ADD COLUMN quality TEXT`, `ALTER TABLE assets ADD COLUMN warning TEXT`, `ALTER TABLE assets ADD COLUMN ladder TEXT`},
-	upsert:    `INSERT OR REPLACE INTO assets (` + assetColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	migrate: []string{`ALTER TABLE assets ADD COLUMN quality TEXT`, `ALTER TABLE assets ADD COLUMN warning TEXT`, `ALTER TABLE assets ADD COLUMN ladder TEXT`},
+	upsert:  `INSERT OR REPLACE INTO assets (` + assetColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 	// By the tag rows' ids, found on the asset index: asset is an
 	// UNINDEXED column of the search table, so deleting by it read the
 	// whole table for every asset indexed (ingest fell to 1,800 tags/s
