@@ -21,6 +21,10 @@ type dialect struct {
 	// under the tag row's id.
 	clearFTS  string
 	insertFTS string
+	// insertTags, when set, writes all of an asset's tags at once from
+	// column arrays: asset, kinds, labels, starts, ends, confidences,
+	// sources.
+	insertTags string
 	// rebuild, run once on a catalog older than schemaVersion, makes
 	// the search rows again from the tag rows.
 	rebuild []string
@@ -95,6 +99,8 @@ CREATE INDEX IF NOT EXISTS tags_asset ON tags(asset);
 CREATE INDEX IF NOT EXISTS assets_created ON assets(created DESC, id DESC);
 CREATE INDEX IF NOT EXISTS tags_tsv ON tags USING GIN (tsv);
 `,
+	insertTags: `INSERT INTO tags (asset, kind, label, start_s, end_s, confidence, source)
+		SELECT ?, * FROM unnest(?::text[], ?::text[], ?::float8[], ?::float8[], ?::float8[], ?::text[])`,
 	migrate: []string{`ALTER TABLE assets ADD COLUMN IF NOT EXISTS quality TEXT`, `ALTER TABLE assets ADD COLUMN IF NOT EXISTS warning TEXT`,
 		`ALTER TABLE assets ADD COLUMN IF NOT EXISTS ladder TEXT`,
 		// newest-first search (a catalog from before numbered no rows)

@@ -70,6 +70,17 @@ func catalogAtSize(b *testing.B, dsn string, rows int) {
 	b.Logf("%d tags in %v", assets*tagsPerAsset, ingest.Round(time.Second))
 	b.ReportMetric(float64(assets*tagsPerAsset)/ingest.Seconds(), "ingest-tags/s")
 
+	if c.d.driver == "pgx" {
+		// Statistics, as autovacuum gathers them on a table that grew: the
+		// planner's choice between the GIN index (a rare word) and the id
+		// index walked back (a common one) rests on them.
+		if _, err := c.db.Exec(`ANALYZE`); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if os.Getenv("SEGFLOW_CATALOG_EXPLAIN") != "" {
+		explain(b, c, corpus)
+	}
 	h := (&API{Catalog: c, MediaBase: "http://media.example/media"}).Handler()
 	get := func(path string) (time.Duration, int) {
 		req := httptest.NewRequest(http.MethodGet, path, nil)
@@ -202,5 +213,36 @@ func (c *corpus) query(kind string, i int) string {
 		return c.vocab[15000+i]
 	default:
 		return `"` + c.phrases[i%len(c.phrases)] + `"`
+	}
+}
+
+// explain logs each search kind's query plan (SEGFLOW_CATALOG_EXPLAIN=1):
+// EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN on SQLite.
+func explain(b *testing.B, c *Catalog, corpus *corpus) {
+	how := "EXPLAIN QUERY PLAN "
+	if c.d.driver == "pgx" {
+		how = "EXPLAIN ANALYZE "
+	}
+	for _, kind := range []string{"common", "rare", "phrase"} {
+		rows, err := c.db.Query(how+c.q(c.d.search), c.d.query(corpus.query(kind, 0)), 50)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		var plan []string
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				b.Fatal(err)
+			}
+			plan = append(plan, fmt.Sprint(vals...))
+		}
+		rows.Close()
+		// stderr: a benchmark's log is cut to a few lines
+		fmt.Fprintf(os.Stderr, "%s %s:\n%s\n", kind, corpus.query(kind, 0), strings.Join(plan, "\n"))
 	}
 }
