@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/infra/internal/testqueue"
 	"github.com/segflow/segflow/infra/router"
@@ -43,15 +41,7 @@ func TestOpenWaitsForTheLastQueueNode(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("Open still waiting a minute after the third node started")
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := js.Stream(context.Background(), "SEGFLOW_EVENTS")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(context.Background())
+	info, err := testqueue.StreamInfo(nc, "SEGFLOW_EVENTS")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,11 +17,11 @@ import (
 
 	"github.com/grafov/m3u8"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/segflow/segflow/infra/gwclient"
 	"github.com/segflow/segflow/infra/internal/e2ekit"
 	"github.com/segflow/segflow/infra/internal/proctree"
+	"github.com/segflow/segflow/infra/internal/testqueue"
 	"github.com/segflow/segflow/infra/internal/teststack"
 	"github.com/segflow/segflow/shared/asset"
 	"github.com/segflow/segflow/shared/layout"
@@ -470,15 +470,7 @@ func eventsLeader(t *testing.T, s *teststack.Stack) string {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := js.Stream(context.Background(), "SEGFLOW_EVENTS")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(context.Background())
+	info, err := testqueue.StreamInfo(nc, "SEGFLOW_EVENTS")
 	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" || info.Config.Replicas != 3 {
 		t.Fatalf("SEGFLOW_EVENTS: %+v, %v", info, err)
 	}

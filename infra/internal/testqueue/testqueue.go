@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/segflow/segflow/infra/queue"
 	"github.com/segflow/segflow/shared/testenv"
@@ -106,4 +107,17 @@ func (c *Cluster) Leader(stream string) *queue.Server {
 	}
 	c.t.Fatalf("no node leads stream %s", stream)
 	return nil
+}
+
+// StreamInfo reads the named stream's state and placement through nc.
+func StreamInfo(nc *nats.Conn, name string) (*jetstream.StreamInfo, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	st, err := js.Stream(context.Background(), name)
+	if err != nil {
+		return nil, err
+	}
+	return st.Info(context.Background())
 }
