@@ -487,22 +487,51 @@ type Hit struct {
 	Snippet string  `json:"snippet"`
 }
 
-// Search finds tags and speech matching every word of q (as prefixes),
-// best first.
+// Search finds tags and speech matching every word of q, best first:
+// the words as written, and, when those fill less than the page, as the
+// starts of longer words. (A prefix query reads every posting of the
+// words it expands to: at 10^7 rows a common word took 177 ms that way and
+// a few ms as itself.)
 func (c *Catalog) Search(ctx context.Context, q string, limit int) ([]Hit, error) {
-	query := c.d.query(q)
-	if query == "" {
-		return []Hit{}, nil
-	}
 	if limit <= 0 || limit > 200 {
 		limit = 50
 	}
+	out := []Hit{}
+	// A row both queries find is one hit (its snippets may differ).
+	type place struct {
+		asset, kind string
+		start, end  float64
+	}
+	seen := map[place]bool{}
+	for _, prefix := range []bool{false, true} {
+		query := c.d.query(q, prefix)
+		if query == "" {
+			return out, nil
+		}
+		hits, err := c.search(ctx, query, limit)
+		if err != nil {
+			return nil, fmt.Errorf("search %q: %w", q, err)
+		}
+		for _, h := range hits {
+			if p := (place{h.Asset, h.Kind, h.Start, h.End}); len(out) < limit && !seen[p] {
+				seen[p] = true
+				out = append(out, h)
+			}
+		}
+		if len(out) == limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+func (c *Catalog) search(ctx context.Context, query string, limit int) ([]Hit, error) {
 	rows, err := c.db.QueryContext(ctx, c.q(c.d.search), query, limit)
 	if err != nil {
-		return nil, fmt.Errorf("search %q: %w", q, err)
+		return nil, err
 	}
 	defer rows.Close()
-	out := []Hit{}
+	var out []Hit
 	for rows.Next() {
 		var h Hit
 		if err := rows.Scan(&h.Asset, &h.Kind, &h.Start, &h.End, &h.Snippet); err != nil {

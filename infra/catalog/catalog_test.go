@@ -413,3 +413,45 @@ func TestSearchRowsFollowTheirAsset(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchPrefersTheWordAsWritten: a word finds itself before the longer
+// words it starts, which only fill what is left of the page.
+func TestSearchPrefersTheWordAsWritten(t *testing.T) {
+	c, err := Open(filepath.Join(t.TempDir(), "catalog.db"), nil, "media")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.write(ctx, "a", "fp", &asset.Status{State: "complete"}, &asset.Manifest{ID: "a"}, []tagging.Tag{
+		{Kind: "text", Label: "car", Start: 1, End: 2},
+		{Kind: "text", Label: "cards cards cards", Start: 3, End: 4},
+		{Kind: "text", Label: "carbon", Start: 5, End: 6},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		q     string
+		limit int
+		want  string
+	}{{"car", 1, "1"}, {"car", 10, "1,3,5"}, {"card", 10, "3"}} {
+		hits, err := c.Search(ctx, tc.q, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, h := range hits {
+			got = append(got, fmt.Sprint(h.Start))
+		}
+		if first := strings.Join(got, ","); (tc.limit == 1 && first != tc.want) || (tc.limit > 1 && !sameSet(got, strings.Split(tc.want, ","))) {
+			t.Errorf("search %q (limit %d) = %v, want %s", tc.q, tc.limit, got, tc.want)
+		}
+	}
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}

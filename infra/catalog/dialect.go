@@ -29,8 +29,9 @@ type dialect struct {
 	// the search rows again from the tag rows.
 	rebuild []string
 	search  string
-	// query turns free text into the engine's query syntax.
-	query func(q string) string
+	// query turns free text into the engine's query syntax: each word
+	// as itself, or (prefix) as the start of words.
+	query func(q string, prefix bool) string
 	// rebind rewrites ? placeholders for the driver.
 	rebind func(q string) string
 }
@@ -68,13 +69,15 @@ CREATE VIRTUAL TABLE IF NOT EXISTS tags_fts USING fts5(label, kind UNINDEXED, as
 		SELECT asset, kind, start_s, end_s, snippet(tags_fts, 0, '[', ']', '…', 12) AS snip, bm25(tags_fts) AS score
 		FROM tags_fts WHERE tags_fts MATCH ? ORDER BY rowid DESC LIMIT ` + rankPool + `)
 		ORDER BY score LIMIT ?`,
-	// Each word quoted and matched as a prefix, a quoted phrase as
+	// Each word quoted (and matched as a prefix), a quoted phrase as
 	// written, all required.
-	query: func(q string) string {
+	query: func(q string, prefix bool) string {
 		var parts []string
 		for _, t := range terms(q) {
-			if len(t) == 1 {
+			if len(t) == 1 && prefix {
 				parts = append(parts, `"`+t[0]+`"*`)
+			} else if len(t) == 1 {
+				parts = append(parts, `"`+t[0]+`"`)
 			} else {
 				parts = append(parts, `"`+strings.Join(t, " ")+`"`)
 			}
@@ -118,11 +121,15 @@ CREATE INDEX IF NOT EXISTS tags_tsv ON tags USING GIN (tsv);
 		SELECT asset, kind, start_s, end_s, label, tsv, q FROM tags, to_tsquery('simple', ?) q
 		WHERE kind <> 'word' AND tsv @@ q ORDER BY id DESC LIMIT ` + rankPool + `) m
 		ORDER BY ts_rank(tsv, q) DESC, start_s LIMIT ?`,
-	query: func(q string) string {
+	query: func(q string, prefix bool) string {
 		var parts []string
 		for _, t := range terms(q) {
 			if len(t) == 1 {
-				parts = append(parts, strings.ToLower(t[0])+":*")
+				w := strings.ToLower(t[0])
+				if prefix {
+					w += ":*"
+				}
+				parts = append(parts, w)
 				continue
 			}
 			var phrase []string

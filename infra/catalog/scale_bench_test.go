@@ -224,7 +224,7 @@ func explain(b *testing.B, c *Catalog, corpus *corpus) {
 		how = "EXPLAIN ANALYZE "
 	}
 	for _, kind := range []string{"common", "rare", "phrase"} {
-		rows, err := c.db.Query(how+c.q(c.d.search), c.d.query(corpus.query(kind, 0)), 50)
+		rows, err := c.db.Query(how+c.q(c.d.search), c.d.query(corpus.query(kind, 0), false), 50)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -34,14 +34,7 @@ func BenchmarkRelayVsNginxRTMP(b *testing.B) {
 		b.Skip("nginx rtmp module not installed (apt-get install nginx-light libnginx-mod-rtmp)")
 	}
 	dir := b.TempDir()
-	src := filepath.Join(dir, "src.flv")
-	if out, err := exec.Command("ffmpeg", "-hide_banner", "-v", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=10",
-		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=10",
-		"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-b:v", "3M", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "128k", src).CombinedOutput(); err != nil {
-		b.Fatalf("%v %s", err, out)
-	}
+	src := sourceFLV(b, dir)
 	var keys strings.Builder
 	for i := 0; i < streams; i++ {
 		fmt.Fprintf(&keys, "s%d=stream-key-%02d\n", i, i)
@@ -105,9 +98,35 @@ rtmp { server { listen %s; chunk_size 4096;
 	}
 }
 
+// sourceFLV is the publishers' file: 10 s of 720p30 H.264 at 3 Mb/s
+// (keyframes every 2 s) and AAC.
+func sourceFLV(b *testing.B, dir string) string {
+	src := filepath.Join(dir, "src.flv")
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-v", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=10",
+		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=10",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-b:v", "3M", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "128k", src).CombinedOutput(); err != nil {
+		b.Fatalf("%v %s", err, out)
+	}
+	return src
+}
+
 // measure starts server, runs the publishers for seconds and returns the
 // CPU seconds the server (and its children) used meanwhile and its peak RSS.
 func measure(b *testing.B, server *exec.Cmd, url func(int) string, src string, streams, seconds int) (float64, int64) {
+	return measureWith(b, server, streams, nil, func(i int) {
+		out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1",
+			"-i", src, "-t", strconv.Itoa(seconds), "-c", "copy", "-f", "flv", url(i)).CombinedOutput()
+		if err != nil {
+			b.Errorf("publisher %d: %v %s", i, err, out)
+		}
+	})
+}
+
+// measureWith is measure with publish(i) running publisher i, and
+// after (when not nil) called once they are done, before the server stops.
+func measureWith(b *testing.B, server *exec.Cmd, streams int, after func(), publish func(i int)) (float64, int64) {
 	// Its own process group, killed whole: nginx's worker outlives a
 	// killed master and kept its port.
 	server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -119,15 +138,7 @@ func measure(b *testing.B, server *exec.Cmd, url func(int) string, src string, s
 	cpu0 := proctree.CPU(server.Process.Pid)
 	var wg sync.WaitGroup
 	for i := 0; i < streams; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1",
-				"-i", src, "-t", strconv.Itoa(seconds), "-c", "copy", "-f", "flv", url(i)).CombinedOutput()
-			if err != nil {
-				b.Errorf("publisher %d: %v %s", i, err, out)
-			}
-		}(i)
+		wg.Go(func() { publish(i) })
 	}
 	var peak int64
 	stop := make(chan struct{})
@@ -143,5 +154,9 @@ func measure(b *testing.B, server *exec.Cmd, url func(int) string, src string, s
 	}()
 	wg.Wait()
 	close(stop)
-	return proctree.CPU(server.Process.Pid) - cpu0, peak
+	cpu := proctree.CPU(server.Process.Pid) - cpu0
+	if after != nil {
+		after()
+	}
+	return cpu, peak
 }

@@ -1,0 +1,154 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/segflow/segflow/shared/testenv"
+)
+
+// BenchmarkRelayAtSize: 100, 200 and 300 publishers (SEGFLOW_RELAY_COUNTS,
+// comma-separated) of 720p30 H.264 at 3 Mb/s with AAC, for 30 s, against
+// the relay (segments to MinIO) and against nginx-rtmp writing HLS, the
+// servers alternating first. The publishers replay one pre-encoded FLV
+// from this process (flvFile.publish: a write per frame, no ffmpeg per
+// publisher), so their own CPU stays small. Reported per count: each
+// server's streams per core (publisher-seconds per CPU-second), RSS per
+// stream, and the segments each server cut against those the publish
+// time holds (a stream of 30 s in 2 s GOPs: 15), with the relay's own
+// dropped ones (spool full).
+func BenchmarkRelayAtSize(b *testing.B) {
+	if _, err := os.Stat("/usr/lib/nginx/modules/ngx_rtmp_module.so"); err != nil {
+		b.Skip("nginx rtmp module not installed (apt-get install nginx-light libnginx-mod-rtmp)")
+	}
+	counts := []int{100, 200, 300}
+	if v := os.Getenv("SEGFLOW_RELAY_COUNTS"); v != "" {
+		counts = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				b.Fatal(err)
+			}
+			counts = append(counts, n)
+		}
+	}
+	const seconds = 30
+	dir := b.TempDir()
+	file, err := readFLV(sourceFLV(b, dir))
+	if err != nil {
+		b.Fatal(err)
+	}
+	most := 0
+	for _, n := range counts {
+		most = max(most, n)
+	}
+	var keys strings.Builder
+	for i := range most {
+		fmt.Fprintf(&keys, "s%d=stream-key-%03d\n", i, i)
+	}
+	keysFile := filepath.Join(dir, "keys")
+	os.WriteFile(keysFile, []byte(keys.String()), 0o600)
+	relayBin := relayBinary(b, dir)
+	m := testenv.StartMinIO(b)
+	m.Bucket(b, "media")
+	publisher := func(url func(int) string) func(int) {
+		return func(i int) {
+			if err := file.publish(context.Background(), url(i), seconds*time.Second); err != nil {
+				b.Errorf("publisher %d: %v", i, err)
+			}
+		}
+	}
+	relay := func(streams int) (cpu float64, rss int64, cut, dropped float64) {
+		rtmp, web := testenv.FreeAddr(b), testenv.FreeAddr(b)
+		spool, _ := os.MkdirTemp(dir, "spool-")
+		cmd := exec.Command(relayBin, "--rtmp", rtmp, "--srt", "", "--keys", keysFile, "--spool", spool, "--http", web)
+		cmd.Env = append(os.Environ(), m.Env()...)
+		cpu, rss = measureWith(b, cmd, streams, func() {
+			time.Sleep(2 * time.Second) // the publishes' last segments
+			cut, dropped = relaySegments(b, "http://"+web+"/metrics")
+		}, publisher(func(i int) string { return fmt.Sprintf("rtmp://%s/live/stream-key-%03d", rtmp, i) }))
+		return cpu, rss, cut, dropped
+	}
+	nginx := func(streams int) (cpu float64, rss int64, cut float64) {
+		port := testenv.FreeAddr(b)
+		hlsDir, _ := os.MkdirTemp(dir, "nginx-hls-")
+		conf := filepath.Join(dir, "nginx.conf")
+		os.WriteFile(conf, []byte(fmt.Sprintf(`load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+user root;
+worker_processes 1;
+worker_rlimit_nofile 8192;
+pid %s/nginx.pid;
+error_log %s/nginx-error.log;
+events { worker_connections 4096; }
+rtmp { server { listen %s; chunk_size 4096;
+  application live { live on; record off; hls on; hls_path %s; hls_fragment 2s; hls_nested on; hls_cleanup off; } } }
+`, dir, dir, port, hlsDir)), 0o644)
+		cmd := exec.Command("nginx", "-c", conf, "-g", "daemon off;")
+		cpu, rss = measureWith(b, cmd, streams, func() { time.Sleep(2 * time.Second) },
+			publisher(func(i int) string { return fmt.Sprintf("rtmp://%s/live/stream-key-%03d", port, i) }))
+		ts, _ := filepath.Glob(filepath.Join(hlsDir, "*", "*.ts"))
+		return cpu, rss, float64(len(ts))
+	}
+	// The publish time holds seconds/2 GOPs per stream.
+	const perStream = seconds / 2
+	b.ResetTimer()
+	for range b.N {
+		for k, n := range counts {
+			var rc, nc, cut, dropped, ncut float64
+			var rr, nr int64
+			if k%2 == 0 {
+				rc, rr, cut, dropped = relay(n)
+				nc, nr, ncut = nginx(n)
+			} else {
+				nc, nr, ncut = nginx(n)
+				rc, rr, cut, dropped = relay(n)
+			}
+			p := fmt.Sprintf("n%d-", n)
+			b.ReportMetric(float64(n*seconds)/rc, p+"relay-streams/core")
+			b.ReportMetric(float64(n*seconds)/nc, p+"nginx-streams/core")
+			b.ReportMetric(rc/nc, p+"cpu-ratio")
+			b.ReportMetric(float64(rr)/float64(n)/(1<<20), p+"relay-MiB/stream")
+			b.ReportMetric(float64(nr)/float64(n)/(1<<20), p+"nginx-MiB/stream")
+			b.ReportMetric(float64(n*perStream)-cut, p+"relay-missing-segments")
+			b.ReportMetric(dropped, p+"relay-dropped-segments")
+			b.ReportMetric(float64(n*perStream)-ncut, p+"nginx-missing-segments")
+		}
+	}
+}
+
+// relaySegments reads the relay's segments cut and dropped, all streams.
+func relaySegments(b *testing.B, metricsURL string) (cut, dropped float64) {
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sum := func(name string) float64 {
+		total := 0.0
+		if f, ok := fams[name]; ok {
+			for _, m := range f.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+		return total
+	}
+	return sum("segflow_relay_segments_total"), sum("segflow_relay_segments_dropped_total")
+}
