@@ -508,7 +508,7 @@ func (c *Catalog) Search(ctx context.Context, q string, limit int) ([]Hit, error
 		if query == "" {
 			return out, nil
 		}
-		hits, err := c.search(ctx, query, limit)
+		hits, err := c.search(ctx, q, query, prefix, limit)
 		if err != nil {
 			return nil, fmt.Errorf("search %q: %w", q, err)
 		}
@@ -525,19 +525,36 @@ func (c *Catalog) Search(ctx context.Context, q string, limit int) ([]Hit, error
 	return out, nil
 }
 
-func (c *Catalog) search(ctx context.Context, query string, limit int) ([]Hit, error) {
-	rows, err := c.db.QueryContext(ctx, c.q(c.d.search), query, limit)
+func (c *Catalog) search(ctx context.Context, q, query string, prefix bool, limit int) ([]Hit, error) {
+	args := []any{query, limit}
+	if c.d.rankHere {
+		args = args[:1]
+	}
+	rows, err := c.db.QueryContext(ctx, c.q(c.d.search), args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []Hit
+	var ms []match
 	for rows.Next() {
 		var h Hit
-		if err := rows.Scan(&h.Asset, &h.Kind, &h.Start, &h.End, &h.Snippet); err != nil {
+		var label string
+		if err := rows.Scan(&h.Asset, &h.Kind, &h.Start, &h.End, &label); err != nil {
 			return nil, err
 		}
+		if c.d.rankHere {
+			ms = append(ms, match{h, label})
+			continue
+		}
+		h.Snippet = label
 		out = append(out, h)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if c.d.rankHere {
+		return rankMatches(ms, q, prefix, limit), nil
+	}
+	return out, nil
 }

@@ -29,6 +29,9 @@ type dialect struct {
 	// the search rows again from the tag rows.
 	rebuild []string
 	search  string
+	// rankHere: search returns the newest matches with their labels
+	// (and takes no limit), which Search ranks and marks (rank.go).
+	rankHere bool
 	// query turns free text into the engine's query syntax: each word
 	// as itself, or (prefix) as the start of words.
 	query func(q string, prefix bool) string
@@ -62,13 +65,12 @@ CREATE VIRTUAL TABLE IF NOT EXISTS tags_fts USING fts5(label, kind UNINDEXED, as
 	insertFTS: `INSERT INTO tags_fts (rowid, label, kind, asset, start_s, end_s) VALUES (?,?,?,?,?,?)`,
 	rebuild: []string{`DELETE FROM tags_fts`,
 		`INSERT INTO tags_fts (rowid, label, kind, asset, start_s, end_s) SELECT rowid, label, kind, asset, start_s, end_s FROM tags WHERE kind <> 'word'`},
-	// The newest rankPool matches, best first: FTS5 reads a match list
-	// in rowid order and stops there, where ORDER BY rank alone scored
-	// every match (a common word at 10^7 rows: every one of 10^6).
-	search: `SELECT asset, kind, start_s, end_s, snip FROM (
-		SELECT asset, kind, start_s, end_s, snippet(tags_fts, 0, '[', ']', '…', 12) AS snip, bm25(tags_fts) AS score
-		FROM tags_fts WHERE tags_fts MATCH ? ORDER BY rowid DESC LIMIT ` + rankPool + `)
-		ORDER BY score LIMIT ?`,
+	// The newest rankPool matches, ranked by Search (rank.go): FTS5
+	// reads a match list in rowid order and stops there, where ORDER BY
+	// rank scored every match (a common word at 10^7 rows: 10^6).
+	search: `SELECT asset, kind, start_s, end_s, label
+		FROM tags_fts WHERE tags_fts MATCH ? ORDER BY rowid DESC LIMIT ` + rankPool,
+	rankHere: true,
 	// Each word quoted (and matched as a prefix), a quoted phrase as
 	// written, all required.
 	query: func(q string, prefix bool) string {
