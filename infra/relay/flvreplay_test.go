@@ -93,7 +93,9 @@ func (f *flvFile) parseAvcC(c []byte) error {
 }
 
 // publish sends the file to rtmpURL in real time, looping, until d has
-// passed.
+// passed. gortmplib takes the stream key from the URL's fragment
+// (rtmp://host/live#key: application live, stream key), the whole path
+// being the application.
 func (f *flvFile) publish(ctx context.Context, rtmpURL string, d time.Duration) error {
 	u, err := url.Parse(rtmpURL)
 	if err != nil {

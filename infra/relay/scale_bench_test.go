@@ -63,10 +63,10 @@ func BenchmarkRelayAtSize(b *testing.B) {
 	relayBin := relayBinary(b, dir)
 	m := testenv.StartMinIO(b)
 	m.Bucket(b, "media")
-	publisher := func(url func(int) string) func(int) {
+	publisher := func(server string, url func(int) string) func(int) {
 		return func(i int) {
 			if err := file.publish(context.Background(), url(i), seconds*time.Second); err != nil {
-				b.Errorf("publisher %d: %v", i, err)
+				b.Errorf("%s: publisher %d: %v", server, i, err)
 			}
 		}
 	}
@@ -75,10 +75,13 @@ func BenchmarkRelayAtSize(b *testing.B) {
 		spool, _ := os.MkdirTemp(dir, "spool-")
 		cmd := exec.Command(relayBin, "--rtmp", rtmp, "--srt", "", "--keys", keysFile, "--spool", spool, "--http", web)
 		cmd.Env = append(os.Environ(), m.Env()...)
+		logs, _ := os.Create(filepath.Join(dir, fmt.Sprintf("relay-%d.log", streams)))
+		defer logs.Close()
+		cmd.Stderr, cmd.Stdout = logs, logs
 		cpu, rss = measureWith(b, cmd, streams, func() {
 			time.Sleep(2 * time.Second) // the publishes' last segments
 			cut, dropped = relaySegments(b, "http://"+web+"/metrics")
-		}, publisher(func(i int) string { return fmt.Sprintf("rtmp://%s/live/stream-key-%03d", rtmp, i) }))
+		}, publisher("relay", func(i int) string { return fmt.Sprintf("rtmp://%s/live#stream-key-%03d", rtmp, i) }))
 		return cpu, rss, cut, dropped
 	}
 	nginx := func(streams int) (cpu float64, rss int64, cut float64) {
@@ -97,7 +100,7 @@ rtmp { server { listen %s; chunk_size 4096;
 `, dir, dir, port, hlsDir)), 0o644)
 		cmd := exec.Command("nginx", "-c", conf, "-g", "daemon off;")
 		cpu, rss = measureWith(b, cmd, streams, func() { time.Sleep(2 * time.Second) },
-			publisher(func(i int) string { return fmt.Sprintf("rtmp://%s/live/stream-key-%03d", port, i) }))
+			publisher("nginx", func(i int) string { return fmt.Sprintf("rtmp://%s/live#stream-key-%03d", port, i) }))
 		ts, _ := filepath.Glob(filepath.Join(hlsDir, "*", "*.ts"))
 		return cpu, rss, float64(len(ts))
 	}
