@@ -142,8 +142,11 @@ func (r *Router) catchUpJournal(ctx context.Context, since time.Time) (int, erro
 		return 0, fmt.Errorf("catch-up: journal consumer: %w", err)
 	}
 	b := r.newBatcher()
+	idle := 0
 	for {
-		batch, err := cons.Fetch(catchUpBatch, jetstream.FetchMaxWait(2*time.Second))
+		// What is stored comes at once; waiting for a full batch held the
+		// last one for the whole wait.
+		batch, err := cons.FetchNoWait(catchUpBatch)
 		if err != nil {
 			return b.queued, fmt.Errorf("catch-up: journal read: %w", err)
 		}
@@ -169,8 +172,17 @@ func (r *Router) catchUpJournal(ctx context.Context, since time.Time) (int, erro
 		if done {
 			return b.queued, b.flush(ctx)
 		}
-		if got == 0 {
+		if got > 0 {
+			idle = 0
+			continue
+		}
+		if idle++; idle > 50 {
 			return b.queued, fmt.Errorf("catch-up: journal read stopped before entry %d", last)
+		}
+		select {
+		case <-ctx.Done():
+			return b.queued, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
