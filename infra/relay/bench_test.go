@@ -35,12 +35,7 @@ func BenchmarkRelayVsNginxRTMP(b *testing.B) {
 	}
 	dir := b.TempDir()
 	src := sourceFLV(b, dir)
-	var keys strings.Builder
-	for i := 0; i < streams; i++ {
-		fmt.Fprintf(&keys, "s%d=stream-key-%02d\n", i, i)
-	}
-	keysFile := filepath.Join(dir, "keys")
-	os.WriteFile(keysFile, []byte(keys.String()), 0o600)
+	keysFile := streamKeys(b, dir, streams, "stream-key-%02d")
 
 	relayBin := relayBinary(b, dir)
 	m := testenv.StartMinIO(b)
@@ -96,6 +91,19 @@ rtmp { server { listen %s; chunk_size 4096;
 		b.ReportMetric(float64(rRSS)/streams/(1<<20), "relay-MiB/stream")
 		b.ReportMetric(float64(nRSS)/streams/(1<<20), "nginx-MiB/stream")
 	}
+}
+
+// streamKeys writes a keys file of n streams, s<i> with key format(i).
+func streamKeys(b *testing.B, dir string, n int, format string) string {
+	var keys strings.Builder
+	for i := range n {
+		fmt.Fprintf(&keys, "s%d="+format+"\n", i, i)
+	}
+	keysFile := filepath.Join(dir, "keys")
+	if err := os.WriteFile(keysFile, []byte(keys.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return keysFile
 }
 
 // sourceFLV is the publishers' file: 10 s of 720p30 H.264 at 3 Mb/s

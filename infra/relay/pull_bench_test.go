@@ -30,14 +30,7 @@ import (
 func BenchmarkPullVsFFmpegCopy(b *testing.B) {
 	const streams, seconds, rounds = 4, 30, 2
 	dir := b.TempDir()
-	src := filepath.Join(dir, "src.flv")
-	if out, err := exec.Command("ffmpeg", "-hide_banner", "-v", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=10",
-		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=10",
-		"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-b:v", "3M", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "128k", src).CombinedOutput(); err != nil {
-		b.Fatalf("%v %s", err, out)
-	}
+	src := sourceFLV(b, dir)
 	relayBin := relayBinary(b, dir)
 	m := testenv.StartMinIO(b)
 	m.Bucket(b, "media")

@@ -54,12 +54,7 @@ func BenchmarkRelayAtSize(b *testing.B) {
 	for _, n := range counts {
 		most = max(most, n)
 	}
-	var keys strings.Builder
-	for i := range most {
-		fmt.Fprintf(&keys, "s%d=stream-key-%03d\n", i, i)
-	}
-	keysFile := filepath.Join(dir, "keys")
-	os.WriteFile(keysFile, []byte(keys.String()), 0o600)
+	keysFile := streamKeys(b, dir, most, "stream-key-%03d")
 	relayBin := relayBinary(b, dir)
 	m := testenv.StartMinIO(b)
 	m.Bucket(b, "media")

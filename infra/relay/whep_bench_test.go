@@ -30,14 +30,7 @@ import (
 func BenchmarkWHEPViewers(b *testing.B) {
 	const viewers, seconds = 50, 20
 	dir := b.TempDir()
-	src := filepath.Join(dir, "src.flv")
-	if out, err := exec.Command("ffmpeg", "-hide_banner", "-v", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=10",
-		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=10",
-		"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-b:v", "3M", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "128k", src).CombinedOutput(); err != nil {
-		b.Fatalf("%v %s", err, out)
-	}
+	src := sourceFLV(b, dir)
 	keysFile := filepath.Join(dir, "keys")
 	os.WriteFile(keysFile, []byte("s0=stream-key-00\n"), 0o600)
 	relayBin := relayBinary(b, dir)
