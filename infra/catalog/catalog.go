@@ -284,7 +284,10 @@ func (c *Catalog) write(ctx context.Context, id, fp string, st *asset.Status, m 
 		}
 	}
 	if c.d.insertTags != "" {
-		return c.insertTagsAtOnce(ctx, tx, id, tags)
+		if err := c.insertTagsAtOnce(ctx, tx, id, tags); err != nil {
+			return err
+		}
+		return tx.Commit()
 	}
 	// Each statement prepared once per asset, not once per tag: an asset
 	// has hundreds of tags.
@@ -321,8 +324,8 @@ func (c *Catalog) write(ctx context.Context, id, fp string, st *asset.Status, m 
 }
 
 // insertTagsAtOnce writes an asset's tags with one statement (the
-// dialect's insertTags, of column arrays) and commits: a round trip per
-// tag to a PostgreSQL server held ingest near 7,700 tags/s.
+// dialect's insertTags, of column arrays): a round trip per tag to a
+// PostgreSQL server held ingest near 7,700 tags/s.
 func (c *Catalog) insertTagsAtOnce(ctx context.Context, tx *sql.Tx, id string, tags []tagging.Tag) error {
 	kinds, labels, sources := make([]string, len(tags)), make([]string, len(tags)), make([]string, len(tags))
 	starts, ends, confs := make([]float64, len(tags)), make([]float64, len(tags)), make([]float64, len(tags))
@@ -330,10 +333,8 @@ func (c *Catalog) insertTagsAtOnce(ctx context.Context, tx *sql.Tx, id string, t
 		kinds[i], labels[i], sources[i] = t.Kind, t.Label, t.Source
 		starts[i], ends[i], confs[i] = t.Start, t.End, t.Confidence
 	}
-	if _, err := tx.ExecContext(ctx, c.q(c.d.insertTags), id, kinds, labels, starts, ends, confs, sources); err != nil {
-		return err
-	}
-	return tx.Commit()
+	_, err := tx.ExecContext(ctx, c.q(c.d.insertTags), id, kinds, labels, starts, ends, confs, sources)
+	return err
 }
 
 // Asset is an asset's catalog row.
@@ -503,11 +504,16 @@ func (c *Catalog) Search(ctx context.Context, q string, limit int) ([]Hit, error
 		start, end  float64
 	}
 	seen := map[place]bool{}
+	last := ""
 	for _, prefix := range []bool{false, true} {
 		query := c.d.query(q, prefix)
 		if query == "" {
 			return out, nil
 		}
+		if query == last {
+			break // phrases only: the prefix query is the same query
+		}
+		last = query
 		hits, err := c.search(ctx, q, query, prefix, limit)
 		if err != nil {
 			return nil, fmt.Errorf("search %q: %w", q, err)

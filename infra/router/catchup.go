@@ -100,20 +100,25 @@ func (r *Router) catchUpLoop(kv jetstream.KeyValue) {
 		if behind {
 			source := "listing"
 			refused := r.journalDoubted.Swap(false)
-			why := "MinIO's counters moved or are unreadable"
-			if statsErr == nil && haveBaseline && !doubt && !refused {
-				var ok bool
-				if ok, why = r.journalCovers(r.ctx, covered); ok {
+			var journal jetstream.Stream
+			var why string
+			switch {
+			case refused:
+				why = "the queue refused a notification"
+			case statsErr != nil || doubt:
+				why = "MinIO's counters moved or are unreadable"
+			case !haveBaseline:
+				why = "no reading of MinIO's counters saved yet"
+			default:
+				if journal, why = r.journalCovers(r.ctx, covered); journal != nil {
 					source = "journal"
 				}
-			} else if refused {
-				why = "the queue refused a notification"
 			}
 			began := time.Now()
 			var n int
 			var err error
 			if source == "journal" {
-				n, err = r.catchUpJournal(r.ctx, covered)
+				n, err = r.catchUpJournal(r.ctx, journal, covered)
 			} else {
 				r.log.Info("router: catching up by listing the bucket", "bucket", r.cfg.CatchUpBucket, "why", why)
 				n, err = r.catchUp(r.ctx, covered)

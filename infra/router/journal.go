@@ -44,24 +44,23 @@ func (r *Router) openJournal(ctx context.Context) error {
 	})
 }
 
-// journalCovers reports whether the journal holds every announced write
-// made at or after since, or why not.
-func (r *Router) journalCovers(ctx context.Context, since time.Time) (bool, string) {
+// journalCovers returns the journal when it holds every announced write
+// made at or after since, or else nil and why not. The journal's info is
+// read once (js.Stream reads it), and the catch-up reads its end from
+// that same reading.
+func (r *Router) journalCovers(ctx context.Context, since time.Time) (jetstream.Stream, string) {
 	from := since.Add(-reorderMargin)
 	st, err := r.js.Stream(ctx, journalStream)
 	if err != nil {
-		return false, fmt.Sprintf("journal unreadable: %v", err)
+		return nil, fmt.Sprintf("journal unreadable: %v", err)
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return false, fmt.Sprintf("journal unreadable: %v", err)
-	}
+	info := st.CachedInfo()
 	if info.Created.After(from) {
-		return false, fmt.Sprintf("the journal (created %s) is younger than the checkpoint (%s)",
+		return nil, fmt.Sprintf("the journal (created %s) is younger than the checkpoint (%s)",
 			info.Created.UTC().Format(time.RFC3339Nano), since.UTC().Format(time.RFC3339Nano))
 	}
 	if age := info.Config.MaxAge; age > 0 && from.Before(time.Now().Add(-age)) {
-		return false, "the checkpoint is older than the journal keeps entries"
+		return nil, "the checkpoint is older than the journal keeps entries"
 	}
 	// Entries removed (aged or purged) up to a time inside the window.
 	if s := info.State; s.FirstSeq > 1 {
@@ -70,7 +69,7 @@ func (r *Router) journalCovers(ctx context.Context, since time.Time) (bool, stri
 			removedUpTo = s.LastTime
 		}
 		if removedUpTo.After(from) {
-			return false, "entries of the window were removed from the journal"
+			return nil, "entries of the window were removed from the journal"
 		}
 	}
 	// MinIO publishes only what the bucket's subscription sends to its
@@ -78,14 +77,14 @@ func (r *Router) journalCovers(ctx context.Context, since time.Time) (bool, stri
 	// naming one means MinIO was configured with it.
 	cfg, err := r.cfg.Storage.Minio().GetBucketNotification(ctx, r.cfg.CatchUpBucket)
 	if err != nil {
-		return false, fmt.Sprintf("bucket subscription unreadable: %v", err)
+		return nil, fmt.Sprintf("bucket subscription unreadable: %v", err)
 	}
 	for _, f := range layout.EventFilters() {
 		if !journalSubscribed(cfg, f) {
-			return false, fmt.Sprintf("the bucket's subscription sends no %s*%s writes to a NATS target", f.Prefix, f.Suffix)
+			return nil, fmt.Sprintf("the bucket's subscription sends no %s*%s writes to a NATS target", f.Prefix, f.Suffix)
 		}
 	}
-	return true, ""
+	return st, ""
 }
 
 // journalSubscribed reports whether cfg sends f's object-created events to
@@ -122,15 +121,8 @@ func journalSubscribed(cfg notification.Configuration, f layout.Filter) bool {
 // the reorder margin) up to its last entry when the catch-up starts. The
 // records are MinIO's own, with the ids the webhook's carry, so what both
 // bring is queued once.
-func (r *Router) catchUpJournal(ctx context.Context, since time.Time) (int, error) {
-	st, err := r.js.Stream(ctx, journalStream)
-	if err != nil {
-		return 0, fmt.Errorf("catch-up: journal: %w", err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("catch-up: journal: %w", err)
-	}
+func (r *Router) catchUpJournal(ctx context.Context, st jetstream.Stream, since time.Time) (int, error) {
+	info := st.CachedInfo()
 	from := since.Add(-reorderMargin)
 	last := info.State.LastSeq
 	if info.State.Msgs == 0 || info.State.LastTime.Before(from) {
