@@ -3,7 +3,6 @@ package relay_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,9 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
+	"github.com/segflow/segflow/shared/telemetry"
 	"github.com/segflow/segflow/shared/testenv"
 )
 
@@ -133,20 +130,9 @@ func relaySegments(b *testing.B, metricsURL string) (cut, dropped float64) {
 		b.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
+	scrape, err := telemetry.ParseScrape(resp.Body)
 	if err != nil {
 		b.Fatal(err)
 	}
-	sum := func(name string) float64 {
-		total := 0.0
-		if f, ok := fams[name]; ok {
-			for _, m := range f.GetMetric() {
-				total += m.GetCounter().GetValue()
-			}
-		}
-		return total
-	}
-	return sum("segflow_relay_segments_total"), sum("segflow_relay_segments_dropped_total")
+	return scrape.Sum("segflow_relay_segments_total", nil), scrape.Sum("segflow_relay_segments_dropped_total", nil)
 }

@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/segflow/segflow/shared/telemetry"
 )
 
 // MinIO notifies from one in-memory queue (50,000 events) shared by its
@@ -50,27 +49,16 @@ func (r *Router) readNotifyStats(ctx context.Context) (notifyStats, error) {
 	if err != nil {
 		return notifyStats{}, err
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	scrape, err := telemetry.ParseScrape(bytes.NewReader(body))
 	if err != nil {
-		return notifyStats{}, fmt.Errorf("minio metrics: %w", err)
+		return notifyStats{}, fmt.Errorf("minio %w", err)
 	}
-	s := notifyStats{At: at}
-	skipped, ok := fams["minio_notify_events_skipped_total"]
-	if !ok {
+	if !scrape.Has("minio_notify_events_skipped_total") {
 		return notifyStats{}, fmt.Errorf("minio metrics: no minio_notify_events_skipped_total")
 	}
-	for _, m := range skipped.GetMetric() {
-		s.Skipped += m.GetCounter().GetValue()
-	}
-	if failed, ok := fams["minio_notify_target_failed_events"]; ok {
-		for _, m := range failed.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "target_name" && l.GetValue() == journalARNResource {
-					s.JournalFailed += m.GetCounter().GetValue()
-				}
-			}
-		}
+	s := notifyStats{At: at,
+		Skipped:       scrape.Sum("minio_notify_events_skipped_total", nil),
+		JournalFailed: scrape.Sum("minio_notify_target_failed_events", map[string]string{"target_name": journalARNResource}),
 	}
 	return s, nil
 }
