@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/segflow/segflow/infra/internal/e2ekit"
+	"github.com/segflow/segflow/infra/internal/proctree"
+	"github.com/segflow/segflow/infra/internal/teststack"
+	"github.com/segflow/segflow/shared/asset"
+	"github.com/segflow/segflow/shared/layout"
+	"github.com/segflow/segflow/shared/media/mediatest"
+	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/telemetry"
+)
+
+// BenchmarkUploadCost uploads one file per ladder to the whole stack as
+// a user runs it (every function: split, watermark, transcode, thumbnail,
+// qa, aitag, packager) and reports what a minute of that upload costs:
+// CPU seconds of every process of the stack (MinIO's share apart), bytes
+// it leaves stored, requests to storage, bucket events, deliveries through
+// the queue (each one a function call). These are the capacity model's inputs
+// (infra/capacity, scripts/capacity). The 720p case stands for a live
+// channel: its segments go through the same functions.
+func BenchmarkUploadCost(b *testing.B) {
+	seconds := 60.0
+	if v := os.Getenv("SEGFLOW_BENCH_SECONDS"); v != "" {
+		seconds, _ = strconv.ParseFloat(v, 64)
+	}
+	s := teststack.Up(b)
+	dir := b.TempDir()
+	sources := map[int]string{}
+	source := func(height int) string {
+		if f, ok := sources[height]; ok {
+			return f
+		}
+		f := filepath.Join(dir, fmt.Sprintf("%dp.mp4", height))
+		mediatest.Make(b, f, mediatest.Clip{Seconds: seconds, Width: height * 16 / 9, Height: height, FPS: 30, Audio: true, Bitrate: 10_000_000 * height / 1080})
+		sources[height] = f
+		return f
+	}
+	uploads := 0
+	for _, c := range []struct {
+		name   string
+		height int
+		meta   map[string]string
+	}{
+		{"h264", 1080, nil},
+		{"h264-content-aware", 1080, map[string]string{"Segflow-Ladder": "content-aware"}},
+		{"h265", 1080, map[string]string{"Segflow-Codecs": "h265"}},
+		{"vp9", 1080, map[string]string{"Segflow-Codecs": "vp9"}},
+		{"av1", 1080, map[string]string{"Segflow-Codecs": "av1"}},
+		{"live-720p", 720, nil},
+	} {
+		src := source(c.height)
+		b.Run(c.name, func(b *testing.B) {
+			var total cost
+			for range b.N {
+				uploads++
+				total = total.add(uploadCost(b, s.With(b), src, fmt.Sprintf("uploads/cost-%s-%d.mp4", c.name, uploads), c.meta))
+			}
+			minutes := seconds / 60 * float64(b.N)
+			b.ReportMetric(total.cpu/minutes, "cpu-s/min")
+			b.ReportMetric(total.minioCPU/minutes, "minio-cpu-s/min")
+			b.ReportMetric(total.stored/minutes/1e6, "stored-MB/min")
+			b.ReportMetric(total.requests/minutes, "s3-requests/min")
+			b.ReportMetric(total.events/minutes, "events/min")
+			b.ReportMetric(total.deliveries/minutes, "deliveries/min")
+			b.ReportMetric(total.wall/minutes, "wall-s/min")
+		})
+	}
+}
+
+// cost is what one upload took, from its end in the bucket to the asset
+// complete.
+type cost struct {
+	cpu, minioCPU, stored, requests, events, deliveries, wall float64
+}
+
+func (c cost) add(d cost) cost {
+	return cost{c.cpu + d.cpu, c.minioCPU + d.minioCPU, c.stored + d.stored, c.requests + d.requests,
+		c.events + d.events, c.deliveries + d.deliveries, c.wall + d.wall}
+}
+
+// uploadCost uploads src under key and measures the stack until the asset
+// is complete. MinIO refreshes its request counters every 10 s, so both
+// of its readings come after 12 s of the stack at rest; the requests of
+// the readings themselves and of the stack's idle work in that time are
+// in the figure (a few against hundreds).
+func uploadCost(b *testing.B, s *teststack.Stack, src, key string, meta map[string]string) cost {
+	ctx := context.Background()
+	counters := func() (requests, events, deliveries float64) {
+		time.Sleep(12 * time.Second)
+		raw, err := s.Store.ServerMetrics(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := telemetry.ParseScrape(bytes.NewReader(raw))
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp, err := http.Get(s.Env.Gateway + "/metrics")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		g, err := telemetry.ParseScrape(resp.Body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m.Sum("minio_s3_requests_total", nil), g.Sum("segflow_router_events_received_total", nil),
+			g.Sum("segflow_router_deliveries_total", nil)
+	}
+	b.StopTimer()
+	r0, e0, d0 := counters()
+	s.Upload(key, src, meta)
+	b.StartTimer()
+	start, before := time.Now(), proctree.Usages(s.Pid())
+	id := e2ekit.AssetOf(b, s, key)
+	if st := s.WaitStatus(id, 30*time.Minute, asset.StateComplete, asset.StateFailed); st.State != asset.StateComplete {
+		b.Fatalf("%s: status %+v", key, st)
+	}
+	wall := time.Since(start)
+	after := proctree.Usages(s.Pid())
+	b.StopTimer()
+	use := proctree.Since(before, after)
+	r1, e1, d1 := counters()
+	objs, err := s.Store.List(ctx, s.Bucket, layout.Asset(id).Prefix(), storage.ListOptions{Recursive: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	up, err := s.Store.Stat(ctx, s.Bucket, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stored := float64(up.Size)
+	for _, o := range objs {
+		stored += float64(o.Size)
+	}
+	if r1 <= r0 || e1 <= e0 || d1 <= d0 {
+		b.Fatalf("counters did not move: requests %v->%v, events %v->%v, deliveries %v->%v", r0, r1, e0, e1, d0, d1)
+	}
+	b.StartTimer()
+	return cost{cpu: use.Self + use.Children, minioCPU: proctree.ByName(before, after)["minio"].Self, stored: stored,
+		requests: r1 - r0, events: e1 - e0, deliveries: d1 - d0, wall: wall.Seconds()}
+}
