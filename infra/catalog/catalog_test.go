@@ -455,3 +455,49 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// TestPostgresSearchIndexWritesAtOnce: the GIN index takes new rows as
+// they are written (fastupdate off), also on a catalog made before with
+// PostgreSQL's default, whose pending list is merged on Open: with it on,
+// every search read through up to 4 MB of rows not yet merged.
+func TestPostgresSearchIndexWritesAtOnce(t *testing.T) {
+	dsn := startPostgres(t)
+	old, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE tags (id BIGSERIAL, asset TEXT, kind TEXT, label TEXT, start_s DOUBLE PRECISION, end_s DOUBLE PRECISION,
+			confidence DOUBLE PRECISION, source TEXT, tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', label)) STORED)`,
+		`CREATE INDEX tags_tsv ON tags USING GIN (tsv)`,
+		`INSERT INTO tags (asset, kind, label, start_s, end_s) VALUES ('a', 'text', 'alpha sign', 1, 2)`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	c, err := Open(dsn, nil, "media")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var opts string
+	if err := c.db.QueryRow(`SELECT coalesce(array_to_string(reloptions, ','), '') FROM pg_class WHERE relname = 'tags_tsv'`).Scan(&opts); err != nil {
+		t.Fatal(err)
+	}
+	if opts != "fastupdate=off" {
+		t.Errorf("tags_tsv options %q, want fastupdate=off", opts)
+	}
+	var pending int
+	if err := c.db.QueryRow(`SELECT gin_clean_pending_list('tags_tsv')`).Scan(&pending); err != nil {
+		t.Fatal(err)
+	}
+	if pending != 0 {
+		t.Errorf("%d pending pages merged after Open, want none left", pending)
+	}
+	hits, err := c.Search(context.Background(), `"alpha sign"`, 10)
+	if err != nil || len(hits) != 1 {
+		t.Fatalf("search: %v %v", hits, err)
+	}
+}

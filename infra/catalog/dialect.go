@@ -102,14 +102,19 @@ CREATE TABLE IF NOT EXISTS tags (
   tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', label)) STORED);
 CREATE INDEX IF NOT EXISTS tags_asset ON tags(asset);
 CREATE INDEX IF NOT EXISTS assets_created ON assets(created DESC, id DESC);
-CREATE INDEX IF NOT EXISTS tags_tsv ON tags USING GIN (tsv);
+-- fastupdate off: new rows go into the index as they are written. With
+-- it on they wait in a pending list of up to 4 MB that every search
+-- reads through, and the search that finds the list full merges it.
+CREATE INDEX IF NOT EXISTS tags_tsv ON tags USING GIN (tsv) WITH (fastupdate = off);
 `,
 	insertTags: `INSERT INTO tags (asset, kind, label, start_s, end_s, confidence, source)
 		SELECT ?, * FROM unnest(?::text[], ?::text[], ?::float8[], ?::float8[], ?::float8[], ?::text[])`,
 	migrate: []string{`ALTER TABLE assets ADD COLUMN IF NOT EXISTS quality TEXT`, `ALTER TABLE assets ADD COLUMN IF NOT EXISTS warning TEXT`,
 		`ALTER TABLE assets ADD COLUMN IF NOT EXISTS ladder TEXT`,
 		// newest-first search (a catalog from before numbered no rows)
-		`ALTER TABLE tags ADD COLUMN IF NOT EXISTS id BIGSERIAL`, `CREATE INDEX IF NOT EXISTS tags_id ON tags(id)`},
+		`ALTER TABLE tags ADD COLUMN IF NOT EXISTS id BIGSERIAL`, `CREATE INDEX IF NOT EXISTS tags_id ON tags(id)`,
+		// a catalog from before: its pending list merged, and no new one
+		`ALTER INDEX tags_tsv SET (fastupdate = off)`, `SELECT gin_clean_pending_list('tags_tsv')`},
 	upsert: `INSERT INTO assets (` + assetColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT (id) DO UPDATE SET source = EXCLUDED.source, state = EXCLUDED.state, error = EXCLUDED.error,
 		duration = EXCLUDED.duration, width = EXCLUDED.width, height = EXCLUDED.height, live = EXCLUDED.live,
