@@ -3,14 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -376,19 +374,8 @@ func gatewayMetric(t *testing.T, s *teststack.Stack, name string) float64 {
 	t.Helper()
 	v := -1.0
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && v < 1; time.Sleep(time.Second) {
-		resp, err := http.Get(s.Env.Gateway + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if rest, ok := strings.CutPrefix(line, name+" "); ok {
-				v, _ = strconv.ParseFloat(rest, 64)
-			}
+		if m := e2ekit.Metrics(t, s); m.Has(name) {
+			v = m.Sum(name, nil)
 		}
 	}
 	return v

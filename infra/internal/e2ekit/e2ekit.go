@@ -6,6 +6,7 @@ package e2ekit
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -17,7 +18,24 @@ import (
 	"github.com/segflow/segflow/shared/hls"
 	"github.com/segflow/segflow/shared/layout"
 	"github.com/segflow/segflow/shared/storage"
+	"github.com/segflow/segflow/shared/telemetry"
 )
+
+// Metrics reads the stack's /metrics: the gateway's, which in segflow
+// up carries the router's, the runtime's and the catalog's too.
+func Metrics(t testing.TB, s *teststack.Stack) telemetry.Scrape {
+	t.Helper()
+	resp, err := http.Get(s.Env.Gateway + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m, err := telemetry.ParseScrape(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
 
 // AssetOf is the id of the asset an upload at key makes.
 func AssetOf(t testing.TB, s *teststack.Stack, key string) string {
