@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,10 +25,11 @@ import (
 // a user runs it (every function: split, watermark, transcode, thumbnail,
 // qa, aitag, packager) and reports what a minute of that upload costs:
 // CPU seconds of every process of the stack (MinIO's share apart), bytes
-// it leaves stored, requests to storage, bucket events, deliveries through
-// the queue (each one a function call). These are the capacity model's inputs
-// (infra/capacity, scripts/capacity). The 720p case stands for a live
-// channel: its segments go through the same functions.
+// it leaves stored, requests to storage (also as S3 prices them: object
+// reads, listings, and the rest, writes), bucket events, deliveries
+// through the queue (each one a function call). These are the capacity
+// model's inputs (infra/capacity, scripts/capacity). The 720p case stands
+// for a live channel: its segments go through the same functions.
 func BenchmarkUploadCost(b *testing.B) {
 	seconds := 60.0
 	if v := os.Getenv("SEGFLOW_BENCH_SECONDS"); v != "" {
@@ -37,29 +38,31 @@ func BenchmarkUploadCost(b *testing.B) {
 	s := teststack.Up(b)
 	dir := b.TempDir()
 	sources := map[int]string{}
-	source := func(height int) string {
+	source := func(height, bitrate int) string {
 		if f, ok := sources[height]; ok {
 			return f
 		}
 		f := filepath.Join(dir, fmt.Sprintf("%dp.mp4", height))
-		mediatest.Make(b, f, mediatest.Clip{Seconds: seconds, Width: height * 16 / 9, Height: height, FPS: 30, Audio: true, Bitrate: 10_000_000 * height / 1080})
+		mediatest.Make(b, f, mediatest.Clip{Seconds: seconds, Width: height * 16 / 9, Height: height, FPS: 30, Audio: true, Bitrate: bitrate})
 		sources[height] = f
 		return f
 	}
 	uploads := 0
 	for _, c := range []struct {
-		name   string
-		height int
-		meta   map[string]string
+		name            string
+		height, bitrate int // the source's
+		meta            map[string]string
 	}{
-		{"h264", 1080, nil},
-		{"h264-content-aware", 1080, map[string]string{"Segflow-Ladder": "content-aware"}},
-		{"h265", 1080, map[string]string{"Segflow-Codecs": "h265"}},
-		{"vp9", 1080, map[string]string{"Segflow-Codecs": "vp9"}},
-		{"av1", 1080, map[string]string{"Segflow-Codecs": "av1"}},
-		{"live-720p", 720, nil},
+		{"h264", 1080, 10_000_000, nil},
+		{"h264-content-aware", 1080, 10_000_000, map[string]string{"Segflow-Ladder": "content-aware"}},
+		{"h265", 1080, 10_000_000, map[string]string{"Segflow-Codecs": "h265"}},
+		{"vp9", 1080, 10_000_000, map[string]string{"Segflow-Codecs": "vp9"}},
+		{"av1", 1080, 10_000_000, map[string]string{"Segflow-Codecs": "av1"}},
+		// What a live channel publishes (as BenchmarkRelayAtSize's
+		// publishers do): 720p30 at 3 Mb/s.
+		{"live-720p", 720, 3_000_000, nil},
 	} {
-		src := source(c.height)
+		src := source(c.height, c.bitrate)
 		b.Run(c.name, func(b *testing.B) {
 			var total cost
 			for range b.N {
@@ -71,6 +74,8 @@ func BenchmarkUploadCost(b *testing.B) {
 			b.ReportMetric(total.minioCPU/minutes, "minio-cpu-s/min")
 			b.ReportMetric(total.stored/minutes/1e6, "stored-MB/min")
 			b.ReportMetric(total.requests/minutes, "s3-requests/min")
+			b.ReportMetric(total.reads/minutes, "s3-reads/min")
+			b.ReportMetric(total.lists/minutes, "s3-lists/min")
 			b.ReportMetric(total.events/minutes, "events/min")
 			b.ReportMetric(total.deliveries/minutes, "deliveries/min")
 			b.ReportMetric(total.wall/minutes, "wall-s/min")
@@ -81,12 +86,12 @@ func BenchmarkUploadCost(b *testing.B) {
 // cost is what one upload took, from its end in the bucket to the asset
 // complete.
 type cost struct {
-	cpu, minioCPU, stored, requests, events, deliveries, wall float64
+	cpu, minioCPU, stored, requests, reads, lists, events, deliveries, wall float64
 }
 
 func (c cost) add(d cost) cost {
-	return cost{c.cpu + d.cpu, c.minioCPU + d.minioCPU, c.stored + d.stored, c.requests + d.requests,
-		c.events + d.events, c.deliveries + d.deliveries, c.wall + d.wall}
+	return cost{c.cpu + d.cpu, c.minioCPU + d.minioCPU, c.stored + d.stored, c.requests + d.requests, c.reads + d.reads,
+		c.lists + d.lists, c.events + d.events, c.deliveries + d.deliveries, c.wall + d.wall}
 }
 
 // uploadCost uploads src under key and measures the stack until the asset
@@ -96,7 +101,7 @@ func (c cost) add(d cost) cost {
 // in the figure (a few against hundreds).
 func uploadCost(b *testing.B, s *teststack.Stack, src, key string, meta map[string]string) cost {
 	ctx := context.Background()
-	counters := func() (requests, events, deliveries float64) {
+	counters := func() (requests, reads, lists, events, deliveries float64) {
 		time.Sleep(12 * time.Second)
 		raw, err := s.Store.ServerMetrics(ctx)
 		if err != nil {
@@ -106,20 +111,13 @@ func uploadCost(b *testing.B, s *teststack.Stack, src, key string, meta map[stri
 		if err != nil {
 			b.Fatal(err)
 		}
-		resp, err := http.Get(s.Env.Gateway + "/metrics")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer resp.Body.Close()
-		g, err := telemetry.ParseScrape(resp.Body)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return m.Sum("minio_s3_requests_total", nil), g.Sum("segflow_router_events_received_total", nil),
+		g := e2ekit.Metrics(b, s)
+		reads, lists = s3Requests(m)
+		return m.Sum("minio_s3_requests_total", nil), reads, lists, g.Sum("segflow_router_events_received_total", nil),
 			g.Sum("segflow_router_deliveries_total", nil)
 	}
 	b.StopTimer()
-	r0, e0, d0 := counters()
+	r0, rd0, l0, e0, d0 := counters()
 	s.Upload(key, src, meta)
 	b.StartTimer()
 	start, before := time.Now(), proctree.Usages(s.Pid())
@@ -131,7 +129,7 @@ func uploadCost(b *testing.B, s *teststack.Stack, src, key string, meta map[stri
 	after := proctree.Usages(s.Pid())
 	b.StopTimer()
 	use := proctree.Since(before, after)
-	r1, e1, d1 := counters()
+	r1, rd1, l1, e1, d1 := counters()
 	objs, err := s.Store.List(ctx, s.Bucket, layout.Asset(id).Prefix(), storage.ListOptions{Recursive: true})
 	if err != nil {
 		b.Fatal(err)
@@ -149,5 +147,29 @@ func uploadCost(b *testing.B, s *teststack.Stack, src, key string, meta map[stri
 	}
 	b.StartTimer()
 	return cost{cpu: use.Self + use.Children, minioCPU: proctree.ByName(before, after)["minio"].Self, stored: stored,
-		requests: r1 - r0, events: e1 - e0, deliveries: d1 - d0, wall: wall.Seconds()}
+		requests: r1 - r0, reads: rd1 - rd0, lists: l1 - l0, events: e1 - e0, deliveries: d1 - d0, wall: wall.Seconds()}
+}
+
+// s3Requests sorts MinIO's requests the way S3 prices them: reads (GET
+// and HEAD of objects) apart from listings; the rest (puts, copies,
+// deletes, multipart parts, bucket settings) are writes.
+func s3Requests(m telemetry.Scrape) (reads, lists float64) {
+	f, ok := m["minio_s3_requests_total"]
+	if !ok {
+		return 0, 0
+	}
+	for _, s := range f.GetMetric() {
+		for _, l := range s.GetLabel() {
+			if l.GetName() != "api" {
+				continue
+			}
+			switch api := l.GetValue(); {
+			case strings.HasPrefix(api, "list"):
+				lists += s.GetCounter().GetValue()
+			case api == "getobject" || api == "headobject":
+				reads += s.GetCounter().GetValue()
+			}
+		}
+	}
+	return reads, lists
 }

@@ -38,7 +38,7 @@ func main() {
 	root.PersistentFlags().String("repo", "", "repository root (default: found from the working folder)")
 	root.PersistentFlags().String("gateway", "", "gateway URL (default $OPENFAAS_URL, else the local stack's)")
 	root.AddCommand(upCmd(), downCmd(), gatewayCmd(), deployCmd(), invokeCmd(), logsCmd(), dlqCmd(), pullCmd(),
-		grantCmd(), playCmd(), uploadCmd(), statusCmd(), waitCmd(), relayCmd(), routerCmd(), searchCmd(), watchdogCmd(), natsCmd())
+		grantCmd(), playCmd(), uploadCmd(), statusCmd(), waitCmd(), relayCmd(), routerCmd(), searchCmd(), watchdogCmd(), natsCmd(), capacityCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "segflow:", err)
 		os.Exit(1)
