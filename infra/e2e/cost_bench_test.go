@@ -27,7 +27,8 @@ import (
 // CPU seconds of every process of the stack (MinIO's share apart), bytes
 // it leaves stored, requests to storage (also as S3 prices them: object
 // reads, listings, and the rest, writes), bucket events, deliveries
-// through the queue (each one a function call). These are the capacity
+// through the queue (each one a function call), each less what the stack
+// does at rest in the same time (measured first). These are the capacity
 // model's inputs (infra/capacity, scripts/capacity). The 720p case stands
 // for a live channel: its segments go through the same functions.
 func BenchmarkUploadCost(b *testing.B) {
@@ -48,6 +49,8 @@ func BenchmarkUploadCost(b *testing.B) {
 		return f
 	}
 	uploads := 0
+	idle := idleRate(b, s)
+	b.Logf("at rest, a second: %.2f S3 requests (%.2f reads, %.2f lists)", idle.requests, idle.reads, idle.lists)
 	for _, c := range []struct {
 		name            string
 		height, bitrate int // the source's
@@ -67,7 +70,7 @@ func BenchmarkUploadCost(b *testing.B) {
 			var total cost
 			for range b.N {
 				uploads++
-				total = total.add(uploadCost(b, s.With(b), src, fmt.Sprintf("uploads/cost-%s-%d.mp4", c.name, uploads), c.meta))
+				total = total.add(uploadCost(b, s.With(b), src, fmt.Sprintf("uploads/cost-%s-%d.mp4", c.name, uploads), c.meta, idle))
 			}
 			minutes := seconds / 60 * float64(b.N)
 			b.ReportMetric(total.cpu/minutes, "cpu-s/min")
@@ -94,30 +97,58 @@ func (c cost) add(d cost) cost {
 		c.lists + d.lists, c.events + d.events, c.deliveries + d.deliveries, c.wall + d.wall}
 }
 
-// uploadCost uploads src under key and measures the stack until the asset
-// is complete. MinIO refreshes its request counters every 10 s, so both
-// of its readings come after 12 s of the stack at rest; the requests of
-// the readings themselves and of the stack's idle work in that time are
-// in the figure (a few against hundreds).
-func uploadCost(b *testing.B, s *teststack.Stack, src, key string, meta map[string]string) cost {
-	ctx := context.Background()
-	counters := func() (requests, reads, lists, events, deliveries float64) {
-		time.Sleep(12 * time.Second)
-		raw, err := s.Store.ServerMetrics(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		m, err := telemetry.ParseScrape(bytes.NewReader(raw))
-		if err != nil {
-			b.Fatal(err)
-		}
-		g := e2ekit.Metrics(b, s)
-		reads, lists = s3Requests(m)
-		return m.Sum("minio_s3_requests_total", nil), reads, lists, g.Sum("segflow_router_events_received_total", nil),
-			g.Sum("segflow_router_deliveries_total", nil)
+// counted is a reading of the stack's counters: MinIO's requests (all,
+// object reads, listings), the router's events and deliveries.
+type counted struct {
+	at                                         time.Time
+	requests, reads, lists, events, deliveries float64
+}
+
+// minus is what the counters rose by since o, less what the stack does
+// at rest in that time (idle: per second; the catalog lists the bucket
+// every 2 s whatever is uploaded).
+func (c counted) minus(o counted, idle counted) counted {
+	d := c.at.Sub(o.at).Seconds()
+	return counted{requests: c.requests - o.requests - idle.requests*d, reads: c.reads - o.reads - idle.reads*d,
+		lists: c.lists - o.lists - idle.lists*d, events: c.events - o.events - idle.events*d,
+		deliveries: c.deliveries - o.deliveries - idle.deliveries*d}
+}
+
+// count reads the counters after 12 s of the stack at rest: MinIO
+// refreshes its request counters every 10 s.
+func count(b *testing.B, s *teststack.Stack) counted {
+	time.Sleep(12 * time.Second)
+	raw, err := s.Store.ServerMetrics(context.Background())
+	if err != nil {
+		b.Fatal(err)
 	}
+	m, err := telemetry.ParseScrape(bytes.NewReader(raw))
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := e2ekit.Metrics(b, s)
+	c := counted{at: time.Now(), requests: m.Sum("minio_s3_requests_total", nil),
+		events: g.Sum("segflow_router_events_received_total", nil), deliveries: g.Sum("segflow_router_deliveries_total", nil)}
+	c.reads, c.lists = s3Requests(m)
+	return c
+}
+
+// idleRate is what the stack's counters rise by per second at rest.
+func idleRate(b *testing.B, s *teststack.Stack) counted {
+	c0 := count(b, s)
+	c1 := count(b, s)
+	d := c1.minus(c0, counted{})
+	secs := c1.at.Sub(c0.at).Seconds()
+	return counted{requests: d.requests / secs, reads: d.reads / secs, lists: d.lists / secs, events: d.events / secs, deliveries: d.deliveries / secs}
+}
+
+// uploadCost uploads src under key and measures the stack until the asset
+// is complete; its counters, from a reading before the upload to one
+// after, less what the stack does at rest (idle) in that time.
+func uploadCost(b *testing.B, s *teststack.Stack, src, key string, meta map[string]string, idle counted) cost {
+	ctx := context.Background()
 	b.StopTimer()
-	r0, rd0, l0, e0, d0 := counters()
+	c0 := count(b, s)
 	s.Upload(key, src, meta)
 	b.StartTimer()
 	start, before := time.Now(), proctree.Usages(s.Pid())
@@ -129,7 +160,7 @@ func uploadCost(b *testing.B, s *teststack.Stack, src, key string, meta map[stri
 	after := proctree.Usages(s.Pid())
 	b.StopTimer()
 	use := proctree.Since(before, after)
-	r1, rd1, l1, e1, d1 := counters()
+	d := count(b, s).minus(c0, idle)
 	objs, err := s.Store.List(ctx, s.Bucket, layout.Asset(id).Prefix(), storage.ListOptions{Recursive: true})
 	if err != nil {
 		b.Fatal(err)
@@ -142,12 +173,12 @@ func uploadCost(b *testing.B, s *teststack.Stack, src, key string, meta map[stri
 	for _, o := range objs {
 		stored += float64(o.Size)
 	}
-	if r1 <= r0 || e1 <= e0 || d1 <= d0 {
-		b.Fatalf("counters did not move: requests %v->%v, events %v->%v, deliveries %v->%v", r0, r1, e0, e1, d0, d1)
+	if d.requests <= 0 || d.events <= 0 || d.deliveries <= 0 {
+		b.Fatalf("counters did not rise past the stack at rest: %+v (at rest, a second: %+v)", d, idle)
 	}
 	b.StartTimer()
 	return cost{cpu: use.Self + use.Children, minioCPU: proctree.ByName(before, after)["minio"].Self, stored: stored,
-		requests: r1 - r0, reads: rd1 - rd0, lists: l1 - l0, events: e1 - e0, deliveries: d1 - d0, wall: wall.Seconds()}
+		requests: d.requests, reads: d.reads, lists: d.lists, events: d.events, deliveries: d.deliveries, wall: wall.Seconds()}
 }
 
 // s3Requests sorts MinIO's requests the way S3 prices them: reads (GET
