@@ -3,7 +3,6 @@ package relay_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,12 +157,7 @@ func settle(want float64, count func() float64) segmentCount {
 
 // relaySegments reads the relay's segments cut and dropped, all streams.
 func relaySegments(b *testing.B, metricsURL string) (cut, dropped float64) {
-	resp, err := http.Get(metricsURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	scrape, err := telemetry.ParseScrape(resp.Body)
+	scrape, err := telemetry.GetScrape(context.Background(), metricsURL)
 	if err != nil {
 		b.Fatal(err)
 	}

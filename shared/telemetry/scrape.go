@@ -1,8 +1,10 @@
 package telemetry
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net/http"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -21,6 +23,23 @@ func ParseScrape(r io.Reader) (Scrape, error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	return Scrape(fams), nil
+}
+
+// GetScrape reads and parses the exposition at url (a /metrics).
+func GetScrape(ctx context.Context, url string) (Scrape, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("metrics: %s answered %s", url, resp.Status)
+	}
+	return ParseScrape(resp.Body)
 }
 
 // Has reports whether the exposition has the family name.

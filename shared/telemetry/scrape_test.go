@@ -1,6 +1,10 @@
 package telemetry
 
 import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -33,5 +37,23 @@ failed{target_name="webhook",target_id="X"} 5
 	}
 	if !s.Has("failed") || s.Has("absent") {
 		t.Error("Has")
+	}
+}
+
+func TestGetScrape(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, "# TYPE seg_total counter\nseg_total{stream=\"a\"} 2\nseg_total{stream=\"b\"} 3\n")
+	}))
+	defer srv.Close()
+	s, err := GetScrape(context.Background(), srv.URL+"/metrics")
+	if err != nil || s.Sum("seg_total", nil) != 5 {
+		t.Fatalf("GetScrape: %v, sum %v; want 5", err, s.Sum("seg_total", nil))
+	}
+	if _, err := GetScrape(context.Background(), srv.URL+"/nothing"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("a 404 read as %v; want an error naming it", err)
 	}
 }

@@ -6,7 +6,6 @@ package e2ekit
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -25,12 +24,7 @@ import (
 // up carries the router's, the runtime's and the catalog's too.
 func Metrics(t testing.TB, s *teststack.Stack) telemetry.Scrape {
 	t.Helper()
-	resp, err := http.Get(s.Env.Gateway + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	m, err := telemetry.ParseScrape(resp.Body)
+	m, err := telemetry.GetScrape(context.Background(), s.Env.Gateway+"/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
