@@ -204,7 +204,7 @@ func Build(in Inputs, o Options) (Model, error) {
 	// video a minute.
 	m.Live = []Component{
 		{Name: fmt.Sprintf("relay machine (%d cores)", o.Cores), PerInstance: in.RelayStreamsPerCore * cores,
-			Limit: fmt.Sprintf("CPU: %.0f streams a core at %d publishers", in.RelayStreamsPerCore, in.RelayPublishers)},
+			Limit: fmt.Sprintf("CPU: %.0f streams a core at %d publishers, taken as linear beyond", in.RelayStreamsPerCore, in.RelayPublishers)},
 		functions(live, 60), storage(live, 60), router(live, 60),
 	}
 	for i := range m.Live {
