@@ -96,6 +96,28 @@ func TestRelayKilledMidPublish(t *testing.T) {
 		t.Errorf("second publish: previous %q sequence %d discontinuity %d; want %q, %d (the killed publish's segments in the bucket), 1",
 			second.Previous, second.Sequence, second.Discontinuity, killed, len(landed))
 	}
+	// Renditions as transcode made them before the relay came back, for
+	// every segment the killed publish may end with: the last one's is
+	// written again once the publish is ended, so the packager rebuilds
+	// and ends the playlists (the ended manifest raises no event).
+	ctx := context.Background()
+	rendition := func(n int) string { return layout.Asset(killed).Rendition("480p", n, ".ts") }
+	written := func(key string) time.Time {
+		objs, err := e.minio.Client.List(ctx, "media", key, storage.ListOptions{})
+		if err != nil || len(objs) != 1 {
+			t.Fatalf("list %s: %v %v", key, objs, err)
+		}
+		return objs[0].LastModified
+	}
+	madeAt := map[int]time.Time{}
+	for n := range 10 {
+		if err := e.minio.Client.PutBytes(ctx, "media", rendition(n), []byte("rendition"),
+			storage.PutOptions{ContentType: "video/mp2t", Metadata: map[string]string{"Producer": "transcode"}}); err != nil {
+			t.Fatal(err)
+		}
+		madeAt[n] = written(rendition(n))
+	}
+	time.Sleep(1100 * time.Millisecond) // past a second: LastModified's grain
 	// The killed relay, started again, finishes the killed publish.
 	run()
 	var m *asset.Manifest
@@ -111,6 +133,20 @@ func TestRelayKilledMidPublish(t *testing.T) {
 		t.Fatalf("the killed publish ended with %d segments, want the ~4 cut in its 8 s", len(m.Segments))
 	}
 	e.checkSegments(m, 0)
+	last := m.Segments[len(m.Segments)-1].Index
+	for deadline := time.Now().Add(10 * time.Second); !written(rendition(last)).After(madeAt[last]); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the last segment's rendition %s was not written again after the publish ended:\n%s", rendition(last), relayLog())
+		}
+	}
+	info, err := e.minio.Client.Stat(ctx, "media", rendition(last))
+	if b, _ := e.minio.Client.GetBytes(ctx, "media", rendition(last)); err != nil || string(b) != "rendition" ||
+		info.Meta("Producer") != "transcode" || info.ContentType != "video/mp2t" {
+		t.Errorf("rewritten rendition: %q %+v %v; want it unchanged", b, info, err)
+	}
+	if !written(rendition(last - 1)).Equal(madeAt[last-1]) {
+		t.Errorf("an earlier segment's rendition was written again too")
+	}
 	if _, err := os.Stat(filepath.Join(spoolDir, killed)); !os.IsNotExist(err) {
 		t.Errorf("the killed publish's spool folder is still there: %v", err)
 	}

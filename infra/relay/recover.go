@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -74,6 +76,9 @@ func (r *Relay) recoverSpool(id string) {
 		return
 	}
 	log.Info("relay: ended a publish left by a previous run", "segments", len(m.Segments))
+	if err := r.touchLastRendition(ctx, id, m.Segments); err != nil {
+		log.Error("relay: asking the packager to end the playlists", "err", err)
+	}
 	// Its channel ends after the grace, unless a publish took it
 	// meanwhile (here or on another relay).
 	r.stopped(*m, cmp.Or(r.cfg.Keys.Options(m.Channel).Reconnect, r.cfg.Reconnect))
@@ -104,4 +109,39 @@ func (r *Relay) landedSegments(ctx context.Context, id string) ([]asset.Segment,
 		}
 	}
 	return segs, nil
+}
+
+// touchLastRendition writes one rendition of the publish's last landed
+// segment again, unchanged. The packager ends the playlists (ENDLIST) at
+// its first rebuild after the manifest says ended, and a rebuild follows
+// a rendition segment's write; the ended manifest raises no event. When
+// transcode had made every rendition of that segment before this relay
+// came back, nothing else would come, and the playlists stayed open for
+// good (TestClusterFaultsLoseNothing, once in CI). When none is there
+// yet, the renditions still coming do it.
+func (r *Relay) touchLastRendition(ctx context.Context, id string, segs []asset.Segment) error {
+	if len(segs) == 0 {
+		return nil
+	}
+	last := segs[len(segs)-1].Index
+	objs, err := r.cfg.Store.List(ctx, r.cfg.Bucket, layout.Asset(id).Prefix(), storage.ListOptions{Recursive: true})
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if k := layout.Parse(o.Key); k.Kind != layout.KindRenditionSegment || k.Index != last {
+			continue
+		}
+		body, info, err := r.cfg.Store.Get(ctx, r.cfg.Bucket, o.Key)
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(body)
+		body.Close()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", o.Key, err)
+		}
+		return r.cfg.Store.PutBytes(ctx, r.cfg.Bucket, o.Key, b, storage.PutOptions{ContentType: info.ContentType, Metadata: info.Metadata})
+	}
+	return nil
 }
